@@ -1,0 +1,1 @@
+"""Glassbox audit part (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Glassbox bom part (see DESIGN.md)."""

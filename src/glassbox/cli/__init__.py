@@ -1,0 +1,1 @@
+"""The command line: a thin layer over each part's public API (one module per command group)."""

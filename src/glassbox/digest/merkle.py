@@ -1,0 +1,211 @@
+"""RFC 9162 Merkle tree hashing and proofs: the one implementation every part shares.
+
+Dataset commitments (``glassbox.digest.dataset``) and the transparency log (``glassbox.tlog``)
+both commit to ordered lists of leaves; using one audited implementation of RFC 9162 section 2
+(leaf ``SHA-256(0x00 || data)``, node ``SHA-256(0x01 || left || right)``) means a record proof and
+a log proof are checked by the same code, and the known-answer vectors cover both.
+
+Generation here works on an in-memory list of leaf hashes (fine for a dataset commitment, a
+proof is O(n) hashing); the log keeps subtree hashes in storage and generates proofs from those,
+then verifies them with the functions below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+
+from glassbox.errors import VerificationError
+
+HASH_SIZE = 32
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+class ProofError(VerificationError):
+    """An inclusion or consistency proof does not verify (or is malformed)."""
+
+
+def leaf_hash(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """The largest power of two strictly smaller than ``n`` (RFC 9162 ``k``), for n >= 2."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+class Frontier:
+    """An append-only compact range: the roots of the perfect subtrees covering [0, size).
+
+    Appending is amortised O(1) and memory is O(log n), so a root over a billion streamed
+    records needs no list of leaves. ``root()`` folds the frontier right to left, which is
+    exactly the RFC 9162 MTH of the leaves appended so far.
+    """
+
+    __slots__ = ("_hashes", "size")
+
+    def __init__(self) -> None:
+        self._hashes: list[bytes] = []  # perfect subtree roots, largest (leftmost) first
+        self.size = 0
+
+    def append(self, leaf: bytes) -> None:
+        """Append one leaf *hash* (already ``leaf_hash``-ed)."""
+        node = leaf
+        size = self.size
+        while size & 1:
+            node = node_hash(self._hashes.pop(), node)
+            size >>= 1
+        self._hashes.append(node)
+        self.size += 1
+
+    def extend(self, leaves: Iterable[bytes]) -> None:
+        for leaf in leaves:
+            self.append(leaf)
+
+    def root(self) -> bytes:
+        if not self._hashes:
+            return EMPTY_ROOT
+        node = self._hashes[-1]
+        for left in reversed(self._hashes[:-1]):
+            node = node_hash(left, node)
+        return node
+
+
+def root_of(leaves: Sequence[bytes]) -> bytes:
+    """MTH over a list of leaf hashes."""
+    frontier = Frontier()
+    frontier.extend(leaves)
+    return frontier.root()
+
+
+def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
+    """RFC 9162 2.1.3.1 PATH(m, D[n]) over leaf hashes; O(n) hashing, O(log n) recursion."""
+    n = len(leaves)
+    if not 0 <= index < n:
+        raise ValueError(f"leaf index {index} out of range for tree size {n}")
+    proof: list[bytes] = []
+    lo, hi = 0, n
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index < lo + k:
+            proof.append(root_of(leaves[lo + k : hi]))
+            hi = lo + k
+        else:
+            proof.append(root_of(leaves[lo : lo + k]))
+            lo = lo + k
+    proof.reverse()
+    return proof
+
+
+def consistency_proof(leaves: Sequence[bytes], old_size: int) -> list[bytes]:
+    """RFC 9162 2.1.4.1 PROOF(m, D[n]) over leaf hashes; recursion depth is O(log n)."""
+    n = len(leaves)
+    if not 0 < old_size <= n:
+        raise ValueError(f"old size {old_size} out of range for tree size {n}")
+
+    def subproof(lo: int, hi: int, complete: bool) -> list[bytes]:
+        # SUBPROOF(m, D[lo:hi], b): the old tree is D[0:old_size]; lo is where this subtree starts.
+        if old_size - lo == hi - lo:
+            return [] if complete else [root_of(leaves[lo:hi])]
+        k = _split(hi - lo)
+        if old_size - lo <= k:
+            return [*subproof(lo, lo + k, complete), root_of(leaves[lo + k : hi])]
+        return [*subproof(lo + k, hi, False), root_of(leaves[lo : lo + k])]
+
+    return subproof(0, n, True)
+
+
+def _check_hash(name: str, value: bytes) -> None:
+    if len(value) != HASH_SIZE:
+        raise ProofError(f"{name} is {len(value)} bytes, expected {HASH_SIZE}")
+
+
+def root_from_inclusion_proof(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes:
+    """Recompute the root that ``proof`` claims for ``leaf`` at ``index`` in a tree of ``size``."""
+    if not 0 <= index < size:
+        raise ProofError(f"leaf index {index} is not inside a tree of size {size}")
+    _check_hash("leaf hash", leaf)
+    fn, sn = index, size - 1
+    r = leaf
+    for p in proof:
+        _check_hash("proof hash", p)
+        if sn == 0:
+            raise ProofError("inclusion proof is longer than the tree is deep")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError("inclusion proof is shorter than the tree is deep")
+    return r
+
+
+def verify_inclusion(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+) -> None:
+    """RFC 9162 2.1.3.2. Raises ``ProofError`` unless ``leaf`` is at ``index`` under ``root``."""
+    _check_hash("root", root)
+    if root_from_inclusion_proof(leaf, index, size, proof) != root:
+        raise ProofError(f"inclusion proof for leaf {index} does not lead to the tree root")
+
+
+def verify_consistency(
+    size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes
+) -> None:
+    """RFC 9162 2.1.4.2. Raises ``ProofError`` unless tree ``size1`` is a prefix of ``size2``.
+
+    As in transparency-dev/merkle, ``size1 == 0`` is rejected here: an empty tree is trivially
+    consistent with anything, and protocols that allow it (tlog-witness) say so themselves.
+    """
+    if size1 <= 0 or size2 < size1:
+        raise ProofError(f"no consistency proof exists from size {size1} to size {size2}")
+    if size1 == size2:
+        if proof:
+            raise ProofError("consistency proof between equal sizes must be empty")
+        if root1 != root2:
+            raise ProofError(f"two different roots for the same tree size {size1}")
+        return
+    _check_hash("old root", root1)
+    _check_hash("new root", root2)
+    for p in proof:
+        _check_hash("proof hash", p)
+    if not proof:
+        raise ProofError("empty consistency proof between different sizes")
+    path = list(proof)
+    if size1 & (size1 - 1) == 0:  # size1 is a power of two: its root is the first node
+        path.insert(0, root1)
+    fn, sn = size1 - 1, size2 - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            raise ProofError("consistency proof is longer than expected")
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError("consistency proof is shorter than expected")
+    if fr != root1:
+        raise ProofError(f"consistency proof does not reproduce the old root (size {size1})")
+    if sr != root2:
+        raise ProofError(f"consistency proof does not reproduce the new root (size {size2})")

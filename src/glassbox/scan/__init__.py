@@ -1,0 +1,1 @@
+"""Glassbox scan part (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Glassbox sign part (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Glassbox tlog part (see DESIGN.md)."""
