@@ -64,10 +64,10 @@ class HashMethod:
                 f"unknown hash method {name!r}: use sha256, blake3, or ALGO-sharded-BYTES"
             )
         if not sep:
-            return cls(algorithm)  # type: ignore[arg-type]
+            return cls(algorithm)
         if not rest.isdigit():
             raise InputError(f"hash method {name!r}: shard size must be an integer byte count")
-        return cls(algorithm, int(rest))  # type: ignore[arg-type]
+        return cls(algorithm, int(rest))
 
 
 @dataclass(frozen=True)
