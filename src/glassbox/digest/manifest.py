@@ -14,6 +14,7 @@ same bytes verify with either tool:
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Literal
@@ -88,12 +89,14 @@ class ManifestItem:
         return (PurePosixPath(path).parts, start, end)
 
 
+_SHARD_NAME = re.compile(r"(?P<path>.*):(?P<start>[0-9]+):(?P<end>[0-9]+)", re.DOTALL)
+
+
 def _split_name(name: str) -> tuple[str, int, int]:
-    head, sep, end = name.rpartition(":")
-    if sep and end.isdigit():
-        path, sep2, start = head.rpartition(":")
-        if sep2 and start.isdigit():
-            return path, int(start), int(end)
+    # ASCII digits only: str.isdigit() accepts '²', which int() then rejects.
+    match = _SHARD_NAME.fullmatch(name)
+    if match:
+        return match["path"], int(match["start"]), int(match["end"])
     return name, 0, 0
 
 
@@ -178,9 +181,13 @@ class Manifest:
         return params
 
     def resources(self) -> list[dict[str, str]]:
-        """The OMS predicate ``resources`` list for this manifest."""
+        """The OMS predicate ``resources`` list for this manifest.
+
+        A shard's ``algorithm`` is the method name (``sha256-sharded-N``), exactly as
+        ``model_signing`` writes it and compares it on verify.
+        """
         return [
-            {"name": i.name, "algorithm": self.method.algorithm, "digest": i.digest.hex()}
+            {"name": i.name, "algorithm": self.method.name, "digest": i.digest.hex()}
             for i in self.items
         ]
 

@@ -1,0 +1,230 @@
+"""``glassbox sign`` and ``glassbox verify``: OMS model signatures from the command line.
+
+The library (``glassbox.sign``) is imported inside the commands, so ``glassbox --help`` and other
+commands never pay for ``cryptography``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from glassbox.cli._common import emit_json, guarded, progress
+from glassbox.cli.keys import passphrase_from_env
+from glassbox.errors import InputError, VerificationError
+
+_SKIP_DIRS = frozenset({".git", ".github"})
+
+
+def _approximate_size(path: Path) -> int | None:
+    """Bytes a hash of ``path`` will read, for the progress bar's total (terminal only).
+
+    Approximate on purpose (it ignores only ``.git``): it sizes a bar, it decides nothing.
+    """
+    if not sys.stderr.isatty():
+        return None
+    try:
+        if path.is_file():
+            return path.stat().st_size
+        total = 0
+        for directory, dirs, files in os.walk(path):
+            dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
+            for name in files:
+                try:
+                    total += (Path(directory) / name).lstat().st_size
+                except OSError:
+                    continue
+        return total
+    except OSError:
+        return None
+
+
+_model_argument = click.argument("model", type=click.Path(path_type=Path))
+_signature_option = click.option(
+    "--signature",
+    "signature",
+    type=click.Path(path_type=Path),
+    help="The signature bundle (default: MODEL/model.sig for a directory, FILE.sig beside a "
+    "single file).",
+)
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+@click.command()
+@_model_argument
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Private key (PEM; ECDSA P-256/384/521 for OMS, or Ed25519).",
+)
+@_signature_option
+@click.option(
+    "--method",
+    default="sha256",
+    show_default=True,
+    metavar="METHOD",
+    help="sha256, blake3, or sha256-sharded-N (N bytes per shard, so one huge file is hashed "
+    "on every core). Recorded in the signature; verify follows it.",
+)
+@click.option(
+    "--ignore",
+    "ignore_paths",
+    multiple=True,
+    metavar="PATH",
+    help="Leave PATH (relative to MODEL) out of the signature; recorded in it. Repeatable. "
+    ".git*, model.sig and the signature itself are always left out.",
+)
+@click.option(
+    "--allow-symlinks",
+    is_flag=True,
+    help="Hash symlinks that stay inside the model (recorded; links leaving it are refused).",
+)
+@click.option("--no-cache", is_flag=True, help="Re-read every byte instead of reusing digests.")
+@click.option(
+    "--passphrase-env",
+    metavar="VAR",
+    help="Read the private key's passphrase from environment variable VAR.",
+)
+@_json_option
+@guarded
+def sign(
+    model: Path,
+    key_path: Path,
+    signature: Path | None,
+    method: str,
+    ignore_paths: tuple[str, ...],
+    allow_symlinks: bool,
+    no_cache: bool,
+    passphrase_env: str | None,
+    as_json: bool,
+) -> None:
+    """Sign MODEL (a directory or one file) in the OpenSSF model-signing (OMS) format."""
+    from glassbox.digest import HashMethod
+    from glassbox.sign import load_private_key, public_key_id, sign_model
+
+    if model.is_dir() and key_path.resolve().is_relative_to(model.resolve()):
+        raise InputError(
+            f"{key_path}: the private key is inside the model directory {model}; it would be "
+            "published with the model. Move it out first"
+        )
+    parsed = HashMethod.parse(method)
+    hash_method = HashMethod(parsed.algorithm, parsed.shard_size, allow_symlinks)
+    key = load_private_key(key_path, passphrase_from_env(passphrase_env))
+    with progress(f"hashing {model.name or model}", _approximate_size(model)) as bar:
+        signed = sign_model(
+            model,
+            key,
+            signature_path=signature,
+            method=hash_method,
+            use_cache=not no_cache,
+            progress=bar.advance,
+            ignore_paths=ignore_paths,
+        )
+    manifest = signed.manifest
+    if as_json:
+        emit_json(
+            {
+                "signature": str(signed.signature_path),
+                "key_id": public_key_id(key),
+                "manifest": manifest.to_dict(),
+            }
+        )
+        return
+    files = len(manifest.file_digests())
+    click.echo(
+        f"signed {model}: {files} file{'s' if files != 1 else ''}, "
+        f"{manifest.total_size} bytes, {manifest.method.name}, "
+        f"root sha256:{manifest.root_digest.hex()}"
+    )
+    click.echo(f"signature: {signed.signature_path}")
+
+
+@click.command()
+@_model_argument
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The signer's public key (PEM).",
+)
+@_signature_option
+@click.option(
+    "--cache",
+    "use_cache",
+    is_flag=True,
+    help="Trust the local digest cache for files whose inode, size, mtime and ctime are "
+    "unchanged. Faster, but anyone who can change the files can usually change the cache "
+    "too; without this flag every byte is re-read.",
+)
+@_json_option
+@guarded
+def verify(
+    model: Path, key_path: Path, signature: Path | None, use_cache: bool, as_json: bool
+) -> None:
+    """Verify MODEL against its OMS signature; on failure name every changed file.
+
+    Exit status: 0 verified, 1 verification failed, 2 bad usage or unreadable input.
+    """
+    from glassbox.sign import (
+        ModelVerificationError,
+        default_signature_path,
+        load_public_key,
+        public_key_id,
+        verify_model,
+    )
+
+    pub = load_public_key(key_path)
+    sig_path = signature if signature is not None else default_signature_path(model)
+    result: dict[str, Any] = {
+        "model": str(model),
+        "signature": str(sig_path),
+        "key_id": public_key_id(pub),
+    }
+    try:
+        with progress(f"verifying {model.name or model}", _approximate_size(model)) as bar:
+            manifest = verify_model(
+                model, pub, signature_path=sig_path, use_cache=use_cache, progress=bar.advance
+            )
+    except VerificationError as exc:
+        # Exit 1 either way; with --json a script also gets the verdict and the changed files.
+        if as_json:
+            result.update(verified=False, error=str(exc))
+            if isinstance(exc, ModelVerificationError):
+                result.update(
+                    modified=list(exc.diff.modified),
+                    added=list(exc.diff.added),
+                    removed=list(exc.diff.removed),
+                )
+            emit_json(result)
+        raise
+    uncovered = _uncovered(model, sig_path, manifest.ignore_paths)
+    if as_json:
+        result.update(verified=True, not_covered=uncovered, manifest=manifest.to_dict())
+        emit_json(result)
+        return
+    files = len(manifest.file_digests())
+    click.echo(
+        f"verified {model}: {files} file{'s' if files != 1 else ''} match {sig_path} "
+        f"(signed by key {result['key_id'][:16]}, root sha256:{manifest.root_digest.hex()})"
+    )
+    if uncovered:
+        # The signer chose to leave these out; a consumer should know they are unchecked.
+        click.echo(f"not covered by the signature: {', '.join(uncovered)}")
+
+
+def _uncovered(model: Path, sig_path: Path, ignore_paths: tuple[str, ...]) -> list[str]:
+    """Ignore paths beyond the standard ones (``.git*``, signature files)."""
+    from glassbox.digest import DEFAULT_IGNORES, DEFAULT_SIGNATURE_NAME
+
+    standard = {*DEFAULT_IGNORES, DEFAULT_SIGNATURE_NAME}
+    with contextlib.suppress(ValueError, OSError):
+        standard.add(sig_path.resolve().relative_to(model.resolve()).as_posix())
+    return [p for p in ignore_paths if p not in standard]
