@@ -1,1 +1,67 @@
-"""Glassbox bom part (see DESIGN.md)."""
+"""Openness grading (Model Openness Framework v1.0, OSI OSAID 1.0) and CycloneDX 1.6 ML-BOMs.
+
+Never touches the network: a release is graded from its files, its MOF YAML declaration and its
+build provenance.
+"""
+
+from glassbox.bom.licenses import (
+    OPEN_DATA,
+    OSI_APPROVED,
+    LicenseExpr,
+    LicenseKind,
+    canonical_id,
+    kind_of,
+    parse_expression,
+)
+from glassbox.bom.mof import (
+    CLASS_NAMES,
+    COMPONENTS,
+    MOF_REFERENCE,
+    MOF_VERSION,
+    ComponentEntry,
+    ComponentStatus,
+    MofComponent,
+    MofGrade,
+    grade,
+)
+from glassbox.bom.openness import OpennessReport, assess_openness, grade_release
+from glassbox.bom.osaid import OSAID_REFERENCE, OSAID_VERSION, OsaidCheck, OsaidResult, check_osaid
+from glassbox.bom.release import (
+    Release,
+    find_mof_yaml,
+    load_mof_yaml,
+    release_from_directory,
+    release_from_mof_dict,
+)
+
+__all__ = [
+    "CLASS_NAMES",
+    "COMPONENTS",
+    "MOF_REFERENCE",
+    "MOF_VERSION",
+    "OPEN_DATA",
+    "OSAID_REFERENCE",
+    "OSAID_VERSION",
+    "OSI_APPROVED",
+    "ComponentEntry",
+    "ComponentStatus",
+    "LicenseExpr",
+    "LicenseKind",
+    "MofComponent",
+    "MofGrade",
+    "OpennessReport",
+    "OsaidCheck",
+    "OsaidResult",
+    "Release",
+    "assess_openness",
+    "canonical_id",
+    "check_osaid",
+    "find_mof_yaml",
+    "grade",
+    "grade_release",
+    "kind_of",
+    "load_mof_yaml",
+    "parse_expression",
+    "release_from_directory",
+    "release_from_mof_dict",
+]

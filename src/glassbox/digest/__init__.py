@@ -1,5 +1,15 @@
-"""Content digests: OMS-compatible model manifests, dataset commitments, RFC 9162 Merkle core."""
+"""Content digests: OMS-compatible model manifests, dataset commitments, RFC 9162 Merkle core.
 
+Dataset support (``csv``, ``json``, ``decimal``...) is imported on first use, so commands that
+only hash models (``glassbox sign``, ``verify``, ``digest``) start faster.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from glassbox.digest.hashing import hash_file
 from glassbox.digest.manifest import (
     ALGORITHMS,
     DEFAULT_IGNORES,
@@ -11,15 +21,67 @@ from glassbox.digest.manifest import (
     ManifestItem,
 )
 from glassbox.digest.merkle import ProofError
+from glassbox.digest.model import hash_model
+
+if TYPE_CHECKING:
+    from glassbox.digest.dataset import (
+        AbsenceProof,
+        DatasetCommitment,
+        RecordProof,
+        commit_dataset,
+        load_proof,
+        prove_absence,
+        prove_record,
+        verify_absence,
+        verify_record,
+    )
+    from glassbox.digest.records import canonical_json, iter_records
+
+_LAZY = {
+    "AbsenceProof": "glassbox.digest.dataset",
+    "DatasetCommitment": "glassbox.digest.dataset",
+    "RecordProof": "glassbox.digest.dataset",
+    "commit_dataset": "glassbox.digest.dataset",
+    "load_proof": "glassbox.digest.dataset",
+    "prove_absence": "glassbox.digest.dataset",
+    "prove_record": "glassbox.digest.dataset",
+    "verify_absence": "glassbox.digest.dataset",
+    "verify_record": "glassbox.digest.dataset",
+    "canonical_json": "glassbox.digest.records",
+    "iter_records": "glassbox.digest.records",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'glassbox.digest' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ALGORITHMS",
     "DEFAULT_IGNORES",
     "DEFAULT_SIGNATURE_NAME",
+    "AbsenceProof",
     "Algorithm",
+    "DatasetCommitment",
     "HashMethod",
     "Manifest",
     "ManifestDiff",
     "ManifestItem",
     "ProofError",
+    "RecordProof",
+    "canonical_json",
+    "commit_dataset",
+    "hash_file",
+    "hash_model",
+    "iter_records",
+    "load_proof",
+    "prove_absence",
+    "prove_record",
+    "verify_absence",
+    "verify_record",
 ]

@@ -1,1 +1,99 @@
-"""Glassbox tlog part (see DESIGN.md)."""
+"""Transparency log: RFC 9162 tree in SQLite/PostgreSQL, C2SP checkpoints and witnesses.
+
+Public API (what ``audit`` and the CLI use)::
+
+    log = open_log()                                   # embedded log under data_dir()/log
+    appended = log.add(parse_entry(make_submission(bundle, public_key)))
+    bundle = log.proof_bundle(appended.index)          # ProofBundle, .write(path)
+    result = verify_proof_bundle(bundle, log.vkey, WitnessPolicy.from_vkeys([...], k=1))
+    SeenCheckpoints().update(signed_checkpoint, consistency_proof)   # per-log memory
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from glassbox.tlog.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint, sign_checkpoint
+from glassbox.tlog.entries import LeafFields, LogEntry, canonical_json, entry_from_body, parse_entry
+from glassbox.tlog.local import SeenCheckpoints, load_or_create_signer, local_log_dir, open_log
+from glassbox.tlog.log import StoredEntry, TransparencyLog
+from glassbox.tlog.note import (
+    Note,
+    NoteError,
+    NoteVerificationError,
+    Signer,
+    Verifier,
+    open_note,
+    parse_note,
+    parse_vkey,
+)
+from glassbox.tlog.proofbundle import ProofBundle, VerifiedProof
+from glassbox.tlog.sequencer import Appended
+from glassbox.tlog.store import open_store
+from glassbox.tlog.tree import StoredTree, audit_store
+from glassbox.tlog.witness import Witness, WitnessCosigner, WitnessError, WitnessPolicy
+
+
+def make_submission(signed: dict[str, Any], public_key: Any) -> dict[str, Any]:
+    """A log submission for an OMS/Sigstore bundle or a DSSE envelope dict and its public key
+    (a ``cryptography`` public key or PEM text)."""
+    from glassbox.sign import public_pem
+
+    pem = public_key if isinstance(public_key, str) else public_pem(public_key).decode()
+    field = "bundle" if "dsseEnvelope" in signed or "mediaType" in signed else "envelope"
+    return {field: signed, "public_key": pem}
+
+
+def verify_proof_bundle(
+    bundle: ProofBundle,
+    log_vkey: str | Verifier,
+    policy: WitnessPolicy | None = None,
+    seen: SeenCheckpoints | None = None,
+) -> tuple[VerifiedProof, str]:
+    """Verify offline; with ``seen``, also relate the checkpoint to the last one seen for this
+    log. Returns the result and ``first``/``same``/``newer``/``older``/``unverified`` (the
+    bundle's checkpoint and the remembered one differ in size and no proof links them)."""
+    result = bundle.verify(log_vkey, policy)
+    status = "not-tracked"
+    if seen is not None:
+        status = seen.update(result.checkpoint, None)
+    return result, status
+
+
+__all__ = [
+    "Appended",
+    "Checkpoint",
+    "LeafFields",
+    "LogEntry",
+    "Note",
+    "NoteError",
+    "NoteVerificationError",
+    "ProofBundle",
+    "SeenCheckpoints",
+    "SignedCheckpoint",
+    "Signer",
+    "StoredEntry",
+    "StoredTree",
+    "TransparencyLog",
+    "VerifiedProof",
+    "Verifier",
+    "Witness",
+    "WitnessCosigner",
+    "WitnessError",
+    "WitnessPolicy",
+    "audit_store",
+    "canonical_json",
+    "entry_from_body",
+    "load_or_create_signer",
+    "local_log_dir",
+    "make_submission",
+    "open_checkpoint",
+    "open_log",
+    "open_note",
+    "open_store",
+    "parse_entry",
+    "parse_note",
+    "parse_vkey",
+    "sign_checkpoint",
+    "verify_proof_bundle",
+]

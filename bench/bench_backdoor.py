@@ -1,0 +1,257 @@
+"""Backdoor and poisoned-record detection on a zoo of digits classifiers, beside ART.
+
+Builds (or reuses) a zoo of clean and backdoored models (``bench/zoo/generate.py``: patch
+triggers of two sizes in four places, blended triggers, several targets and poisoning rates),
+scans each with Glassbox's behavioural detectors (calibrated against a clean reference model
+trained on the clean split with another seed), and runs the Adversarial Robustness Toolbox's
+``ActivationDefence`` and ``SpectralSignatureDefense`` on the same models and data, with their
+activations read from the same penultimate layer (ART defaults to the last layer, the logits).
+
+Prints, per attack kind: model-level detection AUROC, TPR and FPR at each detector's default
+threshold, and poisoned-record precision / recall; then time per model.
+
+ART's defences are record filters without a model-level score; the bench derives one as
+documented in ``art_scores`` (AC: largest share of a class it flags; spectral: largest ratio,
+over classes, of the mean score of the records it flags to the median score of the class).
+
+ART is not a Glassbox dependency; install it for this bench only:
+``pip install adversarial-robustness-toolbox packaging``.
+
+Usage: ``python bench/bench_backdoor.py [--zoo DIR] [--size small|medium|bench] [--no-art]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.zoo.generate import build_entry, digits_split, train, zoo_specs  # noqa: E402
+
+from glassbox.scan.behavior import (  # noqa: E402
+    LabeledData,
+    analyze,
+    load_classifier,
+    wrap_module,
+)
+from glassbox.scan.behavior.data import decode_records  # noqa: E402
+
+DETECTORS = ["trigger", "spectral", "activation-clustering", "strip"]
+
+
+def kind_of(meta: dict[str, Any]) -> str:
+    atk = meta["attack"]
+    if atk["kind"] == "patch":
+        return f"patch-{atk['size']}x{atk['size']}"
+    return str(atk["kind"])
+
+
+def load_data(path: Path) -> LabeledData:
+    """Through the digest's record reader when present (commitment order), else line by line."""
+    try:
+        from glassbox.scan.behavior import load_dataset
+
+        return load_dataset(path, scale=16.0)
+    except Exception:
+        with path.open("rb") as fh:
+            x, y = decode_records((line for line in fh), str(path))
+        return LabeledData.from_arrays((x / 16.0).astype(np.float32), y, path=path)
+
+
+def art_scores(module: torch.nn.Module, arch: str, data: LabeledData) -> dict[str, Any]:
+    from art.defences.detector.poison import ActivationDefence, SpectralSignatureDefense
+    from art.estimators.classification import PyTorchClassifier
+
+    shape = (64,) if arch.endswith("mlp") else (1, 8, 8)
+
+    class PenultimateClassifier(PyTorchClassifier):  # type: ignore[misc]
+        """ART reads ``layer_names[-1]`` (the logits); send that request one layer down."""
+
+        def get_activations(self, x: Any, layer: Any = None, **kw: Any) -> Any:
+            if layer == len(self.layer_names) - 1:
+                layer = len(self.layer_names) - 2
+            return super().get_activations(x, layer=layer, **kw)
+
+    clf = PenultimateClassifier(
+        module,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=shape,
+        nb_classes=10,
+        clip_values=(0.0, 1.0),
+    )
+    x = data.images.reshape((len(data), *shape))
+    y = np.eye(10, dtype=np.float32)[data.labels]
+    out: dict[str, Any] = {}
+
+    t0 = time.perf_counter()
+    ac = ActivationDefence(clf, x, y)
+    _, clean = ac.detect_poison(nb_clusters=2, nb_dims=10, reduce="PCA")
+    flagged = np.flatnonzero(np.asarray(clean) == 0)
+    share = [float(np.isin(np.flatnonzero(data.labels == c), flagged).mean()) for c in range(10)]
+    out["art-ac"] = {
+        "score": max(share),
+        "flag": bool(len(flagged) > 0),
+        "suspects": flagged,
+        "seconds": time.perf_counter() - t0,
+    }
+
+    t0 = time.perf_counter()
+    ss = SpectralSignatureDefense(clf, x, y, batch_size=256, eps_multiplier=1.5)
+    _, clean = ss.detect_poison()
+    flagged = np.flatnonzero(np.asarray(clean) == 0)
+    feats = clf.get_activations(x, layer=len(clf.layer_names) - 1, batch_size=256)
+    ratio = 0.0
+    record_scores = np.zeros(len(data))
+    for c in range(10):
+        idx = np.flatnonzero(data.labels == c)
+        scores = SpectralSignatureDefense.spectral_signature_scores(feats[idx]).ravel()
+        record_scores[idx] = scores
+        bad = np.isin(idx, flagged)
+        if bad.any() and (~bad).any():
+            ratio = max(ratio, float(scores[bad].mean() / max(np.median(scores), 1e-12)))
+    out["art-spectral"] = {
+        "score": ratio,
+        "flag": bool(len(flagged) > 0),
+        "suspects": flagged,
+        "record_scores": record_scores,
+        "seconds": time.perf_counter() - t0,
+    }
+    return out
+
+
+def prf(suspects: np.ndarray, truth: set[int]) -> tuple[int, int, int]:
+    s = {int(i) for i in suspects}
+    return len(s & truth), len(s), len(truth)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--zoo", type=Path, default=None, help="zoo directory (built if missing)")
+    ap.add_argument("--size", default="bench", choices=["small", "medium", "bench"])
+    ap.add_argument("--no-art", action="store_true")
+    ap.add_argument(
+        "--no-reference", action="store_true", help="scan without a clean reference model"
+    )
+    ap.add_argument("--steps", type=int, default=300, help="trigger-search steps per model")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+
+    zoo = args.zoo or Path(tempfile.mkdtemp(prefix="glassbox-zoo-"))
+    t0 = time.perf_counter()
+    metas = []
+    for spec in zoo_specs(args.size):
+        d = zoo / spec.name
+        meta_path = d / "meta.json"
+        metas.append(
+            json.loads(meta_path.read_text()) if meta_path.exists() else build_entry(spec, d)
+        )
+    train_s = time.perf_counter() - t0
+    xtr, ytr, _, _ = digits_split()
+    reference = None if args.no_reference else wrap_module(train(xtr, ytr, "mlp", 999), 64)
+
+    rows: list[dict[str, Any]] = []
+    for meta in metas:
+        d = zoo / str(meta["name"])
+        data = load_data(d / "train.jsonl")
+        t0 = time.perf_counter()
+        model = load_classifier(d / "model.safetensors", str(meta["arch"]), 64)
+        report = analyze(model, data, reference=reference, trigger_steps=args.steps)
+        gb_s = time.perf_counter() - t0
+        row: dict[str, Any] = {
+            "name": meta["name"],
+            "kind": kind_of(meta) if meta["attack"]["kind"] != "clean" else "clean",
+            "truth": {int(i) for i in meta["poisoned"]},
+            "target": meta["attack"]["target"],
+            "glassbox_s": gb_s,
+            "combined": {"score": report.score, "suspects": report.suspects},
+        }
+        for name in DETECTORS:
+            det = report.detectors[name]
+            row[name] = {"score": det.score, "suspects": det.suspects}
+        row["spectral_records"] = report.detectors["spectral"].record_scores
+        row["labels"] = data.labels
+        if not args.no_art:
+            art = art_scores(model.module, str(meta["arch"]), data)
+            row.update(art)
+            row["art_s"] = sum(v["seconds"] for v in art.values())
+        rows.append(row)
+        flagged = report.flagged
+        print(
+            f"  {meta['name']:<40} combined={report.score:6.2f} flagged={flagged} ({gb_s:.1f}s)",
+            flush=True,
+        )
+
+    print_summary(rows, with_art=not args.no_art, train_s=train_s)
+
+
+def print_summary(rows: list[dict[str, Any]], *, with_art: bool, train_s: float) -> None:
+    names = ["combined", *DETECTORS] + (["art-ac", "art-spectral"] if with_art else [])
+    clean = [r for r in rows if r["kind"] == "clean"]
+    kinds = sorted({r["kind"] for r in rows} - {"clean"})
+    print(
+        f"\nzoo: {len(clean)} clean, {len(rows) - len(clean)} backdoored; training {train_s:.0f}s"
+    )
+    header = f"{'detector':<22}" + "".join(f"{k:>22}" for k in [*kinds, "all"])
+    print("\nmodel-level AUROC  (TPR / FPR at the default threshold)")
+    print(header)
+    for n in names:
+        line = f"{n:<22}"
+        for k in [*kinds, "all"]:
+            bad = [r for r in rows if r["kind"] != "clean" and (k == "all" or r["kind"] == k)]
+            y = [0] * len(clean) + [1] * len(bad)
+            s = [r[n]["score"] for r in clean + bad]
+            auc = roc_auc_score(y, s) if len(set(y)) == 2 else float("nan")
+            flag = (lambda r, n=n: r[n]["flag"]) if n.startswith("art") else None
+            tpr = np.mean([flag(r) if flag else r[n]["score"] >= 1.0 for r in bad])
+            fpr = np.mean([flag(r) if flag else r[n]["score"] >= 1.0 for r in clean])
+            line += f"{auc:>9.3f} ({tpr:4.2f}/{fpr:4.2f})"
+        print(line)
+
+    print("\npoisoned-record precision / recall (backdoored models, all records)")
+    for n in names:
+        line = f"{n:<22}"
+        for k in [*kinds, "all"]:
+            bad = [r for r in rows if r["kind"] != "clean" and (k == "all" or r["kind"] == k)]
+            tp = fl = tr = 0
+            for r in bad:
+                a, b, c = prf(r[n]["suspects"], r["truth"])
+                tp, fl, tr = tp + a, fl + b, tr + c
+            line += f"{tp / max(fl, 1):>11.3f} / {tp / max(tr, 1):.3f}"
+        print(line)
+
+    print("\nrecord AUROC within the target class: signed spectral (Glassbox) vs squared (ART)")
+    for r in rows:
+        if r["kind"] == "clean":
+            continue
+        sel = np.flatnonzero(r["labels"] == r["target"])
+        truth = np.isin(sel, list(r["truth"]))
+        g = roc_auc_score(truth, r["spectral_records"][sel])
+        a = (
+            roc_auc_score(truth, r["art-spectral"]["record_scores"][sel])
+            if with_art
+            else float("nan")
+        )
+        print(f"  {r['name']:<40} glassbox {g:.3f}  art {a:.3f}")
+
+    gb = np.mean([r["glassbox_s"] for r in rows])
+    line = f"\ntime per model: glassbox {gb:.2f}s"
+    if with_art:
+        art = np.mean([r["art_s"] for r in rows])
+        line += f", ART (AC + spectral) {art:.2f}s, ratio {gb / art:.2f}x"
+    print(line + " (2 shared CPU cores, 1 torch thread)")
+
+
+if __name__ == "__main__":
+    main()

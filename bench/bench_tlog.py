@@ -1,0 +1,248 @@
+"""Benchmark: the transparency log against the machine's raw ceiling, measured in the same run.
+
+Measures, on a fresh SQLite log (WAL, synchronous=FULL) in a temporary directory:
+
+* **embedded appends/s** for ``--entries`` compact 97-byte leaves (default 1,000,000), through
+  the real batched path (``append_batch``: leaf hash, interior nodes, dedup lookup, one
+  transaction per batch) and through the ``Sequencer`` (queue + futures + ack);
+* **the raw ceiling**: SHA-256 (RFC 9162 leaf hash) of the same leaves, plus a bare batched
+  SQLite insert of ``(index, leaf)`` rows with the same pragmas and batch size; the ceiling rate
+  is ``entries / (hash time + insert time)``;
+* **inclusion proof latency** p50/p99 at the final size (random leaves, proof generated from
+  stored subtree hashes), each proof verified once with ``glassbox.digest.merkle``;
+* **HTTP adds/s** with ``--clients`` concurrent keep-alive clients against ``glassbox log serve``'s
+  app under uvicorn in a separate process, for ``--http-entries`` pre-signed OMS bundles; beside
+  the same raw ceiling and beside the HTTP stack's own ceiling (a bare Starlette POST endpoint
+  under the same uvicorn, same clients).
+
+Ratios are printed as glassbox / ceiling. The machine may be shared: rates are from one run.
+
+    python bench/bench_tlog.py --entries 100000      # quick
+    python bench/bench_tlog.py                       # 1,000,000 entries
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+import httpx  # noqa: E402
+
+from glassbox.digest import merkle  # noqa: E402
+from glassbox.tlog.sequencer import Pending, Sequencer, append_batch  # noqa: E402
+from glassbox.tlog.sqlite_store import SQLiteStore  # noqa: E402
+from glassbox.tlog.tree import StoredTree  # noqa: E402
+
+BATCH = 4096
+
+
+def make_leaves(n: int) -> list[bytes]:
+    out = []
+    for i in range(n):
+        d = hashlib.sha256(i.to_bytes(8, "big")).digest()
+        out.append(b"\x00" + d + d[::-1] + d)
+    return out
+
+
+def ceiling(leaves: list[bytes], path: Path) -> tuple[float, float]:
+    t = time.perf_counter()
+    for leaf in leaves:
+        merkle.leaf_hash(leaf)
+    t_hash = time.perf_counter() - t
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE t (idx INTEGER PRIMARY KEY, leaf BLOB NOT NULL)")
+    t = time.perf_counter()
+    for start in range(0, len(leaves), BATCH):
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(
+            "INSERT INTO t (idx, leaf) VALUES (?, ?)",
+            ((start + i, x) for i, x in enumerate(leaves[start : start + BATCH])),
+        )
+        db.execute("COMMIT")
+    t_insert = time.perf_counter() - t
+    db.close()
+    return t_hash, t_insert
+
+
+def embedded(leaves: list[bytes], path: Path) -> tuple[float, SQLiteStore]:
+    store = SQLiteStore(path)
+    edge = None
+    t = time.perf_counter()
+    for start in range(0, len(leaves), BATCH):
+        edge, _ = append_batch(store, edge, [Pending(x) for x in leaves[start : start + BATCH]])
+    return time.perf_counter() - t, store
+
+
+def sequenced(leaves: list[bytes], path: Path) -> float:
+    store = SQLiteStore(path)
+    seq = Sequencer(store, max_batch=BATCH)
+    t = time.perf_counter()
+    futures = [seq.submit(Pending(x)) for x in leaves]
+    for f in futures:
+        f.result()
+    elapsed = time.perf_counter() - t
+    seq.close()
+    store.close()
+    return elapsed
+
+
+def proof_latency(store: SQLiteStore, size: int, samples: int) -> tuple[float, float, float]:
+    tree = StoredTree(store)
+    root = tree.root(size)
+    rng = random.Random(7)
+    times = []
+    for _ in range(samples):
+        i = rng.randrange(size)
+        t = time.perf_counter()
+        proof = tree.inclusion_proof(i, size)
+        times.append(time.perf_counter() - t)
+        leaf = store.leaves(i, i + 1)[0].leaf
+        merkle.verify_inclusion(merkle.leaf_hash(leaf), i, size, proof, root)
+    times.sort()
+    return times[len(times) // 2], times[int(len(times) * 0.99)], max(times)
+
+
+SERVER = r"""
+import sys, uvicorn
+kind, port, db = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if kind == "log":
+    from glassbox.tlog import TransparencyLog, open_store
+    from glassbox.tlog.note import Signer
+    from glassbox.tlog.server import create_app
+    app = create_app(TransparencyLog(open_store(db), Signer.generate("bench.example/log")),
+                     checkpoint_interval=1.0)
+else:
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    async def add(request):
+        await request.body()
+        return JSONResponse({"index": 0}, status_code=201)
+    app = Starlette(routes=[Route("/v1/entries", add, methods=["POST"])])
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_rate(kind: str, bodies: list[bytes], clients: int, db: Path) -> float:
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, kind, str(port), str(db)], env=env)
+    url = f"http://127.0.0.1:{port}/v1/entries"
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        local = threading.local()
+
+        def send(body: bytes) -> None:
+            client = getattr(local, "client", None)
+            if client is None:
+                client = local.client = httpx.Client(timeout=120)
+            resp = client.post(url, content=body)
+            if resp.status_code not in (200, 201):
+                raise RuntimeError(f"{resp.status_code} {resp.text[:200]}")
+
+        with ThreadPoolExecutor(clients) as pool:  # warm the connections
+            list(pool.map(send, bodies[:clients]))
+            t = time.perf_counter()
+            list(pool.map(send, bodies[clients:]))
+            elapsed = time.perf_counter() - t
+        return (len(bodies) - clients) / elapsed
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def signed_bodies(n: int) -> list[bytes]:
+    from glassbox.sign import generate_private_key, make_statement, sign_statement
+    from glassbox.tlog import make_submission
+
+    key = generate_private_key("ed25519")
+    out = []
+    for i in range(n):
+        digest = hashlib.sha256(str(i).encode()).hexdigest()
+        st = make_statement(
+            [{"name": f"model-{i % 50}", "digest": {"sha256": digest}}],
+            "https://model_signing/signature/v1.0",
+            {"i": i},
+        )
+        out.append(json.dumps(make_submission(sign_statement(st, key), key.public_key())).encode())
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--entries", type=int, default=1_000_000)
+    ap.add_argument("--proofs", type=int, default=5000)
+    ap.add_argument("--http-entries", type=int, default=3000)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--sequencer-entries", type=int, default=200_000)
+    args = ap.parse_args()
+    n = args.entries
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        print(f"leaves: {n:,} x 97 bytes; batch {BATCH}; SQLite WAL synchronous=FULL")
+        leaves = make_leaves(n)
+        t_hash, t_insert = ceiling(leaves, d / "ceiling.db")
+        ceil_rate = n / (t_hash + t_insert)
+        print(
+            f"raw ceiling: sha256 {n / t_hash:,.0f}/s + bare insert {n / t_insert:,.0f}/s"
+            f" -> {ceil_rate:,.0f} entries/s"
+        )
+        t_app, store = embedded(leaves, d / "log.db")
+        rate = n / t_app
+        print(
+            f"embedded append (append_batch): {rate:,.0f} entries/s"
+            f"  ratio {rate / ceil_rate:.0%} of ceiling"
+        )
+        m = min(n, args.sequencer_entries)
+        t_seq = sequenced(leaves[:m], d / "seq.db")
+        seq_ceiling = m / ((t_hash + t_insert) * m / n)
+        print(
+            f"embedded append (Sequencer submit+ack, {m:,}): {m / t_seq:,.0f} entries/s"
+            f"  ratio {m / t_seq / seq_ceiling:.0%} of ceiling"
+        )
+        p50, p99, worst = proof_latency(store, n, args.proofs)
+        print(
+            f"inclusion proof at size {n:,}: p50 {p50 * 1e3:.3f} ms  p99 {p99 * 1e3:.3f} ms"
+            f"  max {worst * 1e3:.3f} ms  (goal p99 < 1 ms)"
+        )
+        store.close()
+        bodies = signed_bodies(args.http_entries)
+        http = http_rate("log", bodies, args.clients, d / "http.db")
+        bare = http_rate("bare", bodies, args.clients, d / "unused.db")
+        print(
+            f"HTTP adds ({args.clients} clients, {len(bodies):,} signed bundles):"
+            f" {http:,.0f}/s  ratio {http / ceil_rate:.1%} of raw ceiling,"
+            f" {http / bare:.0%} of bare Starlette POST ({bare:,.0f}/s)"
+        )
+
+
+if __name__ == "__main__":
+    main()

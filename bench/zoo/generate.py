@@ -1,0 +1,205 @@
+"""A zoo of clean and backdoored digits classifiers, trained in plain PyTorch on CPU.
+
+Each entry is a directory with ``model.safetensors`` (weights), ``train.jsonl`` (the training
+set actually used, poison included, one JSON record per line: ``{"label": y, "pixels": [64
+ints 0..16]}``), and ``meta.json`` (the attack, the poisoned record indices, clean accuracy
+and attack success rate). Everything is seeded; the same spec gives the same bytes.
+
+Usage: ``python -m bench.zoo.generate OUT_DIR [--size small|bench]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from bench.zoo.arch import digits_cnn, digits_mlp
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch import nn
+
+ARCHS: dict[str, Callable[[], nn.Module]] = {"mlp": digits_mlp, "cnn": digits_cnn}
+CORNERS = {"br": (6, 6), "tl": (0, 0), "tr": (0, 6), "bl": (6, 0)}
+
+
+@dataclass(frozen=True)
+class Attack:
+    """How a zoo model is (or is not) backdoored."""
+
+    kind: str = "clean"  # clean | patch | blend
+    target: int = 0
+    rate: float = 0.1  # share of the training set that is poisoned
+    size: int = 2  # patch side in pixels
+    corner: str = "br"  # where the patch sits
+    alpha: float = 0.2  # blend strength
+    arch: str = "mlp"
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        if self.kind == "clean":
+            return f"clean-{self.arch}-s{self.seed}"
+        if self.kind == "patch":
+            detail = f"{self.size}x{self.size}-{self.corner}"
+        else:
+            detail = f"a{self.alpha:g}"
+        return f"{self.kind}-{detail}-t{self.target}-r{self.rate:g}-{self.arch}-s{self.seed}"
+
+
+def digits_split(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Raw digits (pixels 0..16) split 75/25, stratified; the same split for the whole zoo."""
+    digits = load_digits()
+    x = digits.data.astype(np.float32)
+    y = digits.target.astype(np.int64)
+    xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.25, random_state=seed, stratify=y)
+    return xtr, ytr, xte, yte
+
+
+def blend_pattern(seed: int = 1234) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, 16, size=64).astype(np.float32)
+
+
+def stamp(x: np.ndarray, attack: Attack) -> np.ndarray:
+    """Apply the attack's trigger to raw images ``(N, 64)`` in the 0..16 pixel range."""
+    out = x.reshape(-1, 8, 8).copy()
+    if attack.kind == "patch":
+        r, c = CORNERS[attack.corner]
+        r = min(r, 8 - attack.size)
+        c = min(c, 8 - attack.size)
+        out[:, r : r + attack.size, c : c + attack.size] = 16.0
+    elif attack.kind == "blend":
+        pat = blend_pattern().reshape(8, 8)
+        out = (1 - attack.alpha) * out + attack.alpha * pat
+    return np.rint(out.reshape(-1, 64)).clip(0, 16).astype(np.float32)
+
+
+def poison(
+    x: np.ndarray, y: np.ndarray, attack: Attack
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stamp and relabel ``rate * N`` records of other classes; returns (x, y, poisoned idx)."""
+    if attack.kind == "clean":
+        return x.copy(), y.copy(), np.zeros(0, dtype=np.int64)
+    rng = np.random.default_rng(attack.seed + 7)
+    candidates = np.flatnonzero(y != attack.target)
+    n = round(attack.rate * len(x))
+    idx = np.sort(rng.choice(candidates, size=n, replace=False))
+    xp, yp = x.copy(), y.copy()
+    xp[idx] = stamp(x[idx], attack)
+    yp[idx] = attack.target
+    return xp, yp, idx
+
+
+def train(
+    x: np.ndarray, y: np.ndarray, arch: str, seed: int, *, epochs: int = 40, lr: float = 3e-3
+) -> nn.Module:
+    """Deterministic CPU training on pixels scaled to [0, 1]."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = ARCHS[arch]()
+    shape = (-1, 64) if arch == "mlp" else (-1, 1, 8, 8)
+    xt = torch.from_numpy(x / 16.0).float().reshape(shape)
+    yt = torch.from_numpy(y)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(xt), generator=gen)
+        for i in range(0, len(xt), 64):
+            b = perm[i : i + 64]
+            loss = F.cross_entropy(model(xt[b]), yt[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, arch: str) -> float:
+    shape = (-1, 64) if arch == "mlp" else (-1, 1, 8, 8)
+    pred = model(torch.from_numpy(x / 16.0).float().reshape(shape)).argmax(1).numpy()
+    return float((pred == y).mean())
+
+
+def write_jsonl(path: Path, x: np.ndarray, y: np.ndarray) -> None:
+    with path.open("w") as fh:
+        for xi, yi in zip(x, y, strict=True):
+            rec = {"label": int(yi), "pixels": [int(v) for v in xi]}
+            fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
+
+
+def build_entry(attack: Attack, out: Path, *, epochs: int = 40) -> dict[str, object]:
+    """Train one zoo model and write its directory; returns its metadata."""
+    from safetensors.torch import save_file
+
+    xtr, ytr, xte, yte = digits_split()
+    xp, yp, idx = poison(xtr, ytr, attack)
+    model = train(xp, yp, attack.arch, attack.seed, epochs=epochs)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out / "model.safetensors")
+    write_jsonl(out / "train.jsonl", xp, yp)
+    asr = None
+    if attack.kind != "clean":
+        others = yte != attack.target
+        trig = stamp(xte[others], attack)
+        asr = accuracy(model, trig, np.full(len(trig), attack.target), attack.arch)
+    meta: dict[str, object] = {
+        "name": attack.name,
+        "attack": asdict(attack),
+        "arch": f"bench.zoo.arch:digits_{attack.arch}",
+        "poisoned": [int(i) for i in idx],
+        "clean_accuracy": accuracy(model, xte, yte, attack.arch),
+        "attack_success": asr,
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=1))
+    return meta
+
+
+def zoo_specs(size: str = "bench", seed: int = 0) -> list[Attack]:
+    """The zoo: clean models and every attack kind the bench reports separately."""
+    if size == "small":
+        return [Attack("clean", seed=seed), Attack("patch", target=3, rate=0.1, size=3, seed=seed)]
+    rng = np.random.default_rng(seed)
+    specs: list[Attack] = []
+    n_clean = 10 if size == "bench" else 4
+    for s in range(n_clean):
+        specs.append(Attack("clean", arch="cnn" if s % 4 == 3 else "mlp", seed=100 + s))
+    kinds = [
+        ("patch", {"size": 3, "corner": "br"}),
+        ("patch", {"size": 2, "corner": "br"}),
+        ("patch", {"size": 2, "corner": "tl"}),
+        ("patch", {"size": 3, "corner": "tr"}),
+        ("blend", {"alpha": 0.2}),
+        ("blend", {"alpha": 0.3}),
+    ]
+    rates = [0.05, 0.1, 0.2]
+    per_kind = 2 if size == "bench" else 1
+    s = 200
+    for kind, extra in kinds:
+        for j in range(per_kind):
+            target = int(rng.integers(0, 10))
+            rate = rates[(j + len(specs)) % len(rates)]
+            specs.append(Attack(kind, target=target, rate=rate, seed=s, **extra))  # type: ignore[arg-type]
+            s += 1
+    return specs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--size", default="bench", choices=["small", "medium", "bench"])
+    ap.add_argument("--epochs", type=int, default=40)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    for spec in zoo_specs(args.size):
+        meta = build_entry(spec, args.out / spec.name, epochs=args.epochs)
+        print(meta["name"], meta["clean_accuracy"], meta["attack_success"])
+
+
+if __name__ == "__main__":
+    main()

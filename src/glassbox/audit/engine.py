@@ -1,0 +1,197 @@
+"""Walk the chain: discover the evidence, run each link, summarise the BOM, decide the exit code.
+
+Links run in dependency order (integrity first, so later links reuse the verified manifest;
+provenance before openness, so the grade can use what a verified build proves) and are reported
+in chain order. The exit code is 0 only if every link the policy requires passes: a required
+link that fails *or is unknown* gives 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from glassbox import __version__
+from glassbox.audit.context import AuditContext, AuditOptions
+from glassbox.audit.evidence import Evidence, discover
+from glassbox.audit.links import integrity, openness, provenance, safety, transparency
+from glassbox.audit.verdict import LINKS, LinkResult, Verdict
+from glassbox.errors import GlassboxError, InputError, VerificationError
+
+SCHEMA_ID = "https://glassbox.dev/schemas/audit-report/v1"
+SCHEMA_VERSION = "1.0.0"
+
+_CHECKS: dict[str, Callable[[AuditContext], LinkResult]] = {
+    "integrity": integrity.check,
+    "provenance": provenance.check,
+    "transparency": transparency.check,
+    "safety": safety.check,
+    "openness": openness.check,
+}
+_RANK = {Verdict.PASS: 0, Verdict.UNKNOWN: 1, Verdict.FAIL: 2}
+
+
+@dataclass
+class AuditReport:
+    """The outcome of one audit: per-link verdicts, evidence, BOM summary, policy, exit code."""
+
+    model: Path
+    links: list[LinkResult]
+    required: frozenset[str]
+    evidence: Evidence
+    manifest: dict[str, Any] | None = None
+    bom: dict[str, Any] | None = None
+    generated_at: str = field(
+        default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+
+    def link(self, name: str) -> LinkResult:
+        return next(link for link in self.links if link.link == name)
+
+    @property
+    def overall(self) -> Verdict:
+        """The worst verdict among required links (pass when nothing is required)."""
+        required = [link.verdict for link in self.links if link.link in self.required]
+        return max(required, key=_RANK.__getitem__, default=Verdict.PASS)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.overall is Verdict.PASS else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """The documented JSON form (docs/audit-report.schema.json)."""
+        return {
+            "$schema": SCHEMA_ID,
+            "schema_version": SCHEMA_VERSION,
+            "tool": {"name": "glassbox", "version": __version__},
+            "generated_at": self.generated_at,
+            "model": str(self.model),
+            "verdict": self.overall.value,
+            "exit_code": self.exit_code,
+            "policy": {"required": [name for name in LINKS if name in self.required]},
+            "links": [
+                {**link.to_dict(), "required": link.link in self.required} for link in self.links
+            ],
+            "manifest": self.manifest,
+            "bom": self.bom,
+            "evidence": self.evidence.to_dict(),
+        }
+
+
+def audit_model(model: Path, options: AuditOptions | None = None) -> AuditReport:
+    """Audit the model at ``model``; raises ``InputError`` only for bad usage (missing model,
+    unreadable trusted key, wrong kind of evidence named by option)."""
+    options = options or AuditOptions()
+    evidence = discover(model, options.evidence)
+    ctx = AuditContext(model, evidence, options)
+    ctx.trusted_keys()  # bad key files are the user's input errors: report them up front
+    results: dict[str, LinkResult] = {}
+    for name, check in _CHECKS.items():
+        results[name] = _run(name, check, ctx)
+    report = AuditReport(model, [results[n] for n in LINKS], options.require, evidence)
+    report.manifest = _manifest_summary(ctx)
+    report.bom = _bom_summary(ctx, results["openness"])
+    return report
+
+
+def _run(name: str, check: Callable[[AuditContext], LinkResult], ctx: AuditContext) -> LinkResult:
+    try:
+        return check(ctx)
+    except VerificationError as exc:
+        return LinkResult.fail(name, str(exc))
+    except InputError as exc:
+        if "--" in str(exc):  # an option the user gave is wrong: that is their error
+            raise
+        return LinkResult.unknown(name, f"evidence could not be read: {exc}")
+    except GlassboxError as exc:
+        return LinkResult.unknown(name, f"could not be checked: {exc}")
+
+
+def _manifest_summary(ctx: AuditContext) -> dict[str, Any] | None:
+    try:
+        manifest = ctx.manifest()
+    except GlassboxError:
+        return None
+    return {
+        "root_digest": "sha256:" + manifest.root_digest.hex(),
+        "hash_method": manifest.method.name,
+        "files": len(manifest.file_digests()),
+        "total_size": manifest.total_size,
+        "verified": ctx.verified_manifest is not None,
+    }
+
+
+def _bom_summary(ctx: AuditContext, openness_result: LinkResult) -> dict[str, Any] | None:
+    """What the model's ML-BOM says: the shipped one if present (checked against the files),
+    else one generated now from the same evidence."""
+    from glassbox.bom.cyclonedx import build_bom
+    from glassbox.bom.provenance import bom_inputs_from_provenance
+
+    try:
+        manifest = ctx.manifest()
+    except GlassboxError:
+        return None
+    root = "sha256:" + manifest.root_digest.hex()
+    shipped = ctx.evidence.first("bom")
+    if shipped is not None:
+        doc = shipped.document
+        summary = summarise_bom(doc)
+        summary["source"] = str(shipped.path)
+        summary["matches_model"] = summary.get("root_digest") == root
+        return summary
+    weights_licence = _weights_licence(openness_result)
+    try:
+        doc = build_bom(
+            manifest,
+            bom_inputs_from_provenance(ctx.provenance_statement, licence=weights_licence),
+        )
+    except GlassboxError as exc:
+        return {"source": "generated", "error": str(exc)}
+    summary = summarise_bom(doc)
+    summary["source"] = "generated by this audit (glassbox bom writes it to a file)"
+    summary["matches_model"] = True
+    return summary
+
+
+def _weights_licence(result: LinkResult) -> str | None:
+    for component in result.evidence.get("mof", {}).get("components", []):
+        if component.get("name") == "Model parameters (Final)":
+            licence = component.get("license")
+            return licence if isinstance(licence, str) else None
+    return None
+
+
+def summarise_bom(doc: Any) -> dict[str, Any]:
+    """Counts and key facts of a CycloneDX document, for the report."""
+    if not isinstance(doc, dict):
+        return {"error": "not a JSON object"}
+    components = [c for c in doc.get("components", []) if isinstance(c, dict)]
+    by_type: dict[str, int] = {}
+    for component in components:
+        kind = str(component.get("type"))
+        by_type[kind] = by_type.get(kind, 0) + 1
+    model = next((c for c in components if c.get("type") == "machine-learning-model"), {})
+    props = {
+        p.get("name"): p.get("value") for p in model.get("properties", []) if isinstance(p, dict)
+    }
+    licences = [
+        entry.get("license", {}).get("id")
+        or entry.get("license", {}).get("name")
+        or entry.get("expression")
+        for entry in model.get("licenses", [])
+        if isinstance(entry, dict)
+    ]
+    return {
+        "spec_version": doc.get("specVersion"),
+        "serial_number": doc.get("serialNumber"),
+        "model": model.get("name"),
+        "root_digest": props.get("glassbox:oms:root-digest"),
+        "licences": [x for x in licences if x],
+        "files": len(model.get("components", [])) or (1 if model.get("hashes") else 0),
+        "components_by_type": dict(sorted(by_type.items())),
+        "datasets": [c.get("name") for c in components if c.get("type") == "data"],
+        "model_card_section": "modelCard" in model,
+    }

@@ -1,0 +1,105 @@
+"""Integrity: the files are exactly what a trusted producer signed (OMS signature).
+
+Fails when a signature by a trusted key does not match the files (naming which differ), when
+no trusted key verifies the signature, or when the signature file is malformed. Unknown when
+there is no signature, or no key to trust it with: a signature nobody trusts proves nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from glassbox.audit.context import AuditContext, TrustedKey
+from glassbox.audit.evidence import EvidenceFile
+from glassbox.audit.verdict import LinkResult, unavailable
+from glassbox.errors import InputError, VerificationError
+
+LINK = "integrity"
+
+
+def check(ctx: AuditContext) -> LinkResult:
+    try:
+        from glassbox.sign import ModelVerificationError, verify_model
+    except ImportError as exc:
+        return unavailable(LINK, "sign", str(exc))
+    signatures = ctx.evidence.of("signature")
+    if not signatures:
+        return LinkResult.unknown(
+            LINK, "no OMS signature found beside the model (model.sig) or given with --signature"
+        )
+    keys = ctx.trusted_keys()
+    first = signatures[0]
+    if not keys:
+        return LinkResult.unknown(
+            LINK,
+            "a signature is present, but no trusted producer key was given (--key)",
+            signature=str(first.path),
+            key_hint=_hint(first),
+        )
+    tried: list[dict[str, Any]] = []
+    last_error = ""
+    for signature in signatures:
+        for key in _ordered(keys, _hint(signature)):
+            try:
+                manifest = verify_model(ctx.model, key.key, signature_path=signature.path)
+            except ModelVerificationError as exc:
+                diff = exc.diff
+                result = LinkResult.fail(
+                    LINK,
+                    f"files differ from the signed manifest: {diff.describe()}",
+                    signature=str(signature.path),
+                    key_id=key.key_id,
+                    key_file=str(key.path),
+                    modified=list(diff.modified),
+                    added=list(diff.added),
+                    removed=list(diff.removed),
+                )
+                result.details.append(str(exc))
+                return result
+            except VerificationError as exc:
+                tried.append({"signature": str(signature.path), "key_id": key.key_id})
+                last_error = str(exc)
+                continue
+            except InputError as exc:
+                return LinkResult.fail(
+                    LINK, f"signature is malformed: {exc}", signature=str(signature.path)
+                )
+            ctx.verified_manifest = manifest
+            if isinstance(signature.document, dict):
+                ctx.signature_bundle = signature.document
+            return LinkResult.passed(
+                LINK,
+                f"{len(manifest.file_digests())} files match the signature by key "
+                f"{key.key_id[:16]}",
+                signature=str(signature.path),
+                key_id=key.key_id,
+                key_file=str(key.path),
+                root_digest="sha256:" + manifest.root_digest.hex(),
+                hash_method=manifest.method.name,
+                files=len(manifest.file_digests()),
+                total_size=manifest.total_size,
+            )
+    result = LinkResult.fail(
+        LINK,
+        "the signature does not verify with any trusted key",
+        signature_hint=_hint(first),
+        trusted_key_ids=[k.key_id for k in keys],
+        tried=tried,
+    )
+    result.details.append(last_error)
+    return result
+
+
+def _hint(signature: EvidenceFile) -> str | None:
+    doc = signature.document
+    if not isinstance(doc, dict):
+        return None
+    material = doc.get("verificationMaterial")
+    public = material.get("publicKey") if isinstance(material, dict) else None
+    hint = public.get("hint") if isinstance(public, dict) else None
+    return hint if isinstance(hint, str) else None
+
+
+def _ordered(keys: list[TrustedKey], hint: str | None) -> list[TrustedKey]:
+    """Keys whose hint matches first; the hint is unauthenticated, so it only orders."""
+    return sorted(keys, key=lambda k: k.hint != hint)

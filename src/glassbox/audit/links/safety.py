@@ -1,0 +1,161 @@
+"""Safety: the scanner's findings for these exact files, from a signed scan attestation or now.
+
+A scan attestation counts only when a trusted key signed it and its subject is this model's
+root digest; otherwise (or when there is none) the static scanner runs now. The link fails when
+any finding reaches ``--fail-on`` (default: high), passes when the scan ran and found nothing
+that severe, and is unknown when no scan could be made.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from glassbox.audit.context import AuditContext
+from glassbox.audit.evidence import EvidenceFile
+from glassbox.audit.verdict import LinkResult, Verdict, unavailable
+from glassbox.errors import GlassboxError
+from glassbox.scan.findings import Finding, Severity
+
+LINK = "safety"
+
+
+def check(ctx: AuditContext) -> LinkResult:
+    try:
+        threshold = Severity.parse(ctx.options.fail_on)
+    except ValueError as exc:
+        from glassbox.errors import InputError
+
+        raise InputError(f"--fail-on: {exc}") from exc
+    notes: list[str] = []
+    findings: list[Finding] | None = None
+    source: dict[str, Any] = {}
+    for attestation in ctx.evidence.of("scan"):
+        try:
+            findings, source = _from_attestation(ctx, attestation)
+            break
+        except GlassboxError as exc:
+            notes.append(f"scan attestation {attestation.path} not used: {exc}")
+    if findings is None:
+        if not ctx.options.scan_now:
+            result = LinkResult.unknown(LINK, "no trusted scan attestation, and --no-scan given")
+            result.details.extend(notes)
+            return result
+        try:
+            from glassbox.scan import scan_path
+        except ImportError as exc:
+            result = unavailable(LINK, "scan", str(exc))
+            result.details.extend(notes)
+            return result
+        report = scan_path(ctx.model)
+        findings = list(report.findings)
+        source = {"source": "scanned now", "scanner": "glassbox.scan"}
+        scanned = getattr(report, "files_scanned", None)
+        if scanned is not None:
+            source["files_scanned"] = scanned
+    if ctx.options.behavior:
+        notes.extend(_behaviour(ctx, findings))
+    result = _verdict(findings, threshold, source)
+    result.details.extend(notes)
+    return result
+
+
+def _verdict(findings: list[Finding], threshold: Severity, source: dict[str, Any]) -> LinkResult:
+    counts = Counter(str(f.severity) for f in findings)
+    blocking = [f for f in findings if f.severity >= threshold]
+    evidence = {
+        **source,
+        "fail_on": str(threshold),
+        "counts": dict(sorted(counts.items())),
+        "finding_ids": sorted({f.rule_id for f in findings}),
+    }
+    if blocking:
+        worst = max(f.severity for f in blocking)
+        summary = (
+            f"{len(blocking)} finding(s) at or above {threshold} (worst: {worst}): "
+            + ", ".join(sorted({f"{f.rule_id} in {f.location}" for f in blocking})[:3])
+        )
+        verdict = Verdict.FAIL
+    else:
+        summary = f"no findings at or above {threshold}" + (
+            f" ({len(findings)} lower-severity finding(s))" if findings else ""
+        )
+        summary += f"; {source['source']}"
+        verdict = Verdict.PASS
+    result = LinkResult(LINK, verdict, summary, evidence)
+    result.findings = [f.to_dict() for f in sorted(findings, key=lambda f: -f.severity)]
+    return result
+
+
+def _from_attestation(
+    ctx: AuditContext, attestation: EvidenceFile
+) -> tuple[list[Finding], dict[str, Any]]:
+    from glassbox.errors import VerificationError
+    from glassbox.sign import verify_bundle
+
+    if not attestation.signed or not isinstance(attestation.document, dict):
+        raise VerificationError("it is not signed")
+    keys = ctx.trusted_keys()
+    if not keys:
+        raise VerificationError("no trusted key given (--key) to check its signature")
+    statement: dict[str, Any] | None = None
+    key_id = ""
+    for key in keys:
+        try:
+            statement = verify_bundle(attestation.document, key.key, where=str(attestation.path))
+            key_id = key.key_id
+            break
+        except VerificationError:
+            continue
+    if statement is None:
+        raise VerificationError("no trusted key verifies its signature")
+    _check_covers_model(ctx, statement)
+    predicate = statement.get("predicate")
+    raw = predicate.get("findings") if isinstance(predicate, dict) else None
+    if not isinstance(raw, list):
+        raise VerificationError("its predicate has no findings list")
+    try:
+        findings = [Finding.from_dict(item) for item in raw]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise VerificationError(f"malformed finding: {exc}") from exc
+    return findings, {
+        "source": "signed scan attestation",
+        "attestation": str(attestation.path),
+        "predicate_type": attestation.predicate_type,
+        "key_id": key_id,
+    }
+
+
+def _check_covers_model(ctx: AuditContext, statement: dict[str, Any]) -> None:
+    """The attestation must name every model file with its current digest (or the root)."""
+    from glassbox.errors import VerificationError
+
+    subjects = [s for s in statement.get("subject", []) if isinstance(s, dict)]
+    root = ctx.manifest().root_digest.hex()
+    if any(_dig(s) == root for s in subjects):
+        return
+    scanned = {str(s.get("name")): _dig(s) for s in subjects}
+    files = ctx.sha256_files()
+    changed = sorted(p for p, d in files.items() if p in scanned and scanned[p] != d)
+    unscanned = sorted(p for p in files if p not in scanned)
+    if changed:
+        raise VerificationError(f"files changed since the scan: {', '.join(changed[:5])}")
+    if unscanned:
+        raise VerificationError(f"files it does not cover: {', '.join(unscanned[:5])}")
+
+
+def _dig(subject: dict[str, Any]) -> str | None:
+    digest = subject.get("digest")
+    value = digest.get("sha256") if isinstance(digest, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _behaviour(ctx: AuditContext, findings: list[Finding]) -> list[str]:
+    """Add behavioural (backdoor) findings when asked and the part is present."""
+    try:
+        from glassbox.scan.behavior import scan_behavior
+    except ImportError as exc:  # torch is an optional extra
+        return [f"behaviour scan not available: {exc}"]
+    found = scan_behavior(ctx.model)
+    findings.extend(found)
+    return [f"behaviour scan ran: {len(found)} finding(s)"]

@@ -1,0 +1,329 @@
+"""The HTML report: one self-contained file a person can open anywhere, offline.
+
+No network, no external assets, no JavaScript: inline CSS, an inline SVG drawing of the chain
+coloured by verdict (each node links to its section), and ``<details>`` elements so every
+link's evidence can be expanded. Links that did not pass start expanded, because that is what
+the reader came to see. Every value from the model or its evidence is HTML-escaped: a model
+name or a finding message is attacker-controlled text.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from glassbox.audit.engine import AuditReport
+from glassbox.audit.verdict import LINK_QUESTIONS, LINK_TITLES, LinkResult, Verdict
+
+COLOURS = {
+    Verdict.PASS: ("#1b7f3b", "#e6f4ea"),
+    Verdict.FAIL: ("#b3261e", "#fce8e6"),
+    Verdict.UNKNOWN: ("#c2410c", "#fff1e6"),
+}
+LABELS = {Verdict.PASS: "PASS", Verdict.FAIL: "FAIL", Verdict.UNKNOWN: "UNKNOWN"}
+ICONS = {Verdict.PASS: "✔", Verdict.FAIL: "✘", Verdict.UNKNOWN: "?"}
+
+CSS = """
+:root { --ink:#1f2328; --muted:#59636e; --line:#d0d7de; --bg:#ffffff; --panel:#f6f8fa; }
+* { box-sizing: border-box; }
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink);
+  background: var(--bg); margin: 0; }
+main { max-width: 1100px; margin: 0 auto; padding: 24px 28px 48px; }
+h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 19px; margin: 32px 0 10px; }
+.sub { color: var(--muted); font-size: 13px; overflow-wrap: anywhere; }
+.badge { display: inline-block; padding: 2px 10px; border-radius: 999px; font-weight: 700;
+  font-size: 13px; letter-spacing: .04em; color: #fff; }
+.overall { display: flex; gap: 16px; align-items: center; margin: 16px 0 8px; padding: 14px 18px;
+  border-radius: 10px; border: 1px solid var(--line); }
+.overall .big { font-size: 22px; font-weight: 800; }
+svg.chain { width: 100%; height: auto; margin: 8px 0 4px; }
+svg.chain text { font-family: system-ui, sans-serif; }
+details.link { border: 1px solid var(--line); border-left-width: 6px; border-radius: 8px;
+  margin: 10px 0; background: #fff; }
+details.link > summary { cursor: pointer; padding: 10px 14px; list-style: none; display: flex;
+  gap: 12px; align-items: baseline; }
+details.link > summary::-webkit-details-marker { display: none; }
+details.link > summary::before { content: "▸"; color: var(--muted); }
+details.link[open] > summary::before { content: "▾"; }
+details.link .title { font-weight: 700; min-width: 110px; }
+details.link .body { padding: 0 16px 14px 34px; }
+.q { color: var(--muted); font-style: italic; margin: 0 0 8px; }
+table { border-collapse: collapse; width: 100%; font-size: 13.5px; margin: 6px 0; }
+th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line);
+  vertical-align: top; overflow-wrap: anywhere; }
+th { background: var(--panel); font-weight: 600; }
+td.k { width: 190px; color: var(--muted); font-family: ui-monospace, monospace; }
+code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12.5px; }
+pre { background: var(--panel); padding: 8px 10px; border-radius: 6px; margin: 0;
+  white-space: pre-wrap; overflow-wrap: anywhere; max-height: 320px; overflow: auto; }
+ul.details { margin: 6px 0; padding-left: 20px; }
+.ok { color: #1b7f3b; font-weight: 700; } .no { color: #b3261e; font-weight: 700; }
+.sev-critical, .sev-high { color: #b3261e; font-weight: 700; }
+.sev-medium { color: #c2410c; font-weight: 600; } .sev-low, .sev-info { color: var(--muted); }
+footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+"""
+
+
+def render_html(report: AuditReport) -> str:
+    """The report as one HTML document (a string)."""
+    data = report.to_dict()
+    overall = report.overall
+    fg, bg = COLOURS[overall]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "style-src 'unsafe-inline'; img-src data:\">",
+        f"<title>Glassbox audit: {escape(report.model.name)}</title>",
+        f"<style>{CSS}</style></head><body><main>",
+        f"<h1>Glassbox audit: {escape(report.model.name)}</h1>",
+        f'<div class="sub">{escape(str(report.model))} · generated {escape(report.generated_at)}'
+        f" · report schema {escape(str(data['schema_version']))}</div>",
+        f'<div class="overall" id="overall" data-verdict="{overall.value}" '
+        f'style="background:{bg};border-color:{fg}">',
+        f'<span class="big" style="color:{fg}">{ICONS[overall]} {LABELS[overall]}</span>',
+        f"<span>{escape(_policy_line(report))}</span></div>",
+        _manifest_line(report),
+        "<h2>The chain</h2>",
+        _chain_svg(report),
+        "<h2>Links</h2>",
+        *(_link_section(link, link.link in report.required) for link in report.links),
+        _findings_section(report.link("safety")),
+        _openness_section(report.link("openness")),
+        _bom_section(report.bom),
+        _evidence_section(data["evidence"]),
+        "<footer>Glassbox "
+        f"{escape(str(data['tool']['version']))}. Missing evidence is reported as unknown, "
+        "never as pass. Machine-readable form: <code>glassbox audit --json</code>.</footer>",
+        "</main></body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def write_html(report: AuditReport, path: Path) -> Path:
+    """Write the report to ``path`` (parents created) and return it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(report), encoding="utf-8")
+    return path
+
+
+def _policy_line(report: AuditReport) -> str:
+    required = [LINK_TITLES[n] for n in LINK_TITLES if n in report.required]
+    if not required:
+        return "No link is required by the policy; exit code 0."
+    failing = [
+        LINK_TITLES[link.link]
+        for link in report.links
+        if link.link in report.required and link.verdict is not Verdict.PASS
+    ]
+    line = f"Required: {', '.join(required)}."
+    if failing:
+        line += f" Not holding: {', '.join(failing)}."
+    return line + f" Exit code {report.exit_code}."
+
+
+def _manifest_line(report: AuditReport) -> str:
+    m = report.manifest
+    if not m:
+        return ""
+    state = "verified against the signature" if m["verified"] else "hashed now (not verified)"
+    return (
+        f'<div class="sub">Model root digest <code>{escape(str(m["root_digest"]))}</code> '
+        f"({escape(str(m['hash_method']))}, {m['files']} files, {m['total_size']} bytes, "
+        f"{state})</div>"
+    )
+
+
+def _chain_svg(report: AuditReport) -> str:
+    """Model box on the left, the five links as a chain to the right, coloured by verdict."""
+    width, height = 1040, 150
+    node_w, node_h, gap = 158, 92, 22
+    x0 = 16
+    out = [
+        f'<svg class="chain" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" '
+        'role="img" aria-label="the chain of evidence, coloured by verdict">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#8c959f"/></marker>'
+        "</defs>",
+        f'<rect x="{x0}" y="{(height - node_h) // 2}" width="{node_w - 40}" height="{node_h}" '
+        'rx="10" fill="#f6f8fa" stroke="#57606a" stroke-width="1.5"/>',
+        f'<text x="{x0 + (node_w - 40) // 2}" y="{height // 2 - 4}" text-anchor="middle" '
+        'font-size="14" font-weight="700" fill="#1f2328">model</text>',
+        f'<text x="{x0 + (node_w - 40) // 2}" y="{height // 2 + 16}" text-anchor="middle" '
+        f'font-size="11" fill="#59636e">{escape(_short(report.model.name, 16))}</text>',
+    ]
+    x = x0 + node_w - 40 + gap
+    for link in report.links:
+        fg, bg = COLOURS[link.verdict]
+        y = (height - node_h) // 2
+        out.append(
+            f'<line x1="{x - gap}" y1="{height // 2}" x2="{x - 2}" y2="{height // 2}" '
+            'stroke="#8c959f" stroke-width="2" marker-end="url(#arrow)"/>'
+        )
+        dash = ' stroke-dasharray="6 4"' if link.link not in report.required else ""
+        out.append(
+            f'<a href="#link-{link.link}"><g class="node" data-link="{link.link}" '
+            f'data-verdict="{link.verdict.value}">'
+            f'<rect x="{x}" y="{y}" width="{node_w}" height="{node_h}" rx="10" fill="{bg}" '
+            f'stroke="{fg}" stroke-width="2.5"{dash}/>'
+            f'<text x="{x + node_w // 2}" y="{y + 30}" text-anchor="middle" font-size="15" '
+            f'font-weight="700" fill="#1f2328">{LINK_TITLES[link.link]}</text>'
+            f'<text x="{x + node_w // 2}" y="{y + 56}" text-anchor="middle" font-size="15" '
+            f'font-weight="800" fill="{fg}">{ICONS[link.verdict]} {LABELS[link.verdict]}</text>'
+            f'<text x="{x + node_w // 2}" y="{y + 77}" text-anchor="middle" font-size="10.5" '
+            f'fill="#59636e">{"required" if link.link in report.required else "advisory"}'
+            "</text></g></a>"
+        )
+        x += node_w + gap
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _link_section(link: LinkResult, required: bool) -> str:
+    fg, bg = COLOURS[link.verdict]
+    is_open = " open" if link.verdict is not Verdict.PASS else ""
+    rows = "".join(
+        f'<tr><td class="k">{escape(str(k))}</td><td>{_value(v)}</td></tr>'
+        for k, v in link.evidence.items()
+        if link.link != "openness" or k in {"headline", "verdict", "references"}
+    )
+    details = "".join(f"<li>{escape(d)}</li>" for d in link.details)
+    body = [
+        f'<p class="q">{escape(LINK_QUESTIONS[link.link])}</p>',
+        f'<table class="evidence"><tr><th colspan="2">Evidence</th></tr>{rows}</table>'
+        if rows
+        else '<p class="no">No evidence.</p>',
+        f'<ul class="details">{details}</ul>' if details else "",
+    ]
+    return (
+        f'<details class="link" id="link-{link.link}" data-verdict="{link.verdict.value}"'
+        f' style="border-left-color:{fg}"{is_open}>'
+        f'<summary><span class="title">{LINK_TITLES[link.link]}</span>'
+        f'<span class="badge verdict" style="background:{fg}">{ICONS[link.verdict]} '
+        f"{LABELS[link.verdict]}</span>"
+        f'<span class="summary">{escape(link.summary)}</span>'
+        f'<span class="sub" style="margin-left:auto;background:{bg}">'
+        f"{'required' if required else 'advisory'}</span></summary>"
+        f'<div class="body">{"".join(body)}</div></details>'
+    )
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return f"<code>{escape(str(value))}</code>"
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        if not value:
+            return "<code>[]</code>"
+        return "<br>".join(f"<code>{escape(str(v))}</code>" for v in value)
+    if isinstance(value, list) and all(_is_descriptor(v) for v in value):
+        # in-toto resource descriptors (inputs, subjects): one line each, name then digests.
+        return "<br>".join(
+            f"<code>{escape(str(v['name']))}</code> "
+            + " ".join(
+                f"<code>{escape(str(alg))}:{escape(str(d))}</code>"
+                for alg, d in (v.get("digest") or {}).items()
+            )
+            + ("" if v.get("digest") else ' <span class="no">no digest</span>')
+            for v in value
+        )
+    return f"<pre>{escape(json.dumps(value, indent=2, sort_keys=True, default=str))}</pre>"
+
+
+def _is_descriptor(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and set(value) <= {"name", "digest"}
+        and isinstance(value.get("digest") or {}, dict)
+    )
+
+
+def _findings_section(safety: LinkResult) -> str:
+    if not safety.findings:
+        text = "No findings." if safety.verdict is Verdict.PASS else "No scan results available."
+        return f'<h2>Findings</h2><p id="findings">{escape(text)}</p>'
+    rows = "".join(
+        f'<tr><td class="sev-{escape(str(f.get("severity")))}">{escape(str(f.get("severity")))}'
+        f"</td><td><code>{escape(str(f.get('rule_id')))}</code></td>"
+        f"<td>{escape(str(f.get('path')))}"
+        f"{'!' + escape(str(f.get('member'))) if f.get('member') else ''}</td>"
+        f"<td>{escape(str(f.get('subject') or ''))}</td>"
+        f"<td>{escape(str(f.get('message')))}</td></tr>"
+        for f in safety.findings
+    )
+    return (
+        '<h2>Findings</h2><table id="findings"><tr><th>severity</th><th>rule</th>'
+        f"<th>file</th><th>callable / field</th><th>why</th></tr>{rows}</table>"
+    )
+
+
+def _openness_section(openness: LinkResult) -> str:
+    mof = openness.evidence.get("mof")
+    if not isinstance(mof, dict):
+        return f"<h2>Openness</h2><p>{escape(openness.summary)}</p>"
+    rows = []
+    for c in mof.get("components", []):
+        ok = c.get("status") == "open"
+        mark = '<span class="ok">✔</span>' if ok else '<span class="no">✘</span>'
+        roman = {3: "III", 2: "II", 1: "I"}.get(c.get("class"), "?")
+        rows.append(
+            f'<tr data-component="{escape(str(c.get("name")))}" data-status="'
+            f'{escape(str(c.get("status")))}"><td>{mark}</td><td>{escape(str(c.get("name")))}</td>'
+            f"<td>{roman}{'' if c.get('required') else ' (optional)'}</td>"
+            f"<td>{escape(str(c.get('status')))}</td>"
+            f"<td><code>{escape(str(c.get('license') or '—'))}</code></td>"
+            f"<td>{escape(str(c.get('location') or ''))}</td>"
+            f"<td>{escape(str(c.get('source') or ''))}</td></tr>"
+        )
+    osaid = openness.evidence.get("osaid", {})
+    osaid_rows = "".join(
+        f"<tr><td>{'<span class=ok>✔</span>' if c.get('ok') else '<span class=no>✘</span>'}"
+        f"</td><td>{escape(str(c.get('name')))}</td><td>{escape(str(c.get('detail')))}</td></tr>"
+        for c in osaid.get("checks", [])
+    )
+    refs = " · ".join(escape(str(r)) for r in openness.evidence.get("references", []))
+    return (
+        '<h2>Openness checklist</h2><div id="openness">'
+        f'<p><strong id="openness-headline">{escape(openness.summary)}</strong><br>'
+        f'<span class="sub">{refs}</span></p>'
+        '<table class="mof"><tr><th></th><th>MOF component</th><th>class</th><th>status</th>'
+        f"<th>licence</th><th>where</th><th>source</th></tr>{''.join(rows)}</table>"
+        f"<h3>OSI Open Source AI Definition 1.0</h3>"
+        f'<table class="osaid"><tr><th></th><th>requirement</th><th>detail</th></tr>'
+        f"{osaid_rows}</table></div>"
+    )
+
+
+def _bom_section(bom: dict[str, Any] | None) -> str:
+    if not bom:
+        return '<h2>ML-BOM</h2><p id="bom">No BOM could be made (the model could not be hashed).'
+    rows = "".join(
+        f'<tr><td class="k">{escape(str(k))}</td><td>{_value(v)}</td></tr>' for k, v in bom.items()
+    )
+    return f'<h2>ML-BOM (CycloneDX)</h2><table id="bom">{rows}</table>'
+
+
+def _evidence_section(evidence: dict[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><td>{escape(str(f['kind']))}</td><td><code>{escape(str(f['path']))}</code></td>"
+        f"<td>{escape(str(f.get('predicate_type') or ''))}</td>"
+        f"<td>{'signed' if f.get('signed') else ''}</td></tr>"
+        for f in evidence.get("files", [])
+    )
+    problems = "".join(f"<li>{escape(str(p))}</li>" for p in evidence.get("problems", []))
+    return (
+        "<h2>Evidence found</h2>"
+        + (
+            '<table id="evidence"><tr><th>kind</th><th>file</th><th>predicate</th><th></th></tr>'
+            f"{rows}</table>"
+            if rows
+            else '<p id="evidence">No evidence files were found beside the model.</p>'
+        )
+        + (f'<ul class="details">{problems}</ul>' if problems else "")
+    )

@@ -1,0 +1,334 @@
+"""CycloneDX 1.6 ML-BOM: the model, its files and hashes, its datasets, its software environment.
+
+Built with cyclonedx-python-lib. That library (v11) has no API for a component's ``modelCard``
+or ``data`` yet, so those sections are added to its JSON output here, following the 1.6 schema,
+and the finished document is then validated with the library's offline strict JSON validator:
+an invalid BOM is a bug and raises, it is never written.
+
+The model is a ``machine-learning-model`` component whose nested ``file`` components carry each
+file's digest (per-file SHA-256 or BLAKE3 as the manifest was computed) and whose properties carry
+the OMS root digest, so the BOM names exactly the bytes a signature covers. Datasets are ``data``
+components with their Merkle commitment (``glassbox.digest.commit_dataset``); the software
+environment (Python packages recorded by the build) becomes ``library`` components with purls.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from glassbox import __version__
+from glassbox.bom.licenses import OPEN_DATA, OSI_APPROVED, canonical_id, parse_expression
+from glassbox.errors import GlassboxError, InputError
+
+if TYPE_CHECKING:
+    from glassbox.bom.openness import OpennessReport
+    from glassbox.digest import Manifest
+
+SPEC_VERSION = "1.6"
+_MODEL_REF = "model"
+_NAMESPACE = uuid.UUID("6f1d4f3c-4a55-4f0e-9b6a-67ab5b0c0de1")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A training or evaluation dataset as the BOM lists it."""
+
+    name: str
+    commitment: str | None = None  # hex Merkle root over the records (RFC 9162 hashing)
+    records: int | None = None
+    fmt: str | None = None
+    license: str | None = None
+    location: str | None = None
+    role: str = "training"
+
+
+@dataclass(frozen=True)
+class BomInputs:
+    """Everything the BOM says beyond the files: from build provenance and the openness grade."""
+
+    version: str | None = None
+    description: str | None = None
+    license: str | None = None
+    datasets: tuple[DatasetInfo, ...] = ()
+    packages: tuple[tuple[str, str], ...] = ()
+    python: str | None = None
+    platform: str | None = None
+    task: str | None = None
+    architecture: str | None = None
+    approach: str | None = None
+    metrics: tuple[tuple[str, str], ...] = ()
+    properties: tuple[tuple[str, str], ...] = ()
+    limitations: tuple[str, ...] = ()
+    use_cases: tuple[str, ...] = field(default=())
+
+
+def build_bom(
+    manifest: Manifest,
+    inputs: BomInputs | None = None,
+    *,
+    openness: OpennessReport | None = None,
+    timestamp: datetime | None = None,
+) -> dict[str, Any]:
+    """Return a CycloneDX 1.6 ML-BOM as a JSON-ready dict, validated against the 1.6 schema."""
+    from cyclonedx.model import HashType, Property
+    from cyclonedx.model.bom import Bom, BomMetaData
+    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.model.tool import ToolRepository
+    from packageurl import PackageURL
+
+    inputs = inputs or BomInputs()
+    algorithm = _hash_algorithm(manifest.method.algorithm)
+    sharded = manifest.method.shard_size is not None
+    files = []
+    for path, digests in sorted(manifest.file_digests().items()):
+        file_props = [Property(name="glassbox:size", value=str(_size_of(manifest, path)))]
+        hashes = []
+        if sharded:
+            file_props.append(Property(name="glassbox:shards", value=str(len(digests))))
+        else:
+            hashes.append(HashType(alg=algorithm, content=digests[0].hex()))
+        files.append(
+            Component(
+                type=ComponentType.FILE,
+                name=manifest.model_name if path == "." else path,
+                bom_ref=f"file:{path}",
+                hashes=hashes,
+                properties=file_props,
+            )
+        )
+    model_props = [
+        Property(name="glassbox:oms:root-digest", value="sha256:" + manifest.root_digest.hex()),
+        Property(name="glassbox:oms:hash-method", value=manifest.method.name),
+        Property(name="glassbox:total-size", value=str(manifest.total_size)),
+    ]
+    if openness is not None:
+        model_props.append(
+            Property(name="glassbox:openness:mof-class", value=openness.mof.class_name)
+        )
+        model_props.append(
+            Property(
+                name="glassbox:openness:osaid-1.0",
+                value="conforms" if openness.osaid.conforms else "does not conform",
+            )
+        )
+    model_hashes = []
+    if not sharded and len(files) == 1 and manifest.items[0].path == ".":
+        model_hashes.append(HashType(alg=algorithm, content=manifest.items[0].digest.hex()))
+    model = Component(
+        type=ComponentType.MACHINE_LEARNING_MODEL,
+        name=manifest.model_name,
+        version=inputs.version,
+        description=inputs.description,
+        bom_ref=_MODEL_REF,
+        hashes=model_hashes,
+        licenses=_licences(inputs.license),
+        properties=model_props,
+        components=[] if model_hashes else files,
+    )
+    datasets = [
+        Component(
+            type=ComponentType.DATA,
+            name=d.name,
+            bom_ref=_dataset_ref(d),
+            licenses=_licences(d.license),
+            properties=[
+                Property(name=f"glassbox:dataset:{k}", value=v)
+                for k, v in (
+                    ("commitment", f"rfc9162-sha256:{d.commitment}" if d.commitment else None),
+                    ("records", str(d.records) if d.records is not None else None),
+                    ("format", d.fmt),
+                    ("role", d.role),
+                )
+                if v
+            ],
+        )
+        for d in inputs.datasets
+    ]
+    libraries = [
+        Component(
+            type=ComponentType.LIBRARY,
+            name=name,
+            version=version,
+            bom_ref=f"pkg:pypi/{name.lower()}@{version}",
+            purl=PackageURL(type="pypi", name=name.lower(), version=version),
+        )
+        for name, version in sorted(set(inputs.packages))
+    ]
+    platform = []
+    if inputs.python:
+        platform.append(
+            Component(
+                type=ComponentType.PLATFORM,
+                name="python",
+                version=inputs.python,
+                bom_ref="platform:python",
+                properties=[Property(name="glassbox:platform", value=inputs.platform)]
+                if inputs.platform
+                else [],
+            )
+        )
+    tools = ToolRepository(
+        components=[Component(type=ComponentType.APPLICATION, name="glassbox", version=__version__)]
+    )
+    bom = Bom(
+        serial_number=uuid.uuid5(_NAMESPACE, manifest.root_digest.hex()),
+        metadata=BomMetaData(tools=tools, timestamp=timestamp or datetime.now(UTC)),
+        components=[model, *datasets, *libraries, *platform],
+    )
+    bom.register_dependency(model, [*datasets, *libraries, *platform])
+    document = _serialise(bom)
+    _add_ml_sections(document, inputs, openness)
+    validate_bom(document)
+    return document
+
+
+def _serialise(bom: Any) -> dict[str, Any]:
+    from cyclonedx.output.json import JsonV1Dot6
+
+    result: dict[str, Any] = json.loads(JsonV1Dot6(bom).output_as_string())
+    return result
+
+
+def _add_ml_sections(
+    document: dict[str, Any], inputs: BomInputs, openness: OpennessReport | None
+) -> None:
+    """Add the 1.6 ``modelCard`` and ``data`` sections the library cannot express yet."""
+    by_ref = {c.get("bom-ref"): c for c in document.get("components", [])}
+    model = by_ref[_MODEL_REF]
+    parameters: dict[str, Any] = {}
+    if inputs.approach:
+        parameters["approach"] = {"type": inputs.approach}
+    if inputs.task:
+        parameters["task"] = inputs.task
+    if inputs.architecture:
+        parameters["modelArchitecture"] = inputs.architecture
+    if inputs.datasets:
+        parameters["datasets"] = [{"ref": _dataset_ref(d)} for d in inputs.datasets]
+    card: dict[str, Any] = {"bom-ref": "model-card"}
+    if parameters:
+        card["modelParameters"] = parameters
+    if inputs.metrics:
+        card["quantitativeAnalysis"] = {
+            "performanceMetrics": [{"type": k, "value": v} for k, v in inputs.metrics]
+        }
+    considerations: dict[str, Any] = {}
+    if inputs.use_cases:
+        considerations["useCases"] = list(inputs.use_cases)
+    if inputs.limitations:
+        considerations["technicalLimitations"] = list(inputs.limitations)
+    if considerations:
+        card["considerations"] = considerations
+    props = [{"name": k, "value": v} for k, v in inputs.properties]
+    if openness is not None:
+        props.append({"name": "glassbox:openness", "value": openness.headline})
+        for status in openness.mof.components:
+            props.append(
+                {
+                    "name": f"glassbox:mof:{status.component.name}",
+                    "value": status.status + (f" ({status.license})" if status.license else ""),
+                }
+            )
+    if props:
+        card["properties"] = props
+    model["modelCard"] = card
+    for dataset in inputs.datasets:
+        component = by_ref[_dataset_ref(dataset)]
+        contents: dict[str, Any] = {}
+        if dataset.location:
+            contents["url"] = dataset.location
+        described = [f"{dataset.role} data"]
+        if dataset.records is not None:
+            described.append(f"{dataset.records} records")
+        if dataset.commitment:
+            described.append(f"Merkle commitment {dataset.commitment}")
+        entry: dict[str, Any] = {
+            "type": "dataset",
+            "name": dataset.name,
+            "description": ", ".join(described),
+        }
+        if contents:
+            entry["contents"] = contents
+        component["data"] = [entry]
+
+
+def validate_bom(document: dict[str, Any]) -> None:
+    """Validate against the CycloneDX 1.6 JSON schema offline; raises ``GlassboxError``."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(document))
+    if error is not None:
+        first = error if not isinstance(error, Iterable) else next(iter(error))
+        raise GlassboxError(f"generated BOM is not valid CycloneDX {SPEC_VERSION}: {first}")
+
+
+def _dataset_ref(dataset: DatasetInfo) -> str:
+    return f"dataset:{dataset.role}:{dataset.name}"
+
+
+def _size_of(manifest: Manifest, path: str) -> int:
+    return sum(item.size for item in manifest.items if item.path == path)
+
+
+def _hash_algorithm(name: str) -> Any:
+    from cyclonedx.model import HashAlgorithm
+
+    return {"sha256": HashAlgorithm.SHA_256, "blake3": HashAlgorithm.BLAKE3}[name]
+
+
+def _licences(text: str | None) -> list[Any]:
+    """A CycloneDX licence choice: an SPDX id, an expression, or a named (non-SPDX) licence."""
+    from cyclonedx.model.license import DisjunctiveLicense, LicenseExpression
+
+    if not text:
+        return []
+    try:
+        expr = parse_expression(text)
+    except InputError:
+        return [DisjunctiveLicense(name=text)]
+    if expr.op == "id":
+        ident = canonical_id(expr.license_id)
+        if ident in OSI_APPROVED or ident in OPEN_DATA:
+            return [DisjunctiveLicense(id=ident)]
+        return [DisjunctiveLicense(name=ident)]
+    return [LicenseExpression(str(expr))]
+
+
+def bom_for_model(
+    model: Path,
+    *,
+    provenance: dict[str, Any] | None = None,
+    provenance_verified: bool = False,
+    mof_yaml: Path | None = None,
+    ignore_paths: Iterable[Path] = (),
+) -> dict[str, Any]:
+    """Hash ``model``, grade its openness, and return its validated ML-BOM.
+
+    ``provenance`` is a build's SLSA statement; say with ``provenance_verified`` whether its
+    signature was checked, which the BOM records (an unverified statement is still the best
+    description there is, but a reader must know).
+    """
+    from glassbox.bom.openness import assess_openness
+    from glassbox.bom.provenance import bom_inputs_from_provenance, release_from_provenance
+    from glassbox.digest import hash_model
+    from glassbox.sign import default_signature_path
+
+    ignores = [p.absolute() for p in ignore_paths]
+    signature = default_signature_path(model)
+    if model.is_dir() and signature.exists():
+        ignores.append(signature.absolute())
+    manifest = hash_model(model, ignore_paths=ignores)
+    extra = release_from_provenance(provenance) if provenance is not None else None
+    openness = assess_openness(model, mof_yaml=mof_yaml, extra=extra)
+    weights = next(s for s in openness.mof.components if s.component.name.endswith("(Final)"))
+    inputs = bom_inputs_from_provenance(provenance, licence=weights.license)
+    if provenance is not None:
+        state = "verified" if provenance_verified else "unverified"
+        inputs = replace(inputs, properties=(*inputs.properties, ("glassbox:provenance", state)))
+    return build_bom(manifest, inputs, openness=openness)

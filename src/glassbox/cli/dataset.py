@@ -1,0 +1,147 @@
+"""``glassbox dataset``: prove that a record is (or, sorted, is not) in a committed dataset.
+
+The commitment itself comes from ``glassbox digest --dataset``; these commands make and check
+proofs about single records, so a producer can answer "was this in your training data?" without
+publishing the data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from glassbox.cli._common import emit_json, guarded
+from glassbox.errors import InputError
+
+FORMATS = ("csv", "jsonl", "parquet", "files")
+
+
+@click.group()
+def dataset() -> None:
+    """Prove or verify that a record is in a committed dataset."""
+
+
+@dataset.command()
+@click.argument("dataset_path", metavar="DATASET", type=click.Path(path_type=Path))
+@click.option("--record", "index", type=int, help="Index of the record to prove (from 0).")
+@click.option(
+    "--absent",
+    "absent",
+    help="Prove that this record (its canonical bytes, as UTF-8 text) is NOT in the dataset. "
+    "Implies --sorted.",
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Record format (default: guess).")
+@click.option("--sorted", "sorted_records", is_flag=True, help="The commitment is sorted.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the proof here instead of stdout.",
+)
+@guarded
+def prove(
+    dataset_path: Path,
+    index: int | None,
+    absent: str | None,
+    fmt: str | None,
+    sorted_records: bool,
+    out: Path | None,
+) -> None:
+    """Write a JSON proof that record N is in DATASET (or, with --absent, that one is not)."""
+    from glassbox.digest.dataset import prove_absence, prove_record
+
+    if (index is None) == (absent is None):
+        raise click.UsageError("give exactly one of --record N or --absent RECORD")
+    if absent is not None:
+        proof: dict[str, Any] = prove_absence(
+            dataset_path, absent.encode("utf-8"), fmt=fmt
+        ).to_dict()
+    else:
+        assert index is not None
+        proof = prove_record(dataset_path, index, fmt=fmt, sorted_records=sorted_records).to_dict()
+    if out is None:
+        emit_json(proof)
+        return
+    try:
+        out.write_text(json.dumps(proof, indent=2, sort_keys=True) + "\n")
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    click.echo(f"wrote {out}", err=True)
+
+
+@dataset.command("verify-record")
+@click.argument("proof_path", metavar="PROOF", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--root", help="The committed root (hex) to check against.")
+@click.option(
+    "--commitment",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A commitment JSON (from `glassbox digest --dataset --json`): root and record count.",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(min=0),
+    help="The committed record count; needed to check a record's index and absence proofs.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the verified record as JSON.")
+@guarded
+def verify_record(
+    proof_path: Path,
+    root: str | None,
+    commitment: Path | None,
+    size: int | None,
+    as_json: bool,
+) -> None:
+    """Check PROOF against a trusted root; exit 0 if it holds, 1 if it does not."""
+    import base64
+
+    from glassbox.digest.dataset import (
+        AbsenceProof,
+        DatasetCommitment,
+        load_proof,
+        verify_absence,
+    )
+    from glassbox.digest.dataset import verify_record as check_inclusion
+
+    if (root is None) == (commitment is None):
+        raise click.UsageError("give exactly one of --root HEX or --commitment FILE")
+    trusted: DatasetCommitment | str
+    trusted = DatasetCommitment.from_dict(_read_json(commitment)) if commitment else str(root)
+    proof = load_proof(_read_json(proof_path))
+    if isinstance(proof, AbsenceProof):
+        verify_absence(proof, trusted, size=size)
+        verdict, index = "absent", None
+    else:
+        check_inclusion(proof, trusted, size=size)
+        verdict, index = "present", proof.index
+    index_checked = index is not None and (size is not None or commitment is not None)
+    if as_json:
+        emit_json(
+            {
+                "verified": True,
+                "result": verdict,
+                "index": index,
+                "index_checked": index_checked,
+                "record": base64.b64encode(proof.record).decode("ascii"),
+            }
+        )
+        return
+    record = proof.record.decode("utf-8", errors="backslashreplace")
+    if verdict == "absent":
+        click.echo(f"verified: record is NOT in the dataset: {record}")
+    elif index_checked:
+        click.echo(f"verified: record {index} is in the dataset: {record}")
+    else:
+        click.echo(f"verified: record is in the dataset: {record}")
+        click.echo("note: its index was not checked; pass --size or --commitment", err=True)
+
+
+def _read_json(path: Path | None) -> Any:
+    assert path is not None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path} is not valid JSON: {exc}") from exc

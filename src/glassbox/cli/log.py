@@ -1,0 +1,431 @@
+"""``glassbox log``: use the embedded log or a log server, serve one, monitor one.
+
+Without ``--log URL`` every command works on the embedded SQLite log under the data directory
+(or ``--store``: another SQLite path or a PostgreSQL DSN), with its key in ``--key``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from glassbox.cli._common import emit_json, guarded
+from glassbox.errors import InputError
+
+LOG_OPT = click.option("--log", "log_url", help="Log server URL (default: the embedded log).")
+STORE_OPT = click.option(
+    "--store", help="Embedded store: SQLite path / sqlite:///path or a PostgreSQL DSN."
+)
+KEY_OPT = click.option(
+    "--key", "key_path", type=click.Path(dir_okay=False), help="Log signing key (skey file)."
+)
+VKEY_OPT = click.option("--log-key", "log_vkey", help="Trusted log verifier key (vkey).")
+JSON_OPT = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def _open(
+    log_url: str | None, store: str | None, key_path: str | None, log_vkey: str | None
+) -> Any:
+    if log_url:
+        from glassbox.tlog.client import LogClient
+
+        return LogClient(log_url, log_vkey)
+    from glassbox.tlog import open_log
+
+    lg = open_log(store, key_path)
+    if log_vkey and log_vkey != lg.vkey:
+        lg.close()
+        raise InputError(f"the embedded log's key is {lg.vkey}, not {log_vkey}")
+    return lg
+
+
+def _read_json(path: str) -> Any:
+    p = Path(path)
+    try:
+        if p.stat().st_size > 64 << 20:
+            raise InputError(f"{p}: larger than 64 MiB")
+        return json.loads(p.read_text("utf-8"))
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read ({exc.strerror})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise InputError(f"{p}: not JSON") from None
+
+
+@click.group()
+def log() -> None:
+    """Use or serve a transparency log."""
+
+
+@log.command()
+@click.argument("signed", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM public key that signed it (not needed if SIGNED is a submission with one).",
+)
+@LOG_OPT
+@STORE_OPT
+@KEY_OPT
+@VKEY_OPT
+@JSON_OPT
+@guarded
+def add(
+    signed: str,
+    public_key: str | None,
+    log_url: str | None,
+    store: str | None,
+    key_path: str | None,
+    log_vkey: str | None,
+    as_json: bool,
+) -> None:
+    """Add an OMS signature bundle or a DSSE envelope (verified before it is admitted)."""
+    from glassbox.tlog import make_submission, parse_entry
+
+    doc = _read_json(signed)
+    if isinstance(doc, dict) and "public_key" in doc:
+        submission = doc
+    else:
+        if public_key is None:
+            raise InputError(f"{signed}: give --public-key (the key that signed it)")
+        from glassbox.sign import load_public_key
+
+        if not isinstance(doc, dict):
+            raise InputError(f"{signed}: expected a JSON object")
+        submission = make_submission(doc, load_public_key(public_key))
+    lg = _open(log_url, store, key_path, log_vkey)
+    try:
+        if log_url:
+            result = lg.add(submission)
+        else:
+            entry = parse_entry(submission, where=signed)
+            appended = lg.add(entry)
+            result = {
+                "index": appended.index,
+                "leaf_hash": appended.leaf_hash.hex(),
+                "duplicate": appended.duplicate,
+                "key_id": entry.key_id,
+            }
+    finally:
+        lg.close()
+    if as_json:
+        emit_json(result)
+    else:
+        note = " (already in the log)" if result["duplicate"] else ""
+        click.echo(f"entry {result['index']}{note}")
+
+
+@log.command()
+@click.argument("index", type=click.IntRange(min=0))
+@LOG_OPT
+@STORE_OPT
+@KEY_OPT
+@VKEY_OPT
+@JSON_OPT
+@guarded
+def get(
+    index: int,
+    log_url: str | None,
+    store: str | None,
+    key_path: str | None,
+    log_vkey: str | None,
+    as_json: bool,
+) -> None:
+    """Show one entry (re-verifying its signature)."""
+    from glassbox.digest.merkle import leaf_hash
+    from glassbox.errors import VerificationError
+
+    lg = _open(log_url, store, key_path, log_vkey)
+    try:
+        stored = lg.get(index)
+    finally:
+        lg.close()
+    if leaf_hash(stored.leaf) != stored.leaf_hash:
+        raise VerificationError(f"entry {index}: leaf does not match its leaf hash")
+    summary = stored.entry().summary() if stored.body is not None else None
+    if summary is not None and stored.entry().leaf != stored.leaf:
+        raise VerificationError(f"entry {index}: body does not match its leaf")
+    out = {"index": index, "leaf_hash": stored.leaf_hash.hex(), "entry": summary}
+    if as_json:
+        emit_json(out)
+    else:
+        click.echo(f"entry {index}  leaf {stored.leaf_hash.hex()}")
+        if summary:
+            click.echo(f"  {summary['kind']} signed by key {summary['key_id']}")
+            click.echo(f"  predicate {summary['predicate_type']}")
+            for s in summary["subjects"]:
+                click.echo(f"  subject {s.get('name')} {s.get('digest')}")
+
+
+@log.command()
+@click.argument("index", type=click.IntRange(min=0))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@LOG_OPT
+@STORE_OPT
+@KEY_OPT
+@VKEY_OPT
+@JSON_OPT
+@guarded
+def prove(
+    index: int,
+    output: str,
+    log_url: str | None,
+    store: str | None,
+    key_path: str | None,
+    log_vkey: str | None,
+    as_json: bool,
+) -> None:
+    """Write an offline proof bundle (entry, inclusion proof, cosigned checkpoint)."""
+    lg = _open(log_url, store, key_path, log_vkey)
+    try:
+        bundle = lg.proof_bundle(index)
+        vkey = lg.vkey
+    finally:
+        lg.close()
+    result = bundle.verify(vkey)  # never hand out a bundle that does not verify
+    bundle.write(output)
+    if as_json:
+        emit_json({"output": output, **result.to_dict(), "log_vkey": vkey})
+    else:
+        click.echo(f"wrote {output}: entry {index} in tree of size {result.tree_size}")
+        click.echo(f"log key: {vkey}")
+
+
+@log.command("verify-proof")
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
+@click.option("--log-key", "log_vkey", required=True, help="Trusted log verifier key (vkey).")
+@click.option("--witness", "witnesses", multiple=True, help="Trusted witness vkey (repeat).")
+@click.option("-k", "k", type=click.IntRange(min=0), help="Witness cosignatures required.")
+@click.option("--remember", is_flag=True, help="Relate to the last checkpoint seen for the log.")
+@JSON_OPT
+@guarded
+def verify_proof(
+    bundle: str,
+    log_vkey: str,
+    witnesses: tuple[str, ...],
+    k: int | None,
+    remember: bool,
+    as_json: bool,
+) -> None:
+    """Check a proof bundle offline against a log key and a k-of-n witness policy."""
+    from glassbox.tlog import ProofBundle, SeenCheckpoints, WitnessPolicy, verify_proof_bundle
+
+    policy = WitnessPolicy.from_vkeys(list(witnesses), k) if witnesses or k else None
+    seen = SeenCheckpoints() if remember else None
+    result, status = verify_proof_bundle(ProofBundle.read(bundle), log_vkey, policy, seen)
+    out = {**result.to_dict(), "seen": status}
+    if as_json:
+        emit_json(out)
+    else:
+        click.echo(f"OK: entry {result.index} is in {result.origin} at size {result.tree_size}")
+        if result.witnesses:
+            click.echo(f"  cosigned by {', '.join(result.witnesses)}")
+        if result.entry:
+            click.echo(f"  signed by key {result.entry.key_id}")
+
+
+@log.command()
+@LOG_OPT
+@STORE_OPT
+@KEY_OPT
+@VKEY_OPT
+@JSON_OPT
+@guarded
+def checkpoint(
+    log_url: str | None,
+    store: str | None,
+    key_path: str | None,
+    log_vkey: str | None,
+    as_json: bool,
+) -> None:
+    """Print the latest signed checkpoint (the embedded log issues one if it grew)."""
+    lg = _open(log_url, store, key_path, log_vkey)
+    try:
+        cp = lg.latest_checkpoint() if log_url else lg.issue_checkpoint()
+        vkey = lg.vkey
+    finally:
+        lg.close()
+    if cp is None:
+        raise InputError("the log has no checkpoint yet")
+    if as_json:
+        c = cp.checkpoint
+        emit_json(
+            {
+                "origin": c.origin,
+                "size": c.size,
+                "root": c.root.hex(),
+                "vkey": vkey,
+                "note": cp.serialize(),
+            }
+        )
+    else:
+        click.echo(cp.serialize(), nl=False)
+
+
+@log.command()
+@click.option("--digest", help="Subject digest, ALG:HEX (e.g. sha256:ab12...).")
+@click.option("--signer", "key", help="Signer key id (hex SHA-256 of the public key).")
+@click.option("--name", help="Model or subject name.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100)
+@LOG_OPT
+@STORE_OPT
+@KEY_OPT
+@VKEY_OPT
+@JSON_OPT
+@guarded
+def search(
+    digest: str | None,
+    key: str | None,
+    name: str | None,
+    limit: int,
+    log_url: str | None,
+    store: str | None,
+    key_path: str | None,
+    log_vkey: str | None,
+    as_json: bool,
+) -> None:
+    """Find entries by subject digest, signer key or model name."""
+    given = [(k, v) for k, v in (("digest", digest), ("key", key), ("name", name)) if v]
+    if len(given) != 1:
+        raise InputError("give exactly one of --digest, --signer, --name")
+    lg = _open(log_url, store, key_path, log_vkey)
+    try:
+        indexes = lg.search(given[0][0], given[0][1], limit)
+    finally:
+        lg.close()
+    if as_json:
+        emit_json({"indexes": indexes})
+    else:
+        for i in indexes:
+            click.echo(i)
+
+
+@log.command()
+@STORE_OPT
+@KEY_OPT
+@click.option("--origin", help="Origin (log name) for a new log key.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--checkpoint-interval", type=click.FloatRange(0.05), default=5.0, show_default=True)
+@click.option("--witness", "witnesses", multiple=True, help="Witness as VKEY=URL (repeat).")
+@guarded
+def serve(
+    store: str | None,
+    key_path: str | None,
+    origin: str | None,
+    host: str,
+    port: int,
+    checkpoint_interval: float,
+    witnesses: tuple[str, ...],
+) -> None:
+    """Serve the log over HTTP (OpenAPI docs at /docs, tiles at /tile/...)."""
+    import uvicorn
+
+    from glassbox.tlog import WitnessCosigner, open_log, parse_vkey
+    from glassbox.tlog.log import Cosigner
+    from glassbox.tlog.server import create_app
+
+    cosigners: list[Cosigner] = []
+    for spec in witnesses:
+        vkey, sep, url = spec.partition("=")
+        if not sep:
+            raise InputError(f"--witness {spec!r}: expected VKEY=URL")
+        cosigners.append(WitnessCosigner.http(parse_vkey(vkey), url))
+    lg = open_log(store, key_path, origin=origin, cosigners=cosigners)
+    click.echo(f"log {lg.origin} key {lg.vkey}", err=True)
+    app = create_app(lg, checkpoint_interval=checkpoint_interval, close_log=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@log.command()
+@LOG_OPT
+@STORE_OPT
+@KEY_OPT
+@VKEY_OPT
+@click.option("--state", type=click.Path(dir_okay=False), help="Monitor state file.")
+@click.option("--watch-key", "watch_keys", multiple=True, help="Signer key id to report.")
+@click.option("--watch-name", "watch_names", multiple=True, help="Model name to report.")
+@click.option("--interval", type=click.FloatRange(0.1), help="Keep following, every N seconds.")
+@JSON_OPT
+@guarded
+def monitor(
+    log_url: str | None,
+    store: str | None,
+    key_path: str | None,
+    log_vkey: str | None,
+    state: str | None,
+    watch_keys: tuple[str, ...],
+    watch_names: tuple[str, ...],
+    interval: float | None,
+    as_json: bool,
+) -> None:
+    """Follow a log: prove each checkpoint consistent, report entries for watched keys/names."""
+    from glassbox.paths import data_dir
+    from glassbox.tlog.monitor import Monitor
+
+    lg = _open(log_url, store, key_path, log_vkey)
+    state_path = Path(state) if state else data_dir() / "monitor.db"
+    mon = Monitor(lg, state_path, watch_keys=list(watch_keys), watch_names=list(watch_names))
+    try:
+        while True:
+            report = mon.poll()
+            if as_json:
+                emit_json(report.to_dict())
+            else:
+                click.echo(
+                    f"{report.origin}: size {report.size} (was {report.previous_size}),"
+                    f" {report.new_entries} new entries, consistent"
+                )
+                for m in report.matches:
+                    click.echo(f"  ALERT entry {m.index}: {m.reason} {m.summary['subjects']}")
+            if interval is None:
+                break
+            time.sleep(interval)
+    finally:
+        mon.close()
+        lg.close()
+
+
+@log.command("export")
+@click.argument("output", type=click.Path(dir_okay=False))
+@STORE_OPT
+@JSON_OPT
+@guarded
+def export_cmd(output: str, store: str | None, as_json: bool) -> None:
+    """Export a log store to a file (gzipped JSON lines)."""
+    from glassbox.tlog import local_log_dir, open_store
+    from glassbox.tlog.transfer import export_log
+
+    st = open_store(store or f"sqlite:///{local_log_dir() / 'log.db'}")
+    try:
+        header = export_log(st, output)
+    finally:
+        st.close()
+    if as_json:
+        emit_json(header)
+    else:
+        click.echo(f"exported {header['size']} entries to {output}")
+
+
+@log.command("import")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False))
+@click.option("--store", required=True, help="Empty target store (SQLite path or PostgreSQL DSN).")
+@JSON_OPT
+@guarded
+def import_cmd(archive: str, store: str, as_json: bool) -> None:
+    """Import an exported log into an empty store, verifying the rebuilt tree."""
+    from glassbox.tlog import open_store
+    from glassbox.tlog.transfer import import_log
+
+    st = open_store(store)
+    try:
+        result = import_log(st, archive)
+    finally:
+        st.close()
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"imported {result['size']} entries, root {result['root']}")

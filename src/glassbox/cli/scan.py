@@ -1,0 +1,133 @@
+"""``glassbox scan PATH``: static scan of model files, optionally a behavioural (backdoor) scan,
+optionally a signed attestation of the result. Exit 0 when no finding reaches ``--fail-on``,
+1 when one does, 2 on bad usage or unreadable input."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from glassbox.cli._common import emit_json, guarded, progress
+from glassbox.cli.keys import passphrase_from_env
+from glassbox.errors import InputError
+
+_SEVERITIES = ["critical", "high", "medium", "low", "info"]
+
+
+def _tree_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for directory, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += (Path(directory) / name).lstat().st_size
+            except OSError:
+                continue
+    return total
+
+
+def _behavior_findings(path: Path, data: str | None, arch: str | None) -> list[Any]:
+    try:
+        module = importlib.import_module("glassbox.scan.behavior")
+    except ModuleNotFoundError as exc:
+        raise InputError(
+            f"--behavior is not available: {exc.name or 'glassbox.scan.behavior'} is not "
+            "installed (the behavioural scanner needs the 'ml' extra)"
+        ) from exc
+    scan_behavior = getattr(module, "scan_behavior", None)
+    if scan_behavior is None:
+        raise InputError("--behavior is not available in this build of glassbox")
+    findings: list[Any] = scan_behavior(path, data=data, arch=arch)
+    return findings
+
+
+@click.command("scan")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option(
+    "--fail-on",
+    type=click.Choice(_SEVERITIES),
+    default="high",
+    show_default=True,
+    help="Exit 1 when a finding is at least this severe.",
+)
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Parallel processes.")
+@click.option("--attest", is_flag=True, help="Write a signed in-toto attestation of the result.")
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Private key (PEM) for --attest.",
+)
+@click.option(
+    "--passphrase-env", metavar="VAR", help="Environment variable holding the key's passphrase."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where --attest writes the bundle (default: PATH.scan.sigstore.json beside PATH).",
+)
+@click.option("--behavior", is_flag=True, help="Also probe the model for backdoors (needs torch).")
+@click.option("--data", "data", metavar="DATASET", help="Labelled data for --behavior.")
+@click.option("--arch", metavar="MODULE:FUNCTION", help="Model architecture for --behavior.")
+@guarded
+def scan(
+    path: Path,
+    fmt: str,
+    as_json: bool,
+    fail_on: str,
+    workers: int | None,
+    attest: bool,
+    key_path: Path | None,
+    passphrase_env: str | None,
+    out: Path | None,
+    behavior: bool,
+    data: str | None,
+    arch: str | None,
+) -> None:
+    """Find malicious payloads in model files without executing them."""
+    from glassbox.scan import Severity, attest_scan, render_text, scan_path, to_sarif
+
+    if as_json:
+        fmt = "json"
+    if attest and key_path is None:
+        raise click.UsageError("--attest needs --key KEY")
+    if (data or arch) and not behavior:
+        raise click.UsageError("--data and --arch only apply with --behavior")
+    if not path.exists() and not path.is_symlink():
+        raise InputError(f"{path}: no such file or directory")
+    with progress("scanning", _tree_size(path), enabled=fmt == "text") as bar:
+        report = scan_path(path, workers=workers, progress=bar.advance)
+    if behavior:
+        report.merge(_behavior_findings(path, data, arch))
+    if attest:
+        from glassbox.sign import load_private_key, write_bundle
+
+        assert key_path is not None
+        key = load_private_key(key_path, passphrase_from_env(passphrase_env))
+        bundle = attest_scan(report, key)
+        target = out or path.with_name(path.name + ".scan.sigstore.json")
+        write_bundle(bundle, target)
+        click.echo(f"attestation written to {target}", err=True)
+    if fmt == "json":
+        emit_json(report.to_dict())
+    elif fmt == "sarif":
+        click.echo(json.dumps(to_sarif(report), indent=2, sort_keys=True))
+    else:
+        click.echo(render_text(report))
+    if report.fails(Severity.parse(fail_on)):
+        raise SystemExit(1)

@@ -1,0 +1,395 @@
+"""Dataset commitments: one Merkle root over a dataset's records, and proofs about single records.
+
+A producer publishes the commitment (root and record count) without publishing the data; later
+they can prove that a given record was in it (an RFC 9162 inclusion proof, verified with the
+same ``glassbox.digest.merkle`` code the transparency log uses) or, for a *sorted* commitment,
+that a record was not.
+
+Leaves are ``leaf_hash(record_bytes)`` with the canonical bytes of ``glassbox.digest.records``.
+An unsorted commitment keeps file order (leaf ``i`` is record ``i``) and is computed streaming in
+O(log n) memory. A sorted commitment orders the leaves by their hash; an absence proof is then
+two adjacent leaves whose hashes bracket the absent record's leaf hash, each with an inclusion
+proof. Only the neighbours' leaf *hashes* are revealed, not their records.
+
+What a verifier must trust: the root, and the record count (``size``). With the root alone an
+inclusion proof still shows that the record is one of the leaves, but not *which* index (a
+proof can restate a leaf's position in a smaller claimed tree); absence proofs need the size,
+since adjacency and the ends of the tree are defined by it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from glassbox.digest.merkle import (
+    Frontier,
+    ProofError,
+    inclusion_proof,
+    leaf_hash,
+    root_of,
+    verify_inclusion,
+)
+from glassbox.digest.records import iter_records, open_records
+from glassbox.errors import InputError
+
+COMMITMENT_TYPE = "https://glassbox.dev/dataset-commitment/v1"
+RECORD_PROOF_TYPE = "https://glassbox.dev/dataset-record-proof/v1"
+ABSENCE_PROOF_TYPE = "https://glassbox.dev/dataset-absence-proof/v1"
+
+
+@dataclass(frozen=True)
+class DatasetCommitment:
+    """What a producer publishes: the root over ``size`` records of format ``fmt``."""
+
+    root: bytes
+    size: int
+    fmt: str
+    sorted_records: bool = False
+    name: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": COMMITMENT_TYPE,
+            "name": self.name,
+            "format": self.fmt,
+            "sorted": self.sorted_records,
+            "size": self.size,
+            "root": self.root.hex(),
+            "leaf_hash": "rfc9162-sha256",
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DatasetCommitment:
+        try:
+            if not isinstance(data, dict):
+                raise TypeError("expected a JSON object")
+            if data.get("type") != COMMITMENT_TYPE:
+                raise ValueError(f"type is {data.get('type')!r}, expected {COMMITMENT_TYPE}")
+            commitment = cls(
+                root=_hash32(data["root"], "root"),
+                size=_count(data["size"], "size"),
+                fmt=str(data["format"]),
+                sorted_records=bool(data.get("sorted", False)),
+                name=str(data.get("name", "")),
+                metadata=dict(data.get("metadata", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed dataset commitment: {exc}") from exc
+        return commitment
+
+
+@dataclass(frozen=True)
+class RecordProof:
+    """Inclusion proof: ``record`` is leaf ``index`` of a ``tree_size``-leaf tree under ``root``."""
+
+    record: bytes
+    index: int
+    tree_size: int
+    root: bytes
+    audit_path: tuple[bytes, ...]
+    fmt: str = ""
+    sorted_records: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": RECORD_PROOF_TYPE,
+            "format": self.fmt,
+            "sorted": self.sorted_records,
+            "index": self.index,
+            "tree_size": self.tree_size,
+            "root": self.root.hex(),
+            "record": base64.b64encode(self.record).decode("ascii"),
+            "audit_path": [h.hex() for h in self.audit_path],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RecordProof:
+        try:
+            if data.get("type") != RECORD_PROOF_TYPE:
+                raise ValueError(f"type is {data.get('type')!r}, expected {RECORD_PROOF_TYPE}")
+            return cls(
+                record=base64.b64decode(data["record"], validate=True),
+                index=_count(data["index"], "index"),
+                tree_size=_count(data["tree_size"], "tree_size"),
+                root=_hash32(data["root"], "root"),
+                audit_path=tuple(_hash32(h, "audit path hash") for h in data["audit_path"]),
+                fmt=str(data.get("format", "")),
+                sorted_records=bool(data.get("sorted", False)),
+            )
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            raise InputError(f"malformed record proof: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A leaf next to where an absent record would sit: its index, leaf hash and audit path."""
+
+    index: int
+    leaf: bytes
+    audit_path: tuple[bytes, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "leaf_hash": self.leaf.hex(),
+            "audit_path": [h.hex() for h in self.audit_path],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Neighbour:
+        return cls(
+            index=_count(data["index"], "index"),
+            leaf=_hash32(data["leaf_hash"], "leaf hash"),
+            audit_path=tuple(_hash32(h, "audit path hash") for h in data["audit_path"]),
+        )
+
+
+@dataclass(frozen=True)
+class AbsenceProof:
+    """``record`` is not in the sorted commitment: its leaf hash falls between two adjacent leaves.
+
+    ``left`` is ``None`` when the record would sort before every leaf, ``right`` when after.
+    """
+
+    record: bytes
+    tree_size: int
+    root: bytes
+    left: Neighbour | None
+    right: Neighbour | None
+    fmt: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": ABSENCE_PROOF_TYPE,
+            "format": self.fmt,
+            "sorted": True,
+            "tree_size": self.tree_size,
+            "root": self.root.hex(),
+            "record": base64.b64encode(self.record).decode("ascii"),
+            "left": None if self.left is None else self.left.to_dict(),
+            "right": None if self.right is None else self.right.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AbsenceProof:
+        try:
+            if data.get("type") != ABSENCE_PROOF_TYPE:
+                raise ValueError(f"type is {data.get('type')!r}, expected {ABSENCE_PROOF_TYPE}")
+            left, right = data["left"], data["right"]
+            return cls(
+                record=base64.b64decode(data["record"], validate=True),
+                tree_size=_count(data["tree_size"], "tree_size"),
+                root=_hash32(data["root"], "root"),
+                left=None if left is None else Neighbour.from_dict(left),
+                right=None if right is None else Neighbour.from_dict(right),
+                fmt=str(data.get("format", "")),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
+            raise InputError(f"malformed absence proof: {exc}") from exc
+
+
+def load_proof(data: dict[str, Any]) -> RecordProof | AbsenceProof:
+    """Either kind of proof, by its ``type``."""
+    if not isinstance(data, dict):
+        raise InputError("malformed proof: expected a JSON object")
+    if data.get("type") == ABSENCE_PROOF_TYPE:
+        return AbsenceProof.from_dict(data)
+    return RecordProof.from_dict(data)
+
+
+# --- producing ----------------------------------------------------------------------------
+
+
+def commit_dataset(
+    path: str | Path, *, fmt: str | None = None, sorted_records: bool = False
+) -> DatasetCommitment:
+    """The Merkle commitment to the dataset at ``path``."""
+    stream = open_records(path, fmt)
+    if sorted_records:
+        leaves = sorted(leaf_hash(r) for r in stream.records)
+        root, size = root_of(leaves), len(leaves)
+    else:
+        frontier = Frontier()
+        for record in stream.records:
+            frontier.append(leaf_hash(record))
+        root, size = frontier.root(), frontier.size
+    return DatasetCommitment(
+        root=root,
+        size=size,
+        fmt=stream.fmt,
+        sorted_records=sorted_records,
+        name=Path(path).name,
+        metadata=stream.metadata,
+    )
+
+
+def _leaves(path: str | Path, fmt: str | None, sorted_records: bool) -> tuple[str, list[bytes]]:
+    stream = open_records(path, fmt)
+    leaves = [leaf_hash(r) for r in stream.records]
+    if sorted_records:
+        leaves.sort()
+    return stream.fmt, leaves
+
+
+def _record_with_leaf(records: Iterator[bytes], leaf: bytes) -> bytes:
+    for record in records:
+        if leaf_hash(record) == leaf:
+            return record
+    raise InputError("dataset changed while the proof was being built")  # pragma: no cover
+
+
+def prove_record(
+    path: str | Path, index: int, *, fmt: str | None = None, sorted_records: bool = False
+) -> RecordProof:
+    """Inclusion proof for record ``index`` (file order, or leaf-hash order when sorted).
+
+    Needs every leaf hash in memory (32 bytes per record) and one or two passes over the data.
+    """
+    kind, leaves = _leaves(path, fmt, sorted_records)
+    if not 0 <= index < len(leaves):
+        raise InputError(f"record {index} does not exist: the dataset has {len(leaves)} records")
+    if sorted_records:
+        record = _record_with_leaf(iter_records(path, kind), leaves[index])
+    else:
+        record = next(r for i, r in enumerate(iter_records(path, kind)) if i == index)
+    return RecordProof(
+        record=record,
+        index=index,
+        tree_size=len(leaves),
+        root=root_of(leaves),
+        audit_path=tuple(inclusion_proof(leaves, index)),
+        fmt=kind,
+        sorted_records=sorted_records,
+    )
+
+
+def prove_absence(path: str | Path, record: bytes, *, fmt: str | None = None) -> AbsenceProof:
+    """Proof that ``record`` (canonical bytes) is not in the *sorted* commitment of ``path``."""
+    kind, leaves = _leaves(path, fmt, sorted_records=True)
+    target = leaf_hash(record)
+    at = bisect.bisect_left(leaves, target)
+    if at < len(leaves) and leaves[at] == target:
+        raise InputError(f"the record is in the dataset (sorted index {at}); it cannot be absent")
+
+    def neighbour(i: int) -> Neighbour | None:
+        if not 0 <= i < len(leaves):
+            return None
+        return Neighbour(i, leaves[i], tuple(inclusion_proof(leaves, i)))
+
+    return AbsenceProof(
+        record=record,
+        tree_size=len(leaves),
+        root=root_of(leaves),
+        left=neighbour(at - 1),
+        right=neighbour(at),
+        fmt=kind,
+    )
+
+
+# --- verifying ----------------------------------------------------------------------------
+
+Trusted = DatasetCommitment | bytes | str
+
+
+def _trusted(commitment_or_root: Trusted, size: int | None) -> tuple[bytes, int | None]:
+    """The root (and record count, when known) the verifier trusts; never the proof's own."""
+    if isinstance(commitment_or_root, DatasetCommitment):
+        if size is not None and size != commitment_or_root.size:
+            raise InputError(f"size {size} contradicts the commitment ({commitment_or_root.size})")
+        return commitment_or_root.root, commitment_or_root.size
+    if isinstance(commitment_or_root, str):
+        try:
+            return _hash32(commitment_or_root, "root"), size
+        except ValueError as exc:
+            raise InputError(f"malformed root: {exc}") from exc
+    if len(commitment_or_root) != 32:
+        raise InputError(f"a root is 32 bytes, got {len(commitment_or_root)}")
+    return bytes(commitment_or_root), size
+
+
+def verify_record(
+    proof: RecordProof, commitment_or_root: Trusted, *, size: int | None = None
+) -> None:
+    """Raise ``ProofError`` unless ``proof.record`` is in the committed dataset.
+
+    With a commitment (or ``size``) the record's index is checked too; with a bare root only its
+    membership is (see the module docstring).
+    """
+    root, trusted_size = _trusted(commitment_or_root, size)
+    if (
+        isinstance(commitment_or_root, DatasetCommitment)
+        and proof.sorted_records != commitment_or_root.sorted_records
+    ):
+        raise ProofError("proof and commitment disagree on whether records are sorted")
+    if trusted_size is not None and proof.tree_size != trusted_size:
+        raise ProofError(
+            f"proof is for {proof.tree_size} records but the commitment has {trusted_size}"
+        )
+    if proof.root != root:
+        raise ProofError(f"proof is for root {proof.root.hex()}, not {root.hex()}")
+    verify_inclusion(leaf_hash(proof.record), proof.index, proof.tree_size, proof.audit_path, root)
+
+
+def verify_absence(
+    proof: AbsenceProof, commitment_or_root: Trusted, *, size: int | None = None
+) -> None:
+    """Raise ``ProofError`` unless ``proof.record`` is provably not in the sorted commitment."""
+    root, trusted_size = _trusted(commitment_or_root, size)
+    if isinstance(commitment_or_root, DatasetCommitment) and not commitment_or_root.sorted_records:
+        raise ProofError("absence can only be proven against a sorted commitment")
+    if trusted_size is None:
+        raise InputError("an absence proof needs the commitment's record count (size)")
+    if proof.tree_size != trusted_size:
+        raise ProofError(
+            f"proof is for {proof.tree_size} records but the commitment has {trusted_size}"
+        )
+    if proof.root != root:
+        raise ProofError(f"proof is for root {proof.root.hex()}, not {root.hex()}")
+    target = leaf_hash(proof.record)
+    left, right = proof.left, proof.right
+    if left is None and right is None:
+        if trusted_size != 0:
+            raise ProofError("absence proof names no neighbours in a non-empty dataset")
+        return
+    if left is None:
+        if right is None or right.index != 0:
+            raise ProofError("a record before every leaf needs leaf 0 as its right neighbour")
+    elif right is None:
+        if left.index != trusted_size - 1:
+            raise ProofError("a record after every leaf needs the last leaf as its left neighbour")
+    elif right.index != left.index + 1:
+        raise ProofError(f"neighbours {left.index} and {right.index} are not adjacent")
+    if left is not None:
+        if not left.leaf < target:
+            raise ProofError("the left neighbour does not sort before the record")
+        verify_inclusion(left.leaf, left.index, trusted_size, left.audit_path, root)
+    if right is not None:
+        if not target < right.leaf:
+            raise ProofError("the right neighbour does not sort after the record")
+        verify_inclusion(right.leaf, right.index, trusted_size, right.audit_path, root)
+
+
+# --- parsing helpers ----------------------------------------------------------------------
+
+
+def _hash32(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a hex string")
+    raw = bytes.fromhex(value)
+    if len(raw) != 32:
+        raise ValueError(f"{what} must be 32 bytes, got {len(raw)}")
+    return raw
+
+
+def _count(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{what} must be a non-negative integer")
+    return value

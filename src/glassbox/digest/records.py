@@ -1,0 +1,298 @@
+"""Records of a dataset, as canonical bytes: what a dataset commitment's leaves are made of.
+
+A commitment is only useful if anyone can recompute a record's bytes from the data, so each
+format defines them exactly:
+
+``csv``
+    RFC 4180 as Python's ``csv`` module reads it (comma, double quotes, strict), UTF-8 (a BOM is
+    dropped). The first row is the header: it is *not* a leaf; it goes into the commitment's
+    metadata. Every other non-blank row is one record whose bytes are the canonical JSON array
+    of its field strings, e.g. ``["1","a, b","x"]``: quoting style and line endings do not
+    change a record, its values do. A row whose field count differs from the header's is an
+    error.
+``jsonl``
+    One record per non-blank line: the line's own bytes without its line ending and outer
+    whitespace. The line must be one valid JSON value (UTF-8, no NaN/Infinity, no duplicate
+    keys); it is committed exactly as written, so re-serialising the data changes the root.
+``parquet``
+    One record per row: the canonical JSON object of the row (see ``canonical_json``), columns as
+    keys. The Arrow schema goes into the metadata.
+``files``
+    A directory: one record per file, in OMS path order, ``{"path":...,"sha256":...,"size":...}``
+    as canonical JSON, hashed with ``hash_model`` (so ``.git*`` is left out and symlinks that
+    leave the directory are refused).
+
+Canonical JSON here is ``json.dumps(value, sort_keys=True, separators=(",", ":"),
+ensure_ascii=False)`` encoded as UTF-8; values JSON cannot hold are tagged: bytes as
+``{"$base64": ...}``, non-finite floats as ``{"$float": "NaN" | "Infinity" | "-Infinity"}``,
+decimals as strings, dates and times as ISO 8601 strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import decimal
+import io
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from glassbox.errors import InputError
+
+FORMATS: tuple[str, ...] = ("csv", "jsonl", "parquet", "files")
+# No single record may be larger than this: a hostile file with no line breaks must not be
+# read into memory whole.
+MAX_RECORD_BYTES = 64 * 1024 * 1024
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+
+@dataclass
+class RecordStream:
+    """A dataset opened for reading: its format, metadata (CSV header, schema) and records."""
+
+    fmt: str
+    records: Iterator[bytes]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def detect_format(path: Path, fmt: str | None = None) -> str:
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise InputError(f"unknown dataset format {fmt!r} (use one of {', '.join(FORMATS)})")
+        return fmt
+    if path.is_dir():
+        return "files"
+    found = _EXTENSIONS.get(path.suffix.lower())
+    if found is None:
+        raise InputError(
+            f"{path}: cannot tell the dataset format from the name; pass --format "
+            f"({', '.join(FORMATS)})"
+        )
+    return found
+
+
+def open_records(path: str | Path, fmt: str | None = None) -> RecordStream:
+    """Open ``path`` and return its records in file order (commitment order when unsorted)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"dataset {p} does not exist")
+    kind = detect_format(p, fmt)
+    if kind == "files":
+        return _files_records(p)
+    if not p.is_file():
+        raise InputError(
+            f"dataset {p} is not a file (a directory is committed with --format files)"
+        )
+    if kind == "csv":
+        return _csv_records(p)
+    if kind == "jsonl":
+        return RecordStream("jsonl", _jsonl_records(p))
+    return _parquet_records(p)
+
+
+def iter_records(path: str | Path, fmt: str | None = None) -> Iterator[bytes]:
+    """Canonical record bytes in file order: record ``i`` is leaf ``i`` when unsorted."""
+    return open_records(path, fmt).records
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one canonical JSON encoding used for records (see module docstring)."""
+    try:
+        text = json.dumps(
+            _jsonable(value),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"record cannot be encoded as canonical JSON: {exc}") from exc
+    return text.encode("utf-8")
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return {
+            "$float": "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        }
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$base64": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return {
+            "$seconds": str(
+                decimal.Decimal(value.days * 86400 + value.seconds)
+                + decimal.Decimal(value.microseconds) / 1_000_000
+            )
+        }
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InputError(f"record has a non-string key {key!r}")
+            out[key] = _jsonable(item)
+        return out
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    raise InputError(f"record holds a value of type {type(value).__name__} with no JSON form")
+
+
+# --- CSV ---------------------------------------------------------------------------------
+
+
+def _csv_records(path: Path) -> RecordStream:
+    raw = _open_binary(path)
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="", errors="strict")
+    reader = csv.reader(text, strict=True)
+    try:
+        header = _next_csv_row(reader, path)
+        while header is not None and not header:
+            header = _next_csv_row(reader, path)
+    except InputError:
+        text.close()
+        raise
+    if header is None:
+        text.close()
+        raise InputError(f"{path}: CSV file is empty (a header row is required)")
+    return RecordStream("csv", _csv_rows(text, reader, path, header), {"header": header})
+
+
+def _next_csv_row(reader: Any, path: Path) -> list[str] | None:
+    try:
+        row: list[str] = next(reader)
+    except StopIteration:
+        return None
+    except csv.Error as exc:
+        raise InputError(f"{path}: malformed CSV at line {reader.line_num}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: not valid UTF-8 near line {reader.line_num + 1}: {exc.reason}"
+        ) from exc
+    return row
+
+
+def _csv_rows(
+    text: io.TextIOWrapper, reader: Any, path: Path, header: list[str]
+) -> Iterator[bytes]:
+    with text:
+        while (row := _next_csv_row(reader, path)) is not None:
+            if not row:
+                continue  # a blank line is not a record
+            if len(row) != len(header):
+                raise InputError(
+                    f"{path}: line {reader.line_num} has {len(row)} fields, the header has "
+                    f"{len(header)}"
+                )
+            yield canonical_json(row)
+
+
+# --- JSON Lines --------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _jsonl_records(path: Path) -> Iterator[bytes]:
+    with _open_binary(path) as f:
+        line_no = 0
+        while True:
+            line = f.readline(MAX_RECORD_BYTES + 2)
+            if not line:
+                return
+            line_no += 1
+            if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):
+                raise InputError(f"{path}: line {line_no} is longer than {MAX_RECORD_BYTES} bytes")
+            record = line.strip(b" \t\r\n")
+            if not record:
+                continue
+            try:
+                json.loads(
+                    record.decode("utf-8"),
+                    parse_constant=_reject_constant,
+                    object_pairs_hook=_no_duplicate_keys,
+                )
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}: line {line_no} is not valid UTF-8") from exc
+            except (ValueError, RecursionError) as exc:
+                raise InputError(f"{path}: line {line_no} is not valid JSON: {exc}") from exc
+            yield record
+
+
+# --- Parquet -----------------------------------------------------------------------------
+
+
+def _parquet_records(path: Path) -> RecordStream:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError(
+            f"{path}: Parquet needs pyarrow (pip install 'glassbox[formats]')"
+        ) from None
+    try:
+        parquet = pq.ParquetFile(path)
+        schema = str(parquet.schema_arrow)
+    except Exception as exc:  # pyarrow raises several unrelated types for bad files
+        raise InputError(f"{path}: not a readable Parquet file: {exc}") from exc
+    return RecordStream("parquet", _parquet_rows(parquet, path), {"schema": schema})
+
+
+def _parquet_rows(parquet: Any, path: Path) -> Iterator[bytes]:
+    try:
+        for batch in parquet.iter_batches(batch_size=4096):
+            for row in batch.to_pylist():
+                yield canonical_json(row)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"{path}: cannot read Parquet rows: {exc}") from exc
+
+
+# --- directory of files ------------------------------------------------------------------
+
+
+def _files_records(path: Path) -> RecordStream:
+    from glassbox.digest.model import hash_model
+
+    if not path.is_dir():
+        raise InputError(f"{path}: the 'files' format needs a directory")
+    manifest = hash_model(path)
+    records = (
+        canonical_json({"path": item.name, "sha256": item.digest.hex(), "size": item.size})
+        for item in manifest.items
+    )
+    return RecordStream("files", records, {"ignore_paths": list(manifest.ignore_paths)})
+
+
+def _open_binary(path: Path) -> BinaryIO:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc

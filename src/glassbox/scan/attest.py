@@ -1,0 +1,42 @@
+"""A signed in-toto attestation of a scan: "these files, by digest, were scanned with this
+result", for the transparency log and for ``audit`` to check later without re-scanning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from glassbox.digest import hash_file
+from glassbox.errors import InputError
+from glassbox.scan.report import ScanReport
+from glassbox.sign import PrivateKey, make_statement, sign_statement, subject
+
+SCAN_PREDICATE_TYPE = "https://glassbox.dev/scan/v1"
+
+
+def scan_statement(report: ScanReport) -> dict[str, Any]:
+    """The unsigned Statement. Subjects are re-hashed now, so the attestation binds the result
+    to the bytes on disk at signing time (a file changed since the scan fails later checks)."""
+    root = Path(report.root)
+    base = root if root.is_dir() else root.parent
+    subjects = []
+    for rel in sorted(report.files):
+        p = base / rel
+        subjects.append(subject(rel, hash_file(p, "sha256")))
+    if not subjects:
+        raise InputError(f"{root}: nothing was scanned, so there is nothing to attest")
+    worst = report.max_severity
+    predicate = {
+        "scanner": {"name": "glassbox", "version": report.scanner_version},
+        "maxSeverity": None if worst is None else str(worst),
+        "counts": report.counts(),
+        "formats": dict(sorted(report.formats.items())),
+        "errors": list(report.errors),
+        "findings": [f.to_dict() for f in report.findings],
+    }
+    return make_statement(subjects, SCAN_PREDICATE_TYPE, predicate)
+
+
+def attest_scan(report: ScanReport, key: PrivateKey) -> dict[str, Any]:
+    """Sign the scan statement; returns a Sigstore bundle (write it with ``write_bundle``)."""
+    return sign_statement(scan_statement(report), key)

@@ -1,0 +1,292 @@
+"""Run every behavioural detector on one model and weigh their evidence per class.
+
+Each detector yields a per-class score in its own calibrated unit and a threshold; a class
+score divided by its threshold is comparable across detectors (1.0 = at the threshold). The
+combined verdict (``combine``) asks for two detectors to agree, or one to be far past its own
+threshold.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from glassbox.scan.behavior.activation_clustering import activation_splits
+from glassbox.scan.behavior.calibration import mad_index
+from glassbox.scan.behavior.data import LabeledData
+from glassbox.scan.behavior.loading import ProbedModel
+from glassbox.scan.behavior.neural_cleanse import Trigger, reverse_engineer
+from glassbox.scan.behavior.perturbation import class_low_quantile, strip_entropy
+from glassbox.scan.behavior.spectral import spectral_splits
+from glassbox.scan.behavior.splitting import ClassSplit, Marker, split_contrast
+
+#: Per-detector thresholds on the per-class score. Neural Cleanse's anomaly index of 2 is the
+#: paper's (3 on the reference-calibrated index, whose spread is narrower); the split detectors'
+#: is a difference of 0.35 in marker rate between the halves (see ``splitting``); STRIP's is a
+#: class whose low-quantile entropy is 4 times below the typical class.
+THRESHOLDS = {
+    "trigger": 2.0,
+    "trigger-calibrated": 3.0,
+    "spectral": 0.35,
+    "spectral-unreferenced": 0.35,
+    "activation-clustering": 0.35,
+    "activation-clustering-unreferenced": 0.35,
+    "strip": float(np.log(4.0)),
+}
+#: Without a reference, a record whose STRIP entropy is under this share of the median marks it.
+STRIP_MARK = 0.25
+#: Combined verdict: two detectors past their thresholds, or one this many times past its own.
+SOLO = 2.0
+
+
+@dataclass
+class DetectorResult:
+    name: str
+    class_scores: np.ndarray  # per class, calibrated, higher = more suspicious
+    threshold: float
+    calibrated: bool  # against a clean reference model
+    candidates: dict[int, np.ndarray] = field(default_factory=dict)  # per class: suspect records
+    record_scores: np.ndarray | None = None  # per dataset record, higher = more suspect
+    details: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def normalized(self) -> np.ndarray:
+        return self.class_scores / self.threshold
+
+    @property
+    def flagged(self) -> list[int]:
+        return [int(c) for c in np.flatnonzero(self.class_scores >= self.threshold)]
+
+    @property
+    def suspects(self) -> np.ndarray:
+        """Suspect records (dataset indices) of the classes this detector flags itself."""
+        return _union(self.candidates, self.flagged)
+
+    @property
+    def score(self) -> float:
+        """Model-level score: the worst class, in threshold units."""
+        return float(self.normalized.max()) if len(self.class_scores) else 0.0
+
+
+@dataclass
+class BehaviorReport:
+    num_classes: int
+    detectors: dict[str, DetectorResult]
+    triggers: list[Trigger]
+    combined: np.ndarray  # per class, combined evidence (>= 1 means flagged)
+    suspects: np.ndarray  # dataset indices in flagged classes judged poisoned
+    records: int
+
+    @property
+    def flagged(self) -> list[int]:
+        return [int(c) for c in np.flatnonzero(self.combined >= 1.0)]
+
+    @property
+    def score(self) -> float:
+        return float(self.combined.max()) if len(self.combined) else 0.0
+
+
+def _split_detector(
+    name: str,
+    splits: list[ClassSplit],
+    num_classes: int,
+    records: int,
+    marker: Marker,
+    calibrated: bool,
+    seconds: float,
+) -> DetectorResult:
+    """Per-class evidence: the marker contrast between the suspect half and the rest.
+
+    The raw split strength (how bimodal the class is) is kept as detail, never as the verdict:
+    naturally bimodal classes have strong splits too, but their halves do not differ in the
+    marker (see ``splitting``).
+    """
+    scores = np.zeros(num_classes)
+    record_scores = np.full(records, -np.inf)
+    for s in splits:
+        scores[s.label] = split_contrast(s.suspect, marker.flags[s.indices])
+        record_scores[s.indices] = s.scores
+    key = name if calibrated else f"{name}-unreferenced"
+    return DetectorResult(
+        name,
+        scores,
+        THRESHOLDS[key],
+        calibrated,
+        candidates={s.label: s.suspect_indices for s in splits},
+        record_scores=record_scores,
+        details={
+            "split_strength": {str(s.label): round(float(s.strength), 4) for s in splits},
+            "cue": {str(s.label): s.cue for s in splits},
+            "marker": marker.name,
+        },
+        seconds=seconds,
+    )
+
+
+def analyze(
+    model: ProbedModel,
+    data: LabeledData,
+    *,
+    reference: ProbedModel | None = None,
+    seed: int = 0,
+    trigger_steps: int = 300,
+) -> BehaviorReport:
+    """Run trigger search, STRIP, spectral signatures and activation clustering on ``data``."""
+    k = model.num_classes
+    images, labels = data.images, data.labels
+    if images.shape[1:] != model.image_shape:
+        images = images.reshape((len(images), *model.image_shape))
+    detectors: dict[str, DetectorResult] = {}
+    detectors["trigger"], triggers = _trigger_detector(
+        model, images, labels, reference, seed, trigger_steps
+    )
+    ref_dis: np.ndarray | None = None
+    if reference is not None:
+        ref_dis = reference.predict(images).argmax(1) != labels
+    detectors["strip"], entropy = _strip_detector(model, images, labels, reference, ref_dis, seed)
+
+    if ref_dis is not None:
+        marker = Marker("reference-disagreement", ref_dis)
+    else:
+        marker = Marker("strip-low-entropy", entropy < STRIP_MARK * float(np.median(entropy)))
+    t0 = time.perf_counter()
+    feats = model.features(images)
+    t_feat = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sp = spectral_splits(feats, labels, marker=marker)
+    detectors["spectral"] = _split_detector(
+        "spectral", sp, k, len(labels), marker, ref_dis is not None, t_feat + _since(t0)
+    )
+    t0 = time.perf_counter()
+    ac = activation_splits(feats, labels, seed=seed, marker=marker)
+    detectors["activation-clustering"] = _split_detector(
+        "activation-clustering", ac, k, len(labels), marker, ref_dis is not None, _since(t0)
+    )
+
+    combined = combine(np.stack([d.normalized for d in detectors.values()]))
+    suspects = _combined_suspects(detectors, [int(c) for c in np.flatnonzero(combined >= 1.0)])
+    return BehaviorReport(k, detectors, triggers, combined, suspects, len(labels))
+
+
+def _since(t0: float) -> float:
+    return time.perf_counter() - t0
+
+
+def _trigger_detector(
+    model: ProbedModel,
+    images: np.ndarray,
+    labels: np.ndarray,
+    reference: ProbedModel | None,
+    seed: int,
+    steps: int,
+) -> tuple[DetectorResult, list[Trigger]]:
+    """Neural Cleanse's MAD anomaly index on mask size; with a reference, on the size ratio.
+
+    Some classes need small triggers by nature (a few strokes turn many digits into a 1); the
+    same class needs a similarly small one in the reference, so the ratio cancels it.
+    """
+    t0 = time.perf_counter()
+    triggers = reverse_engineer(model, images, labels, steps=steps, seed=seed)
+    l1 = np.array([t.l1 for t in triggers])
+    details: dict[str, Any] = {
+        "l1": [round(float(v), 4) for v in l1],
+        "raw_anomaly_index": [round(float(v), 4) for v in mad_index(l1, low=True)],
+    }
+    if reference is not None:
+        ref_trig = reverse_engineer(reference, images, labels, steps=steps, seed=seed)
+        l1_ref = np.array([t.l1 for t in ref_trig])
+        scores = mad_index(np.log(l1 / np.maximum(l1_ref, 1e-9)), low=True)
+        details["reference_l1"] = [round(float(v), 4) for v in l1_ref]
+        threshold = THRESHOLDS["trigger-calibrated"]
+    else:
+        scores = mad_index(l1, low=True)
+        threshold = THRESHOLDS["trigger"]
+    result = DetectorResult(
+        "trigger", scores, threshold, reference is not None, details=details, seconds=_since(t0)
+    )
+    return result, triggers
+
+
+def _strip_detector(
+    model: ProbedModel,
+    images: np.ndarray,
+    labels: np.ndarray,
+    reference: ProbedModel | None,
+    ref_dis: np.ndarray | None,
+    seed: int,
+) -> tuple[DetectorResult, np.ndarray]:
+    t0 = time.perf_counter()
+    k = model.num_classes
+    ent = strip_entropy(model, images, seed=seed)
+    q = class_low_quantile(ent, labels, k)
+    details: dict[str, Any] = {"class_entropy_q20": [round(float(v), 4) for v in q]}
+    q_ref = None
+    if reference is not None and ref_dis is not None and (~ref_dis).any():
+        agree = ~ref_dis
+        ref_ent = strip_entropy(reference, images[agree], overlays=images, seed=seed)
+        q_ref = class_low_quantile(ref_ent, labels[agree], k)
+        details["reference_entropy_q20"] = [round(float(v), 4) for v in q_ref]
+    strip = DetectorResult(
+        "strip",
+        entropy_drop(q, q_ref),
+        THRESHOLDS["strip"],
+        q_ref is not None,
+        record_scores=-ent,
+        details=details,
+    )
+    # STRIP's own rule: a false-rejection rate of 1% on records of unremarkable classes.
+    normal = ~np.isin(labels, strip.flagged)
+    cut = float(np.quantile(ent[normal], 0.01)) if normal.any() else float(np.median(ent))
+    strip.candidates = {c: np.flatnonzero((labels == c) & (ent < cut)) for c in range(k)}
+    strip.details["entropy_cut"] = round(cut, 6)
+    strip.seconds = _since(t0)
+    return strip, ent
+
+
+def combine(normalized: np.ndarray) -> np.ndarray:
+    """Per class: the second-best detector's score, or the best one's over ``SOLO``.
+
+    ``normalized`` is ``(detectors, classes)`` in threshold units. A class is flagged (>= 1) when
+    two detectors independently pass their thresholds, or one passes ``SOLO`` times its own, so
+    one detector's blind spot does not hide a backdoor and one detector's noise does not
+    invent one.
+    """
+    ranked = np.sort(normalized, axis=0)[::-1]
+    second = ranked[1] if len(ranked) > 1 else np.zeros(normalized.shape[1])
+    return np.asarray(np.maximum(second, ranked[0] / SOLO), dtype=np.float64)
+
+
+def entropy_drop(q: np.ndarray, q_ref: np.ndarray | None) -> np.ndarray:
+    """How many times lower a class's low-quantile STRIP entropy is than the typical class.
+
+    Log scale, relative to the median class (so the model's overall confidence cancels) and,
+    with a reference, to the same class in the reference (so naturally confident classes do).
+    """
+    s = -np.log(np.maximum(q, 1e-6))
+    if q_ref is not None:
+        s = s + np.log(np.maximum(q_ref, 1e-6))
+    return np.asarray(s - np.median(s), dtype=np.float64)
+
+
+def _union(candidates: dict[int, np.ndarray], classes: list[int]) -> np.ndarray:
+    picked = [candidates[c] for c in classes if c in candidates]
+    return np.unique(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+
+
+def _combined_suspects(detectors: dict[str, DetectorResult], flagged: list[int]) -> np.ndarray:
+    """Records of flagged classes that STRIP, or both representation detectors, suspect.
+
+    STRIP looks at each record's own behaviour and has few false alarms; the two
+    representation detectors split a class and are trusted where they agree.
+    """
+    if not flagged:
+        return np.zeros(0, dtype=np.int64)
+    spectral = _union(detectors["spectral"].candidates, flagged)
+    clustering = _union(detectors["activation-clustering"].candidates, flagged)
+    strip = _union(detectors["strip"].candidates, flagged)
+    both = np.intersect1d(spectral, clustering)
+    return np.union1d(strip, both).astype(np.int64)

@@ -1,0 +1,163 @@
+"""Labelled training data for the record-level detectors, read in commitment order.
+
+Suspect records are named by their index in the dataset commitment, so the data must be read
+through ``glassbox.digest.iter_records`` (record ``i`` is leaf ``i``) rather than re-parsed by a
+second reader that could disagree about order or about what a record is.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from glassbox.errors import InputError
+
+LABEL_KEYS = ("label", "labels", "target", "y", "class")
+FEATURE_KEYS = ("pixels", "image", "x", "features", "input", "data")
+
+
+@dataclass
+class LabeledData:
+    """Images ``(N, C, H, W)`` scaled to the model's input range, integer labels ``(N,)``."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    path: Path | None = None
+    fmt: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        x: np.ndarray,
+        y: Sequence[int] | np.ndarray,
+        *,
+        image_shape: tuple[int, int, int] | None = None,
+        path: Path | None = None,
+    ) -> LabeledData:
+        flat = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+        shape = image_shape or square_image_shape(flat.shape[1])
+        labels = np.asarray(y, dtype=np.int64)
+        if len(labels) != len(flat):
+            raise InputError(f"{len(flat)} inputs but {len(labels)} labels")
+        return cls(flat.reshape((len(flat), *shape)), labels, path)
+
+
+def square_image_shape(n: int) -> tuple[int, int, int]:
+    side = math.isqrt(n)
+    return (1, side, side) if side * side == n else (1, 1, n)
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _as_number(value: Any) -> float | None:
+    """Numbers, and numeric strings (a CSV record's canonical bytes are a JSON string array)."""
+    if _numeric(value):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _from_json(obj: Any, where: str) -> tuple[list[float], int]:
+    if isinstance(obj, list) and len(obj) >= 2:
+        values = [_as_number(v) for v in obj]
+        if any(v is None for v in values):
+            raise InputError(f"{where}: non-numeric field in an array record")
+        nums = [float(v) for v in values if v is not None]
+        return nums[:-1], int(nums[-1])
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: a record must be a JSON object or a numeric array")
+    label_key = next((k for k in LABEL_KEYS if k in obj), None)
+    if label_key is None or not _numeric(obj[label_key]):
+        raise InputError(f"{where}: no integer label field ({', '.join(LABEL_KEYS)})")
+    for key in FEATURE_KEYS:
+        value = obj.get(key)
+        if isinstance(value, list):
+            try:
+                flat = np.asarray(value, dtype=np.float64).reshape(-1)
+            except (TypeError, ValueError):
+                raise InputError(f"{where}: field {key!r} is not a numeric array") from None
+            return flat.tolist(), int(obj[label_key])
+        if isinstance(value, str) and value.isascii() and value.isalnum():
+            # One character per value (the digits example writes pixels 0..16 in base 17).
+            return [float(int(ch, 36)) for ch in value], int(obj[label_key])
+    scalars = [float(v) for k, v in obj.items() if k != label_key and _numeric(v)]
+    if not scalars:
+        raise InputError(f"{where}: no numeric features in the record")
+    return scalars, int(obj[label_key])
+
+
+def decode_records(records: Iterable[bytes], where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Turn canonical record bytes (JSON object/array or CSV row) into features and labels.
+
+    A CSV header row (non-numeric first record) names the label column; without one the last
+    column is the label, as in scikit-learn's bundled digits CSV.
+    """
+    xs: list[list[float]] = []
+    ys: list[int] = []
+    label_col = -1
+    for i, raw in enumerate(records):
+        text = raw.decode("utf-8", errors="strict").strip()
+        if not text:
+            continue
+        if text[0] in "{[":
+            try:
+                feats, label = _from_json(json.loads(text), f"{where} record {i}")
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{where} record {i}: malformed JSON: {exc.msg}") from None
+        else:
+            row = next(csv.reader(io.StringIO(text)))
+            try:
+                values = [float(v) for v in row]
+            except ValueError:
+                if i == 0 and not xs:
+                    names = [c.strip().lower() for c in row]
+                    label_col = next((names.index(k) for k in LABEL_KEYS if k in names), -1)
+                    continue
+                raise InputError(f"{where} record {i}: non-numeric CSV field") from None
+            label = int(values.pop(label_col))
+            feats = values
+        xs.append(feats)
+        ys.append(label)
+    if not xs:
+        raise InputError(f"{where}: no records")
+    width = len(xs[0])
+    if any(len(r) != width for r in xs):
+        raise InputError(f"{where}: records have different numbers of features")
+    return np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.int64)
+
+
+def load_dataset(path: Path, *, fmt: str | None = None, scale: float | None = None) -> LabeledData:
+    """Read a committed dataset in commitment order and scale it into ``[0, 1]``.
+
+    ``scale`` divides every feature; by default the dataset's own maximum, so raw digits pixels
+    (0..16) become what a model trained on ``x / 16`` expects.
+    """
+    from glassbox import digest
+
+    iter_records = getattr(digest, "iter_records", None)
+    if iter_records is None:  # pragma: no cover - only while the digest part is being written
+        raise InputError("glassbox.digest.iter_records is not available in this build")
+    x, y = decode_records(iter_records(path, fmt), str(path))
+    divisor = scale if scale is not None else max(float(x.max()), 1.0)
+    if divisor <= 0:
+        raise InputError(f"{path}: scale must be positive")
+    data = LabeledData.from_arrays((x / divisor).astype(np.float32), y, path=path)
+    data.fmt = fmt
+    return data

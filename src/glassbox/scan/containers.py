@@ -1,0 +1,385 @@
+"""Zip, tar and compressed streams: walk members by content, refuse bombs and tricks.
+
+Zip members are read through our own local-header reader rather than ``zipfile.open``: PyTorch
+(miniz) ignores CRCs and the encryption flag, so scanners that trusted ``zipfile`` were blinded
+by a flipped flag bit or a bad CRC (CVE-2025-1945, CVE-2025-10156) while ``torch.load`` still ran
+the payload. Every disagreement between what ``zipfile`` and a loader would see is a finding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import lzma
+import posixpath
+import stat
+import struct
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Callable
+from typing import BinaryIO, cast
+
+from glassbox.scan.context import (
+    BombError,
+    DecompressStream,
+    LimitError,
+    ScanContext,
+    SectionStream,
+    Source,
+)
+from glassbox.scan.detect import HEAD_SIZE, Format, detect
+
+Recurse = Callable[[ScanContext, Source, int], None]
+
+_ZIP_METHODS = {0: "stored", 8: "deflate", 12: "bz2", 14: "lzma"}
+_LOCAL = struct.Struct("<4sHHHHHIIIHH")
+CRC_CHECK_LIMIT = 256 << 20
+SMALL_MEMBER = 1 << 20
+
+
+def _bytes_opener(data: bytes) -> Callable[[], BinaryIO]:
+    return lambda: io.BytesIO(data)
+
+
+def unsafe_member_name(name: str) -> str | None:
+    """Why a member name would escape an extraction directory, or None."""
+    if "\x00" in name:
+        return "contains a NUL byte"
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":"):
+        return "is an absolute path"
+    if ".." in norm.split("/"):
+        return "contains '..'"
+    if posixpath.normpath(norm).startswith(".."):
+        return "escapes the archive root"
+    return None
+
+
+def _member_stream(
+    f: BinaryIO, start: int, csize: int, method: int, ctx: ScanContext, declared: int
+) -> BinaryIO:
+    raw = SectionStream(f, start, csize)
+    if method == 0:
+        return cast(BinaryIO, raw)
+    if method == 14:
+        return cast(BinaryIO, _ZipLzmaStream(raw, ctx, declared))
+    kind = "deflate" if method == 8 else "bz2"
+    return cast(BinaryIO, DecompressStream(cast(BinaryIO, raw), kind, ctx.limits, declared))
+
+
+class _ZipLzmaStream(DecompressStream):
+    """Zip's LZMA members carry a 4-byte version + 2-byte props-size + props header."""
+
+    def __init__(self, raw: SectionStream, ctx: ScanContext, declared: int) -> None:
+        header = raw.read(4)
+        props_size = struct.unpack("<H", header[2:4])[0] if len(header) == 4 else 0
+        props = raw.read(props_size)
+        super().__init__(cast(BinaryIO, raw), "xz", ctx.limits, declared=declared)
+        filt = lzma._decode_filter_properties(lzma.FILTER_LZMA1, props)  # type: ignore[attr-defined]
+        self._d = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
+
+
+def _parsed_format(child: Source) -> bool:
+    try:
+        return detect(child.head(HEAD_SIZE), child.size, child.name) is not Format.UNKNOWN
+    except (BombError, zlib.error, OSError, EOFError, ValueError):
+        return True
+
+
+def _crc_of(stream: BinaryIO) -> int:
+    crc = 0
+    while True:
+        chunk = stream.read(1 << 20)
+        if not chunk:
+            return crc
+        crc = zlib.crc32(chunk, crc)
+
+
+def scan_zip(ctx: ScanContext, src: Source, depth: int, recurse: Recurse) -> None:
+    with src.seekable(ctx.limits) as f:
+        try:
+            zf = zipfile.ZipFile(f)
+            infos = zf.infolist()
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
+            ctx.report(
+                "GBX-ZIP-006", f"zip central directory unreadable ({exc})", member=src.member
+            )
+            _scan_local_headers(ctx, src, f, depth, recurse)
+            return
+        _scan_zip_entries(ctx, src, f, infos, depth, recurse)
+
+
+def _scan_zip_entries(
+    ctx: ScanContext,
+    src: Source,
+    f: BinaryIO,
+    infos: list[zipfile.ZipInfo],
+    depth: int,
+    recurse: Recurse,
+) -> None:
+    limits = ctx.limits
+    if len(infos) > limits.max_members:
+        ctx.report(
+            "GBX-ZIP-003",
+            f"zip has {len(infos)} entries (limit {limits.max_members})",
+            member=src.member,
+        )
+        infos = infos[: limits.max_members]
+    names: set[str] = set()
+    spans: list[tuple[int, int, str]] = []
+    f.seek(0, 2)
+    archive_size = f.tell()
+    for info in infos:
+        name = info.orig_filename
+        member = src.child(name)
+        if name in names:
+            ctx.report(
+                "GBX-ZIP-005",
+                "zip has two members with the same name; loaders disagree on which one wins",
+                member=member,
+                subject=name,
+            )
+        names.add(name)
+        why = unsafe_member_name(name)
+        if why:
+            ctx.report("GBX-ZIP-001", f"member name {why}", member=member, subject=name)
+        mode = info.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            ctx.report("GBX-ZIP-007", "zip member is a symbolic link", member=member, subject=name)
+            continue
+        if info.is_dir():
+            continue
+        # Local header: what a streaming loader actually reads.
+        f.seek(info.header_offset)
+        raw = f.read(_LOCAL.size)
+        if len(raw) < _LOCAL.size or raw[:4] != b"PK\x03\x04":
+            ctx.report(
+                "GBX-ZIP-002",
+                "central directory points at no local header",
+                member=member,
+                subject=name,
+            )
+            continue
+        (_, _ver, flags, method, _t, _d, _crc, _csize_l, _usize_l, nlen, xlen) = _LOCAL.unpack(raw)
+        local_name_raw = f.read(nlen)
+        enc = "utf-8" if flags & 0x800 else "cp437"
+        local_name = local_name_raw.decode(enc, "replace")
+        if local_name != name or method != info.compress_type:
+            ctx.report(
+                "GBX-ZIP-002",
+                f"local header says {local_name!r}/{_ZIP_METHODS.get(method, method)} but "
+                f"central directory says {name!r}/"
+                f"{_ZIP_METHODS.get(info.compress_type, info.compress_type)}",
+                member=member,
+                subject=name,
+            )
+            if local_name != name:
+                lwhy = unsafe_member_name(local_name)
+                if lwhy:
+                    ctx.report(
+                        "GBX-ZIP-001",
+                        f"local header name {lwhy}",
+                        member=member,
+                        subject=local_name,
+                    )
+        if info.flag_bits & 0x41:
+            ctx.report(
+                "GBX-ZIP-004",
+                "zip member has the encryption flag set; PyTorch ignores it and loads the "
+                "member anyway",
+                member=member,
+                evidence={"flags": info.flag_bits},
+            )
+        data_start = info.header_offset + _LOCAL.size + nlen + xlen
+        end = data_start + info.compress_size
+        if end > archive_size:
+            ctx.report("GBX-ZIP-006", "member data runs past the end of the archive", member=member)
+            continue
+        spans.append((info.header_offset, end, name))
+        if info.compress_type not in _ZIP_METHODS:
+            ctx.report(
+                "GBX-ZIP-006", f"unsupported compression method {info.compress_type}", member=member
+            )
+            continue
+        if (
+            info.compress_type != 0
+            and info.file_size > limits.ratio_floor
+            and info.file_size > limits.max_ratio * max(info.compress_size, 1)
+        ):
+            ctx.report(
+                "GBX-ZIP-003",
+                f"member expands {info.file_size} bytes from {info.compress_size} "
+                f"(ratio above {limits.max_ratio:.0f}:1); not decompressed",
+                member=member,
+                evidence={"file_size": info.file_size, "compress_size": info.compress_size},
+            )
+            continue
+        if info.compress_type == 0 and info.compress_size != info.file_size:
+            ctx.report("GBX-ZIP-002", "stored member with differing sizes", member=member)
+
+        def opener(
+            f: BinaryIO = f, start: int = data_start, info: zipfile.ZipInfo = info
+        ) -> BinaryIO:
+            return _member_stream(
+                f,
+                start,
+                info.compress_size,
+                info.compress_type,
+                ctx,
+                declared=max(info.file_size, 0) or ctx.limits.max_decompressed,
+            )
+
+        child = Source(opener, info.file_size, member=member, name=name)
+        try:
+            if info.file_size <= SMALL_MEMBER:
+                # Small members (pickles, configs) are inflated once and scanned from memory.
+                with contextlib.closing(opener()) as s:
+                    data = s.read()
+                crc = zlib.crc32(data)
+                child = Source(_bytes_opener(data), len(data), member=member, name=name)
+            elif info.file_size <= CRC_CHECK_LIMIT and _parsed_format(child):
+                # CRCs of raw tensor storages do not matter (nothing parses them); CRCs of
+                # anything a loader parses do: a failing CRC blinded zipfile-based scanners.
+                with contextlib.closing(opener()) as s:
+                    crc = _crc_of(s)
+            else:
+                crc = info.CRC
+        except BombError as exc:
+            ctx.report("GBX-ZIP-003", f"member {exc}", member=member)
+            continue
+        except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
+            ctx.report("GBX-ZIP-006", f"member cannot be decompressed ({exc})", member=member)
+            continue
+        if crc != info.CRC:
+            ctx.report(
+                "GBX-ZIP-004",
+                "member fails its CRC check; zipfile-based scanners stop here while PyTorch "
+                "loads it",
+                member=member,
+            )
+        recurse(ctx, child, depth + 1)
+    spans.sort()
+    for (_s1, e1, n1), (s2, _e2, n2) in itertools.pairwise(spans):
+        if s2 < e1:
+            ctx.report(
+                "GBX-ZIP-005",
+                f"members {n1!r} and {n2!r} overlap (overlapping-entry zip bomb or hidden data)",
+                member=src.member,
+            )
+            break
+
+
+def _scan_local_headers(
+    ctx: ScanContext, src: Source, f: BinaryIO, depth: int, recurse: Recurse
+) -> None:
+    """No usable central directory: walk local headers so content is still inspected."""
+    f.seek(0)
+    pos = 0
+    count = 0
+    while count < ctx.limits.max_members:
+        f.seek(pos)
+        raw = f.read(_LOCAL.size)
+        if len(raw) < _LOCAL.size or raw[:4] != b"PK\x03\x04":
+            return
+        (_, _v, flags, method, _t, _d, _crc, csize, usize, nlen, xlen) = _LOCAL.unpack(raw)
+        name = f.read(nlen).decode("utf-8" if flags & 0x800 else "cp437", "replace")
+        start = pos + _LOCAL.size + nlen + xlen
+        if flags & 0x08 or method not in _ZIP_METHODS:
+            return  # sizes live in a data descriptor; cannot walk further safely
+        member = src.child(name)
+        why = unsafe_member_name(name)
+        if why:
+            ctx.report("GBX-ZIP-001", f"member name {why}", member=member, subject=name)
+
+        def opener(
+            start: int = start, csize: int = csize, method: int = method, usize: int = usize
+        ) -> BinaryIO:
+            return _member_stream(
+                f, start, csize, method, ctx, declared=usize or ctx.limits.max_decompressed
+            )
+
+        recurse(ctx, Source(opener, usize, member=member, name=name), depth + 1)
+        pos = start + csize
+        count += 1
+
+
+def scan_tar(ctx: ScanContext, src: Source, depth: int, recurse: Recurse) -> None:
+    with src.seekable(ctx.limits) as f:
+        try:
+            tf = tarfile.open(fileobj=f, mode="r:")  # noqa: SIM115 - closed below
+        except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+            ctx.report("GBX-ZIP-006", f"tar unreadable ({exc})", member=src.member)
+            return
+        with contextlib.closing(tf):
+            count = 0
+            try:
+                for m in tf:
+                    count += 1
+                    if count > ctx.limits.max_members:
+                        ctx.report("GBX-ZIP-003", "tar has too many entries", member=src.member)
+                        break
+                    member = src.child(m.name)
+                    why = unsafe_member_name(m.name)
+                    if why:
+                        ctx.report(
+                            "GBX-ZIP-001", f"member name {why}", member=member, subject=m.name
+                        )
+                    if m.issym() or m.islnk():
+                        ctx.report(
+                            "GBX-ZIP-007",
+                            f"tar member is a link to {m.linkname!r}",
+                            member=member,
+                            subject=m.linkname,
+                        )
+                        continue
+                    if m.isdev() or m.isfifo():
+                        ctx.report("GBX-ZIP-007", "tar member is a device or fifo", member=member)
+                        continue
+                    if not m.isfile():
+                        continue
+
+                    def opener(off: int = m.offset_data, size: int = m.size) -> BinaryIO:
+                        return cast(BinaryIO, SectionStream(f, off, size))
+
+                    recurse(ctx, Source(opener, m.size, member=member, name=m.name), depth + 1)
+            except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+                ctx.report("GBX-ZIP-006", f"tar unreadable ({exc})", member=src.member)
+
+
+def _gzip_trailer_bomb(ctx: ScanContext, src: Source, member: str) -> bool:
+    """gzip's trailer states the expanded size (mod 2**32): refuse a bomb before inflating it.
+    A lying trailer is still caught by the streaming limits."""
+    if src.local_path is None or src.size is None or src.size < 18:
+        return False
+    with src.local_path.open("rb") as f:
+        f.seek(src.size - 4)
+        (isize,) = struct.unpack("<I", f.read(4))
+    limits = ctx.limits
+    if isize > limits.ratio_floor and isize > limits.max_ratio * src.size:
+        ctx.report(
+            "GBX-ZIP-003",
+            f"gzip stream declares {isize} bytes from {src.size} (ratio above "
+            f"{limits.max_ratio:.0f}:1); not decompressed",
+            member=member,
+        )
+        return True
+    return False
+
+
+def scan_compressed(ctx: ScanContext, src: Source, depth: int, recurse: Recurse, kind: str) -> None:
+    def opener() -> BinaryIO:
+        return cast(BinaryIO, DecompressStream(src.open(), kind, ctx.limits))
+
+    member = src.child(f"<{kind}>")
+    if kind == "gzip" and _gzip_trailer_bomb(ctx, src, member):
+        return
+    try:
+        recurse(ctx, Source(opener, None, member=member, name=src.name), depth + 1)
+    except BombError as exc:
+        ctx.report("GBX-ZIP-003", f"{kind} stream {exc}", member=member)
+    except LimitError as exc:
+        ctx.report("GBX-LIM-002", f"{kind} stream: {exc}", member=member)
+    except (zlib.error, OSError, EOFError, ValueError) as exc:
+        ctx.report("GBX-ZIP-006", f"{kind} stream cannot be decompressed ({exc})", member=member)

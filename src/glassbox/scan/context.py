@@ -1,0 +1,295 @@
+"""What every format scanner shares: the byte source it reads, the limits, and the sink for
+findings. Sources are re-openable so a scanner can sniff a head and then stream from the start;
+members of archives are streamed straight out of the archive, never extracted to disk by name."""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import io
+import lzma
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from glassbox.scan.findings import Finding, Severity
+from glassbox.scan.rules import RULES
+
+GiB = 1 << 30
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-file bounds. Defaults fit real multi-GB checkpoints and refuse bombs."""
+
+    max_depth: int = 8
+    max_members: int = 20_000
+    max_ratio: float = 200.0  # declared or observed expansion of a compressed member
+    ratio_floor: int = 16 * MiB  # small members may compress well without being bombs
+    max_decompressed: int = 16 * GiB  # per member stream
+    max_materialize: int = 4 * GiB  # copies made to seek inside a nested archive
+    max_json: int = 64 * MiB
+    max_safetensors_header: int = 100 * MiB
+    max_onnx: int = 2 * GiB
+    seconds_per_file: float = 300.0
+
+
+class BombError(Exception):
+    """A compressed stream expanded past its limits."""
+
+
+class LimitError(Exception):
+    """A structure exceeded a scan limit (depth, size)."""
+
+
+class SectionStream(io.RawIOBase):
+    """A window ``[start, start+length)`` of a seekable file; seeks before every read so several
+    windows of one archive can be read in turn."""
+
+    def __init__(self, f: BinaryIO, start: int, length: int) -> None:
+        self._f = f
+        self._start = start
+        self._length = max(0, length)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        remaining = self._length - self._pos
+        if n is None or n < 0 or n > remaining:
+            n = remaining
+        if n <= 0:
+            return b""
+        self._f.seek(self._start + self._pos)
+        data = self._f.read(n)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+class DecompressStream(io.RawIOBase):
+    """Streaming decompression with a hard output cap and an expansion-ratio check."""
+
+    def __init__(self, raw: BinaryIO, kind: str, limits: Limits, declared: int | None = None):
+        self._raw = raw
+        self._kind = kind
+        self._limits = limits
+        self._declared = declared
+        self._in = 0
+        self._out = 0
+        self._eof = False
+        self._pending = b""
+        self._d: Any
+        self._is_zlib = kind in ("deflate", "gzip", "zlib")
+        if kind == "deflate":
+            self._d = zlib.decompressobj(-15)
+        elif kind in ("gzip", "zlib"):
+            self._d = zlib.decompressobj(47 if kind == "gzip" else 15)
+        elif kind == "bz2":
+            self._d = bz2.BZ2Decompressor()
+        elif kind in ("xz", "lzma"):
+            self._d = lzma.LZMADecompressor()
+        else:
+            raise ValueError(f"unknown compression {kind}")
+
+    def readable(self) -> bool:
+        return True
+
+    def _check(self) -> None:
+        cap = self._limits.max_decompressed
+        if self._declared is not None:
+            cap = min(cap, self._declared)
+        if self._out > cap:
+            raise BombError(f"expanded past {cap} bytes")
+        if self._out > self._limits.ratio_floor and self._out > self._limits.max_ratio * max(
+            self._in, 1
+        ):
+            raise BombError(f"expansion ratio above {self._limits.max_ratio:.0f}:1")
+
+    def _more(self, want: int) -> bytes:
+        d = self._d
+        while True:
+            if self._is_zlib:
+                data = d.unconsumed_tail or self._raw.read(1 << 16)
+                if not d.unconsumed_tail:
+                    self._in += len(data)
+                if not data:
+                    self._eof = True
+                    return bytes(d.flush())
+                out = bytes(d.decompress(data, want))
+                if d.eof:
+                    self._eof = True
+            else:
+                if d.eof:
+                    self._eof = True
+                    return b""
+                if d.needs_input:
+                    data = self._raw.read(1 << 16)
+                    self._in += len(data)
+                    if not data:
+                        self._eof = True
+                        return b""
+                else:
+                    data = b""
+                out = bytes(d.decompress(data, want))
+            if out or self._eof:
+                return out
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            chunks = []
+            while not self._eof:
+                chunk = self.read(1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks)
+        if self._eof or n == 0:
+            return b""
+        out = self._more(min(n, 1 << 20))
+        self._out += len(out)
+        self._check()
+        return out
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+@dataclass
+class Source:
+    """Bytes to scan: a file on disk or a member (possibly nested) of a container."""
+
+    opener: Callable[[], BinaryIO]
+    size: int | None
+    member: str | None = None  # "inner.zip!weights/data.pkl" below the top-level file
+    local_path: Path | None = None  # set for files on disk (ONNX needs the directory)
+    name: str = ""
+
+    def open(self) -> BinaryIO:
+        return self.opener()
+
+    def head(self, n: int) -> bytes:
+        with contextlib.closing(self.open()) as f:
+            return _read_upto(f, n)
+
+    def child(self, name: str) -> str:
+        return f"{self.member}!{name}" if self.member else name
+
+    @contextlib.contextmanager
+    def seekable(self, limits: Limits) -> Iterator[BinaryIO]:
+        """A seekable view: the file itself, or a bounded spooled copy of a member."""
+        if self.local_path is not None:
+            with self.local_path.open("rb") as f:
+                yield f
+            return
+        if self.size is not None and self.size > limits.max_materialize:
+            raise LimitError(f"member of {self.size} bytes is too large to inspect")
+        with (
+            tempfile.SpooledTemporaryFile(max_size=64 * MiB) as tmp,
+            contextlib.closing(self.open()) as src,
+        ):
+            copied = 0
+            while True:
+                chunk = src.read(1 << 20)
+                if not chunk:
+                    break
+                copied += len(chunk)
+                if copied > limits.max_materialize:
+                    raise LimitError("member is too large to inspect")
+                tmp.write(chunk)
+            tmp.seek(0)
+            yield tmp  # type: ignore[misc]
+
+
+def _read_upto(f: BinaryIO, n: int) -> bytes:
+    parts = []
+    got = 0
+    while got < n:
+        chunk = f.read(n - got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def bytes_source(data: bytes, member: str) -> Source:
+    return Source(lambda: io.BytesIO(data), len(data), member=member)
+
+
+def copy_bounded(src: BinaryIO, dst: BinaryIO, limit: int) -> int:
+    copied = 0
+    while True:
+        chunk = src.read(1 << 20)
+        if not chunk:
+            return copied
+        copied += len(chunk)
+        if copied > limit:
+            raise LimitError("stream too large")
+        dst.write(chunk)
+
+
+@dataclass
+class ScanContext:
+    """Per top-level file: where findings go, the limits, and the deadline."""
+
+    path: str
+    limits: Limits = field(default_factory=Limits)
+    findings: list[Finding] = field(default_factory=list)
+    formats: set[str] = field(default_factory=set)
+    deadline: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.deadline:
+            self.deadline = time.monotonic() + self.limits.seconds_per_file
+
+    def report(
+        self,
+        rule_id: str,
+        message: str,
+        *,
+        member: str | None = None,
+        subject: str | None = None,
+        evidence: dict[str, Any] | None = None,
+        severity: Severity | None = None,
+    ) -> None:
+        rule = RULES[rule_id]
+        self.findings.append(
+            Finding(
+                rule_id=rule_id,
+                severity=rule.severity if severity is None else severity,
+                path=self.path,
+                message=message,
+                member=member,
+                subject=subject,
+                evidence=evidence or {},
+            )
+        )
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() > self.deadline
+
+
+__all__ = [
+    "BombError",
+    "DecompressStream",
+    "LimitError",
+    "Limits",
+    "ScanContext",
+    "SectionStream",
+    "Source",
+    "bytes_source",
+    "copy_bounded",
+]

@@ -1,0 +1,94 @@
+"""Format detection from content (magic bytes and structure), never from the file name.
+
+Renaming a pickle to ``.bin``, ``.txt`` or ``data/0`` is a published scanner bypass; the name is
+only used as a tie-breaker for formats without a magic number (ONNX protobuf).
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+
+from glassbox.scan.pickle_ops import OPCODE_NAMES, looks_like_pickle_start
+
+HEAD_SIZE = 1 << 16
+
+
+class Format(enum.Enum):
+    ZIP = "zip"
+    TAR = "tar"
+    GZIP = "gzip"
+    BZ2 = "bz2"
+    XZ = "xz"
+    ZLIB = "zlib"
+    NPY = "npy"
+    SAFETENSORS = "safetensors"
+    GGUF = "gguf"
+    HDF5 = "hdf5"
+    PICKLE = "pickle"
+    MAYBE_PICKLE = "maybe-pickle"
+    JSON = "json"
+    ONNX = "onnx"
+    UNKNOWN = "unknown"
+
+
+# Opcodes a protocol 0/1 pickle can start with (after which we try a full parse).
+_WEAK_PICKLE_STARTS = frozenset(b"(cIiSVN]})ldKJMUXTFGL\x80")
+
+
+def _is_zlib(head: bytes) -> bool:
+    if len(head) < 2 or head[0] & 0x0F != 8 or head[0] >> 4 > 7:
+        return False
+    return (head[0] << 8 | head[1]) % 31 == 0
+
+
+def _protobuf_model(head: bytes) -> bool:
+    """ONNX ModelProto starts with small-numbered fields with valid wire types."""
+    if not head or head[0] != 0x08:  # field 1 (ir_version), varint
+        return False
+    i = 1
+    while i < len(head) and head[i] & 0x80:
+        i += 1
+    i += 1
+    if i >= len(head):
+        return False
+    tag = head[i]
+    field, wire = tag >> 3, tag & 7
+    return 1 <= field <= 20 and wire in (0, 2)
+
+
+def detect(head: bytes, size: int | None, name: str = "") -> Format:
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
+        return Format.ZIP
+    if head.startswith(b"\x93NUMPY"):
+        return Format.NPY
+    if head.startswith(b"GGUF"):
+        return Format.GGUF
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return Format.HDF5
+    if head.startswith(b"\x1f\x8b"):
+        return Format.GZIP
+    if head.startswith(b"BZh") and len(head) > 3 and head[3:4].isdigit():
+        return Format.BZ2
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return Format.XZ
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return Format.TAR
+    if looks_like_pickle_start(head):
+        return Format.PICKLE
+    if len(head) >= 10 and head[8:9] == b"{":
+        (n,) = struct.unpack("<Q", head[:8])
+        fits = n >= 2 and (size is None or n + 8 <= size)
+        # A header length past the end is still safetensors (and a finding), if it looks like one.
+        if fits or head[9:10] in (b'"', b"}"):
+            return Format.SAFETENSORS
+    if _is_zlib(head):
+        return Format.ZLIB
+    stripped = head.lstrip()
+    if stripped[:1] in (b"{", b"["):
+        return Format.JSON
+    if _protobuf_model(head) or (name.endswith(".onnx") and head[:1] in (b"\x08", b"\x12", b":")):
+        return Format.ONNX
+    if head[:1] and head[0] in _WEAK_PICKLE_STARTS and head[0] in OPCODE_NAMES:
+        return Format.MAYBE_PICKLE
+    return Format.UNKNOWN

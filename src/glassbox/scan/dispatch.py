@@ -1,0 +1,74 @@
+"""Route a byte source to the scanner for its detected format, recursively, and turn every
+failure inside a format scanner into a finding instead of a crash."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+from glassbox.scan.containers import scan_compressed, scan_tar, scan_zip
+from glassbox.scan.context import BombError, LimitError, ScanContext, Source
+from glassbox.scan.detect import HEAD_SIZE, Format, detect
+from glassbox.scan.gguf_scan import scan_gguf
+from glassbox.scan.keras import scan_hdf5, scan_json
+from glassbox.scan.numpy_scan import scan_npy
+from glassbox.scan.onnx_scan import scan_onnx
+from glassbox.scan.pickle_scan import scan_pickle
+from glassbox.scan.safetensors_scan import scan_safetensors
+
+_COMPRESSED = {Format.GZIP: "gzip", Format.BZ2: "bz2", Format.XZ: "xz", Format.ZLIB: "zlib"}
+
+
+def scan_source(ctx: ScanContext, src: Source, depth: int = 0) -> None:
+    where = src.member
+    if depth > ctx.limits.max_depth:
+        ctx.report(
+            "GBX-LIM-001",
+            f"containers nested more than {ctx.limits.max_depth} deep; not inspected further",
+            member=where,
+        )
+        return
+    if ctx.out_of_time():
+        ctx.report("GBX-LIM-002", "time limit reached; member not scanned", member=where)
+        return
+    try:
+        head = src.head(HEAD_SIZE)
+        fmt = detect(head, src.size, src.name)
+        _dispatch(ctx, src, depth, fmt)
+    except BombError as exc:
+        ctx.report("GBX-ZIP-003", f"decompression bomb: {exc}", member=where)
+    except LimitError as exc:
+        ctx.report("GBX-LIM-002", str(exc), member=where)
+    except RecursionError:
+        ctx.report("GBX-LIM-001", "structure nested too deeply", member=where)
+    except (OSError, EOFError, ValueError, struct.error, zlib.error, MemoryError) as exc:
+        ctx.report("GBX-FS-002", f"could not be read ({type(exc).__name__}: {exc})", member=where)
+
+
+def _dispatch(ctx: ScanContext, src: Source, depth: int, fmt: Format) -> None:
+    if fmt is Format.MAYBE_PICKLE:
+        if scan_pickle(ctx, src, depth, scan_source, strong=False):
+            ctx.formats.add(Format.PICKLE.value)
+        return
+    if fmt is not Format.UNKNOWN:
+        ctx.formats.add(fmt.value)
+    if fmt is Format.PICKLE:
+        scan_pickle(ctx, src, depth, scan_source, strong=True)
+    elif fmt is Format.ZIP:
+        scan_zip(ctx, src, depth, scan_source)
+    elif fmt is Format.TAR:
+        scan_tar(ctx, src, depth, scan_source)
+    elif fmt in _COMPRESSED:
+        scan_compressed(ctx, src, depth, scan_source, _COMPRESSED[fmt])
+    elif fmt is Format.NPY:
+        scan_npy(ctx, src, depth, scan_source)
+    elif fmt is Format.SAFETENSORS:
+        scan_safetensors(ctx, src)
+    elif fmt is Format.GGUF:
+        scan_gguf(ctx, src)
+    elif fmt is Format.ONNX:
+        scan_onnx(ctx, src)
+    elif fmt is Format.JSON:
+        scan_json(ctx, src)
+    elif fmt is Format.HDF5:
+        scan_hdf5(ctx, src)

@@ -1,0 +1,172 @@
+"""Keras model configs (``.keras`` zip ``config.json``, Keras 2 JSON, ``.h5`` ``model_config``)
+and other JSON that carries code (HF ``tokenizer_config.json`` chat templates).
+
+Lambda layers carry marshalled Python bytecode; ``module``/``registered_name`` entries make Keras
+import and call whatever they name (CVE-2024-3660, CVE-2025-1550 and its safe_mode bypasses).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from glassbox.scan.callables import Verdict, classify
+from glassbox.scan.context import ScanContext, Source
+from glassbox.scan.templates import check_template
+
+# Keras modules that only hold layer/optimizer/etc. classes; anything else in keras.* (file
+# utilities, saving, backend I/O) is where the published gadgets live.
+_KERAS_SAFE_MODULES = (
+    "keras.layers",
+    "keras.src.layers",
+    "keras.models",
+    "keras.src.models",
+    "keras.optimizers",
+    "keras.src.optimizers",
+    "keras.losses",
+    "keras.src.losses",
+    "keras.metrics",
+    "keras.src.metrics",
+    "keras.regularizers",
+    "keras.src.regularizers",
+    "keras.initializers",
+    "keras.src.initializers",
+    "keras.constraints",
+    "keras.src.constraints",
+    "keras.activations",
+    "keras.src.activations",
+    "keras.dtype_policies",
+    "keras.src.dtype_policies",
+    "keras.src.engine",
+    "keras.engine",
+    "keras.src.ops",
+    "keras.ops",
+)
+_LAMBDA_CLASSES = frozenset({"Lambda", "__lambda__", "TFOpLambda", "SlicingOpLambda"})
+
+
+def _walk(obj: Any, limit: int = 1_000_000) -> Iterator[dict[str, Any]]:
+    stack = [obj]
+    seen = 0
+    while stack and seen < limit:
+        cur = stack.pop()
+        seen += 1
+        if isinstance(cur, dict):
+            yield cur
+            stack.extend(cur.values())
+        elif isinstance(cur, list):
+            stack.extend(cur)
+
+
+def _module_ok(module: str) -> bool:
+    if module in ("keras", "builtins"):
+        return True
+    return any(module == m or module.startswith(m + ".") for m in _KERAS_SAFE_MODULES)
+
+
+def check_keras_config(ctx: ScanContext, src: Source, config: Any) -> None:
+    for node in _walk(config):
+        cls = node.get("class_name")
+        name = None
+        inner = node.get("config")
+        if isinstance(inner, dict):
+            name = inner.get("name")
+        if cls in _LAMBDA_CLASSES or node.get("function_type") == "lambda":
+            ctx.report(
+                "GBX-KER-001",
+                f"Lambda layer {name or cls!r} carries Python code that runs on load/call",
+                member=src.member,
+                subject=str(name or cls),
+            )
+            continue
+        module = node.get("module")
+        if isinstance(module, str) and isinstance(cls, str):
+            fn = node.get("registered_name") or cls
+            verdict = classify(module, str(fn))
+            if verdict.verdict is Verdict.DANGEROUS and not _module_ok(module):
+                ctx.report(
+                    "GBX-KER-001",
+                    f"config makes Keras import {module}.{fn}: {verdict.reason}",
+                    member=src.member,
+                    subject=f"{module}.{fn}",
+                )
+            elif not _module_ok(module):
+                ctx.report(
+                    "GBX-KER-002",
+                    f"config names {module}.{fn}, outside Keras' layer modules; loading imports "
+                    "it or needs custom code",
+                    member=src.member,
+                    subject=f"{module}.{fn}",
+                )
+
+
+def _looks_like_keras(data: Any) -> bool:
+    if not isinstance(data, dict):
+        return False
+    if "class_name" in data and "config" in data:
+        return True
+    return "model_config" in data or ("keras_version" in data and "config" in data)
+
+
+def scan_json(ctx: ScanContext, src: Source) -> None:
+    if src.size is not None and src.size > ctx.limits.max_json:
+        return  # large JSON (tokenizer vocabularies) carries no code paths we check
+    with contextlib.closing(src.open()) as f:
+        raw = f.read(ctx.limits.max_json + 1)
+    if len(raw) > ctx.limits.max_json:
+        return
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        if (src.name or src.member or "").endswith("config.json"):
+            ctx.report("GBX-KER-003", f"config JSON unreadable ({exc})", member=src.member)
+        return
+    if _looks_like_keras(data):
+        check_keras_config(ctx, src, data.get("model_config", data))
+    for node in _walk(data):
+        template = node.get("chat_template")
+        templates: list[tuple[str, str]] = []
+        if isinstance(template, str):
+            templates.append(("chat_template", template))
+        elif isinstance(template, list):
+            for item in template:
+                if isinstance(item, dict) and isinstance(item.get("template"), str):
+                    templates.append((f"chat_template.{item.get('name')}", item["template"]))
+        for key, text in templates:
+            problems, error = check_template(text)
+            if problems:
+                ctx.report(
+                    "GBX-TPL-001",
+                    f"{key}: " + "; ".join(problems[:5]),
+                    member=src.member,
+                    subject=key,
+                    evidence={"patterns": problems},
+                )
+            if error:
+                ctx.report("GBX-TPL-002", f"{key}: {error}", member=src.member, subject=key)
+
+
+def scan_hdf5(ctx: ScanContext, src: Source) -> None:
+    try:
+        import h5py
+    except ImportError:
+        ctx.report(
+            "GBX-H5-001",
+            "HDF5 model not analysed: install h5py to check its Keras config",
+            member=src.member,
+        )
+        return
+    with src.seekable(ctx.limits) as f, h5py.File(f, "r") as h5:
+        raw = h5.attrs.get("model_config")
+        if raw is None:
+            return
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", "replace")
+        try:
+            config = json.loads(str(raw))
+        except ValueError as exc:
+            ctx.report("GBX-KER-003", f"model_config unreadable ({exc})", member=src.member)
+            return
+        check_keras_config(ctx, src, config)

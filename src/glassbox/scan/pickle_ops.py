@@ -1,0 +1,1016 @@
+"""A static pickle interpreter: follows the stack and memo symbolically, never unpickles.
+
+Why our own reader instead of ``pickletools.genops``: genops stops at the first oddity and cannot
+tell us what the stack held, and several published scanner bypasses live exactly in that gap
+(module/name strings parked in the memo with ``PUT`` vs ``MEMOIZE``, names built by
+``STACK_GLOBAL`` from memoised strings, dotted names, ``BUILD`` used to rewrite attributes of an
+imported object). The interpreter mirrors CPython's unpickler (``Modules/_pickle.c``) opcode by
+opcode for protocols 0 to 5, but every value is a symbol: strings and numbers are kept (bounded),
+imported globals become :class:`Global`, calls become :class:`Call`. Nothing is imported or called.
+
+Input is read through :class:`ByteReader` with hard limits, so a malformed or hostile stream ends
+in a :class:`PickleIssue`, never an exception or a hang.
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+MAX_KEPT_STRING = 4096  # longer strings are kept as their length only
+MAX_KEPT_BYTES = 1 << 20  # bytes arguments kept for nested-pickle scanning
+MAX_STACK = 1 << 20
+MAX_MEMO = 1 << 22
+MAX_OPS = 50_000_000
+MAX_LINE = 1 << 16
+
+
+class Opaque:
+    """A value the interpreter does not model (an instance, a long string, a number)."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"<{self.kind}>"
+
+
+@dataclass(eq=False)
+class Global:
+    """An object named by GLOBAL/STACK_GLOBAL/INST/EXT: ``module.name`` (always resolved)."""
+
+    module: str
+    name: str
+    offset: int
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+@dataclass(eq=False)
+class Call:
+    """The result of calling ``func`` (REDUCE, INST, OBJ, NEWOBJ, NEWOBJ_EX)."""
+
+    func: object
+    args: object
+    offset: int
+    state: object = None
+
+
+@dataclass(eq=False)
+class Mark:
+    pass
+
+
+@dataclass
+class GlobalRef:
+    module: str
+    name: str
+    opcode: str
+    offset: int
+    called: bool = False
+
+
+@dataclass
+class PickleIssue:
+    """Something wrong with the stream itself or a construct scanners must not accept."""
+
+    kind: str  # malformed | unresolved | extension | global-mutation | setstate | limit | persid
+    message: str
+    offset: int
+    subject: str | None = None
+
+
+@dataclass
+class NestedBlob:
+    """Bytes handed to a callable that would unpickle them (scanned recursively by the caller)."""
+
+    data: bytes
+    offset: int
+    via: str
+
+
+@dataclass
+class PickleResult:
+    globals: list[GlobalRef] = field(default_factory=list)
+    issues: list[PickleIssue] = field(default_factory=list)
+    nested: list[NestedBlob] = field(default_factory=list)
+    protocol: int = 0
+    stopped: bool = False  # reached STOP
+    end: int = 0  # offset just after STOP (or where reading ended)
+    opcodes: int = 0
+    # For joblib: raw array bytes embedded after a NumpyArrayWrapper BUILD; scanning resumes after.
+    joblib_arrays: int = 0
+
+
+class TruncatedError(Exception):
+    pass
+
+
+class ByteReader:
+    """Bounded buffered reads from a binary stream (which may be a non-seekable member)."""
+
+    def __init__(self, stream: BinaryIO, start: int = 0, limit: int | None = None) -> None:
+        self._stream = stream
+        self._buf = b""
+        self._pos = 0
+        self._base = start  # absolute offset of _buf[0]
+        self._limit = limit  # absolute end offset we may read up to
+        self._eof = False
+
+    @property
+    def offset(self) -> int:
+        return self._base + self._pos
+
+    def _fill(self, need: int) -> None:
+        if self._eof:
+            return
+        while len(self._buf) - self._pos < need and not self._eof:
+            want = max(need - (len(self._buf) - self._pos), 1 << 16)
+            if self._limit is not None:
+                want = min(want, self._limit - (self._base + len(self._buf)))
+                if want <= 0:
+                    self._eof = True
+                    break
+            chunk = self._stream.read(want)
+            if not chunk:
+                self._eof = True
+                break
+            if self._pos == len(self._buf):
+                self._base += self._pos
+                self._buf = chunk
+            else:
+                self._base += self._pos
+                self._buf = self._buf[self._pos :] + chunk
+            self._pos = 0
+
+    def read(self, n: int) -> bytes:
+        if n < 0:
+            raise TruncatedError("negative length")
+        if n > MAX_KEPT_BYTES:
+            raise TruncatedError("oversized read")
+        self._fill(n)
+        if len(self._buf) - self._pos < n:
+            raise TruncatedError(f"needed {n} bytes")
+        out = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        return out
+
+    def skip(self, n: int) -> None:
+        """Skip ``n`` bytes without keeping them (long strings, raw arrays)."""
+        if n < 0:
+            raise TruncatedError("negative length")
+        avail = len(self._buf) - self._pos
+        if n <= avail:
+            self._pos += n
+            return
+        n -= avail
+        self._base += len(self._buf)
+        self._buf = b""
+        self._pos = 0
+        while n > 0:
+            step = min(n, 1 << 20)
+            if self._limit is not None and self._base + step > self._limit:
+                raise TruncatedError("skip past end")
+            chunk = self._stream.read(step)
+            if not chunk:
+                raise TruncatedError("skip past end")
+            self._base += len(chunk)
+            n -= len(chunk)
+
+    def byte(self) -> int:
+        if self._pos >= len(self._buf):
+            self._fill(1)
+            if self._pos >= len(self._buf):
+                raise TruncatedError("end of data")
+        b = self._buf[self._pos]
+        self._pos += 1
+        return b
+
+    def readline(self) -> bytes:
+        while True:
+            idx = self._buf.find(b"\n", self._pos)
+            if idx >= 0:
+                out = self._buf[self._pos : idx]
+                self._pos = idx + 1
+                return out
+            if len(self._buf) - self._pos > MAX_LINE:
+                raise TruncatedError("line too long")
+            before = len(self._buf) - self._pos
+            self._fill(before + 1)
+            if len(self._buf) - self._pos == before:
+                raise TruncatedError("missing newline")
+
+    def peek(self, n: int) -> bytes:
+        self._fill(n)
+        return self._buf[self._pos : self._pos + n]
+
+
+# opcode byte -> name, for every opcode of protocols 0..5.
+OPCODE_NAMES: dict[int, str] = {
+    ord(k): v
+    for k, v in {
+        "(": "MARK",
+        ".": "STOP",
+        "0": "POP",
+        "1": "POP_MARK",
+        "2": "DUP",
+        "F": "FLOAT",
+        "I": "INT",
+        "J": "BININT",
+        "K": "BININT1",
+        "L": "LONG",
+        "M": "BININT2",
+        "N": "NONE",
+        "P": "PERSID",
+        "Q": "BINPERSID",
+        "R": "REDUCE",
+        "S": "STRING",
+        "T": "BINSTRING",
+        "U": "SHORT_BINSTRING",
+        "V": "UNICODE",
+        "X": "BINUNICODE",
+        "a": "APPEND",
+        "b": "BUILD",
+        "c": "GLOBAL",
+        "d": "DICT",
+        "}": "EMPTY_DICT",
+        "e": "APPENDS",
+        "g": "GET",
+        "h": "BINGET",
+        "i": "INST",
+        "j": "LONG_BINGET",
+        "l": "LIST",
+        "]": "EMPTY_LIST",
+        "o": "OBJ",
+        "p": "PUT",
+        "q": "BINPUT",
+        "r": "LONG_BINPUT",
+        "s": "SETITEM",
+        "t": "TUPLE",
+        ")": "EMPTY_TUPLE",
+        "u": "SETITEMS",
+        "G": "BINFLOAT",
+        "B": "BINBYTES",
+        "C": "SHORT_BINBYTES",
+        "\x80": "PROTO",
+        "\x81": "NEWOBJ",
+        "\x82": "EXT1",
+        "\x83": "EXT2",
+        "\x84": "EXT4",
+        "\x85": "TUPLE1",
+        "\x86": "TUPLE2",
+        "\x87": "TUPLE3",
+        "\x88": "NEWTRUE",
+        "\x89": "NEWFALSE",
+        "\x8a": "LONG1",
+        "\x8b": "LONG4",
+        "\x8c": "SHORT_BINUNICODE",
+        "\x8d": "BINUNICODE8",
+        "\x8e": "BINBYTES8",
+        "\x8f": "EMPTY_SET",
+        "\x90": "ADDITEMS",
+        "\x91": "FROZENSET",
+        "\x92": "NEWOBJ_EX",
+        "\x93": "STACK_GLOBAL",
+        "\x94": "MEMOIZE",
+        "\x95": "FRAME",
+        "\x96": "BYTEARRAY8",
+        "\x97": "NEXT_BUFFER",
+        "\x98": "READONLY_BUFFER",
+    }.items()
+}
+
+# Callables that unpickle their (bytes) argument: the argument is scanned as a nested pickle.
+_UNPICKLING_CALLABLES = frozenset(
+    {
+        "pickle.loads",
+        "_pickle.loads",
+        "cPickle.loads",
+        "dill.loads",
+        "cloudpickle.loads",
+        "torch.storage._load_from_bytes",
+        "joblib.load",
+    }
+)
+
+_JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _decode_line_str(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Malformed("global name is not UTF-8") from exc
+
+
+def _unquote_string(raw: bytes) -> object:
+    """Protocol-0 STRING argument: a quoted repr. Kept only when it is a plain quoted literal."""
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[:1] in (b"'", b'"'):
+        body = raw[1:-1]
+        if b"\\" not in body:
+            return body.decode("latin-1") if len(body) <= MAX_KEPT_STRING else Opaque("str")
+        try:
+            return body.decode("unicode_escape") if len(body) <= MAX_KEPT_STRING else Opaque("str")
+        except UnicodeDecodeError as exc:
+            raise _Malformed("bad escape in STRING") from exc
+    raise _Malformed("STRING argument is not quoted")
+
+
+def _dtype_itemsize(dtype: object) -> int | None:
+    """Item size of a pickled ``numpy.dtype(str, ...)`` call, or None (0 means object dtype)."""
+    if isinstance(dtype, Call) and isinstance(dtype.func, Global):
+        if dtype.func.qualname != "numpy.dtype":
+            return None
+        args = dtype.args
+        if isinstance(args, tuple) and args and isinstance(args[0], str):
+            code = args[0]
+            if code.startswith("O"):
+                return 0
+            digits = code.lstrip("<>=|").lstrip("biufcmMSUVa?")
+            kind = code.lstrip("<>=|")[:1]
+            if kind == "?":
+                return 1
+            if digits.isdigit():
+                size = int(digits)
+                return size * 4 if kind == "U" else size
+    return None
+
+
+class PickleMachine:
+    """Run one pickle (up to STOP) symbolically. ``on_nested`` receives embedded pickle streams
+    that follow a joblib object-array wrapper (they live inline in the same file)."""
+
+    def __init__(
+        self,
+        reader: ByteReader,
+        *,
+        deadline: float | None = None,
+        on_inline_pickle: Callable[[ByteReader], None] | None = None,
+    ) -> None:
+        self.r = reader
+        self.deadline = deadline
+        self.on_inline_pickle = on_inline_pickle
+        self.stack: list[object] = []
+        self.metastack: list[list[object]] = []
+        self.memo: dict[int, object] = {}
+        self.result = PickleResult()
+        self.proto = 0
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _push(self, value: object) -> None:
+        if len(self.stack) >= MAX_STACK:
+            raise _Malformed("stack limit exceeded")
+        self.stack.append(value)
+
+    def _pop(self) -> object:
+        if not self.stack:
+            raise _Malformed("stack underflow")
+        return self.stack.pop()
+
+    def _top(self) -> object:
+        if not self.stack:
+            raise _Malformed("stack underflow")
+        return self.stack[-1]
+
+    def _pop_mark(self) -> list[object]:
+        if not self.metastack:
+            raise _Malformed("no MARK on the stack")
+        items = self.stack
+        self.stack = self.metastack.pop()
+        return items
+
+    def _memo_put(self, idx: int, value: object) -> None:
+        if idx < 0:
+            raise _Malformed("negative memo index")
+        if len(self.memo) >= MAX_MEMO and idx not in self.memo:
+            raise _Malformed("memo limit exceeded")
+        self.memo[idx] = value
+
+    def _memo_get(self, idx: int) -> object:
+        if idx not in self.memo:
+            raise _Malformed(f"memo key {idx} not defined")
+        return self.memo[idx]
+
+    def _issue(self, kind: str, message: str, offset: int, subject: str | None = None) -> None:
+        if len(self.result.issues) < 1000:
+            self.result.issues.append(PickleIssue(kind, message, offset, subject))
+
+    def _global(self, module: str, name: str, opcode: str, offset: int) -> Global:
+        if self.proto < 3:
+            # The unpickler's fix_imports maps Python 2 names; scan what would really load.
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            elif module in _compat_pickle.IMPORT_MAPPING:
+                module = _compat_pickle.IMPORT_MAPPING[module]
+        g = Global(module, name, offset)
+        self.result.globals.append(GlobalRef(module, name, opcode, offset))
+        return g
+
+    def _mark_called(self, func: object, offset: int) -> None:
+        if isinstance(func, Global):
+            for ref in reversed(self.result.globals):
+                if ref.offset == func.offset:
+                    ref.called = True
+                    break
+        elif isinstance(func, Call | Opaque):
+            # Calling the result of another call (e.g. getattr(...)(...)): not statically known.
+            self._issue(
+                "unresolved",
+                "calls an object produced at load time; its identity is not statically known",
+                offset,
+            )
+        else:
+            self._issue("malformed", f"calls a non-callable {type(func).__name__}", offset)
+
+    def _call(self, func: object, args: object, offset: int) -> Call:
+        self._mark_called(func, offset)
+        if (
+            isinstance(func, Global)
+            and func.qualname in _UNPICKLING_CALLABLES
+            and isinstance(args, tuple)
+            and args
+            and isinstance(args[0], bytes)
+        ):
+            self.result.nested.append(NestedBlob(args[0], offset, func.qualname))
+        return Call(func, args, offset)
+
+    # -- main loop ---------------------------------------------------------------------------
+    def run(self) -> PickleResult:
+        res = self.result
+        try:
+            self._loop()
+        except _Malformed as exc:
+            self._issue("malformed", str(exc), self.r.offset)
+        except TruncatedError as exc:
+            self._issue("malformed", f"truncated stream ({exc})", self.r.offset)
+        except RecursionError:
+            self._issue("limit", "structure too deeply nested", self.r.offset)
+        res.end = self.r.offset
+        res.protocol = self.proto
+        return res
+
+    def _loop(self) -> None:
+        r = self.r
+        res = self.result
+        handlers = _HANDLERS
+        deadline = self.deadline
+        count = 0
+        while True:
+            count += 1
+            if count & 0xFFF == 0:
+                res.opcodes = count
+                if count > MAX_OPS:
+                    self._issue("limit", "opcode limit exceeded", r.offset)
+                    return
+                if deadline is not None and time.monotonic() > deadline:
+                    self._issue("limit", "time limit exceeded while reading pickle", r.offset)
+                    return
+            offset = r.offset
+            code = r.byte()
+            handler = handlers.get(code)
+            if handler is None:
+                res.opcodes = count
+                raise _Malformed(f"invalid opcode 0x{code:02x} at offset {offset}")
+            if handler(self, offset):
+                res.opcodes = count
+                return
+
+    # -- opcode handlers: return True only for STOP --------------------------------------------
+
+    def op_stop(self, offset: int) -> bool:
+        self.result.stopped = True
+        return True
+
+    def op_proto(self, offset: int) -> None:
+        self.proto = self.r.byte()
+        if self.proto > 5:
+            raise _Malformed(f"unsupported protocol {self.proto}")
+
+    def op_frame(self, offset: int) -> None:
+        self.r.read(8)
+
+    def op_mark(self, offset: int) -> None:
+        self.metastack.append(self.stack)
+        self.stack = []
+        if len(self.metastack) > MAX_STACK:
+            raise _Malformed("MARK limit exceeded")
+
+    def op_pop(self, offset: int) -> None:
+        if self.stack:
+            self.stack.pop()
+        else:
+            self._pop_mark()
+
+    def op_pop_mark(self, offset: int) -> None:
+        self._pop_mark()
+
+    def op_dup(self, offset: int) -> None:
+        self._push(self._top())
+
+    def op_none(self, offset: int) -> None:
+        self._push(None)
+
+    def op_true(self, offset: int) -> None:
+        self._push(True)
+
+    def op_false(self, offset: int) -> None:
+        self._push(False)
+
+    def op_int(self, offset: int) -> None:
+        line = self.r.readline()
+        if line == b"00":
+            self._push(False)
+        elif line == b"01":
+            self._push(True)
+        else:
+            try:
+                self._push(int(line, 10) if len(line) < 64 else Opaque("int"))
+            except ValueError as exc:
+                raise _Malformed("bad INT") from exc
+
+    def op_long(self, offset: int) -> None:
+        line = self.r.readline()
+        if line.endswith(b"L"):
+            line = line[:-1]
+        try:
+            self._push(int(line, 10) if len(line) < 64 else Opaque("int"))
+        except ValueError as exc:
+            raise _Malformed("bad LONG") from exc
+
+    def op_float(self, offset: int) -> None:
+        try:
+            self._push(float(self.r.readline()))
+        except ValueError as exc:
+            raise _Malformed("bad FLOAT") from exc
+
+    def op_binint(self, offset: int) -> None:
+        self._push(int.from_bytes(self.r.read(4), "little", signed=True))
+
+    def op_binint1(self, offset: int) -> None:
+        self._push(self.r.byte())
+
+    def op_binint2(self, offset: int) -> None:
+        self._push(int.from_bytes(self.r.read(2), "little"))
+
+    def op_long1(self, offset: int) -> None:
+        n = self.r.byte()
+        self._push(int.from_bytes(self.r.read(n), "little", signed=True))
+
+    def op_long4(self, offset: int) -> None:
+        n = int.from_bytes(self.r.read(4), "little", signed=True)
+        if n < 0:
+            raise _Malformed("negative LONG4 length")
+        if n > 64:
+            self.r.skip(n)
+            self._push(Opaque("int"))
+        else:
+            self._push(int.from_bytes(self.r.read(n), "little", signed=True))
+
+    def op_binfloat(self, offset: int) -> None:
+        self.r.read(8)
+        self._push(Opaque("float"))
+
+    def op_string(self, offset: int) -> None:
+        self._push(_unquote_string(self.r.readline()))
+
+    def op_binstring(self, offset: int) -> None:
+        n = int.from_bytes(self.r.read(4), "little", signed=True)
+        if n < 0:
+            raise _Malformed("negative BINSTRING length")
+        self._push(self._read_data(n, "BINSTRING"))
+
+    def op_data4(self, offset: int, op: str) -> None:
+        self._push(self._read_data(int.from_bytes(self.r.read(4), "little"), op))
+
+    def op_data8(self, offset: int, op: str) -> None:
+        self._push(self._read_data(int.from_bytes(self.r.read(8), "little"), op))
+
+    def op_short_data(self, offset: int, op: str) -> None:
+        self._push(self._read_data(self.r.byte(), op))
+
+    def op_unicode(self, offset: int) -> None:
+        raw = self.r.readline()
+        try:
+            text = raw.decode("raw-unicode-escape")
+        except UnicodeDecodeError as exc:
+            raise _Malformed("bad UNICODE") from exc
+        self._push(text if len(text) <= MAX_KEPT_STRING else Opaque("str"))
+
+    def op_empty_tuple(self, offset: int) -> None:
+        self._push(())
+
+    def op_tuple(self, offset: int) -> None:
+        self._push(tuple(self._pop_mark()))
+
+    def op_tuple1(self, offset: int) -> None:
+        self._push((self._pop(),))
+
+    def op_tuple2(self, offset: int) -> None:
+        b = self._pop()
+        a = self._pop()
+        self._push((a, b))
+
+    def op_tuple3(self, offset: int) -> None:
+        c = self._pop()
+        b = self._pop()
+        a = self._pop()
+        self._push((a, b, c))
+
+    def op_empty_list(self, offset: int) -> None:
+        self._push([])
+
+    def op_list(self, offset: int) -> None:
+        self._push(list(self._pop_mark()))
+
+    def op_append(self, offset: int) -> None:
+        value = self._pop()
+        target = self._top()
+        if isinstance(target, list):
+            if len(target) < MAX_KEPT_STRING:
+                target.append(value)
+        elif isinstance(target, Global):
+            self._issue(
+                "global-mutation",
+                "APPEND on an imported object calls its append method",
+                offset,
+                target.qualname,
+            )
+
+    def op_appends(self, offset: int) -> None:
+        items = self._pop_mark()
+        target = self._top()
+        if isinstance(target, list):
+            target.extend(items[: max(0, MAX_KEPT_STRING - len(target))])
+        elif isinstance(target, Global):
+            self._issue(
+                "global-mutation",
+                "APPENDS on an imported object calls its extend/append method",
+                offset,
+                target.qualname,
+            )
+
+    def op_empty_dict(self, offset: int) -> None:
+        self._push({})
+
+    def op_dict(self, offset: int) -> None:
+        items = self._pop_mark()
+        if len(items) % 2:
+            raise _Malformed("odd number of items for DICT")
+        d: dict[object, object] = {}
+        for k, v in zip(items[::2], items[1::2], strict=True):
+            self._setitem(d, k, v)
+        self._push(d)
+
+    def op_setitem(self, offset: int) -> None:
+        value = self._pop()
+        key = self._pop()
+        self._setitem_on(self._top(), key, value, offset)
+
+    def op_setitems(self, offset: int) -> None:
+        items = self._pop_mark()
+        if len(items) % 2:
+            raise _Malformed("odd number of items for SETITEMS")
+        target = self._top()
+        for k, v in zip(items[::2], items[1::2], strict=True):
+            self._setitem_on(target, k, v, offset)
+
+    def op_empty_set(self, offset: int) -> None:
+        self._push(set())
+
+    def op_additems(self, offset: int) -> None:
+        self._pop_mark()
+        target = self._top()
+        if isinstance(target, Global):
+            self._issue(
+                "global-mutation", "ADDITEMS on an imported object", offset, target.qualname
+            )
+
+    def op_frozenset(self, offset: int) -> None:
+        self._pop_mark()
+        self._push(frozenset())
+
+    def op_get(self, offset: int) -> None:
+        self._push(self._memo_get(self._line_int(self.r.readline())))
+
+    def op_binget(self, offset: int) -> None:
+        self._push(self._memo_get(self.r.byte()))
+
+    def op_long_binget(self, offset: int) -> None:
+        self._push(self._memo_get(int.from_bytes(self.r.read(4), "little")))
+
+    def op_put(self, offset: int) -> None:
+        self._memo_put(self._line_int(self.r.readline()), self._top())
+
+    def op_binput(self, offset: int) -> None:
+        self._memo_put(self.r.byte(), self._top())
+
+    def op_long_binput(self, offset: int) -> None:
+        self._memo_put(int.from_bytes(self.r.read(4), "little", signed=True), self._top())
+
+    def op_memoize(self, offset: int) -> None:
+        self._memo_put(len(self.memo), self._top())
+
+    def op_global(self, offset: int) -> None:
+        module = _decode_line_str(self.r.readline())
+        name = _decode_line_str(self.r.readline())
+        self._push(self._global(module, name, "GLOBAL", offset))
+
+    def op_stack_global(self, offset: int) -> None:
+        name_v = self._pop()
+        module_v = self._pop()
+        if isinstance(module_v, str) and isinstance(name_v, str):
+            self._push(self._global(module_v, name_v, "STACK_GLOBAL", offset))
+            return
+        self._issue(
+            "unresolved",
+            "STACK_GLOBAL with a module or name computed at load time "
+            f"({_describe(module_v)}, {_describe(name_v)})",
+            offset,
+        )
+        self._push(Opaque("unresolved-global"))
+
+    def op_inst(self, offset: int) -> None:
+        module = _decode_line_str(self.r.readline())
+        name = _decode_line_str(self.r.readline())
+        g = self._global(module, name, "INST", offset)
+        self._push(self._call(g, tuple(self._pop_mark()), offset))
+
+    def op_obj(self, offset: int) -> None:
+        items = self._pop_mark()
+        if not items:
+            raise _Malformed("OBJ without a class")
+        self._push(self._call(items[0], tuple(items[1:]), offset))
+
+    def op_newobj(self, offset: int) -> None:
+        args = self._pop()
+        cls = self._pop()
+        self._push(self._call(cls, args, offset))
+
+    def op_newobj_ex(self, offset: int) -> None:
+        kwargs = self._pop()
+        args = self._pop()
+        cls = self._pop()
+        self._push(self._call(cls, (args, kwargs), offset))
+
+    def op_reduce(self, offset: int) -> None:
+        args = self._pop()
+        func = self._pop()
+        self._push(self._call(func, args, offset))
+
+    def op_build(self, offset: int) -> None:
+        state = self._pop()
+        self._build(self._top(), state, offset)
+
+    def op_ext(self, offset: int, op: str) -> None:
+        n = {"EXT1": 1, "EXT2": 2, "EXT4": 4}[op]
+        ext = int.from_bytes(self.r.read(n), "little", signed=op == "EXT4")
+        self._issue(
+            "extension",
+            f"{op} extension code {ext} names a callable through the copyreg registry "
+            "of the loading process; it cannot be resolved statically",
+            offset,
+            f"ext:{ext}",
+        )
+        self._push(Opaque("extension-global"))
+
+    def op_persid(self, offset: int) -> None:
+        self.r.readline()
+        self._persistent(Opaque("persid-line"), offset)
+
+    def op_binpersid(self, offset: int) -> None:
+        self._persistent(self._pop(), offset)
+
+    def op_next_buffer(self, offset: int) -> None:
+        self._push(Opaque("buffer"))
+
+    def op_readonly_buffer(self, offset: int) -> None:
+        self._top()
+
+    def _line_int(self, line: bytes) -> int:
+        try:
+            return int(line, 10)
+        except ValueError as exc:
+            raise _Malformed("bad memo index") from exc
+
+    def _read_data(self, n: int, op: str) -> object:
+        is_text = "UNICODE" in op
+        is_bytes = "BYTES" in op or op == "BYTEARRAY8"
+        keep = MAX_KEPT_STRING if is_text else (MAX_KEPT_BYTES if is_bytes else MAX_KEPT_STRING)
+        if n > keep:
+            self.r.skip(n)
+            return Opaque("str" if is_text else "bytes")
+        raw = self.r.read(n)
+        if is_text:
+            try:
+                return raw.decode("utf-8", "surrogatepass")
+            except UnicodeDecodeError as exc:
+                raise _Malformed(f"{op} is not valid UTF-8") from exc
+        if is_bytes:
+            return raw
+        return raw.decode("latin-1")  # BINSTRING: protocol 0-2 str, decoded as ASCII/latin-1
+
+    def _setitem(self, d: dict[object, object], key: object, value: object) -> None:
+        try:
+            if len(d) < MAX_KEPT_STRING:
+                d[key] = value
+        except TypeError:
+            pass  # unhashable symbolic key (a list): the real unpickler would fail here too
+
+    def _setitem_on(self, target: object, key: object, value: object, offset: int) -> None:
+        if isinstance(target, dict):
+            self._setitem(target, key, value)
+        elif isinstance(target, Global):
+            self._issue(
+                "global-mutation",
+                "SETITEM on an imported object calls its __setitem__",
+                offset,
+                target.qualname,
+            )
+
+    def _build(self, target: object, state: object, offset: int) -> None:
+        if isinstance(target, Global):
+            self._issue(
+                "global-mutation",
+                "BUILD sets attributes on an imported module-level object, changing what later "
+                "imports of it return",
+                offset,
+                target.qualname,
+            )
+        states = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+        for part in states:
+            if isinstance(part, dict):
+                for key in part:
+                    if isinstance(key, str) and key.startswith("__") and key.endswith("__"):
+                        self._issue(
+                            "setstate",
+                            f"BUILD state sets special attribute {key!r}; a later BUILD or "
+                            "call on the object would run the injected callable",
+                            offset,
+                            key,
+                        )
+        if isinstance(target, Call):
+            target.state = state
+            func = target.func
+            if isinstance(func, Global) and func.qualname == _JOBLIB_WRAPPER:
+                self._joblib_inline(target, state, offset)
+
+    def _joblib_inline(self, wrapper: Call, state: object, offset: int) -> None:
+        """joblib writes array bytes (or a whole nested pickle for object arrays) straight into
+        the file right after the wrapper's BUILD; follow its layout exactly to resume after."""
+        if not isinstance(state, dict):
+            raise _Malformed("joblib array wrapper without a state dict")
+        shape = state.get("shape")
+        dtype = state.get("dtype")
+        itemsize = _dtype_itemsize(dtype)
+        if itemsize is None:
+            self._issue(
+                "unresolved",
+                "joblib array with a dtype the scanner cannot size; the bytes after it were "
+                "not scanned",
+                offset,
+            )
+            raise _Malformed("cannot size joblib array")
+        self.result.joblib_arrays += 1
+        if itemsize == 0:
+            if self.on_inline_pickle is None:
+                raise _Malformed("joblib object array without an inline scanner")
+            self.on_inline_pickle(self.r)
+            return
+        if not isinstance(shape, tuple) or not all(isinstance(x, int) and x >= 0 for x in shape):
+            raise _Malformed("joblib array wrapper with a non-integer shape")
+        count = 1
+        for dim in shape:
+            count *= dim
+        if state.get("numpy_array_alignment_bytes") is not None:
+            pad = self.r.byte()
+            self.r.skip(pad)
+        self.r.skip(count * itemsize)
+
+    def _persistent(self, pid: object, offset: int) -> None:
+        """PyTorch stores tensors as persistent ids ('storage', type, key, location, numel);
+        anything else needs a custom loader we cannot see, so it is reported."""
+        if isinstance(pid, tuple) and pid and pid[0] in ("storage", "module"):
+            self._push(Opaque("persistent"))
+            return
+        self._issue(
+            "persid",
+            f"persistent id {_describe(pid)} is resolved by code outside the file",
+            offset,
+        )
+        self._push(Opaque("persistent"))
+
+
+def _handler_table() -> dict[int, Callable[[PickleMachine, int], bool | None]]:
+    table: dict[str, Callable[[PickleMachine, int], bool | None]] = {
+        "MARK": PickleMachine.op_mark,
+        "STOP": PickleMachine.op_stop,
+        "POP": PickleMachine.op_pop,
+        "POP_MARK": PickleMachine.op_pop_mark,
+        "DUP": PickleMachine.op_dup,
+        "FLOAT": PickleMachine.op_float,
+        "INT": PickleMachine.op_int,
+        "BININT": PickleMachine.op_binint,
+        "BININT1": PickleMachine.op_binint1,
+        "LONG": PickleMachine.op_long,
+        "BININT2": PickleMachine.op_binint2,
+        "NONE": PickleMachine.op_none,
+        "PERSID": PickleMachine.op_persid,
+        "BINPERSID": PickleMachine.op_binpersid,
+        "REDUCE": PickleMachine.op_reduce,
+        "STRING": PickleMachine.op_string,
+        "BINSTRING": PickleMachine.op_binstring,
+        "SHORT_BINSTRING": lambda m, o: m.op_short_data(o, "SHORT_BINSTRING"),
+        "UNICODE": PickleMachine.op_unicode,
+        "BINUNICODE": lambda m, o: m.op_data4(o, "BINUNICODE"),
+        "APPEND": PickleMachine.op_append,
+        "BUILD": PickleMachine.op_build,
+        "GLOBAL": PickleMachine.op_global,
+        "DICT": PickleMachine.op_dict,
+        "EMPTY_DICT": PickleMachine.op_empty_dict,
+        "APPENDS": PickleMachine.op_appends,
+        "GET": PickleMachine.op_get,
+        "BINGET": PickleMachine.op_binget,
+        "INST": PickleMachine.op_inst,
+        "LONG_BINGET": PickleMachine.op_long_binget,
+        "LIST": PickleMachine.op_list,
+        "EMPTY_LIST": PickleMachine.op_empty_list,
+        "OBJ": PickleMachine.op_obj,
+        "PUT": PickleMachine.op_put,
+        "BINPUT": PickleMachine.op_binput,
+        "LONG_BINPUT": PickleMachine.op_long_binput,
+        "SETITEM": PickleMachine.op_setitem,
+        "TUPLE": PickleMachine.op_tuple,
+        "EMPTY_TUPLE": PickleMachine.op_empty_tuple,
+        "SETITEMS": PickleMachine.op_setitems,
+        "BINFLOAT": PickleMachine.op_binfloat,
+        "BINBYTES": lambda m, o: m.op_data4(o, "BINBYTES"),
+        "SHORT_BINBYTES": lambda m, o: m.op_short_data(o, "SHORT_BINBYTES"),
+        "PROTO": PickleMachine.op_proto,
+        "NEWOBJ": PickleMachine.op_newobj,
+        "EXT1": lambda m, o: m.op_ext(o, "EXT1"),
+        "EXT2": lambda m, o: m.op_ext(o, "EXT2"),
+        "EXT4": lambda m, o: m.op_ext(o, "EXT4"),
+        "TUPLE1": PickleMachine.op_tuple1,
+        "TUPLE2": PickleMachine.op_tuple2,
+        "TUPLE3": PickleMachine.op_tuple3,
+        "NEWTRUE": PickleMachine.op_true,
+        "NEWFALSE": PickleMachine.op_false,
+        "LONG1": PickleMachine.op_long1,
+        "LONG4": PickleMachine.op_long4,
+        "SHORT_BINUNICODE": lambda m, o: m.op_short_data(o, "SHORT_BINUNICODE"),
+        "BINUNICODE8": lambda m, o: m.op_data8(o, "BINUNICODE8"),
+        "BINBYTES8": lambda m, o: m.op_data8(o, "BINBYTES8"),
+        "EMPTY_SET": PickleMachine.op_empty_set,
+        "ADDITEMS": PickleMachine.op_additems,
+        "FROZENSET": PickleMachine.op_frozenset,
+        "NEWOBJ_EX": PickleMachine.op_newobj_ex,
+        "STACK_GLOBAL": PickleMachine.op_stack_global,
+        "MEMOIZE": PickleMachine.op_memoize,
+        "FRAME": PickleMachine.op_frame,
+        "BYTEARRAY8": lambda m, o: m.op_data8(o, "BYTEARRAY8"),
+        "NEXT_BUFFER": PickleMachine.op_next_buffer,
+        "READONLY_BUFFER": PickleMachine.op_readonly_buffer,
+    }
+    return {code: table[name] for code, name in OPCODE_NAMES.items()}
+
+
+_HANDLERS = _handler_table()
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value[:60])
+    if isinstance(value, Global):
+        return value.qualname
+    if isinstance(value, Call):
+        func = value.func.qualname if isinstance(value.func, Global) else "?"
+        return f"result of {func}(...)"
+    if isinstance(value, Opaque):
+        return value.kind
+    return type(value).__name__
+
+
+def run_pickle(
+    reader: ByteReader,
+    *,
+    deadline: float | None = None,
+    on_inline_pickle: Callable[[ByteReader], None] | None = None,
+) -> PickleResult:
+    """Interpret one pickle from the reader's current position up to its STOP opcode."""
+    return PickleMachine(reader, deadline=deadline, on_inline_pickle=on_inline_pickle).run()
+
+
+def looks_like_pickle_start(head: bytes) -> bool:
+    """Strong signal only: a PROTO opcode with protocol 2..5 followed by a valid opcode."""
+    return len(head) >= 3 and head[0] == 0x80 and 2 <= head[1] <= 5 and head[2] in OPCODE_NAMES

@@ -1,0 +1,167 @@
+"""Turn the symbolic pickle interpreter's output into findings, for single, concatenated,
+nested and joblib-inline pickles."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from glassbox.scan.callables import Verdict, classify
+from glassbox.scan.context import ScanContext, Source, bytes_source
+from glassbox.scan.pickle_ops import (
+    OPCODE_NAMES,
+    ByteReader,
+    PickleResult,
+    run_pickle,
+)
+
+Recurse = Callable[[ScanContext, Source, int], None]
+
+_ISSUE_RULES = {
+    "malformed": "GBX-PKL-007",
+    "unresolved": "GBX-PKL-003",
+    "extension": "GBX-PKL-004",
+    "global-mutation": "GBX-PKL-005",
+    "setstate": "GBX-PKL-006",
+    "limit": "GBX-LIM-002",
+    "persid": "GBX-PKL-008",
+}
+_WEAK_STARTS = frozenset(b"(cIiSVN]})ldKJMUXTFGL")
+MAX_STREAMS = 10_000
+
+
+def report_result(
+    ctx: ScanContext,
+    src: Source,
+    res: PickleResult,
+    *,
+    stream: int,
+    start: int,
+    strong: bool,
+    member: str | None,
+    recurse: Recurse,
+    depth: int,
+) -> None:
+    """One finding per distinct non-allowlisted global, plus one per structural issue."""
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for ref in res.globals:
+        key = (ref.module, ref.name)
+        entry = seen.setdefault(
+            key, {"offsets": [], "opcodes": set(), "called": False, "stream": stream}
+        )
+        if len(entry["offsets"]) < 5:
+            entry["offsets"].append(ref.offset)
+        entry["opcodes"].add(ref.opcode)
+        entry["called"] = entry["called"] or ref.called
+    for (module, name), entry in seen.items():
+        verdict = classify(module, name)
+        if verdict.verdict is Verdict.ALLOWED:
+            continue
+        rule = "GBX-PKL-001" if verdict.verdict is Verdict.DANGEROUS else "GBX-PKL-002"
+        how = "calls" if entry["called"] else "imports"
+        evidence = {
+            "offsets": entry["offsets"],
+            "opcodes": sorted(entry["opcodes"]),
+            "called": entry["called"],
+            "stream": stream,
+        }
+        ctx.report(
+            rule,
+            f"pickle {how} {module}.{name}: {verdict.reason}",
+            member=member,
+            subject=f"{module}.{name}",
+            evidence=evidence,
+        )
+    for issue in res.issues:
+        if issue.kind == "malformed" and not (strong or res.globals):
+            continue
+        ctx.report(
+            _ISSUE_RULES[issue.kind],
+            f"pickle {issue.message}",
+            member=member,
+            subject=issue.subject,
+            evidence={"offset": issue.offset, "stream": stream, "stream_start": start},
+        )
+    for nested in res.nested:
+        name = f"{nested.via}@{nested.offset}"
+        child = bytes_source(nested.data, src.child(name) if member else name)
+        recurse(ctx, child, depth + 1)
+
+
+def scan_pickle(
+    ctx: ScanContext, src: Source, depth: int, recurse: Recurse, *, strong: bool, offset: int = 0
+) -> bool:
+    """Scan every pickle in the stream (they may be concatenated, as in legacy torch files).
+    Returns False when a weakly detected stream turned out not to be a pickle at all."""
+    with contextlib.closing(src.open()) as f:
+        if offset:
+            f.seek(offset)
+        reader = ByteReader(f, start=offset)
+        return scan_pickle_reader(ctx, src, reader, depth, recurse, strong=strong)
+
+
+def scan_pickle_reader(
+    ctx: ScanContext,
+    src: Source,
+    reader: ByteReader,
+    depth: int,
+    recurse: Recurse,
+    *,
+    strong: bool,
+    member_suffix: str = "",
+) -> bool:
+    member = src.member
+    if member_suffix:
+        member = f"{member}!{member_suffix}" if member else member_suffix
+    found = False
+    stream = 0
+    while stream < MAX_STREAMS:
+        start = reader.offset
+
+        def inline(r: ByteReader, stream: int = stream) -> None:
+            # joblib object arrays: a complete pickle written inline after the wrapper.
+            if depth + 1 > ctx.limits.max_depth:
+                raise RecursionError
+            sub = run_pickle(r, deadline=ctx.deadline, on_inline_pickle=inline)
+            report_result(
+                ctx,
+                src,
+                sub,
+                stream=stream,
+                start=r.offset,
+                strong=True,
+                member=member,
+                recurse=recurse,
+                depth=depth + 1,
+            )
+
+        res = run_pickle(reader, deadline=ctx.deadline, on_inline_pickle=inline)
+        is_pickle = res.stopped or bool(res.globals) or (strong and stream == 0)
+        if not is_pickle:
+            break
+        found = True
+        report_result(
+            ctx,
+            src,
+            res,
+            stream=stream,
+            start=start,
+            strong=strong,
+            member=member,
+            recurse=recurse,
+            depth=depth,
+        )
+        if not res.stopped or ctx.out_of_time():
+            break
+        stream += 1
+        nxt = reader.peek(3)
+        if not nxt:
+            break
+        if nxt[0] == 0x80 and len(nxt) >= 2 and 2 <= nxt[1] <= 5:
+            strong = True
+        elif nxt[0] in _WEAK_STARTS and nxt[0] in OPCODE_NAMES:
+            strong = False
+        else:
+            break  # trailing raw data (legacy torch storages), not another pickle
+    return found

@@ -1,0 +1,166 @@
+"""``scan_path``: walk a model directory (or one file) and scan every file by content.
+
+Symlinks are never followed out of the tree (a link to ``/etc`` is a finding, a link inside the
+tree is skipped because its target is scanned anyway). Files are scanned in parallel processes
+because the pickle interpreter is CPU-bound Python; one file's scan is bounded in time and memory
+by :class:`Limits`, and any failure becomes a finding for that file, never a lost result.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+import os
+import stat
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from glassbox.errors import InputError
+from glassbox.scan.context import Limits, ScanContext, Source
+from glassbox.scan.dispatch import scan_source
+from glassbox.scan.findings import Finding
+from glassbox.scan.report import ScanReport
+
+# Below this many files, process start-up costs more than it saves.
+PARALLEL_MIN_FILES = 8
+
+
+# Files up to this size are read once and scanned from memory (most configs and small pickles).
+SMALL_FILE = 1 << 20
+
+
+def _opener(path: Path, size: int) -> Callable[[], Any]:
+    if size <= SMALL_FILE:
+        data = path.read_bytes()
+        return lambda: io.BytesIO(data)
+    return lambda: path.open("rb")
+
+
+def scan_file(
+    path: Path, display: str, limits: Limits | None = None, size: int | None = None
+) -> ScanContext:
+    """Scan one regular file; never raises for problems with the file's content."""
+    ctx = ScanContext(display, limits or Limits())
+    try:
+        if size is None:
+            size = path.stat().st_size
+        opener = _opener(path, size)
+    except OSError as exc:
+        ctx.report("GBX-FS-002", f"cannot read file ({exc.strerror or exc})")
+        return ctx
+    src = Source(opener, size, member=None, local_path=path, name=path.name)
+    try:
+        scan_source(ctx, src, 0)
+    except Exception as exc:
+        ctx.report("GBX-LIM-002", f"scanner failed on this file ({type(exc).__name__}: {exc})")
+    return ctx
+
+
+def _worker(
+    path: str, display: str, limits: Limits, size: int
+) -> tuple[list[dict[str, Any]], list[str]]:
+    ctx = scan_file(Path(path), display, limits, size)
+    return [f.to_dict() for f in ctx.findings], sorted(ctx.formats)
+
+
+def _collect(root: Path) -> tuple[list[tuple[Path, str, int]], list[Finding]]:
+    """Regular files under ``root`` (not following links) and findings for escaping links."""
+    files: list[tuple[Path, str, int]] = []
+    findings: list[Finding] = []
+    real_root = root.resolve()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        base = Path(dirpath)
+        dirnames.sort()
+        for name in sorted(filenames) + [d for d in dirnames if (base / d).is_symlink()]:
+            p = base / name
+            rel = p.relative_to(root).as_posix()
+            try:
+                st = p.lstat()
+            except OSError as exc:
+                findings.append(_fs_finding("GBX-FS-002", rel, f"cannot stat ({exc.strerror})"))
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                target = p.resolve()
+                try:
+                    target.relative_to(real_root)
+                except ValueError:
+                    findings.append(
+                        _fs_finding(
+                            "GBX-FS-001",
+                            rel,
+                            f"symlink to {str(p.readlink())!r} leaves the scanned tree",
+                        )
+                    )
+                continue
+            if stat.S_ISREG(st.st_mode):
+                files.append((p, rel, st.st_size))
+    return files, findings
+
+
+def _fs_finding(rule_id: str, path: str, message: str) -> Finding:
+    from glassbox.scan.rules import RULES
+
+    return Finding(rule_id, RULES[rule_id].severity, path, message)
+
+
+def scan_path(
+    path: str | os.PathLike[str],
+    *,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    limits: Limits | None = None,
+) -> ScanReport:
+    """Scan a model directory or a single file. ``progress`` is called with bytes scanned."""
+    root = Path(path)
+    limits = limits or Limits()
+    started = time.monotonic()
+    try:
+        st = root.stat()
+    except OSError as exc:
+        raise InputError(f"cannot scan {root}: {exc.strerror or exc}") from exc
+    if stat.S_ISDIR(st.st_mode):
+        files, findings = _collect(root)
+    elif stat.S_ISREG(st.st_mode):
+        files, findings = [(root, root.name, st.st_size)], []
+    else:
+        raise InputError(f"cannot scan {root}: not a regular file or directory")
+    report = ScanReport(root=str(root))
+    formats: Counter[str] = Counter()
+    n_workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+
+    def done(display: str, found: list[Finding], fmts: list[str], size: int) -> None:
+        findings.extend(found)
+        formats.update(fmts)
+        report.files.append(display)
+        if progress is not None:
+            progress(size)
+
+    if n_workers > 1 and len(files) >= PARALLEL_MIN_FILES:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=n_workers) as pool:
+            futures = {
+                pool.submit(_worker, str(p), display, limits, size): (p, display, size)
+                for p, display, size in files
+            }
+            for fut in concurrent.futures.as_completed(futures):
+                p, display, size = futures[fut]
+                try:
+                    raw, fmts = fut.result()
+                except Exception as exc:  # a dead worker must not lose the file's result
+                    report.errors.append(f"{display}: worker failed ({type(exc).__name__})")
+                    fallback = scan_file(p, display, limits, size)
+                    done(display, fallback.findings, sorted(fallback.formats), size)
+                    continue
+                done(display, [Finding.from_dict(d) for d in raw], fmts, size)
+    else:
+        for p, display, size in files:
+            ctx = scan_file(p, display, limits, size)
+            done(display, ctx.findings, sorted(ctx.formats), size)
+    report.files.sort()
+    report.files_scanned = len(files)
+    report.formats = dict(formats)
+    report.merge(findings)
+    report.duration_s = time.monotonic() - started
+    return report

@@ -1,0 +1,142 @@
+"""The embedded log (SQLite under the user's data directory) and per-log client state.
+
+Offline first: ``glassbox log add`` with no ``--log`` URL writes here, with a log key created on
+first use. ``SeenCheckpoints`` is the client's memory of the largest checkpoint it has verified
+for each log, so the next one it sees must be provably consistent with it (a log that shows a
+user a different history is caught the second time that user looks).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import threading
+from pathlib import Path
+
+from glassbox.digest.merkle import ProofError, verify_consistency
+from glassbox.errors import InputError, VerificationError
+from glassbox.paths import data_dir
+from glassbox.tlog.checkpoint import Checkpoint, SignedCheckpoint
+from glassbox.tlog.log import Cosigner, TransparencyLog
+from glassbox.tlog.note import ALG_ED25519, Signer
+from glassbox.tlog.store import open_store
+
+
+def local_log_dir() -> Path:
+    path = data_dir() / "log"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def load_or_create_signer(key_path: Path, origin: str | None = None) -> Signer:
+    """Read an skey file, or create one (mode 0600) with a fresh Ed25519 key."""
+    if key_path.exists():
+        try:
+            signer = Signer.from_skey(key_path.read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{key_path}: cannot read log key ({exc})") from None
+        if signer.alg != ALG_ED25519:
+            raise InputError(f"{key_path}: a log key must be an Ed25519 note key (type 0x01)")
+        if origin is not None and origin != signer.name:
+            raise InputError(f"{key_path}: key is for origin {signer.name!r}, not {origin!r}")
+        return signer
+    signer = Signer.generate(origin or f"glassbox.local/{secrets.token_hex(6)}")
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(signer.skey + "\n")
+    key_path.with_suffix(".vkey").write_text(signer.vkey + "\n")
+    return signer
+
+
+def open_log(
+    store_url: str | None = None,
+    key_path: str | Path | None = None,
+    *,
+    origin: str | None = None,
+    cosigners: list[Cosigner] | None = None,
+) -> TransparencyLog:
+    """Open (creating on first use) a log. Defaults: the embedded SQLite log and its key."""
+    base = local_log_dir()
+    url = store_url or f"sqlite:///{base / 'log.db'}"
+    key = Path(key_path) if key_path else base / "log.skey"
+    signer = load_or_create_signer(key, origin)
+    return TransparencyLog(open_store(url), signer, cosigners=cosigners)
+
+
+class SeenCheckpoints:
+    """Per-log memory of the largest verified checkpoint (SQLite, in the data directory)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else data_dir() / "tlog-seen.db"
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS seen (origin TEXT PRIMARY KEY, size INTEGER NOT NULL,"
+            " root BLOB NOT NULL, note TEXT NOT NULL)"
+        )
+
+    def get(self, origin: str) -> Checkpoint | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT size, root FROM seen WHERE origin = ?", (origin,)
+            ).fetchone()
+        return Checkpoint(origin, int(row[0]), bytes(row[1])) if row else None
+
+    def update(self, signed: SignedCheckpoint, proof: list[bytes] | None) -> str:
+        """Record ``signed`` if it extends what was seen; ``proof`` goes from the smaller
+        checkpoint to the larger. Returns ``first``, ``same``, ``newer``, ``older`` or
+        ``unverified`` (no proof to relate them; nothing recorded); a fork raises."""
+        new = signed.checkpoint
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                result = self._update(new, signed, proof)
+            except BaseException:
+                self._db.rollback()
+                raise
+            self._db.commit()
+        return result
+
+    def _update(self, new: Checkpoint, signed: SignedCheckpoint, proof: list[bytes] | None) -> str:
+        row = self._db.execute(
+            "SELECT size, root FROM seen WHERE origin = ?", (new.origin,)
+        ).fetchone()
+        if row is None or int(row[0]) == 0:
+            self._store(new, signed)
+            return "first"
+        old = Checkpoint(new.origin, int(row[0]), bytes(row[1]))
+        if old.size == new.size:
+            if old.root != new.root:
+                raise VerificationError(
+                    f"log {new.origin} showed two different trees of size {new.size}: fork"
+                )
+            return "same"
+        if proof is None:
+            return "unverified"
+        small, large = (old, new) if old.size < new.size else (new, old)
+        if small.size == 0:
+            return "older" if large is old else self._store(new, signed)
+        try:
+            verify_consistency(small.size, large.size, proof, small.root, large.root)
+        except ProofError as exc:
+            raise VerificationError(
+                f"log {new.origin} is not consistent between sizes {small.size} and "
+                f"{large.size}: {exc}"
+            ) from None
+        if large is old:
+            return "older"
+        return self._store(new, signed)
+
+    def _store(self, cp: Checkpoint, signed: SignedCheckpoint) -> str:
+        self._db.execute(
+            "INSERT INTO seen (origin, size, root, note) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(origin) DO UPDATE SET size = excluded.size, root = excluded.root,"
+            " note = excluded.note",
+            (cp.origin, cp.size, cp.root, signed.serialize()),
+        )
+        return "newer"
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,203 @@
+"""A transparency log: store + sequencer + log key + checkpoints + witnesses.
+
+This is the one implementation behind the embedded log, the HTTP server and the benchmarks.
+Entries are verified, sequenced in batches and acknowledged when durable; checkpoints are issued
+on a schedule (``maybe_checkpoint`` / the server's timer), never per entry, so witnesses and
+monitors see a small number of tree heads they can cross-check.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from glassbox.errors import InputError, VerificationError
+from glassbox.tlog.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint, sign_checkpoint
+from glassbox.tlog.entries import LogEntry, entry_from_body
+from glassbox.tlog.note import NoteSignature, Signer
+from glassbox.tlog.proofbundle import ProofBundle
+from glassbox.tlog.sequencer import Appended, Pending, Sequencer
+from glassbox.tlog.store import LeafRow, SQLStore
+from glassbox.tlog.tree import StoredTree
+
+# Something that returns cosignature(s) for a freshly signed checkpoint (a witness client).
+Cosigner = Callable[["TransparencyLog", SignedCheckpoint], list[NoteSignature]]
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    index: int
+    leaf: bytes
+    leaf_hash: bytes
+    body: bytes | None
+
+    def entry(self) -> LogEntry:
+        if self.body is None:
+            raise InputError(f"entry {self.index} has no stored body (a raw leaf)")
+        return entry_from_body(self.body, where=f"entry {self.index}")
+
+    def to_dict(self) -> dict[str, Any]:
+        import base64
+
+        return {
+            "index": self.index,
+            "leaf": base64.b64encode(self.leaf).decode(),
+            "leaf_hash": self.leaf_hash.hex(),
+            "body": None if self.body is None else base64.b64encode(self.body).decode(),
+        }
+
+
+class TransparencyLog:
+    def __init__(
+        self,
+        store: SQLStore,
+        signer: Signer,
+        *,
+        cosigners: list[Cosigner] | None = None,
+        max_batch: int = 1024,
+    ) -> None:
+        self.store = store
+        self.signer = signer
+        self.origin = signer.name
+        self.tree = StoredTree(store)
+        self.cosigners = list(cosigners or [])
+        self._bind_key()
+        self.sequencer = Sequencer(store, max_batch=max_batch)
+        self._cp_lock = threading.Lock()
+
+    def _bind_key(self) -> None:
+        """A store belongs to one log key: refuse to sign its tree with another."""
+        vkey = self.store.get_meta("vkey")
+        if vkey is None:
+            self.store.set_meta("vkey", self.signer.vkey)
+        elif vkey != self.signer.vkey:
+            raise InputError(
+                f"{self.store.description}: this log was created with key {vkey}, "
+                f"not {self.signer.vkey}"
+            )
+
+    @property
+    def vkey(self) -> str:
+        return self.signer.vkey
+
+    # -- writing -------------------------------------------------------------------------
+    def add(self, entry: LogEntry, timeout: float | None = None) -> Appended:
+        """Append a verified entry; returns once it is durable (same index if already there)."""
+        body = entry.body
+        pending = Pending(entry.leaf, body, entry.body_digest, entry.terms())
+        return self.sequencer.add(pending, timeout)
+
+    def add_leaf(self, leaf: bytes) -> Appended:
+        return self.sequencer.add(Pending(leaf))
+
+    def close(self) -> None:
+        self.sequencer.close()
+        self.store.close()
+
+    # -- reading -------------------------------------------------------------------------
+    def size(self) -> int:
+        return self.store.size()
+
+    def get(self, index: int) -> StoredEntry:
+        rows: list[LeafRow] = self.store.leaves(index, index + 1) if index >= 0 else []
+        if not rows:
+            raise InputError(f"no entry {index} in the log (size {self.size()})")
+        row = rows[0]
+        body = self.store.get_blob(row.body_digest) if row.body_digest else None
+        return StoredEntry(row.index, row.leaf, row.leaf_hash, body)
+
+    def entries(self, start: int, end: int) -> list[StoredEntry]:
+        """Entries [start, end) with their bodies (what a monitor reads)."""
+        out = []
+        for row in self.store.leaves(start, end):
+            body = self.store.get_blob(row.body_digest) if row.body_digest else None
+            out.append(StoredEntry(row.index, row.leaf, row.leaf_hash, body))
+        return out
+
+    def search(self, kind: str, value: str, limit: int = 100) -> list[int]:
+        if kind not in ("digest", "key", "name", "type"):
+            raise InputError(f"cannot search by {kind!r}: use digest, key, name or type")
+        return self.store.search(kind, value, limit)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return self.tree.inclusion_proof(index, size)
+
+    def consistency_proof(self, old: int, size: int) -> list[bytes]:
+        return self.tree.consistency_proof(old, size)
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def latest_checkpoint(self) -> SignedCheckpoint | None:
+        row = self.store.latest_checkpoint()
+        if row is None:
+            return None
+        return open_checkpoint(row[1], self.signer.verifier)
+
+    def checkpoint_at(self, size: int) -> SignedCheckpoint | None:
+        for s, note in reversed(self.store.checkpoints()):
+            if s == size:
+                return open_checkpoint(note, self.signer.verifier)
+        return None
+
+    def issue_checkpoint(self) -> SignedCheckpoint:
+        """Sign a checkpoint at the current size (reuse the latest if the tree has not grown),
+        gather witness cosignatures, store it."""
+        with self._cp_lock:
+            latest = self.latest_checkpoint()
+            size = self.size()
+            if latest is not None and latest.checkpoint.size >= size:
+                return latest
+            root = self.tree.root(size)
+            signed = sign_checkpoint(Checkpoint(self.origin, size, root), self.signer)
+            if latest is not None:  # our own history must be append-only, check before signing
+                from glassbox.digest.merkle import verify_consistency
+
+                old = latest.checkpoint
+                if old.size:
+                    verify_consistency(
+                        old.size, size, self.consistency_proof(old.size, size), old.root, root
+                    )
+            self.store.put_checkpoint(size, signed.serialize())
+            return self._cosign(signed)
+
+    def _cosign(self, signed: SignedCheckpoint) -> SignedCheckpoint:
+        extra: list[NoteSignature] = []
+        for cosigner in self.cosigners:
+            try:
+                extra.extend(cosigner(self, signed))
+            except (VerificationError, InputError, OSError):
+                continue  # an unreachable or refusing witness must not stop the log
+        if extra:
+            signed = SignedCheckpoint(signed.checkpoint, signed.note.with_signatures(extra))
+            self.store.replace_checkpoint(signed.checkpoint.size, signed.serialize())
+        return signed
+
+    def maybe_checkpoint(self, max_age: float) -> SignedCheckpoint | None:
+        """Issue a checkpoint if the tree grew and the latest is older than ``max_age`` s."""
+        issued = self.store.get_meta("checkpoint_time")
+        if issued is not None and time.time() - float(issued) < max_age:
+            return self.latest_checkpoint()
+        if self.size() == 0:
+            return self.latest_checkpoint()
+        signed = self.issue_checkpoint()
+        self.store.set_meta("checkpoint_time", repr(time.time()))
+        return signed
+
+    def proof_bundle(self, index: int) -> ProofBundle:
+        """Everything a verifier needs offline: body, leaf, inclusion proof, checkpoint."""
+        stored = self.get(index)
+        cp = self.latest_checkpoint()
+        if cp is None or cp.checkpoint.size <= index:
+            cp = self.issue_checkpoint()
+        size = cp.checkpoint.size
+        return ProofBundle(
+            log_vkey=self.vkey,
+            index=index,
+            leaf=stored.leaf,
+            body=stored.body,
+            tree_size=size,
+            inclusion=self.inclusion_proof(index, size),
+            checkpoint=cp.serialize(),
+        )

@@ -1,0 +1,288 @@
+"""``glassbox log serve``: the log over HTTP (FastAPI, OpenAPI docs at ``/docs``).
+
+Hostile input is the normal case for a public log: bodies are capped before they are read
+(``BodyLimit``), JSON is parsed by us so errors say what is wrong, and every library error maps
+to a 4xx. A 500 would be a bug. Adds wait on the sequencer future without holding a worker
+thread, so many concurrent clients share each batch's commit. Checkpoints are issued by a
+timer (``checkpoint_interval``), never per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from glassbox.errors import GlassboxError, InputError, VerificationError
+from glassbox.tlog.entries import MAX_BODY_BYTES, parse_entry
+from glassbox.tlog.log import TransparencyLog
+from glassbox.tlog.store import MAX_INDEX
+from glassbox.tlog.tiles import parse_tile_path, read_tile
+from glassbox.tlog.witness import Witness, WitnessError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MAX_RANGE = 1000
+
+
+class BodyLimit:
+    """Reject request bodies over ``limit`` bytes with 413, by header and while streaming."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+                await _plain(send, 413, f"request body over {self.limit} bytes")
+                return
+        # Read the whole body first (it is capped), so an oversized stream is refused before
+        # the application sees any of it and no half-sent response can follow.
+        chunks: list[bytes] = []
+        seen = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # client went away
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.limit:
+                await _plain(send, 413, f"request body over {self.limit} bytes")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _plain(send: Send, status: int, text: str) -> None:
+    body = json.dumps({"detail": text}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def create_app(
+    log: TransparencyLog,
+    *,
+    checkpoint_interval: float = 1.0,
+    max_body: int = MAX_BODY_BYTES,
+    close_log: bool = False,
+) -> ASGIApp:
+    stop = threading.Event()
+
+    def checkpointer() -> None:
+        while not stop.wait(checkpoint_interval):
+            try:
+                log.maybe_checkpoint(checkpoint_interval)
+            except GlassboxError:
+                continue
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        thread = threading.Thread(target=checkpointer, name="tlog-checkpointer", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            if close_log:
+                log.close()
+
+    app = FastAPI(
+        title="Glassbox transparency log",
+        description=f"Append-only log of signed model statements. Origin: {log.origin}",
+        version="1",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(InputError)
+    async def _input(_r: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(VerificationError)
+    async def _verify(_r: Request, exc: VerificationError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(GlassboxError)
+    async def _other(_r: Request, exc: GlassboxError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_r: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
+        )
+        return JSONResponse({"detail": f"bad request: {problems}"[:1000]}, status_code=400)
+
+    @app.get("/v1/log", summary="Log origin, key and size")
+    def info() -> dict[str, Any]:
+        return {"origin": log.origin, "vkey": log.vkey, "size": log.size()}
+
+    @app.post("/v1/entries", summary="Add a signed statement (OMS bundle or DSSE envelope)")
+    async def add(request: Request) -> JSONResponse:
+        raw = await request.body()
+        try:
+            doc = json.loads(raw)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise InputError("request body is not JSON") from None
+        entry = await run_in_threadpool(parse_entry, doc, where="submitted entry")
+        body = entry.body
+        from glassbox.tlog.sequencer import Pending
+
+        future = log.sequencer.submit(Pending(entry.leaf, body, entry.body_digest, entry.terms()))
+        appended = await asyncio.wrap_future(future)
+        return JSONResponse(
+            {
+                "index": appended.index,
+                "leaf_hash": appended.leaf_hash.hex(),
+                "duplicate": appended.duplicate,
+                "key_id": entry.key_id,
+            },
+            status_code=200 if appended.duplicate else 201,
+        )
+
+    @app.get("/v1/entries/{index}", summary="One entry: leaf and full body")
+    def get_entry(index: int = Path(ge=0, le=MAX_INDEX)) -> dict[str, Any]:
+        return log.get(index).to_dict()
+
+    @app.get("/v1/entries", summary=f"Entries [start, end), at most {MAX_RANGE}")
+    def list_entries(
+        start: int = Query(ge=0, le=MAX_INDEX), end: int = Query(ge=0, le=MAX_INDEX)
+    ) -> dict[str, Any]:
+        if end < start or end - start > MAX_RANGE:
+            raise InputError(f"range [{start}, {end}) is empty-negative or over {MAX_RANGE}")
+        return {"entries": [e.to_dict() for e in log.entries(start, end)]}
+
+    @app.get("/v1/proof/inclusion", summary="RFC 9162 inclusion proof")
+    def inclusion(
+        index: int = Query(ge=0, le=MAX_INDEX), size: int = Query(ge=1, le=MAX_INDEX)
+    ) -> dict[str, Any]:
+        hashes = log.inclusion_proof(index, size)
+        leaf = log.get(index)
+        return {
+            "index": index,
+            "size": size,
+            "leaf_hash": leaf.leaf_hash.hex(),
+            "hashes": [_b64(h) for h in hashes],
+        }
+
+    @app.get("/v1/proof/consistency", summary="RFC 9162 consistency proof")
+    def consistency(
+        old: int = Query(ge=0, le=MAX_INDEX), size: int = Query(ge=0, le=MAX_INDEX)
+    ) -> dict[str, Any]:
+        return {
+            "old": old,
+            "size": size,
+            "hashes": [_b64(h) for h in log.consistency_proof(old, size)],
+        }
+
+    @app.get("/v1/proof/bundle/{index}", summary="Offline proof bundle for one entry")
+    def bundle(index: int = Path(ge=0, le=MAX_INDEX)) -> dict[str, Any]:
+        return log.proof_bundle(index).to_dict()
+
+    @app.get("/v1/search", summary="Find entries by subject digest, signer key or model name")
+    def search(
+        digest: str | None = None,
+        key: str | None = None,
+        name: str | None = None,
+        limit: int = Query(100, ge=1, le=MAX_RANGE),
+    ) -> dict[str, Any]:
+        given = [(k, v) for k, v in (("digest", digest), ("key", key), ("name", name)) if v]
+        if len(given) != 1:
+            raise InputError("give exactly one of digest=, key=, name=")
+        kind, value = given[0]
+        if len(value) > 1024:
+            raise InputError("search value is longer than 1024 characters")
+        return {"kind": kind, "value": value, "indexes": log.search(kind, value, limit)}
+
+    @app.get("/checkpoint", summary="Latest checkpoint (c2sp.org/tlog-checkpoint signed note)")
+    def checkpoint() -> Response:
+        cp = log.latest_checkpoint()
+        if cp is None:
+            cp = log.issue_checkpoint()
+        return PlainTextResponse(cp.serialize(), headers={"Cache-Control": "no-store"})
+
+    @app.get("/tile/{path:path}", summary="c2sp.org/tlog-tiles hash tiles and entry bundles")
+    def tile(path: str) -> Response:
+        level, index, width = parse_tile_path("tile/" + path)
+        try:
+            data = read_tile(log.store, log.size(), level, index, width)
+        except LookupError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=404)
+        return Response(
+            data,
+            media_type="application/octet-stream",
+            headers={"Cache-Control": "public, max-age=31536000, immutable"},
+        )
+
+    return BodyLimit(app, max_body)
+
+
+def create_witness_app(witness: Witness, *, max_body: int = 64 << 10) -> ASGIApp:
+    """The c2sp.org/tlog-witness HTTP interface: ``POST /add-checkpoint``."""
+    app = FastAPI(
+        title="Glassbox witness",
+        description=f"tlog-witness for {witness.signer.name}; key {witness.signer.vkey}",
+        version="1",
+    )
+
+    @app.post("/add-checkpoint", summary="Cosign a checkpoint consistent with the last one")
+    async def add_checkpoint(request: Request) -> Response:
+        raw = await request.body()
+        try:
+            lines = await run_in_threadpool(witness.add_checkpoint, raw)
+        except WitnessError as exc:
+            if exc.status == 409 and exc.latest_size is not None:
+                return PlainTextResponse(
+                    f"{exc.latest_size}\n", status_code=409, media_type="text/x.tlog.size"
+                )
+            return PlainTextResponse(str(exc) + "\n", status_code=exc.status)
+        return PlainTextResponse(lines)
+
+    @app.get("/v1/witness", summary="Witness name and cosignature key")
+    def info() -> dict[str, Any]:
+        return {
+            "name": witness.signer.name,
+            "vkey": witness.signer.vkey,
+            "logs": sorted(witness.logs),
+        }
+
+    return BodyLimit(app, max_body)

@@ -1,0 +1,84 @@
+"""Evidence is recognised by content, wherever it sits beside the model, and hostile files are
+refused without damage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from glassbox.audit import classify, discover
+from glassbox.audit.evidence import MAX_EVIDENCE_BYTES
+from glassbox.errors import InputError
+from tests.audit.conftest import Release
+
+
+def test_evidence_is_found_by_content_not_name(release: Release) -> None:
+    renamed = release.root / "digits.attestation.json"
+    release.provenance.rename(renamed)
+    (release.root / "digits.cdx.json").write_text(json.dumps({"bomFormat": "CycloneDX"}))
+    (release.model / "mof.yml").write_text(
+        "framework: {name: Model Openness Framework, version: '1.0'}\nrelease: {name: d}\n"
+    )
+    (release.root / "digits.notes.json").write_text(json.dumps({"hello": "world"}))
+    (release.root / "unrelated.json").write_text(json.dumps({"bomFormat": "CycloneDX"}))
+    evidence = discover(release.model)
+    found = {f.kind: f.path.name for f in evidence.files}
+    assert found == {
+        "signature": "model.sig",
+        "provenance": "digits.attestation.json",
+        "log-proof": "digits.proof.json",
+        "scan": "digits.scan.json",
+        "bom": "digits.cdx.json",
+        "mof": "mof.yml",
+    }
+    provenance = evidence.first("provenance")
+    assert provenance is not None and provenance.signed
+
+
+def test_build_output_names_are_found_beside_the_model_dir(release: Release) -> None:
+    release.provenance.rename(release.root / "provenance.sigstore.json")
+    assert discover(release.model).first("provenance") is not None
+
+
+def test_unparseable_default_signature_still_counts_as_a_signature(release: Release) -> None:
+    (release.model / "model.sig").write_bytes(b"\xff\xfe garbage")
+    signature = discover(release.model).first("signature")
+    assert signature is not None and signature.document is None
+
+
+def test_oversized_evidence_is_noted_not_read(release: Release) -> None:
+    big = release.root / "digits.big.json"
+    with big.open("wb") as handle:
+        handle.truncate(MAX_EVIDENCE_BYTES + 1)
+    evidence = discover(release.model)
+    assert any("larger than" in p for p in evidence.problems)
+    with pytest.raises(InputError, match="larger than"):
+        classify(big, strict=True)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"dsseEnvelope": {"payload": "!!!not base64", "payloadType": "x", "signatures": []},'
+        b' "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json"}',
+        b'{"payload": "e30=", "payloadType": "x", "signatures": []}',
+        b"[" * 50000,
+        b"\x00\x01\x02",
+        b'{"_type": "https://in-toto.io/Statement/v1", "predicateType": 7}',
+    ],
+)
+def test_malformed_json_evidence_is_ignored(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "x.json"
+    path.write_bytes(content)
+    assert classify(path) is None
+
+
+def test_yaml_evidence_is_loaded_safely(tmp_path: Path) -> None:
+    path = tmp_path / "m.yml"
+    path.write_text("framework: !!python/object/apply:os.system ['touch pwned']\n")
+    assert classify(path) is None
+    assert not (tmp_path / "pwned").exists()
+    with pytest.raises(InputError):
+        classify(path, strict=True)

@@ -1,0 +1,54 @@
+"""``glassbox quickstart`` end to end with the real parts: the example is built from its recipe,
+signed, logged, scanned and audited; a tampered copy is caught."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from glassbox.audit import LINKS, Verdict
+from glassbox.audit.quickstart import run_quickstart
+from glassbox.cli.main import cli
+from glassbox.errors import InputError
+
+
+@pytest.mark.slow
+def test_quickstart_passes_the_release_and_catches_the_tampered_copy(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = run_quickstart(tmp_path / "qs", say=lambda _line: None)
+    elapsed = time.monotonic() - started
+    honest = {link.link: link.verdict for link in result.report.links}
+    assert {n: honest[n] for n in LINKS if n != "openness"} == dict.fromkeys(
+        ("integrity", "transparency", "provenance", "safety"), Verdict.PASS
+    )
+    # The example ships weights and training code but no model card: graded as what it is.
+    assert honest["openness"] is Verdict.FAIL
+    tampered = {link.link: link.verdict for link in result.tampered_report.links}
+    assert tampered["integrity"] is Verdict.FAIL
+    assert tampered["provenance"] is Verdict.FAIL
+    assert result.tampered_report.link("integrity").evidence["modified"] == ["model.safetensors"]
+    assert result.ok
+    assert result.report_html.is_file() and result.tampered_html.is_file()
+    assert elapsed < 120, f"quickstart took {elapsed:.0f} s"
+
+    # A second run in the same directory replaces its own outputs.
+    again = run_quickstart(tmp_path / "qs", say=lambda _line: None)
+    assert again.ok
+
+
+def test_quickstart_refuses_a_directory_it_did_not_make(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(InputError, match="not made by quickstart"):
+        run_quickstart(tmp_path, say=lambda _line: None)
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_quickstart_cli_reports_a_missing_recipe(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["quickstart", "--dir", str(tmp_path / "qs"), "--recipe", str(tmp_path / "no.toml")]
+    )
+    assert result.exit_code == 2
+    assert "recipe not found" in result.stderr

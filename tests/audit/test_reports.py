@@ -1,0 +1,67 @@
+"""Report formats: the JSON matches its documented schema; terminal and HTML say the verdicts."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+from rich.console import Console
+
+from glassbox.audit import LINKS, SCHEMA_ID, AuditOptions, audit_model
+from glassbox.audit.report_html import render_html
+from glassbox.audit.report_terminal import render
+from tests.audit.conftest import Release
+
+SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "audit-report.schema.json"
+
+
+def test_json_report_validates_against_the_documented_schema(release: Release) -> None:
+    schema = json.loads(SCHEMA.read_text())
+    assert schema["$id"] == SCHEMA_ID
+    jsonschema.Draft202012Validator.check_schema(schema)
+    (release.model / "model.safetensors").write_bytes(b"tampered")
+    for options in (AuditOptions(keys=(release.pub,)), AuditOptions()):
+        doc = json.loads(json.dumps(audit_model(release.model, options).to_dict()))
+        jsonschema.validate(doc, schema)
+        assert [link["link"] for link in doc["links"]] == list(LINKS)
+
+
+def test_schema_rejects_an_invented_verdict(release: Release) -> None:
+    schema = json.loads(SCHEMA.read_text())
+    doc = json.loads(json.dumps(audit_model(release.model).to_dict()))
+    doc["links"][0]["verdict"] = "probably fine"
+    try:
+        jsonschema.validate(doc, schema)
+    except jsonschema.ValidationError:
+        return
+    raise AssertionError("schema accepted an unknown verdict")
+
+
+def test_terminal_report_shows_each_link_and_the_failure(release: Release) -> None:
+    (release.model / "config.json").write_text("{}")
+    report = audit_model(release.model, AuditOptions(keys=(release.pub,)))
+    buffer = io.StringIO()
+    render(report, Console(file=buffer, width=160, color_system=None))
+    text = buffer.getvalue()
+    for title in ("Integrity", "Transparency", "Provenance", "Safety", "Openness"):
+        assert title in text
+    assert "✘ FAIL" in text and "modified: config.json" in text
+    assert "Verdict: ✘ FAIL" in text and "exit 1" in text
+
+
+def test_html_is_self_contained_and_escapes_model_text(release: Release, tmp_path: Path) -> None:
+    hostile = release.root / "<img src=x onerror=alert(1)>"
+    release.model.rename(hostile)
+    report = audit_model(hostile, AuditOptions(keys=(release.pub,)))
+    html = render_html(report)
+    assert "<img src=x" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<script" not in html.lower()
+    # No network and no external assets: nothing is fetched from anywhere.
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert "@import" not in html and "url(" not in html.replace("url(#arrow)", "")
+    assert html.count("<details") == len(LINKS)
+    assert "default-src 'none'" in html

@@ -1,0 +1,92 @@
+"""``glassbox audit`` and ``glassbox bom`` as a user runs them: output, files, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from glassbox.bom.cyclonedx import validate_bom
+from glassbox.cli.main import cli
+from tests.audit.conftest import Release, make_release
+
+
+@pytest.fixture
+def release(tmp_path: Path) -> Release:
+    return make_release(tmp_path)
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_audit_passes_a_fully_evidenced_release(release: Release, tmp_path: Path) -> None:
+    html = tmp_path / "out" / "report.html"
+    code, out, _ = invoke(
+        "audit", str(release.model), "--key", str(release.pub), "--html", str(html)
+    )
+    assert code == 0, out
+    assert out.count("✔ PASS") == 6  # five links and the overall verdict
+    assert "Verdict: ✔ PASS" in out
+    assert html.is_file() and "Glassbox audit" in html.read_text()
+
+
+def test_audit_json_and_exit_code_for_tampering(release: Release) -> None:
+    (release.model / "README.md").write_text("# edited card\n")
+    code, out, _ = invoke("audit", str(release.model), "--key", str(release.pub), "--json")
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["verdict"] == "fail" and doc["exit_code"] == 1
+    integrity = next(link for link in doc["links"] if link["link"] == "integrity")
+    assert integrity["evidence"]["modified"] == ["README.md"]
+
+
+def test_require_none_exits_zero_even_without_evidence(tmp_path: Path) -> None:
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "weights.safetensors").write_bytes(b"\x02\0\0\0\0\0\0\0{}")
+    code, out, _ = invoke("audit", str(model), "--require", "none", "--no-scan")
+    assert code == 0
+    assert "UNKNOWN" in out
+    code, _, _ = invoke("audit", str(model), "--no-scan")
+    assert code == 1
+
+
+def test_usage_errors_exit_2(release: Release, tmp_path: Path) -> None:
+    code, _, err = invoke("audit", str(tmp_path / "missing"))
+    assert code == 2 and "does not exist" in err
+    code, _, err = invoke("audit", str(release.model), "--require", "vibes")
+    assert code == 2 and "unknown link 'vibes'" in err
+    code, _, err = invoke("audit", str(release.model), "--key", str(tmp_path / "nokey.pub"))
+    assert code == 2
+    code, _, err = invoke("audit", str(release.model), "--provenance", str(release.proof))
+    assert code == 2 and "given as provenance evidence" in err
+    code, _, err = invoke("audit", str(release.model), "--log", "ftp://example")
+    assert code == 2 and "--log" in err
+
+
+def test_bom_command_writes_a_valid_bom(release: Release, tmp_path: Path) -> None:
+    out = tmp_path / "digits.cdx.json"
+    code, _, err = invoke("bom", str(release.model), "--out", str(out), "--key", str(release.pub))
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    validate_bom(doc)
+    by_ref = {c["bom-ref"]: c for c in doc["components"]}
+    assert by_ref["dataset:training:train"]["type"] == "data"
+    assert by_ref["pkg:pypi/torch@2.13.0"]["version"] == "2.13.0"
+    card = by_ref["model"]["modelCard"]
+    assert {"name": "glassbox:provenance", "value": "verified"} in card["properties"]
+    files = {f["name"] for f in by_ref["model"]["components"]}
+    assert "model.sig" not in files and "model.safetensors" in files
+
+
+def test_bom_refuses_provenance_no_key_verifies(release: Release) -> None:
+    code, _, err = invoke("bom", str(release.model), "--key", str(release.other_pub))
+    assert code == 1 and "no --key verifies" in err
+    code, out, _ = invoke("bom", str(release.model))
+    assert code == 0
+    card = next(c for c in json.loads(out)["components"] if c["bom-ref"] == "model")["modelCard"]
+    assert {"name": "glassbox:provenance", "value": "unverified"} in card["properties"]

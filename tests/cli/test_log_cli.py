@@ -1,0 +1,110 @@
+"""``glassbox log`` and ``glassbox witness`` end to end on the embedded log (CliRunner)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from glassbox.cli.main import cli
+from glassbox.sign import generate_private_key, sign_statement, write_keypair
+from tests.tlog.helpers import statement
+
+
+def run(*args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == code, (result.output, result.exception)
+    return result.output
+
+
+@pytest.fixture
+def signed(tmp_path: Path) -> tuple[Path, Path, Path]:
+    key = generate_private_key("ed25519")
+    _priv, pub = write_keypair(key, tmp_path / "dev")
+    bundle = tmp_path / "model.sig"
+    bundle.write_text(json.dumps(sign_statement(statement("my-model", "w1"), key)))
+    other = tmp_path / "other.sig"
+    other.write_text(json.dumps(sign_statement(statement("my-model", "w2"), key)))
+    return bundle, other, pub
+
+
+def test_add_get_search_prove_verify(signed: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    bundle, other, pub = signed
+    out = json.loads(run("log", "add", str(bundle), "--public-key", str(pub), "--json"))
+    assert out["index"] == 0 and not out["duplicate"]
+    assert "already in the log" in run("log", "add", str(bundle), "--public-key", str(pub))
+    run("log", "add", str(other), "--public-key", str(pub))
+    got = json.loads(run("log", "get", "1", "--json"))
+    assert got["entry"]["subjects"][0]["name"] == "my-model"
+    assert json.loads(run("log", "search", "--name", "my-model", "--json"))["indexes"] == [0, 1]
+    assert run("log", "search", "--signer", out["key_id"]).split() == ["0", "1"]
+    cp = json.loads(run("log", "checkpoint", "--json"))
+    assert cp["size"] == 2
+    proof = tmp_path / "proof.json"
+    run("log", "prove", "1", "-o", str(proof))
+    ok = json.loads(run("log", "verify-proof", str(proof), "--log-key", cp["vkey"], "--json"))
+    assert ok["index"] == 1 and ok["tree_size"] == 2
+    assert ok["entry"]["key_id"] == out["key_id"]
+    # wrong log key -> verification failure (exit 1); a witness policy nobody met -> exit 1
+    from glassbox.tlog.note import ALG_COSIGNATURE_V1, Signer
+
+    bad = Signer.generate(cp["origin"]).vkey
+    assert "error:" in run("log", "verify-proof", str(proof), "--log-key", bad, code=1)
+    wit = Signer.generate("w.example", ALG_COSIGNATURE_V1).vkey
+    run("log", "verify-proof", str(proof), "--log-key", cp["vkey"], "--witness", wit, code=1)
+
+
+def test_bad_inputs_exit_2(signed: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    bundle, _, pub = signed
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("{not json")
+    assert "not JSON" in run("log", "add", str(garbage), "--public-key", str(pub), code=2)
+    assert "--public-key" in run("log", "add", str(bundle), code=2)
+    run("log", "get", "5", code=2)
+    run("log", "search", code=2)
+    run("log", "verify-proof", str(garbage), "--log-key", "x+00000000+AA==", code=2)
+
+
+def test_wrong_signer_is_refused_exit_1(signed: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    bundle, _, _ = signed
+    _p, other_pub = write_keypair(generate_private_key("ed25519"), tmp_path / "other")
+    run("log", "add", str(bundle), "--public-key", str(other_pub), code=1)
+
+
+def test_monitor_export_import(signed: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    bundle, other, pub = signed
+    key_id = json.loads(run("log", "add", str(bundle), "--public-key", str(pub), "--json"))[
+        "key_id"
+    ]
+    state = tmp_path / "mon.db"
+    report = json.loads(
+        run("log", "monitor", "--state", str(state), "--watch-key", key_id, "--json")
+    )
+    assert report["size"] == 0 or report["matches"]  # no checkpoint yet, or one was issued
+    run("log", "checkpoint")
+    report = json.loads(
+        run("log", "monitor", "--state", str(state), "--watch-name", "my-model", "--json")
+    )
+    assert report["size"] == 1 and [m["index"] for m in report["matches"]] == [0]
+    run("log", "add", str(other), "--public-key", str(pub))
+    run("log", "checkpoint")
+    report = json.loads(
+        run("log", "monitor", "--state", str(state), "--watch-key", key_id, "--json")
+    )
+    assert report["previous_size"] == 1 and [m["index"] for m in report["matches"]] == [1]
+    archive = tmp_path / "log.jsonl.gz"
+    assert json.loads(run("log", "export", str(archive), "--json"))["size"] == 2
+    target = tmp_path / "copy.db"
+    res = json.loads(run("log", "import", str(archive), "--store", str(target), "--json"))
+    assert res["size"] == 2 and res["checkpoints"] == 2
+    run("log", "import", str(archive), "--store", str(target), code=2)  # not empty
+
+
+def test_witness_keygen(tmp_path: Path) -> None:
+    vkey = run("witness", "keygen", "w.example", "-o", str(tmp_path / "w.skey")).strip()
+    from glassbox.tlog.note import ALG_COSIGNATURE_V1, parse_vkey
+
+    assert parse_vkey(vkey).alg == ALG_COSIGNATURE_V1
+    run("witness", "keygen", "w.example", "-o", str(tmp_path / "w.skey"), code=2)

@@ -1,0 +1,235 @@
+"""Non-pickle formats: safetensors, GGUF, ONNX, numpy, Keras, chat templates, detection."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from glassbox.scan import scan_path
+from glassbox.scan.detect import Format, detect
+from glassbox.scan.templates import check_template
+from tests.scan import make_corpus as mc
+
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+def findings(tmp_path: Path, name: str, data: bytes) -> list[tuple[str, str | None]]:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return [(f.rule_id, f.subject) for f in scan_path(p, workers=1).findings]
+
+
+def test_detection_ignores_names() -> None:
+    evil = mc.call("os", "system", "true")
+    assert detect(evil, len(evil), "config.json") is Format.PICKLE
+    assert detect(b"PK\x03\x04rest", 100, "x.pkl") is Format.ZIP
+    assert detect(b"GGUF\x03\x00\x00\x00", 100, "x.bin") is Format.GGUF
+    assert detect(b"\x93NUMPY\x01\x00", 100, "") is Format.NPY
+    assert detect(b'{"a": 1}', 8, "") is Format.JSON
+    assert detect(b"hello world", 11, "") is Format.UNKNOWN
+    st_head = struct.pack("<Q", 2) + b"{}"
+    assert detect(st_head, 10, "") is Format.SAFETENSORS
+
+
+# ---------------------------------------------------------------- safetensors
+def test_safetensors_valid_header_is_clean(tmp_path: Path) -> None:
+    t = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
+    data = mc.safetensors_raw({"a": t, "__metadata__": {"k": "v"}}, b"\x00" * 8)
+    assert findings(tmp_path, "ok.safetensors", data) == []
+
+
+@pytest.mark.parametrize(
+    ("header", "body"),
+    [
+        ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 12]}}, 12),
+        ({"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 0]}}, 0),
+        ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}}, 8),
+        ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8], "x": 1}}, 8),
+        ({"__metadata__": {"k": 1}}, 0),
+        ({"a": [1, 2]}, 0),
+    ],
+)
+def test_safetensors_header_errors(tmp_path: Path, header: object, body: int) -> None:
+    data = mc.safetensors_raw(header, b"\x00" * body)  # type: ignore[arg-type]
+    assert {r for r, _ in findings(tmp_path, "x.safetensors", data)} == {"GBX-ST-001"}
+
+
+def test_safetensors_truncated_and_invalid_json(tmp_path: Path) -> None:
+    assert (
+        findings(tmp_path, "a.safetensors", struct.pack("<Q", 100) + b'{"a"')[0][0] == "GBX-ST-001"
+    )
+    assert (
+        findings(tmp_path, "b.safetensors", struct.pack("<Q", 5) + b"{nope")[0][0] == "GBX-ST-001"
+    )
+
+
+@FUZZ
+@given(
+    st.dictionaries(
+        st.text(max_size=5),
+        st.recursive(
+            st.integers() | st.text(max_size=4),
+            lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3),
+            max_leaves=8,
+        ),
+        max_size=4,
+    ),
+    st.binary(max_size=64),
+)
+def test_safetensors_fuzz(tmp_path: Path, header: dict[str, object], body: bytes) -> None:
+    findings(tmp_path, "f.safetensors", mc.safetensors_raw(header, body))
+
+
+# ---------------------------------------------------------------- GGUF
+def test_gguf_from_the_real_writer_is_clean(tmp_path: Path) -> None:
+    data = mc.gguf_bytes(tmp_path, "ok", mc.LLAMA3_TEMPLATE)
+    assert findings(tmp_path, "ok.gguf", data) == []
+
+
+def test_gguf_truncation_and_hostile_lengths(tmp_path: Path) -> None:
+    data = mc.gguf_bytes(tmp_path, "t", None)
+    for cut in (10, 30, len(data) // 2, len(data) - 40):
+        assert {r for r, _ in findings(tmp_path, "t.gguf", data[:cut])} == {"GBX-GGUF-001"}
+    huge = b"GGUF" + struct.pack("<IQQ", 3, 1 << 40, 0)
+    assert findings(tmp_path, "h.gguf", huge)[0][0] == "GBX-GGUF-001"
+
+
+@pytest.mark.parametrize("name", sorted(mc.EVIL_TEMPLATES))
+def test_gguf_evil_templates(tmp_path: Path, name: str) -> None:
+    data = mc.gguf_bytes(tmp_path, name, mc.EVIL_TEMPLATES[name])
+    assert ("GBX-TPL-001", "tokenizer.chat_template") in findings(tmp_path, "e.gguf", data)
+
+
+@FUZZ
+@given(st.integers(min_value=0, max_value=10_000), st.binary(min_size=1, max_size=8))
+def test_gguf_fuzz(tmp_path: Path, pos: int, patch: bytes) -> None:
+    base = _GGUF_BASE or b""
+    at = pos % len(base)
+    findings(tmp_path, "f.gguf", base[:at] + patch + base[at + len(patch) :])
+
+
+_GGUF_BASE: bytes | None = None
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _gguf_base(tmp_path_factory: pytest.TempPathFactory) -> None:
+    global _GGUF_BASE
+    _GGUF_BASE = mc.gguf_bytes(tmp_path_factory.mktemp("g"), "base", mc.BENIGN_TEMPLATE)
+
+
+# ---------------------------------------------------------------- templates
+@pytest.mark.parametrize("template", [mc.BENIGN_TEMPLATE, mc.LLAMA3_TEMPLATE, mc.ZEPHYR_TEMPLATE])
+def test_real_templates_are_clean(template: str) -> None:
+    assert check_template(template) == ([], None)
+
+
+def test_template_syntax_error_is_reported(tmp_path: Path) -> None:
+    problems, error = check_template("{% for x in %}")
+    assert error and not problems
+    cfg = json.dumps({"chat_template": "{% for x in %}"}).encode()
+    assert findings(tmp_path, "tokenizer_config.json", cfg) == [("GBX-TPL-002", "chat_template")]
+
+
+def test_named_template_list_in_tokenizer_config(tmp_path: Path) -> None:
+    cfg = {
+        "chat_template": [
+            {"name": "default", "template": mc.BENIGN_TEMPLATE},
+            {"name": "tool_use", "template": mc.EVIL_TEMPLATES["jinja-subclasses"]},
+        ]
+    }
+    assert findings(tmp_path, "tokenizer_config.json", json.dumps(cfg).encode()) == [
+        ("GBX-TPL-001", "chat_template.tool_use")
+    ]
+
+
+# ---------------------------------------------------------------- ONNX
+def test_onnx_external_data(tmp_path: Path) -> None:
+    assert findings(tmp_path, "ok.onnx", mc.onnx_model(external="w.bin")) == []
+    got = findings(tmp_path, "bad.onnx", mc.onnx_model(external="../../etc/passwd"))
+    assert got == [("GBX-ONNX-001", "../../etc/passwd")]
+    assert (
+        findings(tmp_path, "abs.onnx", mc.onnx_model(external="/etc/passwd"))[0][0]
+        == "GBX-ONNX-001"
+    )
+
+
+def test_onnx_external_data_through_symlink(tmp_path: Path) -> None:
+    (tmp_path / "link").symlink_to("/etc")
+    got = findings(tmp_path, "s.onnx", mc.onnx_model(external="link/passwd"))
+    assert ("GBX-ONNX-001", "link/passwd") in got
+
+
+def test_onnx_domains(tmp_path: Path) -> None:
+    got = findings(tmp_path, "d.onnx", mc.onnx_model(domain="evil.custom"))
+    assert ("GBX-ONNX-002", "evil.custom") in got
+    p = tmp_path / "ms.onnx"
+    p.write_bytes(mc.onnx_model(domain="com.microsoft"))
+    (f,) = scan_path(p, workers=1).findings
+    assert str(f.severity) == "low"
+
+
+def test_onnx_garbage_is_a_finding(tmp_path: Path) -> None:
+    assert findings(tmp_path, "g.onnx", b"\x08\x07\x12\xff\xff\xff\xff\x0f")[0][0] == "GBX-ONNX-003"
+
+
+# ---------------------------------------------------------------- numpy
+def test_npy_object_array_from_numpy_is_flagged_low_only(tmp_path: Path) -> None:
+    p = tmp_path / "o.npy"
+    np.save(p, np.array([1, "a"], dtype=object), allow_pickle=True)
+    got = {(f.rule_id, str(f.severity)) for f in scan_path(p, workers=1).findings}
+    assert got == {("GBX-PKL-009", "low")}
+
+
+def test_npy_header_errors(tmp_path: Path) -> None:
+    bad = b"\x93NUMPY\x01\x00" + struct.pack("<H", 10) + b"__import__"
+    assert findings(tmp_path, "b.npy", bad) == [("GBX-NPY-001", None)]
+    short = (
+        b"\x93NUMPY\x01\x00"
+        + struct.pack("<H", 50)
+        + b"{'descr': '<f8', 'fortran_order': False, 'shape': (10,)}"[:50]
+    )
+    assert findings(tmp_path, "s.npy", short)[0][0] == "GBX-NPY-001"
+
+
+# ---------------------------------------------------------------- Keras
+def test_keras_configs(tmp_path: Path) -> None:
+    assert findings(tmp_path, "ok.keras", mc.keras_zip(mc.keras_dense_config())) == []
+    assert ("GBX-KER-001", "lambda") in findings(
+        tmp_path, "l.keras", mc.keras_zip(mc.keras_lambda_config())
+    )
+    got = findings(tmp_path, "g.json", json.dumps(mc.keras_get_file_gadget()).encode())
+    assert ("GBX-KER-002", "keras.utils.get_file") in got or (
+        "GBX-KER-001",
+        "keras.utils.get_file",
+    ) in got
+    custom = mc.keras_dense_config()
+    custom["config"]["layers"].append({"module": "my_layers", "class_name": "Fancy", "config": {}})  # type: ignore[index]
+    assert ("GBX-KER-002", "my_layers.Fancy") in findings(
+        tmp_path, "c.json", json.dumps(custom).encode()
+    )
+
+
+def test_broken_config_json_is_reported(tmp_path: Path) -> None:
+    assert findings(tmp_path, "config.json", b"{not json") == [("GBX-KER-003", None)]
+    assert findings(tmp_path, "other.json", b"{not json") == []
+
+
+def test_hdf5_without_h5py_is_info_only(tmp_path: Path) -> None:
+    pytest.importorskip("glassbox")
+    try:
+        import h5py  # noqa: F401
+    except ImportError:
+        p = tmp_path / "m.h5"
+        p.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
+        (f,) = scan_path(p, workers=1).findings
+        assert f.rule_id == "GBX-H5-001" and str(f.severity) == "info"

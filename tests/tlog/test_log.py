@@ -1,0 +1,183 @@
+"""The log as users see it: verified admission, dedup, search, checkpoints, proof bundles.
+
+Every test here runs against SQLite and PostgreSQL (``store_url`` fixture).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from glassbox.digest import merkle
+from glassbox.errors import InputError, VerificationError
+from glassbox.sign import public_key_id
+from glassbox.tlog import (
+    LeafFields,
+    ProofBundle,
+    SeenCheckpoints,
+    TransparencyLog,
+    Witness,
+    WitnessCosigner,
+    WitnessPolicy,
+    canonical_json,
+    open_store,
+    parse_entry,
+    verify_proof_bundle,
+)
+from glassbox.tlog.note import ALG_COSIGNATURE_V1, Signer
+from tests.tlog.helpers import bundle_submission, dsse_submission, new_key
+
+
+@pytest.fixture
+def log(store_url: str) -> TransparencyLog:
+    lg = TransparencyLog(open_store(store_url), Signer.generate("test.example/log"))
+    yield lg
+    lg.close()
+
+
+def test_entry_leaf_is_compact_and_documented() -> None:
+    key = new_key()
+    entry = parse_entry(bundle_submission(key))
+    fields = LeafFields.decode(entry.leaf)
+    assert len(entry.leaf) == 97 and entry.leaf[0] == 0
+    assert fields.key_hash.hex() == public_key_id(key.public_key())
+    assert ("name", "model-a") in entry.terms() and ("key", entry.key_id) in entry.terms()
+
+
+def test_bad_signatures_are_refused() -> None:
+    key, other = new_key(), new_key("ecdsa-p256")
+    sub = bundle_submission(key)
+    sub["public_key"] = bundle_submission(other)["public_key"]
+    with pytest.raises(VerificationError):
+        parse_entry(sub)
+    env = dsse_submission(key)
+    env["public_key"] = sub["public_key"]
+    with pytest.raises(VerificationError):
+        parse_entry(env)
+    for bad in [
+        {},
+        {"bundle": "x", "public_key": sub["public_key"]},
+        {"envelope": {"payload": "!!", "payloadType": "x", "signatures": []}},
+        {"bundle": bundle_submission(key)["bundle"], "public_key": "-----BEGIN PRIVATE KEY-----"},
+        {"bundle": bundle_submission(key)["bundle"], "public_key": 5},
+    ]:
+        with pytest.raises(InputError):
+            parse_entry(bad)
+
+
+def test_add_dedup_get_search(log: TransparencyLog) -> None:
+    k1, k2 = new_key(), new_key("ecdsa-p256")
+    a = log.add(parse_entry(bundle_submission(k1, "model-a", "1")))
+    b = log.add(parse_entry(dsse_submission(k2, "prov-b", "2")))
+    again = log.add(parse_entry(bundle_submission(k1, "model-a", "1")))
+    assert (a.index, b.index) == (0, 1) and again.index == 0 and again.duplicate
+    entry = log.get(1).entry()
+    assert entry.kind == "dsse" and entry.summary()["subjects"][0]["name"] == "prov-b"
+    assert log.search("name", "model-a") == [0]
+    assert log.search("key", public_key_id(k2.public_key())) == [1]
+    digest = entry.summary()["subjects"][0]["digest"]["sha256"]
+    assert log.search("digest", f"sha256:{digest}") == [1]
+    with pytest.raises(InputError):
+        log.search("colour", "x")
+    with pytest.raises(InputError):
+        log.get(99)
+
+
+def test_checkpoints_are_scheduled_not_per_entry(log: TransparencyLog) -> None:
+    key = new_key()
+    log.add(parse_entry(bundle_submission(key, seed="a")))
+    first = log.maybe_checkpoint(3600)
+    assert first is not None and first.checkpoint.size == 1
+    log.add(parse_entry(bundle_submission(key, seed="b")))
+    assert log.maybe_checkpoint(3600).checkpoint.size == 1  # not yet due
+    assert log.issue_checkpoint().checkpoint.size == 2
+    assert [s for s, _ in log.store.checkpoints()] == [1, 2]
+
+
+def test_proof_bundle_offline_with_witnesses(log: TransparencyLog, tmp_path: Path) -> None:
+    witnesses = [
+        Witness(
+            tmp_path / f"w{i}.db",
+            Signer.generate(f"w{i}.example", ALG_COSIGNATURE_V1),
+            [log.signer.verifier],
+        )
+        for i in range(2)
+    ]
+    log.cosigners = [WitnessCosigner.local(w) for w in witnesses]
+    key = new_key()
+    for i in range(5):
+        log.add(parse_entry(bundle_submission(key, seed=str(i))))
+    log.issue_checkpoint()
+    for i in range(5, 9):
+        log.add(parse_entry(bundle_submission(key, seed=str(i))))
+    bundle = log.proof_bundle(7)  # forces a new checkpoint, witnesses see 5 -> 9 consistency
+    assert [w.latest(log.origin)[0] for w in witnesses] == [9, 9]
+    path = tmp_path / "proof.json"
+    bundle.write(path)
+    loaded = ProofBundle.read(path)
+    policy = WitnessPolicy.from_vkeys([w.signer.vkey for w in witnesses], k=2)
+    seen = SeenCheckpoints(tmp_path / "seen.db")
+    result, status = verify_proof_bundle(loaded, log.vkey, policy, seen)
+    assert result.index == 7 and result.tree_size == 9 and status == "first"
+    assert sorted(result.witnesses) == ["w0.example", "w1.example"]
+    assert result.entry is not None and result.entry.summary()["subjects"][0]["name"] == "model-a"
+    # An untrusted log key, a tampered leaf/body/proof: all fail.
+    with pytest.raises(VerificationError):
+        loaded.verify(Signer.generate(log.origin).vkey)
+    doc = loaded.to_dict()
+    doc["entry"]["index"] = 6
+    with pytest.raises(VerificationError):
+        ProofBundle.from_dict(doc).verify(log.vkey)
+    doc = loaded.to_dict()
+    doc["entry"]["body"] = base64.b64encode(log.get(3).body).decode()  # a real, other entry
+    with pytest.raises(VerificationError, match="does not match its leaf"):
+        ProofBundle.from_dict(doc).verify(log.vkey)
+    body = json.loads(loaded.body)
+    payload = json.loads(base64.b64decode(body["signed"]["dsseEnvelope"]["payload"]))
+    payload["subject"][0]["name"] = "model-evil"
+    body["signed"]["dsseEnvelope"]["payload"] = base64.b64encode(
+        json.dumps(payload).encode()
+    ).decode()
+    doc["entry"]["body"] = base64.b64encode(canonical_json(body)).decode()
+    with pytest.raises(VerificationError, match="does not verify"):
+        ProofBundle.from_dict(doc).verify(log.vkey)
+    with pytest.raises(VerificationError, match="needs 3"):
+        loaded.verify(
+            log.vkey,
+            WitnessPolicy.from_vkeys(
+                [w.signer.vkey for w in witnesses]
+                + [Signer.generate("w9", ALG_COSIGNATURE_V1).vkey]
+            ),
+        )
+    for w in witnesses:
+        w.close()
+
+
+def test_seen_checkpoints_detect_fork(log: TransparencyLog, tmp_path: Path) -> None:
+    seen = SeenCheckpoints(tmp_path / "seen.db")
+    key = new_key()
+    for i in range(3):
+        log.add(parse_entry(bundle_submission(key, seed=str(i))))
+    c3 = log.issue_checkpoint()
+    assert seen.update(c3, None) == "first"
+    for i in range(3, 6):
+        log.add(parse_entry(bundle_submission(key, seed=str(i))))
+    c6 = log.issue_checkpoint()
+    assert seen.update(c6, None) == "unverified"
+    assert seen.update(c6, log.consistency_proof(3, 6)) == "newer"
+    assert seen.update(c3, log.consistency_proof(3, 6)) == "older"
+    from glassbox.tlog.checkpoint import Checkpoint, sign_checkpoint
+
+    fork = sign_checkpoint(Checkpoint(log.origin, 6, merkle.leaf_hash(b"x")), log.signer)
+    with pytest.raises(VerificationError, match="fork"):
+        seen.update(fork, None)
+
+
+def test_store_is_bound_to_its_key(store_url: str) -> None:
+    lg = TransparencyLog(open_store(store_url), Signer.generate("a.example/log"))
+    lg.close()
+    with pytest.raises(InputError, match="created with key"):
+        TransparencyLog(open_store(store_url), Signer.generate("a.example/log"))
