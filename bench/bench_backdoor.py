@@ -37,15 +37,18 @@ from sklearn.metrics import roc_auc_score
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.zoo.generate import build_entry, digits_split, train, zoo_specs  # noqa: E402
+from bench.zoo.generate import Attack, build_entry, digits_split, train, zoo_specs  # noqa: E402
+from bench.zoo.recipes import build_recipe_entry  # noqa: E402
 
 from glassbox.scan.behavior import (  # noqa: E402
     LabeledData,
+    ProbedModel,
     analyze,
     load_classifier,
+    load_dataset,
     wrap_module,
 )
-from glassbox.scan.behavior.data import decode_records  # noqa: E402
+from glassbox.scan.behavior.scanner import declared_training_data, load_built  # noqa: E402
 
 DETECTORS = ["trigger", "spectral", "activation-clustering", "strip"]
 
@@ -58,22 +61,15 @@ def kind_of(meta: dict[str, Any]) -> str:
 
 
 def load_data(path: Path) -> LabeledData:
-    """Through the digest's record reader when present (commitment order), else line by line."""
-    try:
-        from glassbox.scan.behavior import load_dataset
-
-        return load_dataset(path, scale=16.0)
-    except Exception:
-        with path.open("rb") as fh:
-            x, y = decode_records((line for line in fh), str(path))
-        return LabeledData.from_arrays((x / 16.0).astype(np.float32), y, path=path)
+    """A plain entry's training data, through the digest's record reader (commitment order)."""
+    return load_dataset(path, scale=16.0)
 
 
-def art_scores(module: torch.nn.Module, arch: str, data: LabeledData) -> dict[str, Any]:
+def art_scores(model: ProbedModel, data: LabeledData) -> dict[str, Any]:
     from art.defences.detector.poison import ActivationDefence, SpectralSignatureDefense
     from art.estimators.classification import PyTorchClassifier
 
-    shape = (64,) if arch.endswith("mlp") else (1, 8, 8)
+    shape = model.input_shape
 
     class PenultimateClassifier(PyTorchClassifier):  # type: ignore[misc]
         """ART reads ``layer_names[-1]`` (the logits); send that request one layer down."""
@@ -84,7 +80,7 @@ def art_scores(module: torch.nn.Module, arch: str, data: LabeledData) -> dict[st
             return super().get_activations(x, layer=layer, **kw)
 
     clf = PenultimateClassifier(
-        module,
+        model.module,
         loss=torch.nn.CrossEntropyLoss(),
         input_shape=shape,
         nb_classes=10,
@@ -135,10 +131,40 @@ def prf(suspects: np.ndarray, truth: set[int]) -> tuple[int, int, int]:
     return len(s & truth), len(s), len(truth)
 
 
+def build_zoo(zoo: Path, size: str, plain: bool) -> list[dict[str, Any]]:
+    """Build missing zoo entries (through recipes unless ``plain``); return their metadata."""
+    metas = []
+    for spec in zoo_specs(size):
+        d = zoo / spec.name
+        meta_path = d / "meta.json"
+        if meta_path.exists():
+            metas.append(json.loads(meta_path.read_text()))
+        elif plain:
+            metas.append(build_entry(spec, d))
+        else:
+            metas.append(build_recipe_entry(spec, d))
+    return metas
+
+
+def load_entry(zoo: Path, meta: dict[str, Any]) -> tuple[ProbedModel, LabeledData]:
+    """A recipe-built entry loads like ``glassbox scan BUILD --behavior`` would: architecture
+    and training data from the provenance. A plain entry names its factory in its metadata."""
+    if "model" in meta:
+        model_dir = Path(str(meta["model"]))
+        declared = declared_training_data(model_dir)
+        assert declared is not None
+        data = load_dataset(declared[0], fmt=declared[1])
+        return load_built(model_dir, 64, None), data
+    d = zoo / str(meta["name"])
+    data = load_data(d / "train.jsonl")
+    return load_classifier(d / "model.safetensors", str(meta["arch"]), 64), data
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--zoo", type=Path, default=None, help="zoo directory (built if missing)")
     ap.add_argument("--size", default="bench", choices=["small", "medium", "bench"])
+    ap.add_argument("--plain", action="store_true", help="plain PyTorch zoo, not recipes")
     ap.add_argument("--no-art", action="store_true")
     ap.add_argument(
         "--no-reference", action="store_true", help="scan without a clean reference model"
@@ -146,27 +172,32 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300, help="trigger-search steps per model")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
+    np.random.seed(0)  # ART's k-means draws from NumPy's global generator
 
     zoo = args.zoo or Path(tempfile.mkdtemp(prefix="glassbox-zoo-"))
     t0 = time.perf_counter()
-    metas = []
-    for spec in zoo_specs(args.size):
-        d = zoo / spec.name
-        meta_path = d / "meta.json"
-        metas.append(
-            json.loads(meta_path.read_text()) if meta_path.exists() else build_entry(spec, d)
-        )
-    train_s = time.perf_counter() - t0
-    xtr, ytr, _, _ = digits_split()
-    reference = None if args.no_reference else wrap_module(train(xtr, ytr, "mlp", 999), 64)
+    metas = build_zoo(zoo, args.size, args.plain)
+    build_s = time.perf_counter() - t0
+    reference: ProbedModel | None = None
+    if not args.no_reference:
+        # The clean reference: the same recipe on the clean split, another seed (a rebuild).
+        ref_spec = Attack("clean", seed=999)
+        if args.plain:
+            xtr, ytr, _, _ = digits_split()
+            reference = wrap_module(train(xtr, ytr, "mlp", ref_spec.seed), 64)
+        else:
+            ref_dir = zoo / "reference"
+            ref_meta = (
+                json.loads((ref_dir / "meta.json").read_text())
+                if (ref_dir / "meta.json").exists()
+                else build_recipe_entry(ref_spec, ref_dir)
+            )
+            reference = load_built(Path(str(ref_meta["model"])), 64, None)
 
     rows: list[dict[str, Any]] = []
     for meta in metas:
-        d = zoo / str(meta["name"])
-        data = load_data(d / "train.jsonl")
         t0 = time.perf_counter()
-        model = load_classifier(d / "model.safetensors", str(meta["arch"]), 64)
+        model, data = load_entry(zoo, meta)
         report = analyze(model, data, reference=reference, trigger_steps=args.steps)
         gb_s = time.perf_counter() - t0
         row: dict[str, Any] = {
@@ -183,26 +214,26 @@ def main() -> None:
         row["spectral_records"] = report.detectors["spectral"].record_scores
         row["labels"] = data.labels
         if not args.no_art:
-            art = art_scores(model.module, str(meta["arch"]), data)
+            art = art_scores(model, data)
             row.update(art)
             row["art_s"] = sum(v["seconds"] for v in art.values())
         rows.append(row)
-        flagged = report.flagged
         print(
-            f"  {meta['name']:<40} combined={report.score:6.2f} flagged={flagged} ({gb_s:.1f}s)",
+            f"  {meta['name']:<40} combined={report.score:6.2f} flagged={report.flagged} "
+            f"({gb_s:.1f}s)",
             flush=True,
         )
+    mode = "plain PyTorch" if args.plain else "Glassbox recipes"
+    ref = "none" if reference is None else "clean rebuild, seed 999"
+    print(f"\nzoo built through {mode} in {build_s:.0f}s; reference model: {ref}")
+    print_summary(rows, with_art=not args.no_art)
 
-    print_summary(rows, with_art=not args.no_art, train_s=train_s)
 
-
-def print_summary(rows: list[dict[str, Any]], *, with_art: bool, train_s: float) -> None:
+def print_summary(rows: list[dict[str, Any]], *, with_art: bool) -> None:
     names = ["combined", *DETECTORS] + (["art-ac", "art-spectral"] if with_art else [])
     clean = [r for r in rows if r["kind"] == "clean"]
     kinds = sorted({r["kind"] for r in rows} - {"clean"})
-    print(
-        f"\nzoo: {len(clean)} clean, {len(rows) - len(clean)} backdoored; training {train_s:.0f}s"
-    )
+    print(f"zoo: {len(clean)} clean, {len(rows) - len(clean)} backdoored models")
     header = f"{'detector':<22}" + "".join(f"{k:>22}" for k in [*kinds, "all"])
     print("\nmodel-level AUROC  (TPR / FPR at the default threshold)")
     print(header)

@@ -186,6 +186,12 @@ def zoo_specs(size: str = "bench", seed: int = 0) -> list[Attack]:
             rate = rates[(j + len(specs)) % len(rates)]
             specs.append(Attack(kind, target=target, rate=rate, seed=s, **extra))  # type: ignore[arg-type]
             s += 1
+    if size == "bench":  # the same attacks on a CNN, whose features are not an MLP's
+        specs.append(Attack("patch", target=4, rate=0.1, size=2, corner="br", arch="cnn", seed=s))
+        specs.append(
+            Attack("patch", target=7, rate=0.05, size=3, corner="tl", arch="cnn", seed=s + 1)
+        )
+        specs.append(Attack("blend", target=2, rate=0.1, alpha=0.2, arch="cnn", seed=s + 2))
     return specs
 
 

@@ -19,7 +19,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-
 from bench.zoo.generate import Attack, digits_split, poison, zoo_specs
 
 CODE = Path(__file__).resolve().parent / "recipe_code"

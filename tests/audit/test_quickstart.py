@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from glassbox.audit import LINKS, Verdict
+from glassbox.audit import LINKS, AuditOptions, Verdict, audit_model
 from glassbox.audit.quickstart import run_quickstart
 from glassbox.cli.main import cli
 from glassbox.errors import InputError
@@ -34,9 +34,19 @@ def test_quickstart_passes_the_release_and_catches_the_tampered_copy(tmp_path: P
     assert result.report_html.is_file() and result.tampered_html.is_file()
     assert elapsed < 120, f"quickstart took {elapsed:.0f} s"
 
-    # A second run in the same directory replaces its own outputs.
+    # The consumer re-runs the build from the provenance, and replays two trail segments.
+    pub = result.workdir / "producer.pub"
+    deep = audit_model(result.model, AuditOptions(keys=(pub,), rebuild=True, spot_check=2))
+    provenance = deep.link("provenance")
+    assert provenance.verdict is Verdict.PASS, provenance.summary
+    assert provenance.evidence["rebuild"]["verdict"] == "bit-identical"
+    assert provenance.evidence["spot_check"]["passed"] is True
+
+    # A second run in the same directory replaces its own outputs; the log has grown, and the
+    # audit proves the new checkpoint consistent with the one this machine saw first.
     again = run_quickstart(tmp_path / "qs", say=lambda _line: None)
     assert again.ok
+    assert again.report.link("transparency").evidence["consistency_with_last_seen"] == "newer"
 
 
 def test_quickstart_refuses_a_directory_it_did_not_make(tmp_path: Path) -> None:

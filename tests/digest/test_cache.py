@@ -175,3 +175,24 @@ def test_concurrent_processes_share_the_cache(tmp_path: Path) -> None:
     assert roots[:4] == [hash_model(m, use_cache=False).root_digest.hex() for m in models]
     rows = sqlite3.connect(cache_mod.default_path()).execute("SELECT COUNT(*) FROM digests")
     assert rows.fetchone()[0] == 8
+
+
+def test_unwritable_cache_directory_is_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_bytes(b"")
+    monkeypatch.setenv("GLASSBOX_HOME", str(blocker / "home"))
+    model = make_model(tmp_path / "m")
+    assert hash_model(model) == hash_model(model, use_cache=False)
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_progress_counts_cached_bytes_too(tmp_path: Path, count_reads: list[str]) -> None:
+    model = make_model(tmp_path / "m")
+    hash_model(model)
+    (model / "new.txt").write_bytes(b"fresh")
+    seen: list[int] = []
+    manifest = hash_model(model, progress=seen.append)
+    assert count_reads[-1] == "new.txt"
+    assert sum(seen) == manifest.total_size

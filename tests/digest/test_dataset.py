@@ -277,3 +277,14 @@ def test_random_absence(tmp_path: Path, records: list[str], probe: str) -> None:
             verify_absence(
                 dataclasses.replace(proof, record=json.dumps(present).encode()), commitment
             )
+
+
+def test_dataset_changing_between_passes_is_reported(
+    jsonl: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sorted proof reads the data twice; if the record is gone by then, say so."""
+    import glassbox.digest.dataset as dataset_mod
+
+    monkeypatch.setattr(dataset_mod, "iter_records", lambda path, fmt=None: iter([b'"other"']))
+    with pytest.raises(InputError, match="changed while the proof was being built"):
+        prove_record(jsonl, 0, sorted_records=True)

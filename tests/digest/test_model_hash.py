@@ -299,3 +299,79 @@ def test_replaced_file_is_detected(tmp_path: Path) -> None:
         pytest.skip("file system reused the inode")
     with pytest.raises(InputError, match="replaced"):
         hash_range(f, 0, 100, expect=st)
+
+
+def test_many_small_files_are_batched_and_still_match(tmp_path: Path) -> None:
+    files = {f"d{i % 7}/f{i:04d}.bin": os.urandom(i % 300) for i in range(400)}
+    files["big.bin"] = os.urandom(300_000)
+    root = write(tmp_path / "many", files)
+    resources, digest, _ = oms_manifest(root)
+    assert ours(hash_model(root, use_cache=False, workers=4)) == (resources, digest)
+    resources, digest, _ = oms_manifest(root, shard_size=1000)
+    got = hash_model(root, HashMethod("sha256", 1000), use_cache=False, workers=3)
+    assert ours(got) == (resources, digest)
+
+
+def test_worker_count_does_not_change_the_result(model: Path) -> None:
+    one = hash_model(model, use_cache=False, workers=1)
+    assert hash_model(model, use_cache=False, workers=8) == one
+
+
+def test_model_name_override(model: Path) -> None:
+    assert hash_model(model, model_name="llama").model_name == "llama"
+
+
+def test_memory_stays_bounded(tmp_path: Path) -> None:
+    """Hashing streams: a 48 MiB file must not be read into memory whole."""
+    import tracemalloc
+
+    f = tmp_path / "big.bin"
+    with f.open("wb") as out:
+        for _ in range(48):
+            out.write(os.urandom(1 << 20))
+    for method in (HashMethod(), HashMethod("sha256", 8 << 20), HashMethod("blake3")):
+        tracemalloc.start()
+        try:
+            hash_model(f, method, use_cache=False, workers=2)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 12 << 20, (method.name, peak)
+
+
+def test_error_in_one_file_stops_the_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = write(tmp_path / "m", {f"f{i}": b"x" * i for i in range(1, 300)})
+    real_open = os.open
+
+    def failing_open(path: object, flags: int, *args: object) -> int:
+        if str(path).endswith("f150"):
+            raise OSError(5, "Input/output error", str(path))
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", failing_open)
+    with pytest.raises(InputError, match=r"cannot read .*f150: Input/output error"):
+        hash_model(root, use_cache=False, workers=2)
+
+
+def test_symlink_loop_is_a_clear_error(model: Path) -> None:
+    (model / "loop1").symlink_to("loop2")
+    (model / "loop2").symlink_to("loop1")
+    with pytest.raises(InputError, match=r"cannot read .*loop[12]: .*symbolic links"):
+        hash_model(model, HashMethod(allow_symlinks=True))
+
+
+def test_non_utf8_file_name_is_refused(model: Path) -> None:
+    raw = os.fsencode(model) + b"/bad\xffname"
+    with open(raw, "wb") as f:
+        f.write(b"x")
+    with pytest.raises(InputError, match="file name is not valid UTF-8"):
+        hash_model(model)
+
+
+def test_unusual_but_valid_names_match_model_signing(tmp_path: Path) -> None:
+    root = write(
+        tmp_path / "m",
+        {"sp ace": b"1", "é/ü.bin": b"2", "new\nline": b"3", "tab\there": b"4", "a:b": b"5"},
+    )
+    resources, digest, _ = oms_manifest(root)
+    assert ours(hash_model(root, use_cache=False)) == (resources, digest)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from glassbox.digest import canonical_json, iter_records
@@ -201,3 +201,71 @@ def test_canonical_json_round_trips(value: object) -> None:
     encoded = canonical_json(value)
     assert json.loads(encoded) == value
     assert canonical_json(json.loads(encoded)) == encoded
+
+
+csv_field = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\r"), max_size=8)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    header=st.lists(csv_field.filter(bool), min_size=1, max_size=4),
+    data=st.data(),
+    crlf=st.booleans(),
+)
+def test_csv_parser_recovers_the_written_rows(
+    tmp_path: Path, header: list[str], data: st.DataObject, crlf: bool
+) -> None:
+    import csv
+    import io
+
+    width = len(header)
+    rows = data.draw(st.lists(st.lists(csv_field, min_size=width, max_size=width), max_size=10))
+    # A lone empty field is written as a blank line, which is not a record; quote everything.
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n" if crlf else "\n", quoting=csv.QUOTE_ALL).writerows(
+        [header, *rows]
+    )
+    f = tmp_path / "p.csv"
+    f.write_bytes(buf.getvalue().encode())
+    stream = open_records(f)
+    assert stream.metadata["header"] == header
+    assert [json.loads(r) for r in stream.records] == rows
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(values=st.lists(json_values, max_size=10))
+def test_jsonl_parser_keeps_each_line(tmp_path: Path, values: list[object]) -> None:
+    lines = [json.dumps(v, ensure_ascii=False).encode() for v in values]
+    f = tmp_path / "p.jsonl"
+    f.write_bytes(b"".join(line + b"\n" for line in lines))
+    assert list(iter_records(f)) == lines
+
+
+def test_parquet_temporal_columns_do_not_depend_on_pandas(tmp_path: Path) -> None:
+    import datetime as dt
+
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pa.table(
+        {
+            "ts": pa.array([1_000_000_001], type=pa.timestamp("ns")),
+            "day": pa.array([dt.date(2020, 1, 2)]),
+            "utc": pa.array([1], type=pa.timestamp("us", tz="UTC")),
+        }
+    )
+    f = tmp_path / "t.parquet"
+    pq.write_table(table, f)
+    assert list(iter_records(f)) == [
+        b'{"day":"2020-01-02","ts":"1970-01-01 00:00:01.000000001",'
+        b'"utc":"1970-01-01 00:00:00.000001Z"}'
+    ]
+
+
+def test_jsonl_byte_order_mark_is_dropped(tmp_path: Path) -> None:
+    f = tmp_path / "bom.jsonl"
+    f.write_bytes(b'\xef\xbb\xbf{"a": 1}\n{"b": 2}\n')
+    assert list(iter_records(f)) == [b'{"a": 1}', b'{"b": 2}']

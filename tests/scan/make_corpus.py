@@ -371,6 +371,7 @@ def technique_pickles() -> list[tuple[str, bytes]]:
         ("nested-pickle-loads", nested_pickle_loads()),
         ("torch-load-from-bytes", torch_load_from_bytes()),
         ("truncated-after-payload", truncated_after_payload()),
+        ("truncated-after-payload-p0", inst_opcode()[:-1] + b"\x00garbage"),
         ("functools-partial", functools_partial()),
         ("operator-attrgetter", attrgetter_gadget()),
         ("operator-methodcaller", methodcaller_gadget()),
@@ -410,6 +411,32 @@ def tar_of(members: dict[str, bytes]) -> bytes:
             info.size = len(data)
             t.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def legacy_torch_tar(second_storage: bytes | None = None) -> bytes:
+    """The pre-0.4 ``torch.save`` tar layout: pickles interleaved with raw storage bytes.
+    ``second_storage`` replaces the second storage's header pickle (torch unpickles it)."""
+    entry = PROTO + b"\x02" + targs(s2("0"), s2("cpu"), glob("torch", "FloatStorage")) + STOP
+    raw = struct.pack("<q", 2) + struct.pack("<2f", 1.0, 2.0)
+    count = 1 if second_storage is None else 2
+    storages = pickle.dumps(count, protocol=2) + entry + raw
+    if second_storage is not None:
+        storages += second_storage + raw
+    storages += pickle.dumps([], protocol=2)
+    main = (
+        PROTO + b"\x02" + EMPTY_DICT + s2("w")
+        + MARK + s2("storage") + glob("torch", "FloatStorage") + s2("0") + s2("cpu") + b"K\x02"
+        + NONE + TUPLE + b"Q" + SETITEM + STOP
+    )  # fmt: skip
+    tensors = pickle.dumps(0, protocol=2)
+    return tar_of(
+        {
+            "sys_info": pickle.dumps({"protocol_version": 1001, "little_endian": True}, protocol=2),
+            "pickle": main,
+            "storages": storages,
+            "tensors": tensors,
+        }
+    )
 
 
 def npy_object(payload: bytes) -> bytes:
@@ -672,6 +699,23 @@ EVIL_TEMPLATES = {
 }
 
 
+def gguf_duplicate_key(tmp: Path) -> bytes:
+    """Two values for one metadata key: which one a reader uses depends on the reader."""
+    import gguf
+
+    path = tmp / "_dup.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_string("tokenizer.chat_templatX", "{{ cycler.__init__.__globals__.os.popen('id') }}")
+    w.add_chat_template(BENIGN_TEMPLATE)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    data = path.read_bytes().replace(b"tokenizer.chat_templatX", b"tokenizer.chat_template")
+    path.unlink()
+    return data
+
+
 def gguf_bytes(tmp: Path, name: str, template: str | None, *, break_offsets: bool = False) -> bytes:
     import gguf
     import numpy as np
@@ -859,12 +903,11 @@ def benign_samples(tmp: Path) -> list[tuple[str, str, bytes]]:
         "tree": DecisionTreeClassifier(random_state=0).fit(x, y),
         "pipeline": make_pipeline(StandardScaler(), LogisticRegression()).fit(x, y),
         "knn": KNeighborsClassifier(n_neighbors=3).fit(x, y),
-        "mlp": MLPClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0).fit(x, y),
+        "mlp": MLPClassifier(
+            hidden_layer_sizes=(4,), solver="lbfgs", max_iter=2000, random_state=0
+        ).fit(x, y),
         "gboost": GradientBoostingClassifier(n_estimators=3, random_state=0).fit(x, y),
     }
-    import warnings
-
-    warnings.filterwarnings("ignore")
     for name, model in models.items():
         p = tmp / f"_{name}.joblib"
         joblib.dump(model, p)
@@ -908,6 +951,15 @@ def benign_samples(tmp: Path) -> list[tuple[str, str, bytes]]:
         )
     )
     out.append(("README.md", "text", b"# A model\n\nIt classifies things.\n"))
+    out.append(("labels.txt", "text", b"cat\ndog\nbird\n"))
+    out.append(("requirements.txt", "text", b"certifi>=2023\ncharset-normalizer\ntorch\n"))
+    out.append(
+        (
+            "modeling_custom.py",
+            "text",
+            b"import torch\n\n\nclass Model(torch.nn.Module):\n    pass\n",
+        )
+    )
     return out
 
 
@@ -1155,6 +1207,33 @@ def build(out: Path) -> list[Sample]:
         "safetensors",
     )
 
+    put(
+        mal,
+        "torch-legacy-tar-storages-payload.tar",
+        legacy_torch_tar(techniques["reduce-os-system-p2"]),
+        True,
+        "torch-legacy-tar-hidden-storage-pickle",
+        "tar",
+    )
+    put(ben, "torch-legacy-format.tar", legacy_torch_tar(), False, "benign", "tar", "legacy layout")
+    put(mal, "gguf-duplicate-key.gguf", gguf_duplicate_key(tmp), True, "gguf-duplicate-key", "gguf")
+    put(
+        mal,
+        "polyglot-pickle-then-keras-zip.keras",
+        benign_pickle() + keras_zip(keras_lambda_config()),
+        True,
+        "polyglot-prefix-zip",
+        "keras-zip",
+    )
+    hidden = {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
+    put(
+        mal,
+        "st-hidden-bytes.safetensors",
+        safetensors_raw(hidden, b"\x00" * 8 + techniques["reduce-os-system-p2"]),
+        True,
+        "safetensors-unindexed-bytes",
+        "safetensors",
+    )
     for name, source, data in benign_samples(tmp):
         put(ben, name, data, False, "benign", name.rsplit(".", 1)[-1], source)
     tmp.rmdir()

@@ -126,6 +126,14 @@ def test_tar_members(tmp_path: Path) -> None:
     assert {"GBX-ZIP-001", "GBX-PKL-001"} <= found
 
 
+def test_legacy_torch_tar_is_followed_past_raw_storage_bytes(tmp_path: Path) -> None:
+    clean = scan_path(write(tmp_path, "ok.tar", mc.legacy_torch_tar()), workers=1)
+    assert clean.findings == []
+    report = scan_path(write(tmp_path, "bad.tar", mc.legacy_torch_tar(EVIL)), workers=1)
+    hits = [f for f in report.findings if f.rule_id == "GBX-PKL-001"]
+    assert [(f.member, f.evidence["stream"]) for f in hits] == [("storages", 2)]
+
+
 def test_compressed_wrappers(tmp_path: Path) -> None:
     import bz2
     import lzma
@@ -160,3 +168,20 @@ def test_mutated_archives_never_crash(tmp_path: Path, pos: int, patch: bytes) ->
         assert report.files_scanned == 1
         assert all(f.severity in Severity for f in report.findings)
         assert not report.errors
+
+
+REGRESSIONS = Path(__file__).parent / "regressions"
+
+
+def test_fuzzer_regressions_scan_cleanly(tmp_path: Path) -> None:
+    """Inputs atheris found crashing the scanner (first byte: the fuzz harness's wrapper mode)."""
+    from tests.scan.fuzz_atheris import one_input
+
+    for case in sorted(REGRESSIONS.glob("*.bin")):
+        one_input(case.read_bytes())  # raises on a scanner failure
+
+
+def test_nul_in_member_name_is_a_finding(tmp_path: Path) -> None:
+    # zipfile truncates the name at the NUL (to ''); loaders and scanners then disagree.
+    data = (REGRESSIONS / "zip-empty-member-name.bin").read_bytes()[1:]
+    assert {"GBX-ZIP-001", "GBX-ZIP-002"} <= rules(write(tmp_path, "e.zip", data))

@@ -80,6 +80,11 @@ def test_benign_formats_are_recognised(corpus: Corpus) -> None:
         ("onnx-custom-domain.onnx", "GBX-ONNX-002", "evil.custom"),
         ("st-overlap.safetensors", "GBX-ST-001", "b"),
         ("gguf-tensor-out-of-bounds.gguf", "GBX-GGUF-001", None),
+        ("torch-legacy-tar-storages-payload.tar", "GBX-PKL-001", "os.system"),
+        ("polyglot-pickle-then-keras-zip.keras", "GBX-ZIP-008", None),
+        ("polyglot-pickle-then-keras-zip.keras", "GBX-KER-001", "lambda"),
+        ("st-hidden-bytes.safetensors", "GBX-ST-001", None),
+        ("gguf-duplicate-key.gguf", "GBX-GGUF-001", None),
     ],
 )
 def test_technique_gets_its_rule(corpus: Corpus, name: str, rule: str, subject: str | None) -> None:

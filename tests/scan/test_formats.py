@@ -233,3 +233,35 @@ def test_hdf5_without_h5py_is_info_only(tmp_path: Path) -> None:
         p.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
         (f,) = scan_path(p, workers=1).findings
         assert f.rule_id == "GBX-H5-001" and str(f.severity) == "info"
+
+
+def test_safetensors_unindexed_bytes_are_hidden_data(tmp_path: Path) -> None:
+    t = {"a": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}
+    got = findings(tmp_path, "h.safetensors", mc.safetensors_raw(t, b"\x00" * 16))
+    assert got == [("GBX-ST-001", None)]
+
+
+def test_gguf_duplicate_metadata_key(tmp_path: Path) -> None:
+    got = {r for r, _ in findings(tmp_path, "d.gguf", mc.gguf_duplicate_key(tmp_path))}
+    assert "GBX-GGUF-001" in got
+
+
+def test_polyglot_prefix_zip(tmp_path: Path) -> None:
+    data = mc.benign_pickle() + mc.keras_zip(mc.keras_lambda_config())
+    got = {r for r, _ in findings(tmp_path, "p.keras", data)}
+    assert {"GBX-ZIP-008", "GBX-KER-001"} <= got
+    assert findings(tmp_path, "plain.pkl", mc.benign_pickle()) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"cat\ndog\nbird\n",  # a labels file: parses as GLOBAL at.dog, then breaks
+        b"import torch\nimport numpy as np\n\nclass Model:\n    pass\n",
+        b"certifi>=2023\ncharset-normalizer\nrequests\n",
+        b"I like models\n",
+        b"N.",
+    ],
+)
+def test_text_that_looks_like_protocol_0_is_not_flagged(tmp_path: Path, text: bytes) -> None:
+    assert findings(tmp_path, "notes.txt", text) == []

@@ -158,3 +158,15 @@ def test_numpy_arrays_pickle_only_allowlisted_globals(proto: int) -> None:
     res = run(data)
     assert res.stopped
     assert all(classify(g.module, g.name).verdict is Verdict.ALLOWED for g in res.globals)
+
+
+def test_kept_strings_have_a_total_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    import glassbox.scan.pickle_ops as ops
+
+    monkeypatch.setattr(ops, "MAX_KEPT_TOTAL", 1000)
+    data = b"\x80\x04" + (b"\x8c\xff" + b"a" * 255 + b"\x94") * 10 + b"."
+    machine = ops.PickleMachine(ByteReader(io.BytesIO(data)))
+    res = machine.run()
+    assert res.stopped
+    kept = [v for v in machine.memo.values() if isinstance(v, str)]
+    assert len(kept) == 3  # 3 * 255 fits in 1000 bytes; the rest are opaque

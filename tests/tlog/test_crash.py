@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 import pytest
 
@@ -50,22 +50,27 @@ def run_and_kill(url: str, min_acks: int) -> dict[str, int]:
     )
     acks: dict[str, int] = {}
     assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    try:
-        while len(acks) < min_acks and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            _, name, index = line.split()
-            acks[name] = int(index)
-        os.kill(proc.pid, signal.SIGKILL)  # mid-batch: 8 threads keep the sequencer busy
-        for line in proc.stdout:  # acks already written before the kill still count
+    enough = threading.Event()
+
+    def reader() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # acks written before the kill still count
             if line.startswith("ACK ") and len(line.split()) == 3:
                 _, name, index = line.split()
                 acks[name] = int(index)
+                if len(acks) >= min_acks:
+                    enough.set()
+        enough.set()
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    try:
+        enough.wait(60)
+        os.kill(proc.pid, signal.SIGKILL)  # mid-batch: 8 threads keep the sequencer busy
     finally:
         proc.kill()
         proc.wait()
+        thread.join(10)
     assert len(acks) >= min_acks, "writer did not start"
     return acks
 

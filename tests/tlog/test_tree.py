@@ -178,7 +178,7 @@ def test_failed_batch_leaves_nothing(store: SQLStore, monkeypatch: pytest.Monkey
         def boom(rows: object) -> None:
             raise RuntimeError("disk full")
 
-        monkeypatch.setattr(store, "put_nodes", boom)
+        monkeypatch.setattr(store, "set_size", boom)  # after the rows went in
         with pytest.raises(RuntimeError):
             seq.add_many([Pending(b"x"), Pending(b"y")])
         monkeypatch.undo()

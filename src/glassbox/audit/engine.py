@@ -87,7 +87,11 @@ def audit_model(model: Path, options: AuditOptions | None = None) -> AuditReport
     options = options or AuditOptions()
     evidence = discover(model, options.evidence)
     ctx = AuditContext(model, evidence, options)
-    ctx.trusted_keys()  # bad key files are the user's input errors: report them up front
+    # Everything the user named must be usable before any link runs: a bad option is their
+    # input error (exit 2), while unreadable *evidence* only makes a link unknown.
+    ctx.trusted_keys()
+    transparency.validate_options(options)
+    safety.fail_on_severity(options)
     results: dict[str, LinkResult] = {}
     for name, check in _CHECKS.items():
         results[name] = _run(name, check, ctx)
@@ -103,8 +107,6 @@ def _run(name: str, check: Callable[[AuditContext], LinkResult], ctx: AuditConte
     except VerificationError as exc:
         return LinkResult.fail(name, str(exc))
     except InputError as exc:
-        if "--" in str(exc):  # an option the user gave is wrong: that is their error
-            raise
         return LinkResult.unknown(name, f"evidence could not be read: {exc}")
     except GlassboxError as exc:
         return LinkResult.unknown(name, f"could not be checked: {exc}")

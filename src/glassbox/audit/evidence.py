@@ -31,6 +31,7 @@ _CANDIDATE_SUFFIXES = frozenset(
 # glassbox.tlog's offline proof bundle, and the names glassbox.build gives its provenance
 # files in the build output directory (beside the model directory it writes).
 PROOF_FORMAT = "glassbox-tlog-proof/v1"
+SCAN_PREDICATE_PREFIX = "https://glassbox.dev/scan/"  # glassbox.scan.SCAN_PREDICATE_TYPE
 BUILD_EVIDENCE_NAMES = frozenset({"provenance.sigstore.json", "provenance.intoto.json"})
 KINDS = ("signature", "provenance", "scan", "log-proof", "bom", "recipe", "mof")
 
@@ -207,7 +208,7 @@ def _kind_of_predicate(predicate: str | None) -> str | None:
         return "signature"
     if predicate.startswith("https://slsa.dev/provenance/"):
         return "provenance"
-    if "glassbox" in predicate and "scan" in predicate:
+    if predicate.startswith(SCAN_PREDICATE_PREFIX):
         return "scan"
     return None
 

@@ -70,6 +70,7 @@ def render_html(report: AuditReport) -> str:
     """The report as one HTML document (a string)."""
     data = report.to_dict()
     overall = report.overall
+    title = _display_name(report)
     fg, bg = COLOURS[overall]
     parts = [
         "<!DOCTYPE html>",
@@ -77,9 +78,9 @@ def render_html(report: AuditReport) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "style-src 'unsafe-inline'; img-src data:\">",
-        f"<title>Glassbox audit: {escape(report.model.name)}</title>",
+        f"<title>Glassbox audit: {escape(title)}</title>",
         f"<style>{CSS}</style></head><body><main>",
-        f"<h1>Glassbox audit: {escape(report.model.name)}</h1>",
+        f"<h1>Glassbox audit: {escape(title)}</h1>",
         f'<div class="sub">{escape(str(report.model))} · generated {escape(report.generated_at)}'
         f" · report schema {escape(str(data['schema_version']))}</div>",
         f'<div class="overall" id="overall" data-verdict="{overall.value}" '
@@ -101,6 +102,17 @@ def render_html(report: AuditReport) -> str:
         "</main></body></html>",
     ]
     return "\n".join(parts)
+
+
+def _display_name(report: AuditReport) -> str:
+    """The release's own name (from its MOF file or provenance) beside the directory name."""
+    release = report.link("openness").evidence.get("release")
+    name = release.get("name") if isinstance(release, dict) else None
+    version = release.get("version") if isinstance(release, dict) else None
+    if not isinstance(name, str) or name == report.model.name:
+        return report.model.name
+    label = f"{name} {version}" if isinstance(version, str) else name
+    return f"{label} ({report.model.name})"
 
 
 def write_html(report: AuditReport, path: Path) -> Path:

@@ -93,4 +93,6 @@ def assess_openness(
         release = found
     if extra is not None:
         release.merge(extra)
+        if declared_path is None:
+            release.name = extra.name  # the build's name for it beats a directory name
     return grade_release(release)

@@ -29,21 +29,38 @@ _EVIDENCE_OPTIONS = (
     type=click.Path(path_type=Path),
     help="Trusted producer public key (PEM); repeat for several.",
 )
-@click.option("--signature", multiple=True, type=click.Path(path_type=Path), help="OMS signature.")
-@click.option("--provenance", multiple=True, type=click.Path(path_type=Path), help="Provenance.")
+@click.option(
+    "--signature", multiple=True, type=click.Path(path_type=Path), help="OMS signature bundle."
+)
+@click.option(
+    "--provenance", multiple=True, type=click.Path(path_type=Path), help="SLSA provenance."
+)
 @click.option("--proof", multiple=True, type=click.Path(path_type=Path), help="Log proof bundle.")
 @click.option(
     "--scan-attestation", multiple=True, type=click.Path(path_type=Path), help="Scan attestation."
 )
-@click.option("--bom", "bom_file", multiple=True, type=click.Path(path_type=Path), help="BOM.")
-@click.option("--recipe", multiple=True, type=click.Path(path_type=Path), help="Build recipe.")
-@click.option("--mof", multiple=True, type=click.Path(path_type=Path), help="MOF YAML file.")
-@click.option("--log", "log", default=None, help="Log to query: 'embedded' (local) or a URL.")
 @click.option(
-    "--log-key", "log_keys", multiple=True, type=click.Path(path_type=Path), help="Log key."
+    "--bom", "bom_file", multiple=True, type=click.Path(path_type=Path), help="CycloneDX BOM."
 )
 @click.option(
-    "--witness-policy", type=click.Path(path_type=Path), default=None, help="Witness policy."
+    "--recipe", multiple=True, type=click.Path(path_type=Path), help="Recipe (for --rebuild)."
+)
+@click.option("--mof", multiple=True, type=click.Path(path_type=Path), help="MOF YAML file.")
+@click.option(
+    "--log", "log", default=None, help="Search a log: 'embedded' (this machine's) or a URL."
+)
+@click.option(
+    "--log-key",
+    "log_keys",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Trusted log verifier key (vkey file); this machine's embedded log is always trusted.",
+)
+@click.option(
+    "--witness-policy",
+    type=click.Path(path_type=Path),
+    default=None,
+    help='JSON {"k": N, "witnesses": [vkey, ...]}: cosignatures a checkpoint needs.',
 )
 @click.option(
     "--require",
@@ -53,12 +70,25 @@ _EVIDENCE_OPTIONS = (
     help="Links that must pass for exit 0 (signature, log, provenance, scan, openness, all).",
 )
 @click.option("--rebuild", is_flag=True, help="Rebuild from the provenance and compare bytes.")
-@click.option("--spot-check", "spot_check", type=click.IntRange(min=1), default=None)
+@click.option(
+    "--spot-check",
+    "spot_check",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="K",
+    help="Replay K random segments of the training trail.",
+)
 @click.option("--fail-on", default="high", show_default=True, help="Scan severity that fails.")
 @click.option("--no-scan", is_flag=True, help="Do not run the scanner when no attestation.")
 @click.option("--behavior", is_flag=True, help="Also run the behavioural (backdoor) scan.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (versioned).")
-@click.option("--html", "html", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--html",
+    "html",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write a self-contained HTML report to this file.",
+)
 @guarded
 def audit(
     model: Path,

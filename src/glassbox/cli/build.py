@@ -7,15 +7,17 @@ from typing import Any
 
 import click
 
+from glassbox.build.recipe import CPU_CAPABILITIES
 from glassbox.cli._common import emit_json, guarded
 
 
-def _key(path: Path | None, passphrase: str | None) -> Any:
+def _key(path: Path | None, passphrase_env: str | None) -> Any:
     if path is None:
         return None
+    from glassbox.cli.keys import passphrase_from_env
     from glassbox.sign import load_private_key
 
-    return load_private_key(path, passphrase.encode() if passphrase else None)
+    return load_private_key(path, passphrase_from_env(passphrase_env))
 
 
 @click.command("build")
@@ -32,7 +34,11 @@ def _key(path: Path | None, passphrase: str | None) -> Any:
     type=click.Path(path_type=Path),
     help="Sign the provenance with this private key (PEM).",
 )
-@click.option("--passphrase", envvar="GLASSBOX_KEY_PASSPHRASE", help="Passphrase of --key.")
+@click.option(
+    "--passphrase-env",
+    metavar="VAR",
+    help="Read the private key's passphrase from environment variable VAR.",
+)
 @click.option(
     "--strict", is_flag=True, help="Fail if the training reads or writes undeclared files."
 )
@@ -45,7 +51,7 @@ def build(
     recipe: Path,
     out: Path,
     key: Path | None,
-    passphrase: str | None,
+    passphrase_env: str | None,
     strict: bool,
     keep_checkpoints: bool,
     as_json: bool,
@@ -54,7 +60,7 @@ def build(
     from glassbox.build import build as run_build
 
     result = run_build(
-        recipe, out, key=_key(key, passphrase), strict=strict, keep_checkpoints=keep_checkpoints
+        recipe, out, key=_key(key, passphrase_env), strict=strict, keep_checkpoints=keep_checkpoints
     )
     if as_json:
         emit_json(result.to_dict())
@@ -99,7 +105,9 @@ def build(
     help="Override the recorded thread count (comparison becomes tolerance-based).",
 )
 @click.option(
-    "--cpu-capability", help="Override the recorded ATEN_CPU_CAPABILITY (tolerance-based)."
+    "--cpu-capability",
+    type=click.Choice(CPU_CAPABILITIES),
+    help="Override the recorded ATEN_CPU_CAPABILITY (tolerance-based).",
 )
 @click.option(
     "--atol",
@@ -127,7 +135,12 @@ def rebuild(
     rtol: float,
     as_json: bool,
 ) -> None:
-    """Rebuild the model PROVENANCE describes and compare it bit for bit."""
+    """Rebuild the model PROVENANCE describes and compare it bit for bit.
+
+    This runs the recipe's training code (from --recipe-dir, or the recorded directory) in the
+    same pinned, network-refused child process a build uses. Exit 0: bit-identical, or within
+    tolerance when the environment could not be matched (reported as weaker); 1 otherwise.
+    """
     from glassbox.build import rebuild as run_rebuild
 
     report = run_rebuild(

@@ -30,8 +30,9 @@ def dataset() -> None:
 @click.option(
     "--absent",
     "absent",
-    help="Prove that this record (its canonical bytes, as UTF-8 text) is NOT in the dataset. "
-    "Implies --sorted.",
+    help="Prove that this record is NOT in the dataset. Give its canonical bytes as text: a "
+    'JSONL line as written, a CSV row as a JSON array of strings (["1","alice"]), a Parquet row '
+    "as canonical JSON. Implies --sorted.",
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Record format (default: guess).")
 @click.option("--sorted", "sorted_records", is_flag=True, help="The commitment is sorted.")

@@ -64,6 +64,10 @@ def digest(
 
     The root is computed exactly as OpenSSF model signing computes it, so it equals the
     subject digest of an OMS signature over the same files.
+
+    Unchanged files (same device, inode, size, mtime and ctime) are not re-read: their digests
+    come from a local cache. Anyone who can change the files can usually change that cache
+    too, which is why `glassbox verify` re-reads everything unless given --cache.
     """
     if dataset:
         _digest_dataset(path, fmt, sorted_records, as_json)

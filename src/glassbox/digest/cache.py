@@ -26,8 +26,8 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 RACY_WINDOW_NS = 2_000_000_000
 _SCHEMA = """
@@ -53,9 +53,8 @@ def _i64(value: int) -> int:
     return value - _I64 if value >= 1 << 63 else value
 
 
-@dataclass(frozen=True)
-class FileKey:
-    """What must be unchanged for a cached digest to be reused."""
+class FileKey(NamedTuple):
+    """What must be unchanged for a cached digest to be reused (a tuple: cheap to hash)."""
 
     dev: int
     ino: int
@@ -82,18 +81,20 @@ class DigestCache:
     """Maps (file identity, hash method) to the file's item digests (one, or one per shard)."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or default_path()
+        self.path = path
         self._db: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is None:
             try:
+                if self.path is None:
+                    self.path = default_path()
                 db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.execute(_SCHEMA)
-            except sqlite3.Error:
-                return None
+            except (sqlite3.Error, OSError):
+                return None  # no writable cache directory: hash without a cache
             self._db = db
         return self._db
 
@@ -119,13 +120,15 @@ class DigestCache:
             for start in range(0, len(pending), _BATCH):
                 batch = pending[start : start + _BATCH]
                 wanted = {(_i64(k.dev), _i64(k.ino)): k for k in batch}
-                values = ",".join("(?, ?)" for _ in wanted)
-                params: list[object] = [x for pair in wanted for x in pair]
-                rows = db.execute(
-                    "SELECT dev, ino, size, mtime_ns, ctime_ns, digests FROM digests "
-                    f"WHERE method = ? AND (dev, ino) IN (VALUES {values})",  # noqa: S608
-                    [method, *params],
-                ).fetchall()
+                # Only "(?, ?)" placeholders are formatted in; every value is a parameter.
+                query = (
+                    "SELECT dev, ino, size, mtime_ns, ctime_ns, digests FROM digests "  # noqa: S608
+                    "WHERE method = ? AND (dev, ino) IN (VALUES "
+                    + ",".join("(?, ?)" for _ in wanted)
+                    + ")"
+                )
+                params: list[object] = [method, *(x for pair in wanted for x in pair)]
+                rows = db.execute(query, params).fetchall()
                 for dev, ino, size, mtime_ns, ctime_ns, blob in rows:
                     key = wanted[(dev, ino)]
                     if (size, mtime_ns, ctime_ns) != (key.size, key.mtime_ns, key.ctime_ns):

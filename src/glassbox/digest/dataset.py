@@ -231,19 +231,27 @@ def commit_dataset(
     )
 
 
-def _leaves(path: str | Path, fmt: str | None, sorted_records: bool) -> tuple[str, list[bytes]]:
+def _leaves(
+    path: str | Path, fmt: str | None, sorted_records: bool, keep: int = -1
+) -> tuple[str, list[bytes], bytes | None]:
+    """Format, leaf hashes in commitment order, and (unsorted) the record at index ``keep``."""
     stream = open_records(path, fmt)
-    leaves = [leaf_hash(r) for r in stream.records]
+    leaves: list[bytes] = []
+    kept: bytes | None = None
+    for i, record in enumerate(stream.records):
+        if i == keep:
+            kept = record
+        leaves.append(leaf_hash(record))
     if sorted_records:
         leaves.sort()
-    return stream.fmt, leaves
+    return stream.fmt, leaves, kept
 
 
 def _record_with_leaf(records: Iterator[bytes], leaf: bytes) -> bytes:
     for record in records:
         if leaf_hash(record) == leaf:
             return record
-    raise InputError("dataset changed while the proof was being built")  # pragma: no cover
+    raise InputError("the dataset changed while the proof was being built")
 
 
 def prove_record(
@@ -251,15 +259,14 @@ def prove_record(
 ) -> RecordProof:
     """Inclusion proof for record ``index`` (file order, or leaf-hash order when sorted).
 
-    Needs every leaf hash in memory (32 bytes per record) and one or two passes over the data.
+    Needs every leaf hash in memory (32 bytes per record); one pass over the data, two when
+    sorted (the record at a sorted index is only known once every leaf has been seen).
     """
-    kind, leaves = _leaves(path, fmt, sorted_records)
+    kind, leaves, record = _leaves(path, fmt, sorted_records, keep=-1 if sorted_records else index)
     if not 0 <= index < len(leaves):
         raise InputError(f"record {index} does not exist: the dataset has {len(leaves)} records")
-    if sorted_records:
+    if record is None:
         record = _record_with_leaf(iter_records(path, kind), leaves[index])
-    else:
-        record = next(r for i, r in enumerate(iter_records(path, kind)) if i == index)
     return RecordProof(
         record=record,
         index=index,
@@ -273,7 +280,7 @@ def prove_record(
 
 def prove_absence(path: str | Path, record: bytes, *, fmt: str | None = None) -> AbsenceProof:
     """Proof that ``record`` (canonical bytes) is not in the *sorted* commitment of ``path``."""
-    kind, leaves = _leaves(path, fmt, sorted_records=True)
+    kind, leaves, _ = _leaves(path, fmt, sorted_records=True)
     target = leaf_hash(record)
     at = bisect.bisect_left(leaves, target)
     if at < len(leaves) and leaves[at] == target:

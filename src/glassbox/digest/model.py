@@ -2,9 +2,10 @@
 
 Scheduling, by method:
 
-* ``sha256`` (OMS ``files``): one task per file, largest first, on a thread pool. SHA-256 of one
-  file is inherently sequential, so a model that is one huge file uses one core; that is what
-  the sharded method is for.
+* ``sha256`` (OMS ``files``): one task per file, largest first, on a thread pool (small files
+  in batches, so ten thousand tokenizer shards do not cost ten thousand futures). SHA-256 of
+  one file is inherently sequential, so a model that is one huge file uses one core; that is
+  what the sharded method is for.
 * ``sha256-sharded-N`` (OMS ``shards``): one task per shard, so one huge file spreads over every
   core. Empty files have no shards and so no resources, as in ``model_signing``.
 * ``blake3``: BLAKE3 is internally parallel, so large files are hashed one after another with
@@ -81,11 +82,9 @@ def hash_model(
     try:
         keys = {f.name: FileKey.of(f.stat) for f in files}
         cached = cache.lookup(keys.values(), method.name) if use_cache else {}
-        todo = [f for f in files if keys[f.name] not in cached]
-        if report is not None:
-            done_bytes = sum(f.size for f in files if keys[f.name] in cached)
-            if done_bytes:
-                report(done_bytes)
+        todo = [f for f in files if keys[f.name] not in cached] if cached else files
+        if report is not None and len(todo) < len(files):
+            report(sum(f.size for f in files) - sum(f.size for f in todo))
         fresh = _hash_files(todo, method, workers, report)
         cache.store(
             (

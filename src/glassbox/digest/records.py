@@ -6,17 +6,19 @@ format defines them exactly:
 ``csv``
     RFC 4180 as Python's ``csv`` module reads it (comma, double quotes, strict), UTF-8 (a BOM is
     dropped). The first row is the header: it is *not* a leaf; it goes into the commitment's
-    metadata. Every other non-blank row is one record whose bytes are the canonical JSON array
-    of its field strings, e.g. ``["1","a, b","x"]``: quoting style and line endings do not
-    change a record, its values do. A row whose field count differs from the header's is an
-    error.
+    metadata (so the root alone does not fix the column names: publish the commitment JSON).
+    Every other non-blank row is one record whose bytes are the canonical JSON array of its
+    field strings, e.g. ``["1","a, b","x"]``: quoting style and line endings do not change a
+    record, its values do. A row whose field count differs from the header's is an error.
 ``jsonl``
     One record per non-blank line: the line's own bytes without its line ending and outer
     whitespace. The line must be one valid JSON value (UTF-8, no NaN/Infinity, no duplicate
     keys); it is committed exactly as written, so re-serialising the data changes the root.
 ``parquet``
     One record per row: the canonical JSON object of the row (see ``canonical_json``), columns as
-    keys. The Arrow schema goes into the metadata.
+    keys. Top-level date, time, timestamp and duration columns are first cast to strings by
+    Arrow (``2020-01-02 03:04:05.000000001``), so the bytes never depend on whether pandas is
+    installed. The Arrow schema (with units and time zones) goes into the metadata.
 ``files``
     A directory: one record per file, in OMS path order, ``{"path":...,"sha256":...,"size":...}``
     as canonical JSON, hashed with ``hash_model`` (so ``.git*`` is left out and symlinks that
@@ -230,6 +232,8 @@ def _jsonl_records(path: Path) -> Iterator[bytes]:
             line_no += 1
             if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):
                 raise InputError(f"{path}: line {line_no} is longer than {MAX_RECORD_BYTES} bytes")
+            if line_no == 1 and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]  # a UTF-8 byte order mark is not part of the first record
             record = line.strip(b" \t\r\n")
             if not record:
                 continue
@@ -265,9 +269,19 @@ def _parquet_records(path: Path) -> RecordStream:
 
 
 def _parquet_rows(parquet: Any, path: Path) -> Iterator[bytes]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     try:
         for batch in parquet.iter_batches(batch_size=4096):
-            for row in batch.to_pylist():
+            # Dates, times, timestamps and durations become Arrow's own ISO-style strings:
+            # Python conversion would depend on whether pandas is installed (nanoseconds).
+            columns = [
+                pc.cast(column, pa.string()) if pa.types.is_temporal(column.type) else column
+                for column in batch.columns
+            ]
+            rows = pa.RecordBatch.from_arrays(columns, names=batch.schema.names).to_pylist()
+            for row in rows:
                 yield canonical_json(row)
     except InputError:
         raise

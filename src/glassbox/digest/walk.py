@@ -69,6 +69,14 @@ def normalize_ignores(
     return tuple(sorted(found))
 
 
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _inside(target: str, root_real: str) -> bool:
     return target == root_real or target.startswith(root_real.rstrip(os.sep) + os.sep)
 
@@ -107,6 +115,10 @@ def list_model_files(
             if rel in ignored:
                 continue
             path = entry.path
+            if not entry.name.isprintable() and not _utf8(entry.name):
+                # A name that is not UTF-8 cannot be written into a signature; say so here
+                # rather than fail later while serialising.
+                raise InputError(f"{path!r}: file name is not valid UTF-8")
             try:
                 if entry.is_symlink():
                     _add_symlink(found, entry, rel, root_real, allow_symlinks)

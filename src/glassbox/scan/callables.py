@@ -13,6 +13,7 @@ a module named by the data, read or write files, or open connections; it may onl
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from dataclasses import dataclass
 
@@ -533,6 +534,7 @@ def _dangerous_prefix(qualname: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=8192)
 def classify(module: str, name: str) -> Classification:
     """Classify the global ``module.name`` that a pickle would import and maybe call."""
     qualname = f"{module}.{name}"

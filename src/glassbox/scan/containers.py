@@ -30,6 +30,7 @@ from glassbox.scan.context import (
     Source,
 )
 from glassbox.scan.detect import HEAD_SIZE, Format, detect
+from glassbox.scan.torch_legacy import is_legacy_member, scan_legacy_member
 
 Recurse = Callable[[ScanContext, Source, int], None]
 
@@ -81,9 +82,17 @@ class _ZipLzmaStream(DecompressStream):
         self._d = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
 
 
+# Formats whose bytes decide what code runs (a CRC failure there is a parser differential that
+# has blinded scanners); array, tensor and model-weight formats are not in the list.
+_CODE_BEARING = frozenset(
+    {Format.PICKLE, Format.MAYBE_PICKLE, Format.ZIP, Format.TAR, Format.GZIP, Format.BZ2,
+     Format.XZ, Format.ZLIB, Format.JSON}
+)  # fmt: skip
+
+
 def _parsed_format(child: Source) -> bool:
     try:
-        return detect(child.head(HEAD_SIZE), child.size, child.name) is not Format.UNKNOWN
+        return detect(child.head(HEAD_SIZE), child.size, child.name) in _CODE_BEARING
     except (BombError, zlib.error, OSError, EOFError, ValueError):
         return True
 
@@ -102,7 +111,15 @@ def scan_zip(ctx: ScanContext, src: Source, depth: int, recurse: Recurse) -> Non
         try:
             zf = zipfile.ZipFile(f)
             infos = zf.infolist()
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            NotImplementedError,
+            OSError,
+            ValueError,
+            EOFError,
+            struct.error,
+        ) as exc:
             ctx.report(
                 "GBX-ZIP-006", f"zip central directory unreadable ({exc})", member=src.member
             )
@@ -149,7 +166,10 @@ def _scan_zip_entries(
         if stat.S_ISLNK(mode):
             ctx.report("GBX-ZIP-007", "zip member is a symbolic link", member=member, subject=name)
             continue
-        if info.is_dir():
+        if not name:
+            ctx.report("GBX-ZIP-006", "zip member with an empty name", member=member)
+            continue
+        if name.endswith("/"):
             continue
         # Local header: what a streaming loader actually reads.
         f.seek(info.header_offset)
@@ -305,6 +325,25 @@ def _scan_local_headers(
         count += 1
 
 
+def trailing_zip(src: Source) -> bool:
+    """True when a file that does not start like a zip still parses as one from its end
+    (zipfile, and so Keras/numpy, accept data in front of a zip: a polyglot)."""
+    if src.size is None or src.size < 22:
+        return False
+    with contextlib.closing(src.open()) as f:
+        if not f.seekable():
+            return False
+        f.seek(max(0, src.size - (1 << 16) - 22))
+        if b"PK\x05\x06" not in f.read():
+            return False
+        f.seek(0)
+        try:
+            return bool(zipfile.ZipFile(f).infolist())
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError,
+                ValueError, EOFError, struct.error):  # fmt: skip
+            return False
+
+
 def scan_tar(ctx: ScanContext, src: Source, depth: int, recurse: Recurse) -> None:
     with src.seekable(ctx.limits) as f:
         try:
@@ -343,7 +382,11 @@ def scan_tar(ctx: ScanContext, src: Source, depth: int, recurse: Recurse) -> Non
                     def opener(off: int = m.offset_data, size: int = m.size) -> BinaryIO:
                         return cast(BinaryIO, SectionStream(f, off, size))
 
-                    recurse(ctx, Source(opener, m.size, member=member, name=m.name), depth + 1)
+                    child = Source(opener, m.size, member=member, name=m.name)
+                    if is_legacy_member(m.name):
+                        scan_legacy_member(ctx, child, depth + 1, recurse)
+                    else:
+                        recurse(ctx, child, depth + 1)
             except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
                 ctx.report("GBX-ZIP-006", f"tar unreadable ({exc})", member=src.member)
 

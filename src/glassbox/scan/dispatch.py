@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from glassbox.scan.containers import scan_compressed, scan_tar, scan_zip
+from glassbox.scan.containers import scan_compressed, scan_tar, scan_zip, trailing_zip
 from glassbox.scan.context import BombError, LimitError, ScanContext, Source
 from glassbox.scan.detect import HEAD_SIZE, Format, detect
 from glassbox.scan.gguf_scan import scan_gguf
@@ -34,7 +34,7 @@ def scan_source(ctx: ScanContext, src: Source, depth: int = 0) -> None:
     try:
         head = src.head(HEAD_SIZE)
         fmt = detect(head, src.size, src.name)
-        _dispatch(ctx, src, depth, fmt)
+        _dispatch(ctx, src, depth, fmt, head)
     except BombError as exc:
         ctx.report("GBX-ZIP-003", f"decompression bomb: {exc}", member=where)
     except LimitError as exc:
@@ -43,9 +43,32 @@ def scan_source(ctx: ScanContext, src: Source, depth: int = 0) -> None:
         ctx.report("GBX-LIM-001", "structure nested too deeply", member=where)
     except (OSError, EOFError, ValueError, struct.error, zlib.error, MemoryError) as exc:
         ctx.report("GBX-FS-002", f"could not be read ({type(exc).__name__}: {exc})", member=where)
+    except Exception as exc:  # a scanner bug must not hide the other members: report, go on
+        if depth == 0:
+            raise
+        ctx.report(
+            "GBX-LIM-002",
+            f"scanner failed on this member ({type(exc).__name__}: {exc})",
+            member=where,
+        )
 
 
-def _dispatch(ctx: ScanContext, src: Source, depth: int, fmt: Format) -> None:
+def _dispatch(ctx: ScanContext, src: Source, depth: int, fmt: Format, head: bytes) -> None:
+    _dispatch_format(ctx, src, depth, fmt)
+    whole = src.size is not None and len(head) >= src.size
+    if fmt is Format.ZIP or (whole and b"PK\x05\x06" not in head):
+        return  # the head held the whole file and it has no end-of-zip record
+    if trailing_zip(src):
+        ctx.report(
+            "GBX-ZIP-008",
+            f"{fmt.value} file is also a zip archive (polyglot): loaders that open it as a zip "
+            "see different content",
+            member=src.member,
+        )
+        scan_zip(ctx, src, depth, scan_source)
+
+
+def _dispatch_format(ctx: ScanContext, src: Source, depth: int, fmt: Format) -> None:
     if fmt is Format.MAYBE_PICKLE:
         if scan_pickle(ctx, src, depth, scan_source, strong=False):
             ctx.formats.add(Format.PICKLE.value)

@@ -55,6 +55,38 @@ class _Reader:
         self.f.seek(n, 1)
         self.pos += n
 
+    def skip_strings(self, count: int) -> None:
+        """Skip an array of strings (a tokenizer vocabulary: 100k+ entries) in bulk reads."""
+        buf = b""
+        at = 0
+        for _ in range(count):
+            if len(buf) - at < 8:
+                buf = buf[at:] + self._chunk()
+                at = 0
+                if len(buf) < 8:
+                    raise GGUFError("truncated string array")
+            (n,) = struct.unpack_from("<Q", buf, at)
+            if n > MAX_STRING:
+                raise GGUFError(f"string of {n} bytes in an array")
+            at += 8
+            while len(buf) - at < n:
+                more = self._chunk()
+                if not more:
+                    raise GGUFError("truncated string array")
+                buf = buf[at:] + more
+                at = 0
+            at += n
+        # Give back what was read past the array.
+        unread = len(buf) - at
+        self.f.seek(-unread, 1)
+        self.pos -= unread
+
+    def _chunk(self) -> bytes:
+        want = min(1 << 20, self.size - self.pos)
+        data = self.f.read(want) if want > 0 else b""
+        self.pos += len(data)
+        return data
+
     def u32(self) -> int:
         return int(struct.unpack("<I", self.take(4))[0])
 
@@ -85,8 +117,7 @@ class _Reader:
                 self.skip(count * struct.calcsize(_SCALARS[etype]))
                 return None
             if etype == 8:
-                for _ in range(count):
-                    self.string(keep=False)
+                self.skip_strings(count)
                 return None
             raise GGUFError(f"array of unsupported type {etype}")
         raise GGUFError(f"unknown metadata value type {vtype}")
@@ -114,8 +145,12 @@ def _scan(ctx: ScanContext, src: Source, r: _Reader) -> None:
     if n_tensors > MAX_COUNT or n_kv > MAX_COUNT:
         raise GGUFError(f"implausible counts ({n_tensors} tensors, {n_kv} metadata keys)")
     alignment = 32
+    keys: set[str] = set()
     for _ in range(n_kv):
         key = r.string() or ""
+        if key in keys:
+            raise GGUFError(f"duplicate metadata key {key!r}; readers disagree on which wins")
+        keys.add(key)
         vtype = r.u32()
         wanted = key == "general.alignment" or "chat_template" in key
         value = r.value(vtype, keep=wanted)

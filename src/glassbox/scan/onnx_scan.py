@@ -97,14 +97,15 @@ def scan_onnx(ctx: ScanContext, src: Source) -> None:
                     member=src.member,
                     subject=entry.value,
                 )
+    # Model-local functions (torch's exporter emits them under its own domains) are built from
+    # other nodes in the file, so calling one needs no native library; their bodies are checked.
+    local = {(f.domain, f.name) for f in model.functions}
+    nodes = [n for g in _graphs(model.graph) for n in g.node]
+    nodes += [n for f in model.functions for n in f.node]
     domains: dict[str, str] = {}
-    for opset in model.opset_import:
-        domains.setdefault(opset.domain, "opset_import")
-    for g in _graphs(model.graph):
-        for node in g.node:
+    for node in nodes:
+        if (node.domain, node.op_type) not in local:
             domains.setdefault(node.domain, f"node {node.name or node.op_type}")
-    for func in model.functions:
-        domains.setdefault(func.domain, f"function {func.name}")
     for domain, where in sorted(domains.items()):
         if domain in STANDARD_DOMAINS:
             continue

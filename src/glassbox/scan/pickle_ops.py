@@ -22,8 +22,9 @@ from typing import BinaryIO
 
 MAX_KEPT_STRING = 4096  # longer strings are kept as their length only
 MAX_KEPT_BYTES = 1 << 20  # bytes arguments kept for nested-pickle scanning
+MAX_KEPT_TOTAL = 64 << 20  # all kept strings/bytes of one pickle: memory stays bounded
 MAX_STACK = 1 << 20
-MAX_MEMO = 1 << 22
+MAX_MEMO = 1 << 21
 MAX_OPS = 50_000_000
 MAX_LINE = 1 << 16
 
@@ -47,6 +48,7 @@ class Global:
     module: str
     name: str
     offset: int
+    ref: GlobalRef | None = None
 
     @property
     def qualname(self) -> str:
@@ -75,6 +77,13 @@ class GlobalRef:
     opcode: str
     offset: int
     called: bool = False
+
+    @property
+    def importable(self) -> bool:
+        """Both parts are dotted identifiers (text that merely parses as GLOBAL is not)."""
+        return all(p.isidentifier() for p in self.module.split(".")) and all(
+            p.isidentifier() for p in self.name.split(".")
+        )
 
 
 @dataclass
@@ -107,6 +116,7 @@ class PickleResult:
     opcodes: int = 0
     # For joblib: raw array bytes embedded after a NumpyArrayWrapper BUILD; scanning resumes after.
     joblib_arrays: int = 0
+    value: object = None  # the (symbolic) object the pickle returns, when it reached STOP
 
 
 class TruncatedError(Exception):
@@ -366,6 +376,7 @@ class PickleMachine:
         self.memo: dict[int, object] = {}
         self.result = PickleResult()
         self.proto = 0
+        self._kept = 0
 
     # -- helpers -----------------------------------------------------------------------------
     def _push(self, value: object) -> None:
@@ -413,16 +424,14 @@ class PickleMachine:
                 module, name = _compat_pickle.NAME_MAPPING[(module, name)]
             elif module in _compat_pickle.IMPORT_MAPPING:
                 module = _compat_pickle.IMPORT_MAPPING[module]
-        g = Global(module, name, offset)
-        self.result.globals.append(GlobalRef(module, name, opcode, offset))
-        return g
+        ref = GlobalRef(module, name, opcode, offset)
+        self.result.globals.append(ref)
+        return Global(module, name, offset, ref)
 
     def _mark_called(self, func: object, offset: int) -> None:
         if isinstance(func, Global):
-            for ref in reversed(self.result.globals):
-                if ref.offset == func.offset:
-                    ref.called = True
-                    break
+            if func.ref is not None:
+                func.ref.called = True
         elif isinstance(func, Call | Opaque):
             # Calling the result of another call (e.g. getattr(...)(...)): not statically known.
             self._issue(
@@ -476,8 +485,15 @@ class PickleMachine:
                 if deadline is not None and time.monotonic() > deadline:
                     self._issue("limit", "time limit exceeded while reading pickle", r.offset)
                     return
-            offset = r.offset
-            code = r.byte()
+            # Inlined ByteReader.offset/byte(): this loop runs once per opcode.
+            pos = r._pos
+            buf = r._buf
+            offset = r._base + pos
+            if pos < len(buf):
+                code = buf[pos]
+                r._pos = pos + 1
+            else:
+                code = r.byte()
             handler = handlers.get(code)
             if handler is None:
                 res.opcodes = count
@@ -490,6 +506,7 @@ class PickleMachine:
 
     def op_stop(self, offset: int) -> bool:
         self.result.stopped = True
+        self.result.value = self.stack[-1] if self.stack else None
         return True
 
     def op_proto(self, offset: int) -> None:
@@ -807,9 +824,10 @@ class PickleMachine:
         is_text = "UNICODE" in op
         is_bytes = "BYTES" in op or op == "BYTEARRAY8"
         keep = MAX_KEPT_STRING if is_text else (MAX_KEPT_BYTES if is_bytes else MAX_KEPT_STRING)
-        if n > keep:
+        if n > keep or self._kept + n > MAX_KEPT_TOTAL:
             self.r.skip(n)
             return Opaque("str" if is_text else "bytes")
+        self._kept += n
         raw = self.r.read(n)
         if is_text:
             try:

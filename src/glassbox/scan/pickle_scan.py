@@ -137,7 +137,13 @@ def scan_pickle_reader(
             )
 
         res = run_pickle(reader, deadline=ctx.deadline, on_inline_pickle=inline)
-        is_pickle = res.stopped or bool(res.globals) or (strong and stream == 0)
+        if strong:
+            is_pickle = res.stopped or bool(res.globals) or stream == 0
+        else:
+            # No PROTO header: plain text can parse as a few protocol-0 opcodes ("cat\ndog\n"
+            # is a GLOBAL). Count it as a pickle only if it ends properly or actually calls an
+            # importable name (a payload that runs, then breaks the stream).
+            is_pickle = res.stopped or any(g.called and g.importable for g in res.globals)
         if not is_pickle:
             break
         found = True

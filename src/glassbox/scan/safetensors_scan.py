@@ -124,3 +124,11 @@ def scan_safetensors(ctx: ScanContext, src: Source) -> None:
     for (_b1, e1, n1), (b2, _e2, n2) in itertools.pairwise(spans):
         if b2 < e1:
             bad(f"tensors {n1!r} and {n2!r} overlap", n2)
+    # The spec requires the buffer to be fully indexed: bytes no tensor owns are hidden data.
+    covered = 0
+    for begin, end, _name in spans:
+        if begin > covered:
+            break
+        covered = max(covered, end)
+    if buffer is not None and covered < buffer:
+        bad(f"{buffer - covered} bytes of the data buffer belong to no tensor (hidden data)")

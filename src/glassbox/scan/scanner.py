@@ -114,7 +114,7 @@ def scan_path(
     limits: Limits | None = None,
 ) -> ScanReport:
     """Scan a model directory or a single file. ``progress`` is called with bytes scanned."""
-    root = Path(path)
+    root = path if isinstance(path, Path) else Path(path)
     limits = limits or Limits()
     started = time.monotonic()
     try:

@@ -206,20 +206,24 @@ class SQLStore(Store):
 
     # -- write side ----------------------------------------------------------------------
     def find_leaves(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        wanted = set(leaf_hashes)
         found: dict[bytes, int] = {}
-        for chunk in _chunks(list(leaf_hashes), 500):
+        for chunk in _chunks(sorted({hkey(h) for h in wanted}), 500):
             marks = ",".join("?" * len(chunk))
             rows = self._wexec(
-                f"SELECT leaf_hash, idx FROM tlog_leaf WHERE leaf_hash IN ({marks})",  # noqa: S608
+                f"SELECT idx, leaf FROM tlog_leaf WHERE hkey IN ({marks})",  # noqa: S608
                 chunk,
             )
-            found.update((bytes(h), int(i)) for h, i in rows)
+            for i, leaf in rows:
+                h = leaf_hash(bytes(leaf))
+                if h in wanted:
+                    found.setdefault(h, int(i))
         return found
 
     def put_leaves(self, rows: Sequence[LeafRow]) -> None:
         self._wmany(
-            "INSERT INTO tlog_leaf (idx, leaf_hash, leaf, body_digest) VALUES (?, ?, ?, ?)",
-            [(r.index, r.leaf_hash, r.leaf, r.body_digest) for r in rows],
+            "INSERT INTO tlog_leaf (idx, leaf, nodes, hkey, body_digest) VALUES (?, ?, ?, ?, ?)",
+            [(r.index, r.leaf, r.nodes, hkey(r.leaf_hash), r.body_digest) for r in rows],
         )
 
     def put_blobs(self, rows: Sequence[tuple[bytes, bytes]]) -> None:

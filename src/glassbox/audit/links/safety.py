@@ -11,22 +11,17 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from glassbox.audit.context import AuditContext
+from glassbox.audit.context import AuditContext, AuditOptions
 from glassbox.audit.evidence import EvidenceFile
 from glassbox.audit.verdict import LinkResult, Verdict, unavailable
-from glassbox.errors import GlassboxError
+from glassbox.errors import GlassboxError, InputError
 from glassbox.scan.findings import Finding, Severity
 
 LINK = "safety"
 
 
 def check(ctx: AuditContext) -> LinkResult:
-    try:
-        threshold = Severity.parse(ctx.options.fail_on)
-    except ValueError as exc:
-        from glassbox.errors import InputError
-
-        raise InputError(f"--fail-on: {exc}") from exc
+    threshold = fail_on_severity(ctx.options)
     notes: list[str] = []
     findings: list[Finding] | None = None
     source: dict[str, Any] = {}
@@ -58,6 +53,14 @@ def check(ctx: AuditContext) -> LinkResult:
     result = _verdict(findings, threshold, source)
     result.details.extend(notes)
     return result
+
+
+def fail_on_severity(options: AuditOptions) -> Severity:
+    """The ``--fail-on`` severity; a bad name is the user's input error."""
+    try:
+        return Severity.parse(options.fail_on)
+    except ValueError as exc:
+        raise InputError(f"--fail-on: {exc}") from exc
 
 
 def _verdict(findings: list[Finding], threshold: Severity, source: dict[str, Any]) -> LinkResult:

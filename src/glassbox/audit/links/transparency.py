@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from glassbox.audit.context import AuditContext
+from glassbox.audit.context import AuditContext, AuditOptions
 from glassbox.audit.verdict import LinkResult, Verdict
 from glassbox.errors import GlassboxError, InputError, VerificationError
 
@@ -183,12 +183,23 @@ def _sha256(subject: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _trusted_log_keys(ctx: AuditContext) -> dict[str, str]:
-    """vkey -> where it came from: ``--log-key`` files and this machine's embedded log."""
-    from glassbox.tlog import local_log_dir, parse_vkey
+def validate_options(options: AuditOptions) -> None:
+    """Refuse unusable ``--log``, ``--log-key`` and ``--witness-policy`` before any work."""
+    _named_log_keys(options)
+    _policy(options.witness_policy)
+    where = options.log
+    if where is not None and where not in {"embedded", "local"}:
+        if not where.startswith(("http://", "https://")):
+            raise InputError(f"--log {where!r}: use 'embedded' or an http(s) URL")
+        if len(options.log_keys) != 1:
+            raise InputError(f"--log {where}: give exactly one --log-key for a log server")
+
+
+def _named_log_keys(options: AuditOptions) -> dict[str, str]:
+    from glassbox.tlog import parse_vkey
 
     trusted: dict[str, str] = {}
-    for path in ctx.options.log_keys:
+    for path in options.log_keys:
         try:
             text = path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
@@ -197,6 +208,14 @@ def _trusted_log_keys(ctx: AuditContext) -> dict[str, str]:
             trusted[parse_vkey(text).vkey] = str(path)
         except GlassboxError as exc:
             raise InputError(f"--log-key {path}: not a note verifier key: {exc}") from exc
+    return trusted
+
+
+def _trusted_log_keys(ctx: AuditContext) -> dict[str, str]:
+    """vkey -> where it came from: ``--log-key`` files and this machine's embedded log."""
+    from glassbox.tlog import local_log_dir, parse_vkey
+
+    trusted = _named_log_keys(ctx.options)
     local = local_log_dir() / "log.vkey"
     if local.is_file():
         with contextlib.suppress(OSError, GlassboxError):
@@ -232,8 +251,6 @@ def _open_log(ctx: AuditContext, trusted: dict[str, str]) -> Any:
     if where.startswith(("http://", "https://")):
         from glassbox.tlog.client import LogClient
 
-        keys = [vkey for vkey, origin in trusted.items() if origin != "embedded log"]
-        if len(keys) != 1:
-            raise InputError(f"--log {where}: give exactly one --log-key for a log server")
-        return LogClient(where, keys[0])
+        (key,) = _named_log_keys(ctx.options)  # exactly one: validate_options checked
+        return LogClient(where, key)
     raise InputError(f"--log {where!r}: use 'embedded' or an http(s) URL")

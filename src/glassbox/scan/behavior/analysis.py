@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from glassbox.errors import InputError
 from glassbox.scan.behavior.activation_clustering import activation_splits
 from glassbox.scan.behavior.calibration import mad_index
 from glassbox.scan.behavior.data import LabeledData
@@ -31,11 +32,12 @@ THRESHOLDS = {
     "trigger": 2.0,
     "trigger-calibrated": 3.0,
     "spectral": 0.35,
-    "spectral-unreferenced": 0.35,
     "activation-clustering": 0.35,
-    "activation-clustering-unreferenced": 0.35,
     "strip": float(np.log(4.0)),
 }
+#: Two independently trained clean models need triggers of different size for the same class
+#: (10-30% apart on digits), so a spread of log ratios narrower than this is noise, not signal.
+LOG_RATIO_FLOOR = 0.15
 #: Without a reference, a record whose STRIP entropy is under this share of the median marks it.
 STRIP_MARK = 0.25
 #: Combined verdict: two detectors past their thresholds, or one this many times past its own.
@@ -44,6 +46,12 @@ SOLO = 2.0
 
 @dataclass
 class DetectorResult:
+    """One detector's evidence: per-class scores against its threshold, and suspect records.
+
+    ``candidates`` holds each class's suspect records even where this detector does not flag
+    the class, so the combined verdict can name records in a class other detectors flagged.
+    """
+
     name: str
     class_scores: np.ndarray  # per class, calibrated, higher = more suspicious
     threshold: float
@@ -74,6 +82,8 @@ class DetectorResult:
 
 @dataclass
 class BehaviorReport:
+    """Everything the findings (and the benchmark) need from one analysis."""
+
     num_classes: int
     detectors: dict[str, DetectorResult]
     triggers: list[Trigger]
@@ -110,11 +120,10 @@ def _split_detector(
     for s in splits:
         scores[s.label] = split_contrast(s.suspect, marker.flags[s.indices])
         record_scores[s.indices] = s.scores
-    key = name if calibrated else f"{name}-unreferenced"
     return DetectorResult(
         name,
         scores,
-        THRESHOLDS[key],
+        THRESHOLDS[name],
         calibrated,
         candidates={s.label: s.suspect_indices for s in splits},
         record_scores=record_scores,
@@ -138,6 +147,13 @@ def analyze(
     """Run trigger search, STRIP, spectral signatures and activation clustering on ``data``."""
     k = model.num_classes
     images, labels = data.images, data.labels
+    if len(labels) < 2 * k:
+        raise InputError(f"{data.path or 'data'}: {len(labels)} records are too few to probe")
+    if labels.min() < 0 or labels.max() >= k:
+        raise InputError(
+            f"{data.path or 'data'}: labels span {labels.min()}..{labels.max()}, "
+            f"but the model has {k} classes"
+        )
     if images.shape[1:] != model.image_shape:
         images = images.reshape((len(images), *model.image_shape))
     detectors: dict[str, DetectorResult] = {}
@@ -199,7 +215,8 @@ def _trigger_detector(
     if reference is not None:
         ref_trig = reverse_engineer(reference, images, labels, steps=steps, seed=seed)
         l1_ref = np.array([t.l1 for t in ref_trig])
-        scores = mad_index(np.log(l1 / np.maximum(l1_ref, 1e-9)), low=True)
+        ratio = np.log(l1 / np.maximum(l1_ref, 1e-9))
+        scores = mad_index(ratio, low=True, floor=LOG_RATIO_FLOOR)
         details["reference_l1"] = [round(float(v), 4) for v in l1_ref]
         threshold = THRESHOLDS["trigger-calibrated"]
     else:

@@ -15,16 +15,17 @@ import numpy as np
 MAD_SCALE = 1.4826
 
 
-def mad_index(values: np.ndarray, *, low: bool = False) -> np.ndarray:
+def mad_index(values: np.ndarray, *, low: bool = False, floor: float = 0.0) -> np.ndarray:
     """Robust z-scores: distance from the median in MADs, positive in the suspicious direction.
 
     ``low=True`` for statistics where an attack makes the value smaller (trigger size, entropy).
-    A floor on the MAD keeps a set of near-identical values from producing infinite scores.
+    A floor on the MAD keeps a set of near-identical values from producing huge scores: 5% of
+    the median, or ``floor`` in the statistic's own unit where the median can be near zero.
     """
     v = np.asarray(values, dtype=np.float64)
     med = float(np.median(v))
     mad = MAD_SCALE * float(np.median(np.abs(v - med)))
-    mad = max(mad, 0.05 * abs(med), 1e-9)
+    mad = max(mad, 0.05 * abs(med), floor, 1e-9)
     z = (v - med) / mad
     return -z if low else z
 

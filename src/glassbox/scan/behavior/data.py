@@ -32,6 +32,7 @@ class LabeledData:
     labels: np.ndarray
     path: Path | None = None
     fmt: str | None = None
+    commitment: Any = None  # glassbox.digest.DatasetCommitment of ``path``, when read from one
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -103,32 +104,36 @@ def _from_json(obj: Any, where: str) -> tuple[list[float], int]:
     return scalars, int(obj[label_key])
 
 
-def decode_records(records: Iterable[bytes], where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Turn canonical record bytes (JSON object/array or CSV row) into features and labels.
+def decode_records(
+    records: Iterable[bytes], where: str, *, header: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Turn canonical record bytes (JSON object, or array as CSV rows are) into features, labels.
 
-    A CSV header row (non-numeric first record) names the label column; without one the last
-    column is the label, as in scikit-learn's bundled digits CSV.
+    For array records the ``header`` (a CSV commitment's metadata) names the label column; a
+    non-numeric first record is read as a header too; otherwise the last column is the label.
     """
     xs: list[list[float]] = []
     ys: list[int] = []
-    label_col = -1
+    label_col = _label_column(header) if header else -1
     for i, raw in enumerate(records):
         text = raw.decode("utf-8", errors="strict").strip()
         if not text:
             continue
         if text[0] in "{[":
             try:
-                feats, label = _from_json(json.loads(text), f"{where} record {i}")
+                obj = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{where} record {i}: malformed JSON: {exc.msg}") from None
+            if isinstance(obj, list) and label_col != -1 and 0 <= label_col < len(obj):
+                obj = [*obj[:label_col], *obj[label_col + 1 :], obj[label_col]]
+            feats, label = _from_json(obj, f"{where} record {i}")
         else:
             row = next(csv.reader(io.StringIO(text)))
             try:
                 values = [float(v) for v in row]
             except ValueError:
                 if i == 0 and not xs:
-                    names = [c.strip().lower() for c in row]
-                    label_col = next((names.index(k) for k in LABEL_KEYS if k in names), -1)
+                    label_col = _label_column(row)
                     continue
                 raise InputError(f"{where} record {i}: non-numeric CSV field") from None
             label = int(values.pop(label_col))
@@ -143,21 +148,26 @@ def decode_records(records: Iterable[bytes], where: str) -> tuple[np.ndarray, np
     return np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.int64)
 
 
+def _label_column(header: Sequence[str]) -> int:
+    names = [str(c).strip().lower() for c in header]
+    return next((names.index(k) for k in LABEL_KEYS if k in names), -1)
+
+
 def load_dataset(path: Path, *, fmt: str | None = None, scale: float | None = None) -> LabeledData:
     """Read a committed dataset in commitment order and scale it into ``[0, 1]``.
 
     ``scale`` divides every feature; by default the dataset's own maximum, so raw digits pixels
     (0..16) become what a model trained on ``x / 16`` expects.
     """
-    from glassbox import digest
+    from glassbox.digest import commit_dataset, iter_records
 
-    iter_records = getattr(digest, "iter_records", None)
-    if iter_records is None:  # pragma: no cover - only while the digest part is being written
-        raise InputError("glassbox.digest.iter_records is not available in this build")
-    x, y = decode_records(iter_records(path, fmt), str(path))
+    commitment = commit_dataset(path, fmt=fmt)
+    header = commitment.metadata.get("header") if isinstance(commitment.metadata, dict) else None
+    x, y = decode_records(iter_records(path, commitment.fmt), str(path), header=header)
     divisor = scale if scale is not None else max(float(x.max()), 1.0)
     if divisor <= 0:
         raise InputError(f"{path}: scale must be positive")
     data = LabeledData.from_arrays((x / divisor).astype(np.float32), y, path=path)
-    data.fmt = fmt
+    data.fmt = commitment.fmt
+    data.commitment = commitment
     return data

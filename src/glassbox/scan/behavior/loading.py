@@ -28,12 +28,15 @@ SAFE_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 def resolve_factory(spec: str, *, search_path: Path | None = None) -> Callable[[], nn.Module]:
     """Import the architecture factory ``module:function`` the user (or the recipe) declared.
 
-    ``search_path`` (a recipe directory) is put first on ``sys.path`` only for the import, so a
-    recipe's own module is found without leaving the path changed for the rest of the process.
+    ``search_path`` (a recipe directory; by default the working directory, as ``python -m``
+    would) is put first on ``sys.path`` only for the import, so the user's own module is found
+    without leaving the path changed for the rest of the process.
     """
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise InputError(f"--arch {spec!r}: expected module:function")
+    if search_path is None:
+        search_path = Path.cwd()
     added = False
     if search_path is not None and str(search_path) not in sys.path:
         sys.path.insert(0, str(search_path))

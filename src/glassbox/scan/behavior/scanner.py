@@ -5,7 +5,8 @@ It emits the one findings format of the file scanner, so ``audit`` and SARIF out
 nothing new. Rule ids are stable:
 
 ``GBX-BEHAVIOR-BACKDOOR``   (high) the combined evidence flags a class as a backdoor target
-``GBX-BEHAVIOR-TRIGGER``    a class with an anomalously small reverse-engineered trigger (PNG)
+``GBX-BEHAVIOR-TRIGGER``    the reverse-engineered trigger of a suspect class, as a PNG (high
+                            when small and backed by the verdict, low alone, info otherwise)
 ``GBX-BEHAVIOR-POISON``     (high) suspect training records, by commitment index, with proofs
 ``GBX-BEHAVIOR-SIGNAL``     (low) one detector's flag that the combined verdict did not carry
 ``GBX-BEHAVIOR-SUMMARY``    (info) every detector's per-class scores: evidence that it was looked at
@@ -306,7 +307,8 @@ def report_findings(
                 Severity.INFO,
                 where,
                 "no clean reference model given: scores are ranked within this model only, so a "
-                "naturally multi-modal class can look suspicious (give --reference)",
+                "naturally multi-modal class can look suspicious (a rebuild from the declared "
+                "sources on clean data serves as a reference)",
                 member=member,
                 subject="behavior",
             )
@@ -346,10 +348,11 @@ def _trigger_finding(
         out = trigger_dir / f"trigger-class-{c}.png"
         out.write_bytes(encode_png(image, scale=8))
         evidence["trigger_png"] = str(out)
-    flagged_here = c in det.flagged
-    severity = Severity.HIGH if backed and flagged_here else Severity.MEDIUM
-    if not flagged_here:
-        severity = Severity.INFO
+    # High when the combined verdict backs it; low alone (one detector's flag, as for
+    # GBX-BEHAVIOR-SIGNAL); info when shown only as the picture of a class flagged otherwise.
+    severity = Severity.INFO
+    if c in det.flagged:
+        severity = Severity.HIGH if backed else Severity.LOW
     return Finding(
         RULE_TRIGGER,
         severity,
@@ -375,7 +378,7 @@ def _poison_finding(
     if dataset.path is not None:
         from glassbox.digest import commit_dataset, prove_record
 
-        commitment = commit_dataset(dataset.path, fmt=dataset.fmt)
+        commitment = dataset.commitment or commit_dataset(dataset.path, fmt=dataset.fmt)
         evidence["dataset"] = str(dataset.path)
         evidence["commitment"] = commitment.to_dict()
         proofs = [prove_record(dataset.path, i, fmt=dataset.fmt) for i in indices[:max_proofs]]

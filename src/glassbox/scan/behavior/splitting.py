@@ -81,6 +81,7 @@ def split_contrast(suspect: np.ndarray, marker: np.ndarray | None) -> float:
 def two_means_1d(values: np.ndarray) -> tuple[float, float]:
     """Exact optimal two-group split of 1-D values; returns (threshold, separation).
 
+    Values ``<= threshold`` form one group and ``> threshold`` the other.
     Separation is the squared gap between group means over the pooled within-group variance,
     so it does not depend on the scale of the features (about 7 for a single normal).
     """
@@ -96,11 +97,18 @@ def two_means_1d(values: np.ndarray) -> tuple[float, float]:
     left_ss = csq[:-1] - i * left_mean**2
     right_ss = (csq[-1] - csq[:-1]) - (n - i) * right_mean**2
     within = left_ss + right_ss
-    # Require at least 2 records per side so one outlier is not a "cluster".
+    # At least 2 records per side, so one outlier is not a "cluster"; never cut between ties.
     within[:1] = np.inf
     within[-1:] = np.inf
+    within[v[:-1] == v[1:]] = np.inf
+    if not np.isfinite(within).any():  # too few distinct values for a real split
+        steps = np.flatnonzero(v[:-1] < v[1:])
+        if not len(steps):
+            return float(v[0]), 0.0
+        j = int(steps[len(steps) // 2])
+        return float(v[j]), 0.0
     best = int(np.argmin(within))
-    thr = float((v[best] + v[best + 1]) / 2)
+    thr = float(v[best])  # the largest value on the low side: exact, whatever the rounding
     pooled = max(float(within[best]) / n, 1e-12)
     gap = float(right_mean[best] - left_mean[best])
     return thr, gap * gap / pooled
