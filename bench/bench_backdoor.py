@@ -1,23 +1,30 @@
 """Backdoor and poisoned-record detection on a zoo of digits classifiers, beside ART.
 
-Builds (or reuses) a zoo of clean and backdoored models (``bench/zoo/generate.py``: patch
-triggers of two sizes in four places, blended triggers, several targets and poisoning rates),
-scans each with Glassbox's behavioural detectors (calibrated against a clean reference model
-trained on the clean split with another seed), and runs the Adversarial Robustness Toolbox's
-``ActivationDefence`` and ``SpectralSignatureDefense`` on the same models and data, with their
-activations read from the same penultimate layer (ART defaults to the last layer, the logits).
+Builds (or reuses, with ``--zoo DIR``) a zoo of clean and backdoored models through Glassbox
+recipes (``bench/zoo/recipes.py``; ``--plain`` uses the plain PyTorch generator
+``bench/zoo/generate.py`` instead): patch triggers of two sizes in four places, blended
+triggers of three strengths, ten target classes, poisoning rates from 2% to 20%, MLPs and CNNs.
+Each model is scanned as ``glassbox scan BUILD --behavior`` would (architecture and training
+data from the provenance), calibrated against a clean reference model (the same recipe on
+clean data with another seed; ``--no-reference`` scans without one). The Adversarial
+Robustness Toolbox's ``ActivationDefence`` and ``SpectralSignatureDefense`` run on the same
+models and data, with activations read from the same penultimate layer (ART defaults to the
+last layer, the logits).
 
 Prints, per attack kind: model-level detection AUROC, TPR and FPR at each detector's default
-threshold, and poisoned-record precision / recall; then time per model.
+threshold (a model is flagged when its worst class is), poisoned-record precision / recall,
+the within-class record AUROC of the signed vs the squared spectral score, and time per model.
 
 ART's defences are record filters without a model-level score; the bench derives one as
 documented in ``art_scores`` (AC: largest share of a class it flags; spectral: largest ratio,
 over classes, of the mean score of the records it flags to the median score of the class).
+Their own verdict (any record flagged) is the TPR/FPR column.
 
 ART is not a Glassbox dependency; install it for this bench only:
 ``pip install adversarial-robustness-toolbox packaging``.
 
-Usage: ``python bench/bench_backdoor.py [--zoo DIR] [--size small|medium|bench] [--no-art]``
+Usage: ``python bench/bench_backdoor.py [--zoo DIR] [--size small|medium|bench] [--plain]
+[--no-reference] [--no-art]``
 """
 
 from __future__ import annotations

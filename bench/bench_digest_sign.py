@@ -12,13 +12,19 @@ Then times, in this one run and as whole processes (start-up included), each of:
   Python API in a subprocess with the same shard size / algorithm;
 * the SHA-256 ceiling: ``openssl speed -bytes 8192 -seconds 2 sha256`` single-core rate times the
   cores (one core for a single file hashed whole, which SHA-256 cannot split);
-* ``b3sum`` (the BLAKE3 team's CLI; if it is not installed, the ``blake3`` module's
-  multithreaded ``update_mmap`` in a subprocess stands in, and the output says so);
-* a warm ``glassbox verify --cache`` against a cold ``glassbox verify``.
+* ``b3sum`` (the BLAKE3 team's Rust CLI, not on PyPI: ``apt-get install b3sum`` on Debian; if it
+  is missing, the ``blake3`` module's multithreaded ``update_mmap`` in a subprocess stands in,
+  and the output says so);
+* a warm ``glassbox verify --cache`` against a cold ``glassbox verify``;
+* ``hash_model`` alone in one process (cold, warm cache, BLAKE3), and every command on a 1-byte
+  model, so the hashing can be read net of start-up.
 
 Each command runs ``--repeat`` times (interleaved) and the fastest run counts, since the machine
-may be shared. Peak memory is each child's own ``ru_maxrss`` (``os.wait4``). Files are in the page
-cache throughout (the models were just written), so this measures hashing, not the disk.
+may be shared; CPU seconds (user + system of the child) are printed too, because on a busy
+machine they say more than wall time. Peak memory is each child's own ``ru_maxrss``
+(``os.wait4``); a tool that mmaps the file (b3sum, model_signing's BLAKE3) shows the mapped file
+in it. Files are in the page cache throughout (the models were just written), so this measures
+hashing, not the disk.
 
     python bench/bench_digest_sign.py --size-gib 1
 """

@@ -186,7 +186,14 @@ def zoo_specs(size: str = "bench", seed: int = 0) -> list[Attack]:
             rate = rates[(j + len(specs)) % len(rates)]
             specs.append(Attack(kind, target=target, rate=rate, seed=s, **extra))  # type: ignore[arg-type]
             s += 1
-    if size == "bench":  # the same attacks on a CNN, whose features are not an MLP's
+    if size == "bench":
+        # Harder: 2% poisoning (27 records), a faint blend, and the naturally bimodal classes
+        # (9 and 5) as targets, where a "bimodal class" rule cannot tell poison from nature.
+        specs.append(Attack("patch", target=1, rate=0.02, size=2, corner="br", seed=s + 10))
+        specs.append(Attack("patch", target=9, rate=0.02, size=3, corner="tl", seed=s + 11))
+        specs.append(Attack("blend", target=5, rate=0.1, alpha=0.1, seed=s + 12))
+        specs.append(Attack("blend", target=4, rate=0.02, alpha=0.2, seed=s + 13))
+        # The same attacks on a CNN, whose features are not an MLP's.
         specs.append(Attack("patch", target=4, rate=0.1, size=2, corner="br", arch="cnn", seed=s))
         specs.append(
             Attack("patch", target=7, rate=0.05, size=3, corner="tl", arch="cnn", seed=s + 1)

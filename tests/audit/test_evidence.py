@@ -3,13 +3,19 @@ refused without damage."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from glassbox.audit import classify, discover
-from glassbox.audit.evidence import MAX_EVIDENCE_BYTES
+from glassbox.audit.engine import summarise_bom
+from glassbox.audit.evidence import KINDS, MAX_EVIDENCE_BYTES
+from glassbox.bom import release_from_mof_dict
 from glassbox.errors import InputError
 from tests.audit.conftest import Release
 
@@ -82,3 +88,94 @@ def test_yaml_evidence_is_loaded_safely(tmp_path: Path) -> None:
     assert not (tmp_path / "pwned").exists()
     with pytest.raises(InputError):
         classify(path, strict=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=400))
+def test_arbitrary_bytes_never_crash_classification(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        for suffix in (".json", ".jsonl", ".yml", ".toml", ".sig"):
+            path = Path(scratch) / f"x{suffix}"
+            path.write_bytes(data)
+            item = classify(path)
+            assert item is None or item.kind in KINDS
+            with contextlib.suppress(InputError):
+                classify(path, strict=True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "format",
+                        "payload",
+                        "dsseEnvelope",
+                        "mediaType",
+                        "_type",
+                        "predicateType",
+                        "bomFormat",
+                        "checkpoint",
+                        "proof",
+                        "signatures",
+                        "payloadType",
+                    ]
+                ),
+                inner,
+                max_size=5,
+            )
+        ),
+        max_leaves=20,
+    )
+)
+def test_arbitrary_json_shapes_never_crash_classification(doc: object) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "x.json"
+        path.write_text(json.dumps(doc))
+        item = classify(path)
+        assert item is None or item.kind in KINDS
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(JSONISH)
+def test_untrusted_bom_summary_never_crashes(doc: object) -> None:
+    summary = summarise_bom(doc)
+    assert isinstance(summary, dict)
+    summarise_bom(
+        {
+            "components": [
+                {
+                    "type": "machine-learning-model",
+                    "licenses": doc,
+                    "properties": doc,
+                    "components": doc,
+                    "name": doc,
+                }
+            ]
+        }
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(JSONISH)
+def test_untrusted_mof_declaration_parses_or_is_an_input_error(doc: object) -> None:
+    shaped = {
+        "framework": {"name": "Model Openness Framework", "version": doc},
+        "release": {"name": "x", "license": doc, "components": doc, "version": doc},
+    }
+    for candidate in (doc, shaped):
+        with contextlib.suppress(InputError):
+            release_from_mof_dict(candidate, "mof.yml")

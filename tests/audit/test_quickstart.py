@@ -42,6 +42,12 @@ def test_quickstart_passes_the_release_and_catches_the_tampered_copy(tmp_path: P
     assert provenance.evidence["rebuild"]["verdict"] == "bit-identical"
     assert provenance.evidence["spot_check"]["passed"] is True
 
+    # --behavior adds the backdoor probe's findings (on the declared training data) to safety.
+    probed = audit_model(result.model, AuditOptions(keys=(pub,), behavior=True))
+    safety = probed.link("safety")
+    assert safety.verdict is Verdict.PASS
+    assert "GBX-BEHAVIOR-SUMMARY" in safety.evidence["finding_ids"]
+
     # A second run in the same directory replaces its own outputs; the log has grown, and the
     # audit proves the new checkpoint consistent with the one this machine saw first.
     again = run_quickstart(tmp_path / "qs", say=lambda _line: None)

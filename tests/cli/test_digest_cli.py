@@ -186,3 +186,59 @@ def test_digest_startup_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_progress_bar_gets_the_total_and_every_byte(
+    model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextlib
+    from collections.abc import Iterator
+
+    import glassbox.cli.digest as digest_cli
+    from glassbox.cli._common import Progress
+
+    calls: list[tuple[str, int | None]] = []
+    advanced: list[int] = []
+
+    @contextlib.contextmanager
+    def fake_progress(description: str, total: int | None) -> Iterator[Progress]:
+        calls.append((description, total))
+        yield Progress(advanced.append)
+
+    monkeypatch.setattr(digest_cli, "_is_terminal", lambda: True)
+    monkeypatch.setattr(digest_cli, "progress", fake_progress)
+    code, _, _ = run("digest", str(model), "--no-cache")
+    assert code == 0
+    assert calls == [("hashing model", 30_002)]
+    assert sum(advanced) == 30_002
+
+
+def test_verify_record_escapes_control_characters_and_reports_json_failure(
+    tmp_path: Path,
+) -> None:
+    """A hostile proof may carry any bytes; printing them must not drive the terminal."""
+    import base64
+
+    from glassbox.digest.merkle import leaf_hash
+
+    record = b"\x1b[2J\rforged"
+    proof = {
+        "type": "https://glassbox.dev/dataset-record-proof/v1",
+        "index": 0,
+        "tree_size": 1,
+        "root": leaf_hash(record).hex(),  # a one-record tree: the root is the leaf
+        "record": base64.b64encode(record).decode(),
+        "audit_path": [],
+    }
+    (tmp_path / "p.json").write_text(json.dumps(proof))
+    code, out, _ = run(
+        "dataset", "verify-record", str(tmp_path / "p.json"), "--root", proof["root"]
+    )
+    assert code == 0
+    assert "\x1b" not in out and "\r" not in out
+    assert "\\x1b[2J\\rforged" in out
+    code, out, _ = run(
+        "dataset", "verify-record", str(tmp_path / "p.json"), "--root", "11" * 32, "--json"
+    )
+    assert code == 1
+    assert json.loads(out)["verified"] is False

@@ -108,3 +108,24 @@ def test_witness_keygen(tmp_path: Path) -> None:
 
     assert parse_vkey(vkey).alg == ALG_COSIGNATURE_V1
     run("witness", "keygen", "w.example", "-o", str(tmp_path / "w.skey"), code=2)
+
+
+def test_checkpoint_remembers_and_catches_an_edited_tree(signed: tuple[Path, Path, Path]) -> None:
+    bundle, other, pub = signed
+    run("log", "add", str(bundle), "--public-key", str(pub))
+    assert json.loads(run("log", "checkpoint", "--json"))["seen"] == "first"
+    run("log", "add", str(other), "--public-key", str(pub))
+    assert json.loads(run("log", "checkpoint", "--json"))["seen"] == "newer"
+    from glassbox.tlog import local_log_dir, open_store
+    from tests.tlog.helpers import corrupt_node
+
+    store = open_store(str(local_log_dir() / "log.db"))
+    corrupt_node(store, 1, 0)  # the stored hash of leaves 0..1, edited in the database
+    store.close()
+    key = generate_private_key("ed25519")
+    _priv, pub3 = write_keypair(key, bundle.with_name("third"))
+    third = bundle.with_name("third.sig")
+    third.write_text(json.dumps(sign_statement(statement("my-model", "w3"), key)))
+    run("log", "add", str(third), "--public-key", str(pub3))
+    out = run("log", "checkpoint", code=1)  # the log will not sign a tree that rewrote history
+    assert "consistency proof does not reproduce the" in out

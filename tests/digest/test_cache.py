@@ -196,3 +196,16 @@ def test_progress_counts_cached_bytes_too(tmp_path: Path, count_reads: list[str]
     manifest = hash_model(model, progress=seen.append)
     assert count_reads[-1] == "new.txt"
     assert sum(seen) == manifest.total_size
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_editing_one_file_rereads_only_that_file(tmp_path: Path, count_reads: list[str]) -> None:
+    """The model_signing complaint: edit a README, re-hash 500 GB. Here: re-hash the README."""
+    model = make_model(tmp_path / "m")
+    (model / "README.md").write_text("v1")
+    hash_model(model)
+    settle()
+    (model / "README.md").write_text("v2")
+    count_reads.clear()
+    hash_model(model)
+    assert count_reads == ["README.md"]

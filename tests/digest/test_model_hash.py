@@ -321,9 +321,13 @@ def test_model_name_override(model: Path) -> None:
     assert hash_model(model, model_name="llama").model_name == "llama"
 
 
-def test_memory_stays_bounded(tmp_path: Path) -> None:
+def test_memory_stays_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Hashing streams: a 48 MiB file must not be read into memory whole."""
     import tracemalloc
+
+    import glassbox.digest.model as model_mod
+
+    monkeypatch.setattr(model_mod, "BLAKE3_LARGE_FILE", 1 << 20)  # BLAKE3's parallel reader too
 
     f = tmp_path / "big.bin"
     with f.open("wb") as out:
@@ -375,3 +379,35 @@ def test_unusual_but_valid_names_match_model_signing(tmp_path: Path) -> None:
     )
     resources, digest, _ = oms_manifest(root)
     assert ours(hash_model(root, use_cache=False)) == (resources, digest)
+
+
+@pytest.mark.parametrize("threads", [2, 3, 5])
+def test_parallel_blake3_reads_match_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
+    import blake3
+
+    from glassbox.digest import hashing
+
+    monkeypatch.setattr(hashing, "BLAKE3_SLICE", 1000)  # many rounds, ragged last slices
+    data = os.urandom(123_457)
+    f = tmp_path / "f"
+    f.write_bytes(data)
+    seen: list[int] = []
+    got = hashing.hash_range(f, 0, len(data), "blake3", threads=threads, progress=seen.append)
+    assert got == blake3.blake3(data).digest()
+    assert sum(seen) == len(data)
+    assert hashing.hash_range(f, 5000, 70_001, "blake3", threads=threads) == (
+        blake3.blake3(data[5000:70_001]).digest()
+    )
+    monkeypatch.delattr(os, "preadv")  # platforms without preadv: one reader, same digest
+    assert hashing.hash_range(f, 0, len(data), "blake3", threads=threads) == got
+
+
+def test_parallel_blake3_detects_a_short_file(tmp_path: Path) -> None:
+    from glassbox.digest.hashing import hash_range
+
+    f = tmp_path / "f"
+    f.write_bytes(b"x" * 10_000)
+    with pytest.raises(InputError, match="shorter than expected"):
+        hash_range(f, 0, 20_000, "blake3", threads=2)

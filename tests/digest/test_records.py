@@ -269,3 +269,40 @@ def test_jsonl_byte_order_mark_is_dropped(tmp_path: Path) -> None:
     f = tmp_path / "bom.jsonl"
     f.write_bytes(b'\xef\xbb\xbf{"a": 1}\n{"b": 2}\n')
     assert list(iter_records(f)) == [b'{"a": 1}', b'{"b": 2}']
+
+
+def test_csv_line_length_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import glassbox.digest.records as records
+
+    monkeypatch.setattr(records, "MAX_RECORD_BYTES", 1000)
+    f = tmp_path / "huge.csv"
+    f.write_bytes(b"a,b\n" + b"x," * 3000 + b"y\n")
+    with pytest.raises(InputError, match="line 2 is longer than 1000 characters"):
+        list(iter_records(f))
+    f.write_bytes(b"a,b\n" + b"1," + b"x" * 900 + b"\n")
+    assert len(list(iter_records(f))) == 1
+
+
+@pytest.mark.parametrize("name", ["d.jsonl.gz", "d.csv.gz"])
+def test_gzip_datasets_commit_to_the_uncompressed_records(tmp_path: Path, name: str) -> None:
+    import gzip
+
+    plain = b"a,b\n1,2\n3,4\n" if ".csv" in name else b'{"a": 1}\n{"b": 2}\n'
+    f = tmp_path / name
+    f.write_bytes(gzip.compress(plain))
+    g = tmp_path / name.removesuffix(".gz")
+    g.write_bytes(plain)
+    assert list(iter_records(f)) == list(iter_records(g))
+    assert len(list(iter_records(f))) == 2
+
+
+def test_corrupt_gzip_is_an_input_error(tmp_path: Path) -> None:
+    import gzip
+
+    f = tmp_path / "bad.jsonl.gz"
+    f.write_bytes(gzip.compress(b'{"a": 1}\n' * 1000)[:-30] + b"\x00" * 30)
+    with pytest.raises(InputError, match=r"bad\.jsonl\.gz: corrupt gzip data"):
+        list(iter_records(f))
+    f.write_bytes(b"not gzip at all")
+    with pytest.raises(InputError, match="corrupt gzip data"):
+        list(iter_records(f))

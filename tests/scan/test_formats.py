@@ -134,10 +134,16 @@ def test_real_templates_are_clean(template: str) -> None:
 
 
 def test_template_syntax_error_is_reported(tmp_path: Path) -> None:
-    problems, error = check_template("{% for x in %}")
-    assert error and not problems
-    cfg = json.dumps({"chat_template": "{% for x in %}"}).encode()
-    assert findings(tmp_path, "tokenizer_config.json", cfg) == [("GBX-TPL-002", "chat_template")]
+    problems, error = check_template("{% for x in %}{{ x.__len__ }}")
+    assert error and problems  # the regex pass still reports what it saw
+    cfg = json.dumps({"chat_template": "{% for x in %}{{ x|attr('y') }}"}).encode()
+    got = findings(tmp_path, "tokenizer_config.json", cfg)
+    assert ("GBX-TPL-002", "chat_template") in got
+
+
+def test_templates_without_escape_ingredients_skip_the_parser() -> None:
+    # Nothing in it can reach Python internals, so it is not parsed (syntax is the loader's job).
+    assert check_template("{% for x in %}") == ([], None)
 
 
 def test_named_template_list_in_tokenizer_config(tmp_path: Path) -> None:
@@ -265,3 +271,13 @@ def test_polyglot_prefix_zip(tmp_path: Path) -> None:
 )
 def test_text_that_looks_like_protocol_0_is_not_flagged(tmp_path: Path, text: bytes) -> None:
     assert findings(tmp_path, "notes.txt", text) == []
+
+
+def test_onnx_model_local_functions_are_not_custom_ops(tmp_path: Path) -> None:
+    import onnx
+
+    assert findings(tmp_path, "f.onnx", mc.onnx_local_function()) == []
+    model = onnx.load_model_from_string(mc.onnx_local_function())
+    model.functions[0].node[0].domain = "evil.custom"  # a custom op hidden in a function body
+    got = findings(tmp_path, "g.onnx", model.SerializeToString())
+    assert ("GBX-ONNX-002", "evil.custom") in got

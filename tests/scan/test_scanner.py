@@ -115,3 +115,11 @@ def test_large_file_streams_past_raw_data(tmp_path: Path) -> None:
     torch.save({"w": torch.zeros(1 << 20)}, p, _use_new_zipfile_serialization=False)
     report = scan_path(p, workers=1)
     assert report.findings == [] and report.formats == {"pickle": 1}
+
+
+def test_git_directory_is_skipped(tmp_path: Path) -> None:
+    (tmp_path / ".git" / "objects").mkdir(parents=True)
+    (tmp_path / ".git" / "objects" / "x").write_bytes(EVIL)
+    (tmp_path / "model.pkl").write_bytes(mc.benign_pickle())
+    report = scan_path(tmp_path, workers=1)
+    assert report.files == ["model.pkl"] and report.findings == []

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from glassbox.tlog.postgres_store import PostgresStore
-from glassbox.tlog.sqlite_store import SQLiteStore
-from glassbox.tlog.store import SQLStore
+from glassbox.tlog.store import SQLStore, open_store
 
 PG_DSN = os.environ.get("GLASSBOX_TEST_POSTGRES_DSN")
 needs_pg = pytest.mark.skipif(
@@ -45,7 +44,7 @@ def pg_url(schema: str) -> str:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[needs_pg, pytest.mark.postgres])])
-def store_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'log.db'}"
         return
@@ -58,20 +57,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # typ
 
 @pytest.fixture
 def store(store_url: str) -> Iterator[SQLStore]:
-    from glassbox.tlog.store import open_store
-
     s = open_store(store_url)
     try:
         yield s
     finally:
         s.close()
-
-
-__all__ = [
-    "PostgresStore",
-    "SQLiteStore",
-    "drop_pg_schema",
-    "fresh_pg_schema",
-    "needs_pg",
-    "pg_url",
-]

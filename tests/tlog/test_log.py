@@ -181,3 +181,27 @@ def test_store_is_bound_to_its_key(store_url: str) -> None:
     lg.close()
     with pytest.raises(InputError, match="created with key"):
         TransparencyLog(open_store(store_url), Signer.generate("a.example/log"))
+
+
+def test_remember_checkpoint_fetches_consistency(log: TransparencyLog, tmp_path: Path) -> None:
+    from glassbox.tlog import remember_checkpoint
+    from glassbox.tlog.checkpoint import Checkpoint, sign_checkpoint
+
+    seen = SeenCheckpoints(tmp_path / "seen.db")
+    key = new_key()
+    for i in range(4):
+        log.add(parse_entry(bundle_submission(key, seed=str(i))))
+    assert remember_checkpoint(seen, log, log.issue_checkpoint()) == "first"
+    for i in range(4, 7):
+        log.add(parse_entry(bundle_submission(key, seed=str(i))))
+    assert remember_checkpoint(seen, log, log.issue_checkpoint()) == "newer"
+    # A log that later shows a tree of size 9 not extending the one seen at size 7:
+    rewritten = sign_checkpoint(Checkpoint(log.origin, 9, merkle.leaf_hash(b"x")), log.signer)
+
+    class Liar:
+        def consistency_proof(self, old: int, size: int) -> list[bytes]:
+            return [merkle.leaf_hash(b"y")] * 3
+
+    with pytest.raises(VerificationError, match="not consistent"):
+        remember_checkpoint(seen, Liar(), rewritten)
+    assert seen.get(log.origin).size == 7

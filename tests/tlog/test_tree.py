@@ -18,9 +18,9 @@ from glassbox.errors import InputError, VerificationError
 from glassbox.tlog.sequencer import Pending, Sequencer, append_batch
 from glassbox.tlog.sqlite_store import SQLiteStore
 from glassbox.tlog.store import SQLStore
-from tests.tlog.helpers import corrupt_node
 from glassbox.tlog.tree import StoredTree, audit_store, consistency_ranges, range_nodes
 from tests.conftest import load_vector
+from tests.tlog.helpers import corrupt_node
 
 N = 300
 LEAVES = [f"record {i}".encode() for i in range(N)]

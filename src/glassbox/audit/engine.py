@@ -18,7 +18,7 @@ from glassbox import __version__
 from glassbox.audit.context import AuditContext, AuditOptions
 from glassbox.audit.evidence import Evidence, discover
 from glassbox.audit.links import integrity, openness, provenance, safety, transparency
-from glassbox.audit.verdict import LINKS, LinkResult, Verdict
+from glassbox.audit.verdict import LINKS, LinkResult, Verdict, unavailable
 from glassbox.errors import GlassboxError, InputError, VerificationError
 
 SCHEMA_ID = "https://glassbox.dev/schemas/audit-report/v1"
@@ -30,6 +30,13 @@ _CHECKS: dict[str, Callable[[AuditContext], LinkResult]] = {
     "transparency": transparency.check,
     "safety": safety.check,
     "openness": openness.check,
+}
+_PARTS = {
+    "integrity": "sign",
+    "provenance": "build",
+    "transparency": "tlog",
+    "safety": "scan",
+    "openness": "bom",
 }
 _RANK = {Verdict.PASS: 0, Verdict.UNKNOWN: 1, Verdict.FAIL: 2}
 
@@ -110,6 +117,12 @@ def _run(name: str, check: Callable[[AuditContext], LinkResult], ctx: AuditConte
         return LinkResult.unknown(name, f"evidence could not be read: {exc}")
     except GlassboxError as exc:
         return LinkResult.unknown(name, f"could not be checked: {exc}")
+    except ImportError as exc:
+        return unavailable(name, _PARTS[name], str(exc))
+    except Exception as exc:  # a bug in one part must not hide the verdicts of the others
+        return LinkResult.unknown(
+            name, f"{_PARTS[name]} failed unexpectedly: {type(exc).__name__}: {exc}"
+        )
 
 
 def _manifest_summary(ctx: AuditContext) -> dict[str, Any] | None:
@@ -166,34 +179,42 @@ def _weights_licence(result: LinkResult) -> str | None:
     return None
 
 
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def summarise_bom(doc: Any) -> dict[str, Any]:
-    """Counts and key facts of a CycloneDX document, for the report."""
+    """Counts and key facts of a CycloneDX document, for the report (any JSON is tolerated:
+    a shipped BOM is untrusted input)."""
     if not isinstance(doc, dict):
         return {"error": "not a JSON object"}
-    components = [c for c in doc.get("components", []) if isinstance(c, dict)]
+    components = _dicts(doc.get("components"))
     by_type: dict[str, int] = {}
     for component in components:
         kind = str(component.get("type"))
         by_type[kind] = by_type.get(kind, 0) + 1
     model = next((c for c in components if c.get("type") == "machine-learning-model"), {})
-    props = {
-        p.get("name"): p.get("value") for p in model.get("properties", []) if isinstance(p, dict)
-    }
-    licences = [
-        entry.get("license", {}).get("id")
-        or entry.get("license", {}).get("name")
-        or entry.get("expression")
-        for entry in model.get("licenses", [])
-        if isinstance(entry, dict)
-    ]
+    props = {str(p.get("name")): p.get("value") for p in _dicts(model.get("properties"))}
+    licences = []
+    for entry in _dicts(model.get("licenses")):
+        licence = entry.get("license")
+        licence = licence if isinstance(licence, dict) else {}
+        value = licence.get("id") or licence.get("name") or entry.get("expression")
+        if isinstance(value, str):
+            licences.append(value)
+    root = props.get("glassbox:oms:root-digest")
     return {
-        "spec_version": doc.get("specVersion"),
-        "serial_number": doc.get("serialNumber"),
-        "model": model.get("name"),
-        "root_digest": props.get("glassbox:oms:root-digest"),
-        "licences": [x for x in licences if x],
-        "files": len(model.get("components", [])) or (1 if model.get("hashes") else 0),
+        "spec_version": _text(doc.get("specVersion")),
+        "serial_number": _text(doc.get("serialNumber")),
+        "model": _text(model.get("name")),
+        "root_digest": _text(root),
+        "licences": licences,
+        "files": len(_dicts(model.get("components"))) or (1 if model.get("hashes") else 0),
         "components_by_type": dict(sorted(by_type.items())),
-        "datasets": [c.get("name") for c in components if c.get("type") == "data"],
+        "datasets": [str(c.get("name")) for c in components if c.get("type") == "data"],
         "model_card_section": "modelCard" in model,
     }
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

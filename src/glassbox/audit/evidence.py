@@ -189,7 +189,12 @@ def _classify_json(path: Path, doc: Any) -> EvidenceFile | None:
     if envelope is None and {"payload", "payloadType", "signatures"} <= doc.keys():
         envelope, signed = doc, True
     statement = _statement_of(envelope) if envelope is not None else doc
-    if isinstance(statement, dict) and statement.get("_type") in STATEMENT_TYPES:
+    statement_type = statement.get("_type") if isinstance(statement, dict) else None
+    if (
+        isinstance(statement, dict)
+        and isinstance(statement_type, str)
+        and (statement_type in STATEMENT_TYPES)
+    ):
         predicate = statement.get("predicateType")
         predicate = predicate if isinstance(predicate, str) else None
         kind = _kind_of_predicate(predicate)

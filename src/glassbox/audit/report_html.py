@@ -151,7 +151,7 @@ def _manifest_line(report: AuditReport) -> str:
 
 def _chain_svg(report: AuditReport) -> str:
     """Model box on the left, the five links as a chain to the right, coloured by verdict."""
-    width, height = 1040, 150
+    width, height = 1040, 112
     node_w, node_h, gap = 158, 92, 22
     x0 = 16
     out = [
@@ -165,7 +165,7 @@ def _chain_svg(report: AuditReport) -> str:
         f'<text x="{x0 + (node_w - 40) // 2}" y="{height // 2 - 4}" text-anchor="middle" '
         'font-size="14" font-weight="700" fill="#1f2328">model</text>',
         f'<text x="{x0 + (node_w - 40) // 2}" y="{height // 2 + 16}" text-anchor="middle" '
-        f'font-size="11" fill="#59636e">{escape(_short(report.model.name, 16))}</text>',
+        f'font-size="11" fill="#59636e">{escape(_short(_display_name(report), 16))}</text>',
     ]
     x = x0 + node_w - 40 + gap
     for link in report.links:

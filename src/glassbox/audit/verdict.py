@@ -7,7 +7,6 @@ evidence gives: a link never passes for lack of a reason to fail it.
 from __future__ import annotations
 
 import enum
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,16 +81,3 @@ def unavailable(link: str, part: str, missing: str) -> LinkResult:
     return LinkResult.unknown(
         link, f"{part} not available: {missing}", part=part, unavailable=missing
     )
-
-
-def part_api(module: str, name: str) -> Any:
-    """``module.name`` if that part of Glassbox provides it, else ``None``.
-
-    Links use this for parts whose public API may not be installed (an optional extra) so the
-    link can say "unknown: <part> not available" instead of crashing the whole audit.
-    """
-    try:
-        loaded = importlib.import_module(module)
-    except ImportError:
-        return None
-    return getattr(loaded, name, None)

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from glassbox.cli._common import emit_json, guarded
-from glassbox.errors import InputError
+from glassbox.errors import InputError, VerificationError
 
 FORMATS = ("csv", "jsonl", "parquet", "files")
 
@@ -110,12 +110,17 @@ def verify_record(
     trusted: DatasetCommitment | str
     trusted = DatasetCommitment.from_dict(_read_json(commitment)) if commitment else str(root)
     proof = load_proof(_read_json(proof_path))
-    if isinstance(proof, AbsenceProof):
-        verify_absence(proof, trusted, size=size)
-        verdict, index = "absent", None
-    else:
-        check_inclusion(proof, trusted, size=size)
-        verdict, index = "present", proof.index
+    try:
+        if isinstance(proof, AbsenceProof):
+            verify_absence(proof, trusted, size=size)
+            verdict, index = "absent", None
+        else:
+            check_inclusion(proof, trusted, size=size)
+            verdict, index = "present", proof.index
+    except VerificationError as exc:
+        if as_json:  # exit 1 either way; a script also gets the verdict on stdout
+            emit_json({"verified": False, "error": str(exc)})
+        raise
     index_checked = index is not None and (size is not None or commitment is not None)
     if as_json:
         emit_json(
@@ -128,7 +133,12 @@ def verify_record(
             }
         )
         return
-    record = proof.record.decode("utf-8", errors="backslashreplace")
+    # The record comes from the proof file: escape control characters so that it cannot
+    # drive the terminal (ANSI sequences, carriage returns rewriting the verdict line).
+    record = "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+        for ch in proof.record.decode("utf-8", errors="backslashreplace")
+    )
     if verdict == "absent":
         click.echo(f"verified: record is NOT in the dataset: {record}")
     elif index_checked:

@@ -40,7 +40,8 @@ DATASET_FORMATS = ("csv", "jsonl", "parquet", "files")
     "--format",
     "fmt",
     type=click.Choice(DATASET_FORMATS),
-    help="Dataset record format (default: from the file extension; a directory is 'files').",
+    help="Dataset record format (default: from the file extension, .gz allowed; a directory "
+    "is 'files').",
 )
 @click.option(
     "--sorted",
@@ -77,7 +78,7 @@ def digest(
     parsed = HashMethod.parse(method)
     hash_method = HashMethod(parsed.algorithm, parsed.shard_size, allow_symlinks)
     ignores = [*ignore, DEFAULT_SIGNATURE_NAME] if path.is_dir() else list(ignore)
-    total = _total_size(path, ignores, allow_symlinks) if sys.stderr.isatty() else None
+    total = _total_size(path, ignores, allow_symlinks) if _is_terminal() else None
     with progress(f"hashing {path.name or path}", total) as bar:
         manifest = hash_model(
             path,
@@ -90,6 +91,11 @@ def digest(
         emit_json(manifest.to_dict())
     else:
         click.echo(f"{manifest.root_digest.hex()}  {path}")
+
+
+def _is_terminal() -> bool:
+    """Whether a progress bar will show (the bar itself checks the same)."""
+    return sys.stderr.isatty()
 
 
 def _total_size(path: Path, ignores: list[str], allow_symlinks: bool) -> int | None:

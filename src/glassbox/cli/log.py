@@ -242,14 +242,21 @@ def checkpoint(
     as_json: bool,
 ) -> None:
     """Print the latest signed checkpoint (the embedded log issues one if it grew)."""
+    from glassbox.tlog import SeenCheckpoints, remember_checkpoint
+
     lg = _open(log_url, store, key_path, log_vkey)
     try:
         cp = lg.latest_checkpoint() if log_url else lg.issue_checkpoint()
         vkey = lg.vkey
+        if cp is None:
+            raise InputError("the log has no checkpoint yet")
+        seen = SeenCheckpoints()
+        try:
+            status = remember_checkpoint(seen, lg, cp)  # a rewritten history fails here
+        finally:
+            seen.close()
     finally:
         lg.close()
-    if cp is None:
-        raise InputError("the log has no checkpoint yet")
     if as_json:
         c = cp.checkpoint
         emit_json(
@@ -259,6 +266,7 @@ def checkpoint(
                 "root": c.root.hex(),
                 "vkey": vkey,
                 "note": cp.serialize(),
+                "seen": status,
             }
         )
     else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,8 @@ def scan(
         raise click.UsageError("--data and --arch only apply with --behavior")
     if not path.exists() and not path.is_symlink():
         raise InputError(f"{path}: no such file or directory")
-    with progress("scanning", _tree_size(path), enabled=fmt == "text") as bar:
+    total = _tree_size(path) if fmt == "text" and sys.stderr.isatty() else None
+    with progress("scanning", total, enabled=fmt == "text") as bar:
         report = scan_path(path, workers=workers, progress=bar.advance)
     if behavior:
         report.merge(_behavior_findings(path, data, arch))

@@ -6,7 +6,7 @@ edits: a program can restore ``mtime`` after changing bytes (``touch -d``, ``os.
 the kernel sets ``ctime`` on every write and on every ``utime``, and no unprivileged call sets
 it back.
 
-Two limits, both stated in the README:
+Two limits, which the README and the `--cache` help state too:
 
 * anyone who can change the files can usually change this cache too (it lives in the user's
   cache directory), so ``verify`` does not trust it unless asked (``--cache``);

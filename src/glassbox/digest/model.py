@@ -9,8 +9,8 @@ Scheduling, by method:
 * ``sha256-sharded-N`` (OMS ``shards``): one task per shard, so one huge file spreads over every
   core. Empty files have no shards and so no resources, as in ``model_signing``.
 * ``blake3``: BLAKE3 is internally parallel, so large files are hashed one after another with
-  every core each, while small files (where a thread pool beats splitting one buffer) run on
-  the pool at the same time.
+  every core each (read by several threads, hashed by BLAKE3's threads), while small files
+  (where a thread pool beats splitting one buffer) run on the pool at the same time.
 """
 
 from __future__ import annotations

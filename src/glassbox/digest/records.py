@@ -24,6 +24,9 @@ format defines them exactly:
     as canonical JSON, hashed with ``hash_model`` (so ``.git*`` is left out and symlinks that
     leave the directory are refused).
 
+CSV and JSON Lines files may be gzip-compressed (``.csv.gz``, ``.jsonl.gz``): records are those
+of the uncompressed data, so compressing a dataset does not change its commitment.
+
 Canonical JSON here is ``json.dumps(value, sort_keys=True, separators=(",", ":"),
 ensure_ascii=False)`` encoded as UTF-8; values JSON cannot hold are tagged: bytes as
 ``{"$base64": ...}``, non-finite floats as ``{"$float": "NaN" | "Infinity" | "-Infinity"}``,
@@ -43,6 +46,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+from zlib import error as zlib_error
 
 from glassbox.errors import InputError
 
@@ -75,7 +79,10 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
         return fmt
     if path.is_dir():
         return "files"
-    found = _EXTENSIONS.get(path.suffix.lower())
+    suffixes = [suffix.lower() for suffix in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes.pop()
+    found = _EXTENSIONS.get(suffixes[-1]) if suffixes else None
     if found is None:
         raise InputError(
             f"{path}: cannot tell the dataset format from the name; pass --format "
@@ -163,7 +170,7 @@ def _jsonable(value: Any) -> Any:
 def _csv_records(path: Path) -> RecordStream:
     raw = _open_binary(path)
     text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="", errors="strict")
-    reader = csv.reader(text, strict=True)
+    reader = csv.reader(_bounded_lines(text, path), strict=True)
     try:
         header = _next_csv_row(reader, path)
         while header is not None and not header:
@@ -175,6 +182,20 @@ def _csv_records(path: Path) -> RecordStream:
         text.close()
         raise InputError(f"{path}: CSV file is empty (a header row is required)")
     return RecordStream("csv", _csv_rows(text, reader, path, header), {"header": header})
+
+
+def _bounded_lines(text: io.TextIOWrapper, path: Path) -> Iterator[str]:
+    """Physical lines, none longer than ``MAX_RECORD_BYTES`` characters.
+
+    The ``csv`` module bounds each field (``csv.field_size_limit``) but only after a whole line
+    is in memory; a hostile file with no line breaks must fail before that.
+    """
+    line_no = 0
+    while line := text.readline(MAX_RECORD_BYTES + 1):
+        line_no += 1
+        if len(line) > MAX_RECORD_BYTES:
+            raise InputError(f"{path}: line {line_no} is longer than {MAX_RECORD_BYTES} characters")
+        yield line
 
 
 def _next_csv_row(reader: Any, path: Path) -> list[str] | None:
@@ -306,7 +327,39 @@ def _files_records(path: Path) -> RecordStream:
 
 
 def _open_binary(path: Path) -> BinaryIO:
+    """The file's bytes; a ``.gz`` file is decompressed as it streams (the records, and so
+    the commitment, are those of the uncompressed data)."""
     try:
-        return path.open("rb")
+        raw = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if path.suffix.lower() != ".gz":
+        return raw
+    import gzip
+
+    return io.BufferedReader(_GzipErrors(gzip.GzipFile(fileobj=raw, mode="rb"), raw, path))
+
+
+class _GzipErrors(io.RawIOBase):
+    """A gzip stream whose corruption errors become ``InputError`` naming the file."""
+
+    def __init__(self, inner: Any, raw: BinaryIO, path: Path) -> None:
+        super().__init__()
+        self._inner, self._raw, self._path = inner, raw, path
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            n: int = self._inner.readinto(buffer)
+        except (OSError, EOFError, zlib_error) as exc:
+            raise InputError(f"{self._path}: corrupt gzip data: {exc}") from exc
+        return n
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            self._raw.close()
+            super().close()

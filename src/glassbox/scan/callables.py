@@ -152,8 +152,23 @@ _SKLEARN_SUBPACKAGES = frozenset(
         "semi_supervised",
         "_loss",
         "utils",
+        "model_selection",
+        "metrics",
     }
 )
+# Metric functions are only referenced by pickled scorers (called later, on arrays).
+_SKLEARN_METRIC_MODULES = frozenset(
+    {
+        "sklearn.metrics._classification",
+        "sklearn.metrics._regression",
+        "sklearn.metrics._ranking",
+        "sklearn.metrics._scorer",
+    }
+)
+_FUNCTION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# scipy.sparse matrices (sklearn keeps them in fitted vectorizers): plain attribute state.
+_SCIPY_SPARSE = re.compile(r"^scipy\.sparse\._(csr|csc|coo|bsr|dia|dok|lil)$")
+_SCIPY_SPARSE_CLASS = re.compile(r"^(csr|csc|coo|bsr|dia|dok|lil)_(matrix|array)$")
 # sklearn classes that hold or call arbitrary user callables, or read files: never allowed.
 _SKLEARN_DENIED_CLASSES = frozenset(
     {"FunctionTransformer", "Memory", "HashingVectorizer", "ColumnTransformer_callable"}
@@ -178,6 +193,9 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         ("numpy._core.numeric", "_frombuffer"),
         ("numpy.ma.core", "_mareconstruct"),
         ("numpy.ma.core", "MaskedArray"),
+        ("numpy.ma", "MaskedArray"),
+        ("numpy.random.bit_generator", "SeedSequence"),
+        ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
         ("numpy.random._pickle", "__randomstate_ctor"),
         ("numpy.random._pickle", "__bit_generator_ctor"),
         ("numpy.random._pickle", "__generator_ctor"),
@@ -365,6 +383,15 @@ DANGEROUS_PREFIXES: frozenset[str] = frozenset(
         "ensurepip",
         "venv",
         "logging.config",
+        "logging.FileHandler",
+        "logging.handlers",
+        "_osx_support",
+        "_pyrepl",
+        # scanner tampering: a pickle that imports a scanner wants to switch it off
+        "picklescan",
+        "fickling",
+        "modelscan",
+        "glassbox",
         "cgi",
         "cgitb",
         # files
@@ -423,6 +450,8 @@ DANGEROUS_PREFIXES: frozenset[str] = frozenset(
         "torch.utils.bottleneck",
         "torch.utils.cpp_extension",
         "torch.utils.data",
+        "torch.utils.collect_env",
+        "torch.utils._config_module",
         "torch.fx",
         "torch.package",
         "torch.distributed",
@@ -520,6 +549,10 @@ def _sklearn_allowed(module: str, name: str) -> bool:
         return False
     if parts[1] == "utils" and module != "sklearn.utils._bunch":
         return False
+    if parts[1] == "metrics":
+        return module in _SKLEARN_METRIC_MODULES and bool(
+            _CLASS_NAME.match(name) or _FUNCTION_NAME.match(name)
+        )
     if name in _SKLEARN_DENIED_CLASSES or "." in name:
         return False
     return bool(_CLASS_NAME.match(name))
@@ -557,6 +590,8 @@ def classify(module: str, name: str) -> Classification:
         return Classification(Verdict.ALLOWED, "reviewed model-format constructor")
     if module in ("numpy.dtypes",) and _NUMPY_DTYPE_CLASS.match(name):
         return Classification(Verdict.ALLOWED, "numpy dtype class")
+    if _SCIPY_SPARSE.match(module) and _SCIPY_SPARSE_CLASS.match(name):
+        return Classification(Verdict.ALLOWED, "scipy sparse matrix")
     if _sklearn_allowed(module, name):
         return Classification(Verdict.ALLOWED, "reviewed scikit-learn estimator class")
     return Classification(

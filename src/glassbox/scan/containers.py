@@ -106,8 +106,37 @@ def _crc_of(stream: BinaryIO) -> int:
         crc = zlib.crc32(chunk, crc)
 
 
+def declared_entries(f: BinaryIO) -> int | None:
+    """Entry count from the end-of-central-directory record (zip64 aware), read before
+    ``zipfile`` builds one object per entry: a forged count must not cost gigabytes."""
+    f.seek(0, 2)
+    size = f.tell()
+    f.seek(max(0, size - (1 << 16) - 22))
+    tail = f.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + 22 > len(tail):
+        return None
+    count = int(struct.unpack_from("<H", tail, at + 10)[0])
+    if count == 0xFFFF and at >= 20 and tail[at - 20 : at - 16] == b"PK\x06\x07":
+        (z64_offset,) = struct.unpack_from("<Q", tail, at - 12)
+        if 0 <= z64_offset <= size - 56:
+            f.seek(z64_offset)
+            record = f.read(56)
+            if record[:4] == b"PK\x06\x06":
+                count = int(struct.unpack_from("<Q", record, 32)[0])
+    return count
+
+
 def scan_zip(ctx: ScanContext, src: Source, depth: int, recurse: Recurse) -> None:
     with src.seekable(ctx.limits) as f:
+        count = declared_entries(f)
+        if count is not None and count > ctx.limits.max_members:
+            ctx.report(
+                "GBX-ZIP-003",
+                f"zip declares {count} entries (limit {ctx.limits.max_members}); not opened",
+                member=src.member,
+            )
+            return
         try:
             zf = zipfile.ZipFile(f)
             infos = zf.infolist()

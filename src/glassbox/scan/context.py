@@ -229,18 +229,6 @@ def bytes_source(data: bytes, member: str) -> Source:
     return Source(lambda: io.BytesIO(data), len(data), member=member)
 
 
-def copy_bounded(src: BinaryIO, dst: BinaryIO, limit: int) -> int:
-    copied = 0
-    while True:
-        chunk = src.read(1 << 20)
-        if not chunk:
-            return copied
-        copied += len(chunk)
-        if copied > limit:
-            raise LimitError("stream too large")
-        dst.write(chunk)
-
-
 @dataclass
 class ScanContext:
     """Per top-level file: where findings go, the limits, and the deadline."""
@@ -291,5 +279,4 @@ __all__ = [
     "SectionStream",
     "Source",
     "bytes_source",
-    "copy_bounded",
 ]

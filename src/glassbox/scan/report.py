@@ -105,7 +105,7 @@ def render_text(report: ScanReport) -> str:
         if f.path != current:
             current = f.path
             lines.append(f.path)
-        where = f"  [{f.member}]" if f.member else ""
+        where = f" [{f.member}]" if f.member else ""
         lines.append(f"  {str(f.severity).upper():8} {f.rule_id}{where} {f.message}")
     counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
     formats = ", ".join(sorted(report.formats)) or "none recognised"

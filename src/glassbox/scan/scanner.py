@@ -1,9 +1,10 @@
 """``scan_path``: walk a model directory (or one file) and scan every file by content.
 
 Symlinks are never followed out of the tree (a link to ``/etc`` is a finding, a link inside the
-tree is skipped because its target is scanned anyway). Files are scanned in parallel processes
-because the pickle interpreter is CPU-bound Python; one file's scan is bounded in time and memory
-by :class:`Limits`, and any failure becomes a finding for that file, never a lost result.
+tree is skipped because its target is scanned anyway); ``.git`` directories are skipped. Files
+are scanned in parallel processes because the pickle interpreter is CPU-bound Python; one file's
+scan is bounded in time and memory by :class:`Limits`, and any failure becomes a finding for
+that file, never a lost result.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ def _collect(root: Path) -> tuple[list[tuple[Path, str, int]], list[Finding]]:
     real_root = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         base = Path(dirpath)
-        dirnames.sort()
+        # VCS internals are never loaded as a model (and a clone holds a second copy of
+        # every LFS file): skip them, as hashing does.
+        dirnames[:] = sorted(d for d in dirnames if d != ".git")
         for name in sorted(filenames) + [d for d in dirnames if (base / d).is_symlink()]:
             p = base / name
             rel = p.relative_to(root).as_posix()

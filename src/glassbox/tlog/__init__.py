@@ -6,7 +6,7 @@ Public API (what ``audit`` and the CLI use)::
     appended = log.add(parse_entry(make_submission(bundle, public_key)))
     bundle = log.proof_bundle(appended.index)          # ProofBundle, .write(path)
     result = verify_proof_bundle(bundle, log.vkey, WitnessPolicy.from_vkeys([...], k=1))
-    SeenCheckpoints().update(signed_checkpoint, consistency_proof)   # per-log memory
+    remember_checkpoint(SeenCheckpoints(), log_or_client, signed)    # per-log memory
 """
 
 from __future__ import annotations
@@ -15,7 +15,13 @@ from typing import Any
 
 from glassbox.tlog.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint, sign_checkpoint
 from glassbox.tlog.entries import LeafFields, LogEntry, canonical_json, entry_from_body, parse_entry
-from glassbox.tlog.local import SeenCheckpoints, load_or_create_signer, local_log_dir, open_log
+from glassbox.tlog.local import (
+    SeenCheckpoints,
+    load_or_create_signer,
+    local_log_dir,
+    open_log,
+    remember_checkpoint,
+)
 from glassbox.tlog.log import StoredEntry, TransparencyLog
 from glassbox.tlog.note import (
     Note,
@@ -94,6 +100,7 @@ __all__ = [
     "parse_entry",
     "parse_note",
     "parse_vkey",
+    "remember_checkpoint",
     "sign_checkpoint",
     "verify_proof_bundle",
 ]

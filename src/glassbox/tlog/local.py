@@ -13,6 +13,7 @@ import secrets
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Protocol
 
 from glassbox.digest.merkle import ProofError, verify_consistency
 from glassbox.errors import InputError, VerificationError
@@ -140,3 +141,26 @@ class SeenCheckpoints:
 
     def close(self) -> None:
         self._db.close()
+
+
+class ConsistencySource(Protocol):
+    def consistency_proof(self, old: int, size: int) -> list[bytes]: ...
+
+
+def remember_checkpoint(
+    seen: SeenCheckpoints, source: ConsistencySource, signed: SignedCheckpoint
+) -> str:
+    """Relate ``signed`` to the last checkpoint seen for its log, fetching the consistency
+    proof between them from ``source`` (a log or client), and remember the larger one. A log
+    that rewrote or forked its history since raises ``VerificationError``."""
+    prev = seen.get(signed.checkpoint.origin)
+    proof = None
+    if (
+        prev is not None
+        and prev.size
+        and signed.checkpoint.size
+        and prev.size != signed.checkpoint.size
+    ):
+        small, large = sorted((prev.size, signed.checkpoint.size))
+        proof = source.consistency_proof(small, large)
+    return seen.update(signed, proof)

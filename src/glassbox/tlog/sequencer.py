@@ -6,25 +6,26 @@ batch's COMMIT returns, and a batch takes whatever queued while the previous one
 (up to ``max_batch``), so under load each fsync covers many entries and under no load an entry
 waits for one commit, not for a timer.
 
-Identical leaves get the same index: the batch looks its leaf hashes up in the store (unique
-index on the leaf hash) and deduplicates within itself.
+Identical leaves get the same index: the batch looks each leaf hash up in the writer's
+in-memory duplicate index (``dedup.LeafIndex``, rebuilt from the store, confirmed against the
+stored leaf) and deduplicates within itself.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from glassbox.digest.merkle import leaf_hash
 from glassbox.errors import GlassboxError
-from glassbox.tlog.store import LeafRow, Store
+from glassbox.tlog.dedup import LeafIndex
+from glassbox.tlog.store import LeafRow, Store, hkey
 from glassbox.tlog.tree import RightEdge, StoredTree
 
 
-@dataclass(frozen=True)
-class Pending:
+class Pending(NamedTuple):
     """One submission: the compact leaf, its full body (content-addressed) and search terms."""
 
     leaf: bytes
@@ -33,54 +34,105 @@ class Pending:
     terms: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Appended:
     index: int
     leaf_hash: bytes
     duplicate: bool
 
 
-@dataclass
 class _Job:
-    item: Pending
-    future: Future[Appended] = field(default_factory=Future)
+    """One waiting submission. Plain slots, not a Future: creating a ``Future`` per entry
+    (a Condition and an RLock each) costs more than appending the entry."""
+
+    __slots__ = ("error", "future", "item", "result")
+
+    def __init__(self, item: Pending, future: Future[Appended] | None = None) -> None:
+        self.item = item
+        self.future = future
+        self.result: Appended | None = None
+        self.error: BaseException | None = None
+
+
+class _Batch:
+    __slots__ = ("done", "jobs")
+
+    def __init__(self) -> None:
+        self.jobs: list[_Job] = []
+        self.done = threading.Event()
 
 
 class SequencerClosed(GlassboxError):
     """The sequencer was stopped before the entry could be appended."""
 
 
-def append_batch(
-    store: Store, edge: RightEdge | None, items: list[Pending]
-) -> tuple[RightEdge, list[Appended]]:
-    """Append ``items`` in one transaction; return the new right edge and each item's index.
+class WriterState:
+    """What a writer keeps between batches: the tree's right edge and the duplicate index.
 
-    On any failure the transaction is rolled back and the caller must reload the right edge
-    (pass ``None``), since it may have been advanced in memory.
+    Both are derived from the store and refreshed under the tree-head lock whenever the size
+    moved without us (another writer, a restart), so they are caches, never the truth.
+    """
+
+    __slots__ = ("edge", "index")
+
+    def __init__(self, edge: RightEdge, index: LeafIndex) -> None:
+        self.edge = edge
+        self.index = index
+
+    @classmethod
+    def sync(cls, store: Store, state: WriterState | None, size: int) -> WriterState:
+        if state is None:
+            state = cls(RightEdge(0, []), LeafIndex(size))
+        if state.edge.size != size:
+            state.edge = RightEdge.load(StoredTree(store), size)
+        index = state.index
+        for start in range(index.covered, size, 65536):
+            end = min(size, start + 65536)
+            for i, key in enumerate(store.hkeys(start, end), start):
+                index.add(key, i)
+            index.covered = end
+        return state
+
+
+def append_batch(
+    store: Store, state: WriterState | None, items: list[Pending]
+) -> tuple[WriterState, list[Appended]]:
+    """Append ``items`` in one transaction; return the writer state and each item's index.
+
+    On any failure the transaction is rolled back and the caller must pass ``None`` next time,
+    since the in-memory state may have been advanced.
     """
     with store.write_lock:
         size = store.begin_append()
         try:
-            if edge is None or edge.size != size:
-                edge = RightEdge.load(StoredTree(store), size)
+            state = WriterState.sync(store, state, size)
+            edge, index = state.edge, state.index
             hashes = [leaf_hash(item.leaf) for item in items]
-            known = store.find_leaves(list(set(hashes)))
             results: list[Appended] = []
             leaves: list[LeafRow] = []
             blobs: dict[bytes, bytes] = {}
             terms: list[tuple[str, str, int]] = []
+            in_batch: dict[bytes, int] = {}
             for item, h in zip(items, hashes, strict=True):
-                if h in known:
-                    results.append(Appended(known[h], h, True))
+                key = hkey(h)
+                seen = in_batch.get(h)
+                if seen is None:
+                    candidates = index.candidates(key)
+                    if candidates:
+                        stored = store.leaves_at(candidates)
+                        seen = next((i for i in candidates if leaf_hash(stored[i]) == h), None)
+                if seen is not None:
+                    results.append(Appended(seen, h, True))
                     continue
-                index = edge.size
-                known[h] = index
-                results.append(Appended(index, h, False))
-                leaves.append(LeafRow(index, h, item.leaf, item.body_digest, edge.append(h)))
+                i = edge.size
+                in_batch[h] = i
+                results.append(Appended(i, h, False))
+                leaves.append(LeafRow(i, h, item.leaf, item.body_digest, edge.append(h)))
+                index.add(key, i)
                 if item.body is not None and item.body_digest is not None:
                     blobs[item.body_digest] = item.body
                 if item.terms:
-                    terms.extend((kind, value, index) for kind, value in item.terms)
+                    terms.extend((kind, value, i) for kind, value in item.terms)
             if leaves:
                 store.put_leaves(leaves)
                 if blobs:
@@ -88,77 +140,94 @@ def append_batch(
                 if terms:
                     store.put_terms(terms)
                 store.set_size(edge.size)
+            index.covered = edge.size
             store.commit()
         except BaseException:
             store.rollback()
             raise
-    return edge, results
+    return state, results
 
 
 class Sequencer:
-    """A background thread that drains a queue into batched, durable appends."""
+    """A background thread that drains submissions into batched, durable appends.
+
+    Submitters append to the open batch and wait on its event; the thread swaps in a fresh
+    batch, appends the taken one (in transactions of at most ``max_batch``), then wakes every
+    waiter at once.
+    """
 
     def __init__(self, store: Store, *, max_batch: int = 1024) -> None:
         self.store = store
         self.max_batch = max_batch
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._edge: RightEdge | None = None
+        self._cv = threading.Condition()
+        self._open = _Batch()
+        self._state: WriterState | None = None
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="tlog-sequencer", daemon=True)
         self._thread.start()
 
+    def _enqueue(self, jobs: list[_Job]) -> _Batch:
+        with self._cv:
+            if self._closed:
+                raise SequencerClosed("the log is closed")
+            batch = self._open
+            batch.jobs.extend(jobs)
+            self._cv.notify()
+        return batch
+
     def submit(self, item: Pending) -> Future[Appended]:
-        if self._closed:
-            raise SequencerClosed("the log is closed")
-        job = _Job(item)
-        self._queue.put(job)
-        return job.future
+        """Queue one entry; the future completes when its batch has committed."""
+        future: Future[Appended] = Future()
+        self._enqueue([_Job(item, future)])
+        return future
 
     def add(self, item: Pending, timeout: float | None = None) -> Appended:
         """Append and wait until the entry is durable."""
-        return self.submit(item).result(timeout)
+        return self.add_many([item], timeout)[0]
 
-    def add_many(self, items: list[Pending]) -> list[Appended]:
-        futures = [self.submit(i) for i in items]
-        return [f.result() for f in futures]
+    def add_many(self, items: list[Pending], timeout: float | None = None) -> list[Appended]:
+        jobs = [_Job(item) for item in items]
+        batch = self._enqueue(jobs)
+        if not batch.done.wait(timeout):
+            raise TimeoutError("the log did not commit the entry in time")
+        out = []
+        for job in jobs:
+            if job.error is not None:
+                raise job.error
+            assert job.result is not None
+            out.append(job.result)
+        return out
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            jobs = [first]
-            stop = False
-            while len(jobs) < self.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                jobs.append(nxt)
-            try:
-                self._edge, results = append_batch(self.store, self._edge, [j.item for j in jobs])
-            except BaseException as exc:
-                self._edge = None
-                for job in jobs:
+            with self._cv:
+                while not self._open.jobs and not self._closed:
+                    self._cv.wait()
+                if not self._open.jobs:
+                    return
+                batch, self._open = self._open, _Batch()
+            for start in range(0, len(batch.jobs), self.max_batch):
+                self._append(batch.jobs[start : start + self.max_batch])
+            batch.done.set()
+
+    def _append(self, jobs: list[_Job]) -> None:
+        try:
+            self._state, results = append_batch(self.store, self._state, [j.item for j in jobs])
+        except BaseException as exc:
+            self._state = None
+            for job in jobs:
+                job.error = exc
+                if job.future is not None:
                     job.future.set_exception(exc)
-            else:
-                for job, result in zip(jobs, results, strict=True):
-                    job.future.set_result(result)
-            if stop:
-                return
+            return
+        for job, result in zip(jobs, results, strict=True):
+            job.result = result
+            if job.future is not None:
+                job.future.set_result(result)
 
     def close(self) -> None:
-        if not self._closed:
+        """Append everything already submitted, then stop."""
+        with self._cv:
             self._closed = True
-            self._queue.put(None)
-            self._thread.join()
-        while True:  # anything submitted after the sentinel
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                job.future.set_exception(SequencerClosed("the log was closed"))
+            self._cv.notify()
+        self._thread.join()

@@ -32,6 +32,7 @@ class SQLiteStore(SQLStore):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=60000")
+        conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: the dedup index is random access
         return conn
 
     def begin_append(self) -> int:

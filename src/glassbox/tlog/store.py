@@ -5,8 +5,9 @@ The tree lives in one row per leaf: the compact leaf bytes, the digest of its fu
 the subtrees at levels 1..t, where t is the number of trailing one bits of ``i``; on average
 one hash per leaf). So every complete subtree hash is stored exactly once, appending costs one
 row insert per entry, and the subtree at (level, index) is found in row
-``node_row(level, index)``. Duplicate detection uses an index on the first 8 bytes of the leaf
-hash (``hkey``), confirmed against the full hash.
+``node_row(level, index)``. Each row also keeps ``hkey`` (the first 8 bytes of the leaf hash)
+so a writer can rebuild its in-memory duplicate index with one sequential scan; there is
+deliberately no database index on it (see ``dedup``).
 
 Nothing is ever updated in place except the tree size, which moves only inside the same
 transaction that adds the rows it covers; that is what makes an acknowledged entry durable and
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from glassbox.digest.merkle import leaf_hash
+from glassbox.errors import VerificationError
 
 MAX_INDEX = (1 << 48) - 1
 HASH = 32
@@ -39,12 +41,14 @@ def node_row(level: int, index: int) -> int:
 
 
 def hkey(leaf_hash: bytes) -> int:
-    """Signed 64-bit prefix of a leaf hash: a compact, fast duplicate-lookup key."""
+    """Signed 64-bit prefix of a leaf hash: the duplicate-lookup key (see ``dedup``)."""
     return int.from_bytes(leaf_hash[:8], "big", signed=True)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LeafRow:
+    """One stored leaf (slotted and not frozen: the append path builds one per entry)."""
+
     index: int
     leaf_hash: bytes
     leaf: bytes
@@ -64,8 +68,12 @@ class Store(ABC):
         """Start a write transaction, lock the tree head against other writers, return size."""
 
     @abstractmethod
-    def find_leaves(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
-        """Existing indexes of these leaf hashes (inside the write transaction)."""
+    def hkeys(self, start: int, end: int) -> list[int]:
+        """The ``hkey`` of leaves [start, end), in order (inside the write transaction)."""
+
+    @abstractmethod
+    def leaves_at(self, indexes: Sequence[int]) -> dict[int, bytes]:
+        """Leaf bytes by index (inside the write transaction)."""
 
     @abstractmethod
     def put_leaves(self, rows: Sequence[LeafRow]) -> None: ...
@@ -101,7 +109,6 @@ class Store(ABC):
 
     @abstractmethod
     def leaves(self, start: int, end: int) -> list[LeafRow]: ...
-
 
     @abstractmethod
     def get_blob(self, digest: bytes) -> bytes | None: ...
@@ -139,7 +146,6 @@ _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS tlog_head (id INTEGER PRIMARY KEY, size {BIGINT} NOT NULL)",
     "CREATE TABLE IF NOT EXISTS tlog_leaf (idx {BIGINT} PRIMARY KEY, leaf {BLOB} NOT NULL,"
     " nodes {BLOB} NOT NULL, hkey {BIGINT} NOT NULL, body_digest {BLOB})",
-    "CREATE INDEX IF NOT EXISTS tlog_leaf_hkey ON tlog_leaf (hkey)",
     "CREATE TABLE IF NOT EXISTS tlog_blob (digest {BLOB} PRIMARY KEY, data {BLOB} NOT NULL)",
     "CREATE TABLE IF NOT EXISTS tlog_term (kind TEXT NOT NULL, value TEXT NOT NULL,"
     " idx {BIGINT} NOT NULL, PRIMARY KEY (kind, value, idx))",
@@ -205,20 +211,21 @@ class SQLStore(Store):
             self._wconn.cursor().executemany(self._q(sql), rows)
 
     # -- write side ----------------------------------------------------------------------
-    def find_leaves(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
-        wanted = set(leaf_hashes)
-        found: dict[bytes, int] = {}
-        for chunk in _chunks(sorted({hkey(h) for h in wanted}), 500):
+    def hkeys(self, start: int, end: int) -> list[int]:
+        rows = self._wexec(
+            "SELECT hkey FROM tlog_leaf WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
+        )
+        if len(rows) != end - start:
+            raise VerificationError(f"log storage is missing leaves in [{start}, {end})")
+        return [int(r[0]) for r in rows]
+
+    def leaves_at(self, indexes: Sequence[int]) -> dict[int, bytes]:
+        out: dict[int, bytes] = {}
+        for chunk in _chunks(sorted(set(indexes)), 500):
             marks = ",".join("?" * len(chunk))
-            rows = self._wexec(
-                f"SELECT idx, leaf FROM tlog_leaf WHERE hkey IN ({marks})",  # noqa: S608
-                chunk,
-            )
-            for i, leaf in rows:
-                h = leaf_hash(bytes(leaf))
-                if h in wanted:
-                    found.setdefault(h, int(i))
-        return found
+            sql = f"SELECT idx, leaf FROM tlog_leaf WHERE idx IN ({marks})"  # noqa: S608
+            out.update((int(i), bytes(leaf)) for i, leaf in self._wexec(sql, chunk))
+        return out
 
     def put_leaves(self, rows: Sequence[LeafRow]) -> None:
         self._wmany(
@@ -287,6 +294,7 @@ class SQLStore(Store):
             )
             for i, leaf, d, packed in rows
         ]
+
     def get_blob(self, digest: bytes) -> bytes | None:
         rows = self._read("SELECT data FROM tlog_blob WHERE digest = ?", (digest,))
         return bytes(rows[0][0]) if rows else None

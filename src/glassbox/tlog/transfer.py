@@ -19,9 +19,9 @@ from typing import IO, Any
 from glassbox.errors import InputError, VerificationError
 from glassbox.tlog.checkpoint import open_checkpoint
 from glassbox.tlog.note import NoteError, parse_vkey
-from glassbox.tlog.sequencer import Pending, append_batch
+from glassbox.tlog.sequencer import Pending, WriterState, append_batch
 from glassbox.tlog.store import SQLStore
-from glassbox.tlog.tree import RightEdge, StoredTree
+from glassbox.tlog.tree import StoredTree
 
 FORMAT = "glassbox-tlog-export/v1"
 CHUNK = 2000
@@ -88,15 +88,15 @@ def import_log(store: SQLStore, path: str | Path) -> dict[str, Any]:
             verifier = parse_vkey(str(header.get("vkey")))
         except NoteError as exc:
             raise InputError(f"{p}: export header has no valid log key ({exc})") from None
-        edge: RightEdge | None = None
+        state: WriterState | None = None
         batch: list[Pending] = []
         checkpoints: list[tuple[int, str]] = []
         expected = 0
 
         def flush() -> None:
-            nonlocal edge, batch
+            nonlocal state, batch
             if batch:
-                edge, results = append_batch(store, edge, batch)
+                state, results = append_batch(store, state, batch)
                 if any(r.duplicate for r in results):
                     raise VerificationError(f"{p}: export contains a duplicate leaf")
                 batch = []

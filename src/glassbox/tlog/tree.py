@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from glassbox.digest.merkle import EMPTY_ROOT, leaf_hash, node_hash
+from glassbox.digest.merkle import EMPTY_ROOT, node_hash
 from glassbox.errors import InputError, VerificationError
 from glassbox.tlog.store import HASH, LeafRow, Store
 

@@ -41,6 +41,11 @@ def test_csv_with_header_names_the_label_column(tmp_path: Path) -> None:
         (b'{"label": 1, "pixels": [1, 2]', "malformed JSON"),
         (b"[1]", "JSON object or a numeric array"),
         (b'["1", "b", "2"]', "non-numeric field"),
+        (b'{"label": 1.5, "pixels": [1, 2]}', "not a class index"),
+        (b'{"label": -1, "pixels": [1, 2]}', "not a class index"),
+        (b'["1", "nan", "2"]', "non-finite"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"1,2,inf", "not a class index"),
     ],
 )
 def test_malformed_records(record: bytes, problem: str) -> None:

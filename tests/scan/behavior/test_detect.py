@@ -32,7 +32,8 @@ from glassbox.scan.behavior.spectral import top_directions
 from glassbox.scan.behavior.splitting import two_means_1d
 from glassbox.scan.findings import Severity
 
-pytestmark = pytest.mark.slow
+# One worker builds the session zoo once (CI runs pytest -n 2 --dist loadgroup).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("behavior-zoo")]
 ARCH = "bench.zoo.arch:digits_mlp"
 STEPS = 200
 

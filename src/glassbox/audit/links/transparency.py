@@ -196,9 +196,11 @@ def validate_options(options: AuditOptions) -> None:
 
 
 def _named_log_keys(options: AuditOptions) -> dict[str, str]:
+    trusted: dict[str, str] = {}
+    if not options.log_keys:
+        return trusted
     from glassbox.tlog import parse_vkey
 
-    trusted: dict[str, str] = {}
     for path in options.log_keys:
         try:
             text = path.read_text(encoding="utf-8").strip()

@@ -75,13 +75,19 @@ def _as_number(value: Any) -> float | None:
     return None
 
 
+def _label(value: float, where: str) -> int:
+    if not math.isfinite(value) or value < 0 or value != int(value):
+        raise InputError(f"{where}: label {value!r} is not a class index")
+    return int(value)
+
+
 def _from_json(obj: Any, where: str) -> tuple[list[float], int]:
     if isinstance(obj, list) and len(obj) >= 2:
         values = [_as_number(v) for v in obj]
         if any(v is None for v in values):
             raise InputError(f"{where}: non-numeric field in an array record")
         nums = [float(v) for v in values if v is not None]
-        return nums[:-1], int(nums[-1])
+        return nums[:-1], _label(nums[-1], where)
     if not isinstance(obj, dict):
         raise InputError(f"{where}: a record must be a JSON object or a numeric array")
     label_key = next((k for k in LABEL_KEYS if k in obj), None)
@@ -94,14 +100,14 @@ def _from_json(obj: Any, where: str) -> tuple[list[float], int]:
                 flat = np.asarray(value, dtype=np.float64).reshape(-1)
             except (TypeError, ValueError):
                 raise InputError(f"{where}: field {key!r} is not a numeric array") from None
-            return flat.tolist(), int(obj[label_key])
+            return flat.tolist(), _label(obj[label_key], where)
         if isinstance(value, str) and value.isascii() and value.isalnum():
             # One character per value (the digits example writes pixels 0..16 in base 17).
-            return [float(int(ch, 36)) for ch in value], int(obj[label_key])
+            return [float(int(ch, 36)) for ch in value], _label(obj[label_key], where)
     scalars = [float(v) for k, v in obj.items() if k != label_key and _numeric(v)]
     if not scalars:
         raise InputError(f"{where}: no numeric features in the record")
-    return scalars, int(obj[label_key])
+    return scalars, _label(obj[label_key], where)
 
 
 def decode_records(
@@ -116,7 +122,10 @@ def decode_records(
     ys: list[int] = []
     label_col = _label_column(header) if header else -1
     for i, raw in enumerate(records):
-        text = raw.decode("utf-8", errors="strict").strip()
+        try:
+            text = raw.decode("utf-8", errors="strict").strip()
+        except UnicodeDecodeError:
+            raise InputError(f"{where} record {i}: not UTF-8 text") from None
         if not text:
             continue
         if text[0] in "{[":
@@ -136,7 +145,7 @@ def decode_records(
                     label_col = _label_column(row)
                     continue
                 raise InputError(f"{where} record {i}: non-numeric CSV field") from None
-            label = int(values.pop(label_col))
+            label = _label(values.pop(label_col), f"{where} record {i}")
             feats = values
         xs.append(feats)
         ys.append(label)
@@ -145,7 +154,11 @@ def decode_records(
     width = len(xs[0])
     if any(len(r) != width for r in xs):
         raise InputError(f"{where}: records have different numbers of features")
-    return np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.int64)
+    x = np.asarray(xs, dtype=np.float64)
+    if not np.isfinite(x).all():
+        bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+        raise InputError(f"{where} record {bad}: non-finite feature value")
+    return x, np.asarray(ys, dtype=np.int64)
 
 
 def _label_column(header: Sequence[str]) -> int:
