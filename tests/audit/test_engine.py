@@ -23,7 +23,7 @@ from glassbox.sign import (
     write_bundle,
 )
 from glassbox.tlog import ProofBundle
-from tests.audit.conftest import Release, safetensors_bytes
+from tests.audit.conftest import Release, log_signature, safetensors_bytes
 
 P, F, U = Verdict.PASS, Verdict.FAIL, Verdict.UNKNOWN
 
@@ -112,6 +112,26 @@ def test_missing_proof_bundle_is_unknown(release: Release) -> None:
 def test_embedded_log_is_searched_when_no_bundle(release: Release) -> None:
     release.proof.unlink()
     assert run(release, log="embedded") == verdicts()
+
+
+def test_grown_log_is_proven_consistent_with_the_checkpoint_seen_before(
+    release: Release,
+) -> None:
+    first = audit_model(release.model, AuditOptions(keys=(release.pub,)))
+    assert first.link("transparency").evidence["consistency_with_last_seen"] == "first"
+    # The log grows (another release), and the producer ships a fresh proof bundle.
+    other = release.root / "other"
+    other.mkdir()
+    (other / "w.safetensors").write_bytes(safetensors_bytes([7.0]))
+    key = load_private_key(release.key)
+    sign_model(other, key)
+    log_signature(other, key.public_key(), release.root / "other.proof.json")
+    log_signature(release.model, key.public_key(), release.proof)  # same entry, newer tree
+    second = audit_model(release.model, AuditOptions(keys=(release.pub,)))
+    transparency = second.link("transparency")
+    assert transparency.verdict is P
+    assert transparency.evidence["tree_size"] == 2
+    assert transparency.evidence["consistency_with_last_seen"] == "newer"
 
 
 def test_forged_inclusion_proof_fails_transparency(release: Release) -> None:

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from glassbox.audit import LINKS, AuditOptions, Verdict, audit_model
-from glassbox.audit.quickstart import run_quickstart
+from glassbox.audit.quickstart import MARKER, _prepare, run_quickstart
 from glassbox.cli.main import cli
 from glassbox.errors import InputError
 
@@ -48,11 +48,17 @@ def test_quickstart_passes_the_release_and_catches_the_tampered_copy(tmp_path: P
     assert safety.verdict is Verdict.PASS
     assert "GBX-BEHAVIOR-SUMMARY" in safety.evidence["finding_ids"]
 
-    # A second run in the same directory replaces its own outputs; the log has grown, and the
-    # audit proves the new checkpoint consistent with the one this machine saw first.
-    again = run_quickstart(tmp_path / "qs", say=lambda _line: None)
-    assert again.ok
-    assert again.report.link("transparency").evidence["consistency_with_last_seen"] == "newer"
+
+def test_quickstart_reuses_only_its_own_directory(tmp_path: Path) -> None:
+    workdir = tmp_path / "qs"
+    workdir.mkdir()
+    (workdir / MARKER).write_text("")
+    (workdir / "release").mkdir()
+    (workdir / "release" / "stale").write_text("old output")
+    (workdir / "notes.txt").write_text("mine")
+    _prepare(workdir)
+    assert not (workdir / "release").exists()
+    assert (workdir / "notes.txt").read_text() == "mine"
 
 
 def test_quickstart_refuses_a_directory_it_did_not_make(tmp_path: Path) -> None:

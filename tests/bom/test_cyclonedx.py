@@ -113,3 +113,20 @@ def test_serial_number_is_stable_for_the_same_model(model: Path) -> None:
     first = build_bom(hash_model(model))
     second = build_bom(hash_model(model))
     assert first["serialNumber"] == second["serialNumber"]
+
+
+def test_bom_for_model_reads_metrics_and_skips_the_signature(model: Path) -> None:
+    from glassbox.bom.cyclonedx import bom_for_model, evaluation_metrics
+
+    (model / "metrics.json").write_text('{"test_accuracy": 0.955, "steps": 400, "note": "x"}')
+    (model / "model.sig").write_text("{}")
+    assert evaluation_metrics(model) == (("test_accuracy", "0.955"), ("steps", "400"))
+    doc = bom_for_model(model)
+    ml = next(c for c in doc["components"] if c["bom-ref"] == "model")
+    assert ml["modelCard"]["quantitativeAnalysis"]["performanceMetrics"][0] == {
+        "type": "test_accuracy",
+        "value": "0.955",
+    }
+    assert "model.sig" not in {f["name"] for f in ml["components"]}
+    (model / "metrics.json").write_text("[" * 5000)
+    assert evaluation_metrics(model) == ()

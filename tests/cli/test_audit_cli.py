@@ -66,6 +66,12 @@ def test_usage_errors_exit_2(release: Release, tmp_path: Path) -> None:
     assert code == 2 and "given as provenance evidence" in err
     code, _, err = invoke("audit", str(release.model), "--log", "ftp://example")
     assert code == 2 and "--log" in err
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = invoke("audit", str(release.model), "--html", str(blocker / "r.html"))
+    assert code == 2 and "cannot write the HTML report" in err
+    code, _, err = invoke("bom", str(release.model), "--out", str(blocker / "b.json"))
+    assert code == 2 and "cannot write the BOM" in err
 
 
 def test_bom_command_writes_a_valid_bom(release: Release, tmp_path: Path) -> None:
@@ -90,3 +96,11 @@ def test_bom_refuses_provenance_no_key_verifies(release: Release) -> None:
     assert code == 0
     card = next(c for c in json.loads(out)["components"] if c["bom-ref"] == "model")["modelCard"]
     assert {"name": "glassbox:provenance", "value": "unverified"} in card["properties"]
+
+
+def test_audit_of_the_current_directory(release: Release, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(release.model)
+    code, out, _ = invoke("audit", ".", "--key", str(release.pub), "--json")
+    doc = json.loads(out)
+    assert code == 0, [link["summary"] for link in doc["links"]]
+    assert doc["model"] == str(release.model)

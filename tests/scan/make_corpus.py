@@ -739,6 +739,22 @@ def keras_get_file_gadget() -> dict[str, object]:
     return cfg
 
 
+def keras_h5(config: dict[str, object], tmp: Path) -> bytes | None:
+    """A Keras 2 style HDF5 model (config in the ``model_config`` attribute); None without h5py."""
+    try:
+        import h5py
+    except ImportError:
+        return None
+    path = tmp / "_model.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = json.dumps(config)
+        f.attrs["keras_version"] = "2.15.0"
+        f.create_dataset("model_weights/dense/kernel", data=[[1.0, 2.0]])
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
 def keras2_lambda_json() -> dict[str, object]:
     return {
         "class_name": "Sequential",
@@ -863,6 +879,44 @@ def onnx_model(external: str | None = None, domain: str = "") -> bytes:
         opsets.append(helper.make_opsetid(domain, 1))
     model = helper.make_model(graph, opset_imports=opsets)
     return bytes(model.SerializeToString())
+
+
+_TS_READER = """import torch
+
+
+class Reader(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.from_file("/nonexistent-glassbox", size=4)
+"""
+
+
+def torchscript_bytes(tmp: Path, *, reads_file: bool) -> bytes:
+    """A real ``torch.jit.save`` archive; ``reads_file`` scripts a module calling from_file."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated, not gone
+        return _torchscript_bytes(tmp, reads_file)
+
+
+def _torchscript_bytes(tmp: Path, reads_file: bool) -> bytes:
+    import importlib.util
+
+    import torch
+
+    if reads_file:
+        src = tmp / "gbx_ts_reader.py"  # TorchScript compiles from source, so it needs a file
+        src.write_text(_TS_READER)
+        spec = importlib.util.spec_from_file_location("gbx_ts_reader", src)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # our own generator code, not a model file
+        scripted = torch.jit.script(module.Reader())
+        src.unlink()
+    else:
+        net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+        scripted = torch.jit.script(net)
+    buf = io.BytesIO()
+    torch.jit.save(scripted, buf)
+    return buf.getvalue()
 
 
 def onnx_local_function() -> bytes:
@@ -1364,6 +1418,27 @@ def build(out: Path) -> list[Sample]:
     )
     put(ben, "torch-legacy-format.tar", legacy_torch_tar(), False, "benign", "tar", "legacy layout")
     put(mal, "gguf-duplicate-key.gguf", gguf_duplicate_key(tmp), True, "gguf-duplicate-key", "gguf")
+    h5_bad, h5_ok = keras_h5(keras2_lambda_json(), tmp), keras_h5(keras_dense_config(), tmp)
+    if h5_bad is not None and h5_ok is not None:
+        put(mal, "keras2-lambda.h5", h5_bad, True, "keras-h5-lambda", "hdf5")
+        put(ben, "keras2.h5", h5_ok, False, "benign", "hdf5", "h5py (Keras 2 layout)")
+    put(
+        mal,
+        "torchscript-from-file.pt",
+        torchscript_bytes(tmp, reads_file=True),
+        True,
+        "torchscript-file-read",
+        "torchscript-zip",
+    )
+    put(
+        ben,
+        "torchscript.pt",
+        torchscript_bytes(tmp, reads_file=False),
+        False,
+        "benign",
+        "pt",
+        "torch.jit.save",
+    )
     put(
         mal,
         "polyglot-pickle-then-keras-zip.keras",

@@ -85,6 +85,7 @@ def test_benign_formats_are_recognised(corpus: Corpus) -> None:
         ("polyglot-pickle-then-keras-zip.keras", "GBX-KER-001", "lambda"),
         ("st-hidden-bytes.safetensors", "GBX-ST-001", None),
         ("gguf-duplicate-key.gguf", "GBX-GGUF-001", None),
+        ("torchscript-from-file.pt", "GBX-TS-001", "torch.from_file"),
     ],
 )
 def test_technique_gets_its_rule(corpus: Corpus, name: str, rule: str, subject: str | None) -> None:

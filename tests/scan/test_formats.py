@@ -281,3 +281,34 @@ def test_onnx_model_local_functions_are_not_custom_ops(tmp_path: Path) -> None:
     model.functions[0].node[0].domain = "evil.custom"  # a custom op hidden in a function body
     got = findings(tmp_path, "g.onnx", model.SerializeToString())
     assert ("GBX-ONNX-002", "evil.custom") in got
+
+
+def test_torchscript_archives(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    clean = mc.torchscript_bytes(tmp_path, reads_file=False)
+    assert findings(tmp_path, "ts.pt", clean) == []
+    got = findings(tmp_path, "r.pt", mc.torchscript_bytes(tmp_path, reads_file=True))
+    assert ("GBX-TS-001", "torch.from_file") in got
+    # The same code calling an operator from a custom namespace (needs a native library).
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(clean)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith("modules/activation.py"):
+                data += b"\n    y = ops.evil_ns.run(x)\n"
+            dst.writestr(info, data)
+    assert ("GBX-TS-001", "evil_ns") in findings(tmp_path, "c.pt", out.getvalue())
+    # __torch__ names are only trusted inside a TorchScript archive.
+    plain = mc.torch_zip(mc.call("__torch__.x", "Evil"))
+    assert ("GBX-PKL-002", "__torch__.x.Evil") in findings(tmp_path, "p.pt", plain)
+
+
+def test_keras_h5_model_config(tmp_path: Path) -> None:
+    pytest.importorskip("h5py")
+    bad = mc.keras_h5(mc.keras2_lambda_json(), tmp_path)
+    ok = mc.keras_h5(mc.keras_dense_config(), tmp_path)
+    assert bad is not None and ok is not None
+    assert findings(tmp_path, "ok.h5", ok) == []
+    assert findings(tmp_path, "bad.h5", bad) == [("GBX-KER-001", "lambda")]

@@ -170,3 +170,11 @@ def test_kept_strings_have_a_total_budget(monkeypatch: pytest.MonkeyPatch) -> No
     assert res.stopped
     kept = [v for v in machine.memo.values() if isinstance(v, str)]
     assert len(kept) == 3  # 3 * 255 fits in 1000 bytes; the rest are opaque
+
+
+def test_stack_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import glassbox.scan.pickle_ops as ops
+
+    monkeypatch.setattr(ops, "MAX_STACK", 100)
+    res = run(b"\x80\x02" + b"N" * 10_000 + b".")
+    assert not res.stopped and "stack limit" in res.issues[0].message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,41 @@ def test_git_directory_is_skipped(tmp_path: Path) -> None:
     (tmp_path / "model.pkl").write_bytes(mc.benign_pickle())
     report = scan_path(tmp_path, workers=1)
     assert report.files == ["model.pkl"] and report.findings == []
+
+
+def _crashing_worker(
+    path: str, display: str, limits: Limits, size: int
+) -> tuple[list[dict[str, object]], list[str]]:
+    """Module level so the pool can pickle it; dies like a segfaulting native parser would."""
+    import glassbox.scan.scanner as scanner
+
+    if path.endswith("crash.pkl"):
+        os._exit(3)
+    ctx = scanner.scan_file(Path(path), display, limits, size)
+    return [f.to_dict() for f in ctx.findings], sorted(ctx.formats)
+
+
+def test_dead_worker_is_reported_not_rescanned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import glassbox.scan.scanner as scanner
+
+    monkeypatch.setattr(scanner, "_worker", _crashing_worker)
+    tree(tmp_path)
+    (tmp_path / "crash.pkl").write_bytes(mc.benign_pickle())
+    report = scan_path(tmp_path, workers=2)
+    assert report.files_scanned == 13 and "crash.pkl: scan worker died" in report.errors
+    crashed = [f for f in report.findings if f.path == "crash.pkl"]
+    assert [f.rule_id for f in crashed] == ["GBX-LIM-002"]
+
+
+def test_failing_worker_falls_back_to_scanning_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import glassbox.scan.scanner as scanner
+
+    monkeypatch.setattr(scanner, "_worker", lambda *a: None)  # unpicklable: every submit fails
+    tree(tmp_path)
+    report = scan_path(tmp_path, workers=2)
+    assert len(report.errors) == 12
+    assert [(f.path, f.subject) for f in report.findings] == [("evil.bin", "os.system")]

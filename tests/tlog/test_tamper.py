@@ -139,3 +139,12 @@ def test_monitor_catches_a_fork(log: TransparencyLog, tmp_path: Path) -> None:
     with pytest.raises(VerificationError, match="two different trees"):
         mon.poll()
     mon.close()
+
+
+def test_monitor_pins_the_log_key(log: TransparencyLog, tmp_path: Path) -> None:
+    Monitor(log, tmp_path / "m.db").close()
+    impostor = TransparencyLog.__new__(TransparencyLog)
+    impostor.__dict__.update(log.__dict__)
+    impostor.signer = Signer.generate(log.origin)  # same origin, another key
+    with pytest.raises(VerificationError, match="pinned"):
+        Monitor(impostor, tmp_path / "m.db")

@@ -92,6 +92,8 @@ def audit_model(model: Path, options: AuditOptions | None = None) -> AuditReport
     """Audit the model at ``model``; raises ``InputError`` only for bad usage (missing model,
     unreadable trusted key, wrong kind of evidence named by option)."""
     options = options or AuditOptions()
+    # Absolute and normalised (``.``, ``dir/``), so names and siblings are well defined.
+    model = Path(model).absolute()
     evidence = discover(model, options.evidence)
     ctx = AuditContext(model, evidence, options)
     # Everything the user named must be usable before any link runs: a bad option is their
@@ -142,7 +144,9 @@ def _manifest_summary(ctx: AuditContext) -> dict[str, Any] | None:
 def _bom_summary(ctx: AuditContext, openness_result: LinkResult) -> dict[str, Any] | None:
     """What the model's ML-BOM says: the shipped one if present (checked against the files),
     else one generated now from the same evidence."""
-    from glassbox.bom.cyclonedx import build_bom
+    from dataclasses import replace
+
+    from glassbox.bom.cyclonedx import build_bom, evaluation_metrics
     from glassbox.bom.provenance import bom_inputs_from_provenance
 
     try:
@@ -158,11 +162,10 @@ def _bom_summary(ctx: AuditContext, openness_result: LinkResult) -> dict[str, An
         summary["matches_model"] = summary.get("root_digest") == root
         return summary
     weights_licence = _weights_licence(openness_result)
+    inputs = bom_inputs_from_provenance(ctx.provenance_statement, licence=weights_licence)
+    inputs = replace(inputs, metrics=(*inputs.metrics, *evaluation_metrics(ctx.model)))
     try:
-        doc = build_bom(
-            manifest,
-            bom_inputs_from_provenance(ctx.provenance_statement, licence=weights_licence),
-        )
+        doc = build_bom(manifest, inputs)
     except GlassboxError as exc:
         return {"source": "generated", "error": str(exc)}
     summary = summarise_bom(doc)
@@ -213,7 +216,14 @@ def summarise_bom(doc: Any) -> dict[str, Any]:
         "components_by_type": dict(sorted(by_type.items())),
         "datasets": [str(c.get("name")) for c in components if c.get("type") == "data"],
         "model_card_section": "modelCard" in model,
+        "metrics": _metrics(model.get("modelCard")),
     }
+
+
+def _metrics(card: Any) -> dict[str, str]:
+    analysis = card.get("quantitativeAnalysis") if isinstance(card, dict) else None
+    found = _dicts(analysis.get("performanceMetrics")) if isinstance(analysis, dict) else []
+    return {str(m.get("type")): str(m.get("value")) for m in found}
 
 
 def _text(value: Any) -> str | None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from glassbox.audit.engine import AuditReport
 from glassbox.audit.verdict import LINK_QUESTIONS, LINK_TITLES, LinkResult, Verdict
+from glassbox.errors import InputError
 
 COLOURS = {
     Verdict.PASS: ("#1b7f3b", "#e6f4ea"),
@@ -34,10 +35,10 @@ main { max-width: 1100px; margin: 0 auto; padding: 24px 28px 48px; }
 h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 19px; margin: 32px 0 10px; }
 .sub { color: var(--muted); font-size: 13px; overflow-wrap: anywhere; }
 .badge { display: inline-block; padding: 2px 10px; border-radius: 999px; font-weight: 700;
-  font-size: 13px; letter-spacing: .04em; color: #fff; }
+  font-size: 13px; letter-spacing: .04em; color: #fff; white-space: nowrap; flex-shrink: 0; }
 .overall { display: flex; gap: 16px; align-items: center; margin: 16px 0 8px; padding: 14px 18px;
   border-radius: 10px; border: 1px solid var(--line); }
-.overall .big { font-size: 22px; font-weight: 800; }
+.overall .big { font-size: 22px; font-weight: 800; white-space: nowrap; }
 svg.chain { width: 100%; height: auto; margin: 8px 0 4px; }
 svg.chain text { font-family: system-ui, sans-serif; }
 details.link { border: 1px solid var(--line); border-left-width: 6px; border-radius: 8px;
@@ -47,13 +48,15 @@ details.link > summary { cursor: pointer; padding: 10px 14px; list-style: none; 
 details.link > summary::-webkit-details-marker { display: none; }
 details.link > summary::before { content: "▸"; color: var(--muted); }
 details.link[open] > summary::before { content: "▾"; }
-details.link .title { font-weight: 700; min-width: 110px; }
+details.link .title { font-weight: 700; min-width: 110px; flex-shrink: 0; }
+details.link .pill { margin-left: auto; white-space: nowrap; flex-shrink: 0; padding: 0 6px;
+  border-radius: 4px; }
 details.link .body { padding: 0 16px 14px 34px; }
 .q { color: var(--muted); font-style: italic; margin: 0 0 8px; }
 table { border-collapse: collapse; width: 100%; font-size: 13.5px; margin: 6px 0; }
 th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line);
   vertical-align: top; overflow-wrap: anywhere; }
-th { background: var(--panel); font-weight: 600; }
+th { background: var(--panel); font-weight: 600; white-space: nowrap; }
 td.k { width: 190px; color: var(--muted); font-family: ui-monospace, monospace; }
 code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12.5px; }
 pre { background: var(--panel); padding: 8px 10px; border-radius: 6px; margin: 0;
@@ -117,8 +120,12 @@ def _display_name(report: AuditReport) -> str:
 
 def write_html(report: AuditReport, path: Path) -> Path:
     """Write the report to ``path`` (parents created) and return it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(report), encoding="utf-8")
+    text = render_html(report)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write the HTML report: {exc.strerror or exc}") from exc
     return path
 
 
@@ -221,7 +228,7 @@ def _link_section(link: LinkResult, required: bool) -> str:
         f'<span class="badge verdict" style="background:{fg}">{ICONS[link.verdict]} '
         f"{LABELS[link.verdict]}</span>"
         f'<span class="summary">{escape(link.summary)}</span>'
-        f'<span class="sub" style="margin-left:auto;background:{bg}">'
+        f'<span class="sub pill" style="background:{bg}">'
         f"{'required' if required else 'advisory'}</span></summary>"
         f'<div class="body">{"".join(body)}</div></details>'
     )

@@ -15,6 +15,7 @@ environment (Python packages recorded by the build) becomes ``library`` componen
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -331,4 +332,35 @@ def bom_for_model(
     if provenance is not None:
         state = "verified" if provenance_verified else "unverified"
         inputs = replace(inputs, properties=(*inputs.properties, ("glassbox:provenance", state)))
+    metrics = evaluation_metrics(model)
+    if metrics:
+        inputs = replace(inputs, metrics=(*inputs.metrics, *metrics))
     return build_bom(manifest, inputs, openness=openness)
+
+
+_METRICS_FILE = re.compile(r"^(metrics|eval(uation)?[_-]?results?|results)\.json$", re.IGNORECASE)
+_MAX_METRICS_BYTES = 1 << 20
+
+
+def evaluation_metrics(model: Path) -> tuple[tuple[str, str], ...]:
+    """Numeric results from a model directory's evaluation file (``metrics.json`` and the like):
+    a flat JSON object of numbers, read as data (bounded), for the model card."""
+    if not model.is_dir():
+        return ()
+    out: list[tuple[str, str]] = []
+    for path in sorted(model.iterdir()):
+        if not _METRICS_FILE.match(path.name) or path.is_symlink() or not path.is_file():
+            continue
+        try:
+            if path.stat().st_size > _MAX_METRICS_BYTES:
+                continue
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+            continue
+        if isinstance(doc, dict):
+            out.extend(
+                (str(k), repr(v))
+                for k, v in doc.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            )
+    return tuple(out)

@@ -37,9 +37,10 @@ def bom(
     """
     from glassbox.audit.evidence import discover, statement_of
     from glassbox.bom.cyclonedx import bom_for_model
-    from glassbox.errors import VerificationError
+    from glassbox.errors import InputError, VerificationError
     from glassbox.sign import load_public_key, verify_bundle
 
+    model = model.absolute()
     named = {"provenance": [provenance]} if provenance else {}
     if mof:
         named["mof"] = [mof]
@@ -75,6 +76,9 @@ def bom(
     if out is None:
         click.echo(text, nl=False)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{out}: cannot write the BOM: {exc.strerror or exc}") from exc
     click.echo(f"wrote CycloneDX 1.6 ML-BOM (schema-valid) to {out}", err=True)

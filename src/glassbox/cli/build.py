@@ -234,6 +234,8 @@ def spot_check(
             f"spot-check {verdict}: {len(report.checks)} of {report.segments_total} segments "
             f"(seed {report.seed}), {report.compute_fraction:.1%} of training steps replayed"
         )
+        if report.initial_state_checked:
+            click.echo("  ok   step 0: initial state re-derived from the recipe matches the trail")
         for check in report.checks:
             mark = "ok  " if check.passed else "FAIL"
             click.echo(f"  {mark} steps {check.start}-{check.stop}: {check.reason}")

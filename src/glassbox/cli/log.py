@@ -318,7 +318,9 @@ def search(
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--checkpoint-interval", type=click.FloatRange(0.05), default=5.0, show_default=True)
-@click.option("--witness", "witnesses", multiple=True, help="Witness as VKEY=URL (repeat).")
+@click.option(
+    "--witness", "witnesses", multiple=True, help="Witness as VKEY=http(s)://URL (repeat)."
+)
 @guarded
 def serve(
     store: str | None,
@@ -338,10 +340,10 @@ def serve(
 
     cosigners: list[Cosigner] = []
     for spec in witnesses:
-        vkey, sep, url = spec.partition("=")
+        vkey, sep, rest = spec.partition("=http")  # base64 in the vkey may itself hold '='
         if not sep:
-            raise InputError(f"--witness {spec!r}: expected VKEY=URL")
-        cosigners.append(WitnessCosigner.http(parse_vkey(vkey), url))
+            raise InputError(f"--witness {spec!r}: expected VKEY=http(s)://URL")
+        cosigners.append(WitnessCosigner.http(parse_vkey(vkey), "http" + rest))
     lg = open_log(store, key_path, origin=origin, cosigners=cosigners)
     click.echo(f"log {lg.origin} key {lg.vkey}", err=True)
     app = create_app(lg, checkpoint_interval=checkpoint_interval, close_log=True)

@@ -184,6 +184,12 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         ("torch.nn.parameter", "Parameter"),
         ("torch.storage", "UntypedStorage"),
         ("torch.storage", "TypedStorage"),
+        # TorchScript list/tag builders: each returns its argument unchanged.
+        ("torch.jit._pickle", "build_intlist"),
+        ("torch.jit._pickle", "build_doublelist"),
+        ("torch.jit._pickle", "build_boollist"),
+        ("torch.jit._pickle", "build_tensorlist"),
+        ("torch.jit._pickle", "restore_type_tag"),
     ]
     + [("numpy.core.multiarray", n) for n in _NUMPY_CORE]
     + [("numpy._core.multiarray", n) for n in _NUMPY_CORE]
@@ -580,14 +586,14 @@ def classify(module: str, name: str) -> Classification:
         )
     if not module or not name or any(not p for p in qualname.split(".")):
         return Classification(Verdict.DANGEROUS, "malformed global name")
+    if (module, name) in ALLOWED:  # exact reviewed names win over a dangerous package prefix
+        return Classification(Verdict.ALLOWED, "reviewed model-format constructor")
     prefix = _dangerous_prefix(qualname)
     if prefix is not None:
         return Classification(
             Verdict.DANGEROUS,
             f"'{prefix}' can execute code, spawn processes, import modules or do file/network I/O",
         )
-    if (module, name) in ALLOWED:
-        return Classification(Verdict.ALLOWED, "reviewed model-format constructor")
     if module in ("numpy.dtypes",) and _NUMPY_DTYPE_CLASS.match(name):
         return Classification(Verdict.ALLOWED, "numpy dtype class")
     if _SCIPY_SPARSE.match(module) and _SCIPY_SPARSE_CLASS.match(name):

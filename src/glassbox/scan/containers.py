@@ -31,6 +31,7 @@ from glassbox.scan.context import (
 )
 from glassbox.scan.detect import HEAD_SIZE, Format, detect
 from glassbox.scan.torch_legacy import is_legacy_member, scan_legacy_member
+from glassbox.scan.torchscript import is_code_member, is_torchscript, scan_code
 
 Recurse = Callable[[ScanContext, Source, int], None]
 
@@ -175,6 +176,9 @@ def _scan_zip_entries(
         infos = infos[: limits.max_members]
     names: set[str] = set()
     spans: list[tuple[int, int, str]] = []
+    tags = src.tags
+    if is_torchscript([i.orig_filename for i in infos]):
+        tags = tags | {"torchscript"}
     f.seek(0, 2)
     archive_size = f.tell()
     for info in infos:
@@ -280,14 +284,14 @@ def _scan_zip_entries(
                 declared=max(info.file_size, 0) or ctx.limits.max_decompressed,
             )
 
-        child = Source(opener, info.file_size, member=member, name=name)
+        child = Source(opener, info.file_size, member=member, name=name, tags=tags)
         try:
             if info.file_size <= SMALL_MEMBER:
                 # Small members (pickles, configs) are inflated once and scanned from memory.
                 with contextlib.closing(opener()) as s:
                     data = s.read()
                 crc = zlib.crc32(data)
-                child = Source(_bytes_opener(data), len(data), member=member, name=name)
+                child = Source(_bytes_opener(data), len(data), member=member, name=name, tags=tags)
             elif info.file_size <= CRC_CHECK_LIMIT and _parsed_format(child):
                 # CRCs of raw tensor storages do not matter (nothing parses them); CRCs of
                 # anything a loader parses do: a failing CRC blinded zipfile-based scanners.
@@ -308,6 +312,8 @@ def _scan_zip_entries(
                 "loads it",
                 member=member,
             )
+        if "torchscript" in tags and is_code_member(name):
+            scan_code(ctx, child)
         recurse(ctx, child, depth + 1)
     spans.sort()
     for (_s1, e1, n1), (s2, _e2, n2) in itertools.pairwise(spans):
@@ -349,7 +355,7 @@ def _scan_local_headers(
                 f, start, csize, method, ctx, declared=usize or ctx.limits.max_decompressed
             )
 
-        recurse(ctx, Source(opener, usize, member=member, name=name), depth + 1)
+        recurse(ctx, Source(opener, usize, member=member, name=name, tags=src.tags), depth + 1)
         pos = start + csize
         count += 1
 
@@ -411,7 +417,7 @@ def scan_tar(ctx: ScanContext, src: Source, depth: int, recurse: Recurse) -> Non
                     def opener(off: int = m.offset_data, size: int = m.size) -> BinaryIO:
                         return cast(BinaryIO, SectionStream(f, off, size))
 
-                    child = Source(opener, m.size, member=member, name=m.name)
+                    child = Source(opener, m.size, member=member, name=m.name, tags=src.tags)
                     if is_legacy_member(m.name):
                         scan_legacy_member(ctx, child, depth + 1, recurse)
                     else:
@@ -448,7 +454,8 @@ def scan_compressed(ctx: ScanContext, src: Source, depth: int, recurse: Recurse,
     if kind == "gzip" and _gzip_trailer_bomb(ctx, src, member):
         return
     try:
-        recurse(ctx, Source(opener, None, member=member, name=src.name), depth + 1)
+        child = Source(opener, None, member=member, name=src.name, tags=src.tags)
+        recurse(ctx, child, depth + 1)
     except BombError as exc:
         ctx.report("GBX-ZIP-003", f"{kind} stream {exc}", member=member)
     except LimitError as exc:

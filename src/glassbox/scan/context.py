@@ -176,6 +176,7 @@ class Source:
     member: str | None = None  # "inner.zip!weights/data.pkl" below the top-level file
     local_path: Path | None = None  # set for files on disk (ONNX needs the directory)
     name: str = ""
+    tags: frozenset[str] = frozenset()  # what the enclosing container is ("torchscript")
 
     def open(self) -> BinaryIO:
         return self.opener()

@@ -67,13 +67,17 @@ def _module_ok(module: str) -> bool:
 
 
 def check_keras_config(ctx: ScanContext, src: Source, config: Any) -> None:
+    lambdas: set[str] = set()
     for node in _walk(config):
         cls = node.get("class_name")
-        name = None
+        name = node.get("name")
         inner = node.get("config")
         if isinstance(inner, dict):
-            name = inner.get("name")
+            name = inner.get("name", name)
         if cls in _LAMBDA_CLASSES or node.get("function_type") == "lambda":
+            if str(name or cls) in lambdas:
+                continue  # Keras 2 marks both the layer and its config
+            lambdas.add(str(name or cls))
             ctx.report(
                 "GBX-KER-001",
                 f"Lambda layer {name or cls!r} carries Python code that runs on load/call",

@@ -379,11 +379,6 @@ class PickleMachine:
         self._kept = 0
 
     # -- helpers -----------------------------------------------------------------------------
-    def _push(self, value: object) -> None:
-        if len(self.stack) >= MAX_STACK:
-            raise _Malformed("stack limit exceeded")
-        self.stack.append(value)
-
     def _pop(self) -> object:
         if not self.stack:
             raise _Malformed("stack underflow")
@@ -479,6 +474,8 @@ class PickleMachine:
             count += 1
             if count & 0xFFF == 0:
                 res.opcodes = count
+                if len(self.stack) > MAX_STACK:
+                    raise _Malformed("stack limit exceeded")
                 if count > MAX_OPS:
                     self._issue("limit", "opcode limit exceeded", r.offset)
                     return
@@ -533,26 +530,26 @@ class PickleMachine:
         self._pop_mark()
 
     def op_dup(self, offset: int) -> None:
-        self._push(self._top())
+        self.stack.append(self._top())
 
     def op_none(self, offset: int) -> None:
-        self._push(None)
+        self.stack.append(None)
 
     def op_true(self, offset: int) -> None:
-        self._push(True)
+        self.stack.append(True)
 
     def op_false(self, offset: int) -> None:
-        self._push(False)
+        self.stack.append(False)
 
     def op_int(self, offset: int) -> None:
         line = self.r.readline()
         if line == b"00":
-            self._push(False)
+            self.stack.append(False)
         elif line == b"01":
-            self._push(True)
+            self.stack.append(True)
         else:
             try:
-                self._push(int(line, 10) if len(line) < 64 else Opaque("int"))
+                self.stack.append(int(line, 10) if len(line) < 64 else Opaque("int"))
             except ValueError as exc:
                 raise _Malformed("bad INT") from exc
 
@@ -561,28 +558,28 @@ class PickleMachine:
         if line.endswith(b"L"):
             line = line[:-1]
         try:
-            self._push(int(line, 10) if len(line) < 64 else Opaque("int"))
+            self.stack.append(int(line, 10) if len(line) < 64 else Opaque("int"))
         except ValueError as exc:
             raise _Malformed("bad LONG") from exc
 
     def op_float(self, offset: int) -> None:
         try:
-            self._push(float(self.r.readline()))
+            self.stack.append(float(self.r.readline()))
         except ValueError as exc:
             raise _Malformed("bad FLOAT") from exc
 
     def op_binint(self, offset: int) -> None:
-        self._push(int.from_bytes(self.r.read(4), "little", signed=True))
+        self.stack.append(int.from_bytes(self.r.read(4), "little", signed=True))
 
     def op_binint1(self, offset: int) -> None:
-        self._push(self.r.byte())
+        self.stack.append(self.r.byte())
 
     def op_binint2(self, offset: int) -> None:
-        self._push(int.from_bytes(self.r.read(2), "little"))
+        self.stack.append(int.from_bytes(self.r.read(2), "little"))
 
     def op_long1(self, offset: int) -> None:
         n = self.r.byte()
-        self._push(int.from_bytes(self.r.read(n), "little", signed=True))
+        self.stack.append(int.from_bytes(self.r.read(n), "little", signed=True))
 
     def op_long4(self, offset: int) -> None:
         n = int.from_bytes(self.r.read(4), "little", signed=True)
@@ -590,31 +587,31 @@ class PickleMachine:
             raise _Malformed("negative LONG4 length")
         if n > 64:
             self.r.skip(n)
-            self._push(Opaque("int"))
+            self.stack.append(Opaque("int"))
         else:
-            self._push(int.from_bytes(self.r.read(n), "little", signed=True))
+            self.stack.append(int.from_bytes(self.r.read(n), "little", signed=True))
 
     def op_binfloat(self, offset: int) -> None:
         self.r.read(8)
-        self._push(Opaque("float"))
+        self.stack.append(Opaque("float"))
 
     def op_string(self, offset: int) -> None:
-        self._push(_unquote_string(self.r.readline()))
+        self.stack.append(_unquote_string(self.r.readline()))
 
     def op_binstring(self, offset: int) -> None:
         n = int.from_bytes(self.r.read(4), "little", signed=True)
         if n < 0:
             raise _Malformed("negative BINSTRING length")
-        self._push(self._read_data(n, "BINSTRING"))
+        self.stack.append(self._read_data(n, "BINSTRING"))
 
     def op_data4(self, offset: int, op: str) -> None:
-        self._push(self._read_data(int.from_bytes(self.r.read(4), "little"), op))
+        self.stack.append(self._read_data(int.from_bytes(self.r.read(4), "little"), op))
 
     def op_data8(self, offset: int, op: str) -> None:
-        self._push(self._read_data(int.from_bytes(self.r.read(8), "little"), op))
+        self.stack.append(self._read_data(int.from_bytes(self.r.read(8), "little"), op))
 
     def op_short_data(self, offset: int, op: str) -> None:
-        self._push(self._read_data(self.r.byte(), op))
+        self.stack.append(self._read_data(self.r.byte(), op))
 
     def op_unicode(self, offset: int) -> None:
         raw = self.r.readline()
@@ -622,33 +619,35 @@ class PickleMachine:
             text = raw.decode("raw-unicode-escape")
         except UnicodeDecodeError as exc:
             raise _Malformed("bad UNICODE") from exc
-        self._push(text if len(text) <= MAX_KEPT_STRING else Opaque("str"))
+        self.stack.append(text if len(text) <= MAX_KEPT_STRING else Opaque("str"))
 
     def op_empty_tuple(self, offset: int) -> None:
-        self._push(())
+        self.stack.append(())
 
     def op_tuple(self, offset: int) -> None:
-        self._push(tuple(self._pop_mark()))
+        items = tuple(self._pop_mark())  # rebinds self.stack: evaluate before appending
+        self.stack.append(items)
 
     def op_tuple1(self, offset: int) -> None:
-        self._push((self._pop(),))
+        self.stack.append((self._pop(),))
 
     def op_tuple2(self, offset: int) -> None:
         b = self._pop()
         a = self._pop()
-        self._push((a, b))
+        self.stack.append((a, b))
 
     def op_tuple3(self, offset: int) -> None:
         c = self._pop()
         b = self._pop()
         a = self._pop()
-        self._push((a, b, c))
+        self.stack.append((a, b, c))
 
     def op_empty_list(self, offset: int) -> None:
-        self._push([])
+        self.stack.append([])
 
     def op_list(self, offset: int) -> None:
-        self._push(list(self._pop_mark()))
+        items = list(self._pop_mark())
+        self.stack.append(items)
 
     def op_append(self, offset: int) -> None:
         value = self._pop()
@@ -678,7 +677,7 @@ class PickleMachine:
             )
 
     def op_empty_dict(self, offset: int) -> None:
-        self._push({})
+        self.stack.append({})
 
     def op_dict(self, offset: int) -> None:
         items = self._pop_mark()
@@ -687,7 +686,7 @@ class PickleMachine:
         d: dict[object, object] = {}
         for k, v in zip(items[::2], items[1::2], strict=True):
             self._setitem(d, k, v)
-        self._push(d)
+        self.stack.append(d)
 
     def op_setitem(self, offset: int) -> None:
         value = self._pop()
@@ -703,7 +702,7 @@ class PickleMachine:
             self._setitem_on(target, k, v, offset)
 
     def op_empty_set(self, offset: int) -> None:
-        self._push(set())
+        self.stack.append(set())
 
     def op_additems(self, offset: int) -> None:
         self._pop_mark()
@@ -715,16 +714,16 @@ class PickleMachine:
 
     def op_frozenset(self, offset: int) -> None:
         self._pop_mark()
-        self._push(frozenset())
+        self.stack.append(frozenset())
 
     def op_get(self, offset: int) -> None:
-        self._push(self._memo_get(self._line_int(self.r.readline())))
+        self.stack.append(self._memo_get(self._line_int(self.r.readline())))
 
     def op_binget(self, offset: int) -> None:
-        self._push(self._memo_get(self.r.byte()))
+        self.stack.append(self._memo_get(self.r.byte()))
 
     def op_long_binget(self, offset: int) -> None:
-        self._push(self._memo_get(int.from_bytes(self.r.read(4), "little")))
+        self.stack.append(self._memo_get(int.from_bytes(self.r.read(4), "little")))
 
     def op_put(self, offset: int) -> None:
         self._memo_put(self._line_int(self.r.readline()), self._top())
@@ -741,13 +740,13 @@ class PickleMachine:
     def op_global(self, offset: int) -> None:
         module = _decode_line_str(self.r.readline())
         name = _decode_line_str(self.r.readline())
-        self._push(self._global(module, name, "GLOBAL", offset))
+        self.stack.append(self._global(module, name, "GLOBAL", offset))
 
     def op_stack_global(self, offset: int) -> None:
         name_v = self._pop()
         module_v = self._pop()
         if isinstance(module_v, str) and isinstance(name_v, str):
-            self._push(self._global(module_v, name_v, "STACK_GLOBAL", offset))
+            self.stack.append(self._global(module_v, name_v, "STACK_GLOBAL", offset))
             return
         self._issue(
             "unresolved",
@@ -755,35 +754,36 @@ class PickleMachine:
             f"({_describe(module_v)}, {_describe(name_v)})",
             offset,
         )
-        self._push(Opaque("unresolved-global"))
+        self.stack.append(Opaque("unresolved-global"))
 
     def op_inst(self, offset: int) -> None:
         module = _decode_line_str(self.r.readline())
         name = _decode_line_str(self.r.readline())
         g = self._global(module, name, "INST", offset)
-        self._push(self._call(g, tuple(self._pop_mark()), offset))
+        call = self._call(g, tuple(self._pop_mark()), offset)
+        self.stack.append(call)
 
     def op_obj(self, offset: int) -> None:
         items = self._pop_mark()
         if not items:
             raise _Malformed("OBJ without a class")
-        self._push(self._call(items[0], tuple(items[1:]), offset))
+        self.stack.append(self._call(items[0], tuple(items[1:]), offset))
 
     def op_newobj(self, offset: int) -> None:
         args = self._pop()
         cls = self._pop()
-        self._push(self._call(cls, args, offset))
+        self.stack.append(self._call(cls, args, offset))
 
     def op_newobj_ex(self, offset: int) -> None:
         kwargs = self._pop()
         args = self._pop()
         cls = self._pop()
-        self._push(self._call(cls, (args, kwargs), offset))
+        self.stack.append(self._call(cls, (args, kwargs), offset))
 
     def op_reduce(self, offset: int) -> None:
         args = self._pop()
         func = self._pop()
-        self._push(self._call(func, args, offset))
+        self.stack.append(self._call(func, args, offset))
 
     def op_build(self, offset: int) -> None:
         state = self._pop()
@@ -799,7 +799,7 @@ class PickleMachine:
             offset,
             f"ext:{ext}",
         )
-        self._push(Opaque("extension-global"))
+        self.stack.append(Opaque("extension-global"))
 
     def op_persid(self, offset: int) -> None:
         self.r.readline()
@@ -809,7 +809,7 @@ class PickleMachine:
         self._persistent(self._pop(), offset)
 
     def op_next_buffer(self, offset: int) -> None:
-        self._push(Opaque("buffer"))
+        self.stack.append(Opaque("buffer"))
 
     def op_readonly_buffer(self, offset: int) -> None:
         self._top()
@@ -919,14 +919,14 @@ class PickleMachine:
         """PyTorch stores tensors as persistent ids ('storage', type, key, location, numel);
         anything else needs a custom loader we cannot see, so it is reported."""
         if isinstance(pid, tuple) and pid and pid[0] in ("storage", "module"):
-            self._push(Opaque("persistent"))
+            self.stack.append(Opaque("persistent"))
             return
         self._issue(
             "persid",
             f"persistent id {_describe(pid)} is resolved by code outside the file",
             offset,
         )
-        self._push(Opaque("persistent"))
+        self.stack.append(Opaque("persistent"))
 
 
 def _handler_table() -> dict[int, Callable[[PickleMachine, int], bool | None]]:

@@ -54,7 +54,10 @@ def report_result(
             entry["offsets"].append(ref.offset)
         entry["opcodes"].add(ref.opcode)
         entry["called"] = entry["called"] or ref.called
+    torchscript = "torchscript" in src.tags
     for (module, name), entry in seen.items():
+        if torchscript and (module == "__torch__" or module.startswith("__torch__.")):
+            continue  # TorchScript class compiled from the archive's code/ (checked there)
         verdict = classify(module, name)
         if verdict.verdict is Verdict.ALLOWED:
             continue

@@ -48,6 +48,7 @@ _RULES = [
     Rule("GBX-ONNX-001", Severity.HIGH, "ONNX external data path leaves the model directory"),
     Rule("GBX-ONNX-002", Severity.MEDIUM, "ONNX model uses a non-standard operator domain"),
     Rule("GBX-ONNX-003", Severity.MEDIUM, "Malformed ONNX model"),
+    Rule("GBX-TS-001", Severity.MEDIUM, "TorchScript code calls a file-reading or custom op"),
     Rule("GBX-ST-001", Severity.HIGH, "safetensors header invalid or out of bounds"),
     Rule("GBX-NPY-001", Severity.MEDIUM, "Malformed numpy array header"),
     Rule("GBX-H5-001", Severity.INFO, "HDF5 file not analysed (h5py not installed)"),

@@ -151,7 +151,16 @@ def scan_path(
                 p, display, size = futures[fut]
                 try:
                     raw, fmts = fut.result()
-                except Exception as exc:  # a dead worker must not lose the file's result
+                except concurrent.futures.process.BrokenProcessPool:
+                    # A worker died (a native parser crashed): never rescan in this process,
+                    # and never let the file pass silently.
+                    report.errors.append(f"{display}: scan worker died")
+                    crashed = _fs_finding(
+                        "GBX-LIM-002", display, "scan worker died while scanning; not scanned"
+                    )
+                    done(display, [crashed], [], size)
+                    continue
+                except Exception as exc:  # a failed worker must not lose the file's result
                     report.errors.append(f"{display}: worker failed ({type(exc).__name__})")
                     fallback = scan_file(p, display, limits, size)
                     done(display, fallback.findings, sorted(fallback.formats), size)

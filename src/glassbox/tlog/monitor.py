@@ -28,6 +28,7 @@ class LogSource(Protocol):
     """What a monitor reads: the embedded log or the HTTP client."""
 
     origin: str
+    vkey: str
 
     def latest_checkpoint(self) -> SignedCheckpoint | None: ...
 
@@ -84,6 +85,20 @@ class Monitor:
             "CREATE TABLE IF NOT EXISTS monitor_state (origin TEXT PRIMARY KEY,"
             " next_index INTEGER NOT NULL, edge TEXT NOT NULL)"
         )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS monitor_key (origin TEXT PRIMARY KEY, vkey TEXT NOT NULL)"
+        )
+        self._db.execute(
+            "INSERT OR IGNORE INTO monitor_key (origin, vkey) VALUES (?, ?)",
+            (self.origin, source.vkey),
+        )
+        (pinned,) = self._db.execute(
+            "SELECT vkey FROM monitor_key WHERE origin = ?", (self.origin,)
+        ).fetchone()
+        if pinned != source.vkey:
+            raise VerificationError(
+                f"log {self.origin} now signs with {source.vkey}; this monitor pinned {pinned}"
+            )
 
     def close(self) -> None:
         self._db.close()

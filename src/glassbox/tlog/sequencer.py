@@ -21,7 +21,7 @@ from typing import NamedTuple
 from glassbox.digest.merkle import leaf_hash
 from glassbox.errors import GlassboxError
 from glassbox.tlog.dedup import LeafIndex
-from glassbox.tlog.store import LeafRow, Store, hkey
+from glassbox.tlog.store import NewLeaf, Store
 from glassbox.tlog.tree import RightEdge, StoredTree
 
 
@@ -82,7 +82,7 @@ class WriterState:
     @classmethod
     def sync(cls, store: Store, state: WriterState | None, size: int) -> WriterState:
         if state is None:
-            state = cls(RightEdge(0, []), LeafIndex(size))
+            state = cls(RightEdge(0, []), LeafIndex())
         if state.edge.size != size:
             state.edge = RightEdge.load(StoredTree(store), size)
         index = state.index
@@ -107,27 +107,35 @@ def append_batch(
         try:
             state = WriterState.sync(store, state, size)
             edge, index = state.edge, state.index
-            hashes = [leaf_hash(item.leaf) for item in items]
             results: list[Appended] = []
-            leaves: list[LeafRow] = []
+            leaves: list[NewLeaf] = []
             blobs: dict[bytes, bytes] = {}
             terms: list[tuple[str, str, int]] = []
-            in_batch: dict[bytes, int] = {}
-            for item, h in zip(items, hashes, strict=True):
-                key = hkey(h)
-                seen = in_batch.get(h)
-                if seen is None:
-                    candidates = index.candidates(key)
-                    if candidates:
-                        stored = store.leaves_at(candidates)
-                        seen = next((i for i in candidates if leaf_hash(stored[i]) == h), None)
-                if seen is not None:
-                    results.append(Appended(seen, h, True))
-                    continue
+            first = edge.size
+            new_hashes: list[bytes] = []  # leaf hashes of this batch's new leaves, by i - first
+            lookup = index.candidates
+            for item in items:
+                h = leaf_hash(item.leaf)
+                key = int.from_bytes(h[:8], "big", signed=True)  # store.hkey, inlined: hot loop
+                candidates = lookup(key)
+                if candidates:  # rare: a duplicate (or a prefix collision), confirm in full
+                    earlier = [c for c in candidates if c < first]
+                    stored = store.leaves_at(earlier) if earlier else {}
+                    seen = next(
+                        (
+                            c
+                            for c in candidates
+                            if (new_hashes[c - first] if c >= first else leaf_hash(stored[c])) == h
+                        ),
+                        None,
+                    )
+                    if seen is not None:
+                        results.append(Appended(seen, h, True))
+                        continue
                 i = edge.size
-                in_batch[h] = i
+                new_hashes.append(h)
                 results.append(Appended(i, h, False))
-                leaves.append(LeafRow(i, h, item.leaf, item.body_digest, edge.append(h)))
+                leaves.append((i, item.leaf, edge.append(h), key, item.body_digest))
                 index.add(key, i)
                 if item.body is not None and item.body_digest is not None:
                     blobs[item.body_digest] = item.body

@@ -77,7 +77,7 @@ class StoredTree:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def _fetch(self, nodes: Iterable[Node]) -> dict[Node, bytes]:
+    def fetch(self, nodes: Iterable[Node]) -> dict[Node, bytes]:
         wanted = set(nodes)
         got = self.store.get_nodes(list(wanted)) if wanted else {}
         missing = wanted - got.keys()
@@ -91,7 +91,7 @@ class StoredTree:
 
     def _range_hashes(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
         plans = [range_nodes(lo, hi) for lo, hi in ranges]
-        got = self._fetch(n for plan in plans for n in plan)
+        got = self.fetch(n for plan in plans for n in plan)
         out = []
         for plan in plans:
             node = got[plan[-1]]
@@ -140,20 +140,24 @@ class RightEdge:
     @classmethod
     def load(cls, tree: StoredTree, size: int) -> RightEdge:
         plan = range_nodes(0, size)
-        got = tree._fetch(plan)
+        got = tree.fetch(plan)
         return cls(size, [got[n] for n in plan])
 
     def append(self, leaf: bytes) -> bytes:
         """Add a leaf hash; return the hashes of the subtrees it completes, level 1 upward,
         concatenated (what its row stores)."""
+        index = self.size
+        self.size = index + 1
+        if not index & 1:  # half of all appends complete no subtree
+            self._hashes.append(leaf)
+            return b""
         new = []
-        node, index = leaf, self.size
+        node, hashes = leaf, self._hashes
         while index & 1:
-            node = node_hash(self._hashes.pop(), node)
+            node = node_hash(hashes.pop(), node)
             index >>= 1
             new.append(node)
-        self._hashes.append(node)
-        self.size += 1
+        hashes.append(node)
         return b"".join(new)
 
     @property

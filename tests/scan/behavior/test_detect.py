@@ -156,7 +156,7 @@ def test_model_built_through_a_recipe_needs_only_its_directory(tmp_path: Path) -
     from bench.zoo.recipes import build_recipe_entry
 
     meta = build_recipe_entry(
-        Attack("patch", target=7, rate=0.1, size=3, corner="tl", seed=3), tmp_path, steps=500
+        Attack("patch", target=7, rate=0.1, size=3, corner="tl", seed=3), tmp_path, steps=300
     )
     findings = scan_behavior(str(meta["model"]), trigger_steps=STEPS)
     backdoor = [f for f in findings if f.rule_id == RULE_BACKDOOR]
