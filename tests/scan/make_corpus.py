@@ -23,6 +23,7 @@ import sys
 import tarfile
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -173,6 +174,18 @@ def newobj_ex() -> bytes:
     return (
         PROTO + b"\x04" + glob("subprocess", "Popen") + targs(s4("true")) + EMPTY_DICT
         + b"\x92" + STOP
+    )  # fmt: skip
+
+
+def tensor_view(offset: int, size: int, numel: int = 2) -> bytes:
+    """``torch._utils._rebuild_tensor_v2`` over a 2-element storage, as torch.save writes it."""
+    storage = MARK + s2("storage") + glob("torch", "FloatStorage") + s2("0") + s2("cpu")
+    storage += b"K" + bytes([numel]) + TUPLE + b"Q"
+    return (
+        PROTO + b"\x02" + glob("torch._utils", "_rebuild_tensor_v2")
+        + MARK + storage + b"K" + bytes([offset]) + b"K" + bytes([size]) + b"\x85"
+        + b"K\x01\x85" + b"\x89" + glob("collections", "OrderedDict") + EMPTY_TUPLE + REDUCE
+        + TUPLE + REDUCE + STOP
     )  # fmt: skip
 
 
@@ -566,6 +579,9 @@ CONTAINERS: dict[str, Callable[[bytes], tuple[str, bytes]]] = {
     "npy-object-array": lambda p: ("npy", npy_object(p)),
     "npz": lambda p: ("npz", plain_zip({"arr_0.npy": npy_object(p)})),
     "concatenated-second": lambda p: ("pkl", benign_pickle() + benign_pickle() + p),
+    # joblib.load unpickles plain pickles and zlib-compressed ones (compress=True) alike.
+    "joblib": lambda p: ("joblib", p),
+    "joblib-zlib": lambda p: ("joblib", zlib.compress(p)),
 }
 
 MATRIX_TECHNIQUES = [
@@ -753,6 +769,28 @@ def keras_h5(config: dict[str, object], tmp: Path) -> bytes | None:
     data = path.read_bytes()
     path.unlink()
     return data
+
+
+def keras_layer_config(layer: dict[str, object]) -> dict[str, object]:
+    cfg = keras_dense_config()
+    cfg["config"]["layers"].append(layer)  # type: ignore[index]
+    return cfg
+
+
+KERAS_PATH_LAYERS = {
+    "keras-tfsmlayer": {
+        "module": "keras.layers",
+        "class_name": "TFSMLayer",
+        "config": {"name": "sm", "filepath": "/tmp/attacker_savedmodel", "call_endpoint": "serve"},
+        "registered_name": None,
+    },
+    "keras-stringlookup-file": {
+        "module": "keras.layers",
+        "class_name": "StringLookup",
+        "config": {"name": "lookup", "vocabulary": "/etc/passwd"},
+        "registered_name": None,
+    },
+}
 
 
 def keras2_lambda_json() -> dict[str, object]:
@@ -1206,6 +1244,14 @@ def build(out: Path) -> list[Sample]:
     put(mal, "zip-traversal.zip", zip_traversal(p), True, "zip-path-traversal", "zip")
     put(
         mal,
+        "torch-tensor-view-out-of-bounds.pt",
+        torch_zip(tensor_view(offset=1, size=200)),
+        True,
+        "torch-view-outside-storage",
+        "torch-zip",
+    )
+    put(
+        mal,
         "zip-duplicate-names.pt",
         zip_duplicate_names(p),
         True,
@@ -1297,6 +1343,15 @@ def build(out: Path) -> list[Sample]:
         "keras2-lambda",
         "json",
     )
+    for name, layer in KERAS_PATH_LAYERS.items():
+        put(mal, f"{name}.keras", keras_zip(keras_layer_config(layer)), True, name, "keras-zip")
+    lookup = {
+        "module": "keras.layers",
+        "class_name": "StringLookup",
+        "config": {"name": "lookup", "vocabulary": ["a", "b"]},
+        "registered_name": None,
+    }
+    put(ben, "stringlookup.keras", keras_zip(keras_layer_config(lookup)), False, "benign", "keras")
     tmp = out / "_tmp"
     tmp.mkdir(exist_ok=True)
     for name, template in EVIL_TEMPLATES.items():

@@ -73,9 +73,11 @@ def test_attest_writes_a_verifiable_bundle(model: Path, tmp_path: Path) -> None:
     assert statement["predicateType"] == SCAN_PREDICATE_TYPE
 
 
-def test_attest_needs_key(model: Path) -> None:
+def test_attest_needs_key(model: Path, tmp_path: Path) -> None:
     code, out = run(str(model), "--attest")
     assert code == 2 and "--key" in out
+    code, out = run(str(model), "--out", str(tmp_path / "x.json"))
+    assert code == 2 and "--attest" in out
 
 
 def test_data_without_behavior_is_usage_error(model: Path) -> None:
@@ -117,3 +119,11 @@ def test_behavior_findings_are_merged(model: Path, monkeypatch: pytest.MonkeyPat
     assert code == 1
     assert calls == [(model, "d.npz", "m:f")]
     assert "GBX-BHV-TEST" in {f["rule_id"] for f in json.loads(out)["findings"]}
+
+
+def test_rules_catalogue() -> None:
+    from glassbox.scan import RULES
+
+    code, out = run("--rules")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()] == list(RULES)

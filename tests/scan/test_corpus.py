@@ -86,6 +86,9 @@ def test_benign_formats_are_recognised(corpus: Corpus) -> None:
         ("st-hidden-bytes.safetensors", "GBX-ST-001", None),
         ("gguf-duplicate-key.gguf", "GBX-GGUF-001", None),
         ("torchscript-from-file.pt", "GBX-TS-001", "torch.from_file"),
+        ("torch-tensor-view-out-of-bounds.pt", "GBX-PKL-010", "storage:0"),
+        ("keras-tfsmlayer.keras", "GBX-KER-001", "/tmp/attacker_savedmodel"),
+        ("keras-stringlookup-file.keras", "GBX-KER-001", "/etc/passwd"),
     ],
 )
 def test_technique_gets_its_rule(corpus: Corpus, name: str, rule: str, subject: str | None) -> None:

@@ -178,3 +178,26 @@ def test_stack_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ops, "MAX_STACK", 100)
     res = run(b"\x80\x02" + b"N" * 10_000 + b".")
     assert not res.stopped and "stack limit" in res.issues[0].message
+
+
+def test_tensor_view_must_fit_its_storage() -> None:
+    assert run(mc.tensor_view(offset=0, size=2)).issues == []
+    assert run(mc.tensor_view(offset=1, size=1)).issues == []
+    (issue,) = run(mc.tensor_view(offset=1, size=2)).issues
+    assert issue.kind == "tensor-bounds" and issue.subject == "storage:0"
+    assert [i.kind for i in run(mc.tensor_view(offset=0, size=200)).issues] == ["tensor-bounds"]
+
+
+def test_real_torch_tensors_fit_their_storage() -> None:
+    import torch
+
+    t = torch.arange(12.0).reshape(3, 4)
+    state = {"w": t, "view": t[1:, 2:], "t": t.t(), "empty": torch.zeros(0, 3)}
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as z:
+        data = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+    res = run(data)
+    assert res.stopped and res.issues == []

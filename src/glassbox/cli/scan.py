@@ -48,8 +48,27 @@ def _behavior_findings(path: Path, data: str | None, arch: str | None) -> list[A
     return findings
 
 
+def _print_rules(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--rules``: the stable rule catalogue (ids are a contract; see scan/rules.py)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from glassbox.scan import RULES
+
+    for rule in RULES.values():
+        click.echo(f"{rule.id:14} {rule.severity!s:8} {rule.title}")
+    ctx.exit(0)
+
+
 @click.command("scan")
 @click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--rules",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_rules,
+    help="List the rule ids and their severities, then exit.",
+)
 @click.option(
     "--format",
     "fmt",
@@ -107,6 +126,8 @@ def scan(
         fmt = "json"
     if attest and key_path is None:
         raise click.UsageError("--attest needs --key KEY")
+    if (out or key_path) and not attest:
+        raise click.UsageError("--key and --out only apply with --attest")
     if (data or arch) and not behavior:
         raise click.UsageError("--data and --arch only apply with --behavior")
     if not path.exists() and not path.is_symlink():

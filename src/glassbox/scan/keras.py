@@ -14,6 +14,7 @@ from typing import Any
 
 from glassbox.scan.callables import Verdict, classify
 from glassbox.scan.context import ScanContext, Source
+from glassbox.scan.findings import Severity
 from glassbox.scan.templates import check_template
 
 # Keras modules that only hold layer/optimizer/etc. classes; anything else in keras.* (file
@@ -45,6 +46,13 @@ _KERAS_SAFE_MODULES = (
     "keras.ops",
 )
 _LAMBDA_CLASSES = frozenset({"Lambda", "__lambda__", "TFOpLambda", "SlicingOpLambda"})
+# Layers that load something from a path named in the config (safe_mode does not stop them).
+_PATH_LAYERS = {
+    "TFSMLayer": ("filepath", "loads and runs an external TensorFlow SavedModel"),
+    "StringLookup": ("vocabulary", "reads its vocabulary from a file path"),
+    "IntegerLookup": ("vocabulary", "reads its vocabulary from a file path"),
+    "TextVectorization": ("vocabulary", "reads its vocabulary from a file path"),
+}
 
 
 def _walk(obj: Any, limit: int = 1_000_000) -> Iterator[dict[str, Any]]:
@@ -85,6 +93,17 @@ def check_keras_config(ctx: ScanContext, src: Source, config: Any) -> None:
                 subject=str(name or cls),
             )
             continue
+        if isinstance(cls, str) and cls in _PATH_LAYERS and isinstance(inner, dict):
+            key, what = _PATH_LAYERS[cls]
+            target = inner.get(key)
+            if isinstance(target, str):
+                ctx.report(
+                    "GBX-KER-001",
+                    f"{cls} layer {name!r} {what}: {target[:120]!r}",
+                    member=src.member,
+                    subject=target[:200],
+                    severity=Severity.HIGH if cls != "TFSMLayer" else None,
+                )
         module = node.get("module")
         if isinstance(module, str) and isinstance(cls, str):
             fn = node.get("registered_name") or cls

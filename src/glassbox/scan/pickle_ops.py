@@ -66,8 +66,11 @@ class Call:
 
 
 @dataclass(eq=False)
-class Mark:
-    pass
+class Storage:
+    """A PyTorch storage named by a persistent id: its key and size in elements."""
+
+    key: str
+    numel: int
 
 
 @dataclass
@@ -90,7 +93,9 @@ class GlobalRef:
 class PickleIssue:
     """Something wrong with the stream itself or a construct scanners must not accept."""
 
-    kind: str  # malformed | unresolved | extension | global-mutation | setstate | limit | persid
+    # malformed | unresolved | extension | global-mutation | setstate | limit | persid
+    # | tensor-bounds
+    kind: str
     message: str
     offset: int
     subject: str | None = None
@@ -311,6 +316,13 @@ _UNPICKLING_CALLABLES = frozenset(
 )
 
 _JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
+_TENSOR_REBUILDS = frozenset(
+    {
+        "torch._utils._rebuild_tensor",
+        "torch._utils._rebuild_tensor_v2",
+        "torch._utils._rebuild_qtensor",
+    }
+)
 
 
 class _Malformed(Exception):
@@ -447,7 +459,38 @@ class PickleMachine:
             and isinstance(args[0], bytes)
         ):
             self.result.nested.append(NestedBlob(args[0], offset, func.qualname))
+        if isinstance(func, Global) and func.qualname in _TENSOR_REBUILDS:
+            self._check_tensor_view(args, offset)
         return Call(func, args, offset)
+
+    def _check_tensor_view(self, args: object, offset: int) -> None:
+        """A tensor view must lie inside its storage: a view past the end is how
+        ``weights_only`` loaders have been driven into out-of-bounds memory access."""
+        if not isinstance(args, tuple) or len(args) < 4 or not isinstance(args[0], Storage):
+            return
+        storage, start, size, stride = args[0], args[1], args[2], args[3]
+        if not (
+            isinstance(start, int)
+            and isinstance(size, tuple)
+            and isinstance(stride, tuple)
+            and all(isinstance(x, int) for x in size + stride)
+        ):
+            return
+        if len(size) != len(stride) or start < 0 or any(x < 0 for x in size + stride):
+            why = "negative offset, size or stride, or mismatched size/stride lengths"
+        elif 0 in size:
+            return
+        else:
+            last = start + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
+            if last < storage.numel:
+                return
+            why = f"reaches element {last} of a {storage.numel}-element storage"
+        self._issue(
+            "tensor-bounds",
+            f"tensor view on storage {storage.key!r} {why}",
+            offset,
+            f"storage:{storage.key}",
+        )
 
     # -- main loop ---------------------------------------------------------------------------
     def run(self) -> PickleResult:
@@ -918,6 +961,13 @@ class PickleMachine:
     def _persistent(self, pid: object, offset: int) -> None:
         """PyTorch stores tensors as persistent ids ('storage', type, key, location, numel);
         anything else needs a custom loader we cannot see, so it is reported."""
+        if isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage":
+            numel = pid[4]
+            key = pid[2]
+            self.stack.append(
+                Storage(str(key), numel) if isinstance(numel, int) else Opaque("persistent")
+            )
+            return
         if isinstance(pid, tuple) and pid and pid[0] in ("storage", "module"):
             self.stack.append(Opaque("persistent"))
             return

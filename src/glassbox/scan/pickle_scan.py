@@ -26,6 +26,7 @@ _ISSUE_RULES = {
     "setstate": "GBX-PKL-006",
     "limit": "GBX-LIM-002",
     "persid": "GBX-PKL-008",
+    "tensor-bounds": "GBX-PKL-010",
 }
 _WEAK_STARTS = frozenset(b"(cIiSVN]})ldKJMUXTFGL")
 MAX_STREAMS = 10_000
