@@ -119,9 +119,11 @@ def test_checkpoint_remembers_and_catches_an_edited_tree(signed: tuple[Path, Pat
     from glassbox.tlog import local_log_dir, open_store
     from tests.tlog.helpers import corrupt_node
 
+    assert json.loads(run("log", "verify-store", "--json"))["checkpoints"] == 2
     store = open_store(str(local_log_dir() / "log.db"))
     corrupt_node(store, 1, 0)  # the stored hash of leaves 0..1, edited in the database
     store.close()
+    assert "level 1, index 0" in run("log", "verify-store", code=1)
     key = generate_private_key("ed25519")
     _priv, pub3 = write_keypair(key, bundle.with_name("third"))
     third = bundle.with_name("third.sig")

@@ -205,3 +205,18 @@ def test_remember_checkpoint_fetches_consistency(log: TransparencyLog, tmp_path:
     with pytest.raises(VerificationError, match="not consistent"):
         remember_checkpoint(seen, Liar(), rewritten)
     assert seen.get(log.origin).size == 7
+
+
+def test_add_signed_and_index_of(log: TransparencyLog) -> None:
+    from glassbox.sign import make_statement, sign_statement
+
+    key = new_key()
+    st = make_statement([{"name": "m", "digest": {"sha256": "ab" * 32}}], "https://x/v1", {})
+    bundle = sign_statement(st, key)
+    log.add(parse_entry(bundle_submission(key, "other", "z")))
+    assert log.add_signed(bundle, key.public_key()).index == 1
+    from glassbox.tlog import make_submission
+
+    entry = parse_entry(make_submission(bundle, key.public_key()))
+    assert log.index_of(entry) == 1
+    assert log.index_of(parse_entry(bundle_submission(key, "never", "logged"))) is None

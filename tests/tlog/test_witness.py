@@ -137,3 +137,21 @@ def test_policy_k_of_n(tmp_path: Path) -> None:
         WitnessPolicy.from_vkeys(vkeys, k=1).check(signed)
     for w in ws:
         w.close()
+
+
+def test_http_interface_status_codes(witness: Witness) -> None:
+    from fastapi.testclient import TestClient
+
+    from glassbox.tlog.server import create_witness_app
+
+    with TestClient(create_witness_app(witness)) as http:
+        ok = http.post("/add-checkpoint", content=format_add_checkpoint(0, [], cp(4).serialize()))
+        assert ok.status_code == 200 and ok.text.startswith("\u2014 w1.example ")
+        stale = http.post(
+            "/add-checkpoint", content=format_add_checkpoint(0, [], cp(6).serialize())
+        )
+        assert stale.status_code == 409
+        assert stale.headers["content-type"] == "text/x.tlog.size" and stale.text == "4\n"
+        assert http.post("/add-checkpoint", content=b"old 0").status_code == 400
+        big = http.post("/add-checkpoint", content=b"old 0\n\n" + b"x" * 70000)
+        assert big.status_code == 413

@@ -319,6 +319,13 @@ def search(
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--checkpoint-interval", type=click.FloatRange(0.05), default=5.0, show_default=True)
 @click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes sharing the store (each has its own sequencer).",
+)
+@click.option(
     "--witness", "witnesses", multiple=True, help="Witness as VKEY=http(s)://URL (repeat)."
 )
 @guarded
@@ -329,6 +336,7 @@ def serve(
     host: str,
     port: int,
     checkpoint_interval: float,
+    workers: int,
     witnesses: tuple[str, ...],
 ) -> None:
     """Serve the log over HTTP (OpenAPI docs at /docs, tiles at /tile/...)."""
@@ -346,6 +354,27 @@ def serve(
         cosigners.append(WitnessCosigner.http(parse_vkey(vkey), "http" + rest))
     lg = open_log(store, key_path, origin=origin, cosigners=cosigners)
     click.echo(f"log {lg.origin} key {lg.vkey}", err=True)
+    if workers > 1:  # each worker process opens the log itself (server.app_from_env)
+        import os
+
+        from glassbox.tlog import local_log_dir
+
+        lg.close()
+        os.environ.update(
+            GLASSBOX_TLOG_STORE=store or "",
+            GLASSBOX_TLOG_KEY=key_path or str(local_log_dir() / "log.skey"),
+            GLASSBOX_TLOG_CHECKPOINT_INTERVAL=str(checkpoint_interval),
+            GLASSBOX_TLOG_WITNESSES=" ".join(witnesses),
+        )
+        uvicorn.run(
+            "glassbox.tlog.server:app_from_env",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="warning",
+        )
+        return
     app = create_app(lg, checkpoint_interval=checkpoint_interval, close_log=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
@@ -439,3 +468,35 @@ def import_cmd(archive: str, store: str, as_json: bool) -> None:
         emit_json(result)
     else:
         click.echo(f"imported {result['size']} entries, root {result['root']}")
+
+
+@log.command("verify-store")
+@STORE_OPT
+@JSON_OPT
+@guarded
+def verify_store(store: str | None, as_json: bool) -> None:
+    """Recheck a whole store: every stored hash against the leaves, every checkpoint against
+    the tree (after a crash, a restore, or a suspected edit)."""
+    from glassbox.errors import VerificationError
+    from glassbox.tlog import audit_store, local_log_dir, open_checkpoint, open_store, parse_vkey
+    from glassbox.tlog.tree import StoredTree
+
+    st = open_store(store or f"sqlite:///{local_log_dir() / 'log.db'}")
+    try:
+        root = audit_store(st)
+        vkey = st.get_meta("vkey")
+        checked = 0
+        if vkey is not None:
+            verifier, tree = parse_vkey(vkey), StoredTree(st)
+            for size, note in st.checkpoints():
+                cp = open_checkpoint(note, verifier).checkpoint
+                if cp.size != size or tree.root(size) != cp.root:
+                    raise VerificationError(f"checkpoint at size {size} does not match the tree")
+                checked += 1
+        size = st.size()
+    finally:
+        st.close()
+    if as_json:
+        emit_json({"size": size, "root": root.hex(), "checkpoints": checked, "ok": True})
+    else:
+        click.echo(f"OK: {size} entries, root {root.hex()}, {checked} checkpoints verified")

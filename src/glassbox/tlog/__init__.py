@@ -3,7 +3,8 @@
 Public API (what ``audit`` and the CLI use)::
 
     log = open_log()                                   # embedded log under data_dir()/log
-    appended = log.add(parse_entry(make_submission(bundle, public_key)))
+    appended = log.add_signed(bundle, public_key)      # verified, durable, deduplicated
+    log.index_of(parse_entry(make_submission(bundle, public_key)))   # is it logged?
     bundle = log.proof_bundle(appended.index)          # ProofBundle, .write(path)
     result = verify_proof_bundle(bundle, log.vkey, WitnessPolicy.from_vkeys([...], k=1))
     remember_checkpoint(SeenCheckpoints(), log_or_client, signed)    # per-log memory
@@ -42,7 +43,7 @@ from glassbox.tlog.witness import Witness, WitnessCosigner, WitnessError, Witnes
 
 def make_submission(signed: dict[str, Any], public_key: Any) -> dict[str, Any]:
     """A log submission for an OMS/Sigstore bundle or a DSSE envelope dict and its public key
-    (a ``cryptography`` public key or PEM text)."""
+    (a ``cryptography`` public key or PEM text): what ``parse_entry`` and the server take."""
     from glassbox.sign import public_pem
 
     pem = public_key if isinstance(public_key, str) else public_pem(public_key).decode()

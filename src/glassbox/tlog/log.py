@@ -8,6 +8,7 @@ monitors see a small number of tree heads they can cross-check.
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Callable
@@ -40,8 +41,6 @@ class StoredEntry:
         return entry_from_body(self.body, where=f"entry {self.index}")
 
     def to_dict(self) -> dict[str, Any]:
-        import base64
-
         return {
             "index": self.index,
             "leaf": base64.b64encode(self.leaf).decode(),
@@ -51,13 +50,15 @@ class StoredEntry:
 
 
 class TransparencyLog:
+    """One log: a store bound to one Ed25519 log key, with its sequencer and cosigners."""
+
     def __init__(
         self,
         store: SQLStore,
         signer: Signer,
         *,
         cosigners: list[Cosigner] | None = None,
-        max_batch: int = 1024,
+        max_batch: int = 4096,
     ) -> None:
         self.store = store
         self.signer = signer
@@ -89,6 +90,24 @@ class TransparencyLog:
         body = entry.body
         pending = Pending(entry.leaf, body, entry.body_digest, entry.terms())
         return self.sequencer.add(pending, timeout)
+
+    def add_signed(self, signed: dict[str, Any], public_key: Any) -> Appended:
+        """Verify and append an OMS bundle or DSSE envelope dict signed by ``public_key``."""
+        from glassbox.tlog.entries import parse_entry
+
+        pem = public_key if isinstance(public_key, str) else _pem(public_key)
+        field = "bundle" if "dsseEnvelope" in signed or "mediaType" in signed else "envelope"
+        return self.add(parse_entry({field: signed, "public_key": pem}))
+
+    def index_of(self, entry: LogEntry) -> int | None:
+        """Where ``entry`` is in the log, if it is (found through its subject digests)."""
+        for kind, value in entry.terms():
+            if kind != "digest":
+                continue
+            for index in self.store.search(kind, value, 10_000):
+                if self.get(index).leaf == entry.leaf:
+                    return index
+        return None
 
     def add_leaf(self, leaf: bytes) -> Appended:
         return self.sequencer.add(Pending(leaf))
@@ -201,3 +220,9 @@ class TransparencyLog:
             inclusion=self.inclusion_proof(index, size),
             checkpoint=cp.serialize(),
         )
+
+
+def _pem(public_key: Any) -> str:
+    from glassbox.sign import public_pem
+
+    return public_pem(public_key).decode()

@@ -271,8 +271,10 @@ def create_witness_app(witness: Witness, *, max_body: int = 64 << 10) -> ASGIApp
             lines = await run_in_threadpool(witness.add_checkpoint, raw)
         except WitnessError as exc:
             if exc.status == 409 and exc.latest_size is not None:
-                return PlainTextResponse(
-                    f"{exc.latest_size}\n", status_code=409, media_type="text/x.tlog.size"
+                return Response(  # exactly this type, no charset (tlog-witness)
+                    f"{exc.latest_size}\n".encode(),
+                    status_code=409,
+                    headers={"content-type": "text/x.tlog.size"},
                 )
             return PlainTextResponse(str(exc) + "\n", status_code=exc.status)
         return PlainTextResponse(lines)
@@ -286,3 +288,30 @@ def create_witness_app(witness: Witness, *, max_body: int = 64 << 10) -> ASGIApp
         }
 
     return BodyLimit(app, max_body)
+
+
+def app_from_env() -> ASGIApp:
+    """App factory for ``glassbox log serve --workers N``: each worker process opens the same
+    store (PostgreSQL, or one SQLite file) with its own sequencer; batches from different
+    workers serialise on the tree-head lock, so the servers themselves stay stateless."""
+    import os
+
+    from glassbox.tlog.local import open_log
+    from glassbox.tlog.note import parse_vkey
+    from glassbox.tlog.witness import WitnessCosigner
+
+    env = os.environ
+    cosigners: list[Any] = []
+    for spec in filter(None, env.get("GLASSBOX_TLOG_WITNESSES", "").split(" ")):
+        vkey, _sep, rest = spec.partition("=http")
+        cosigners.append(WitnessCosigner.http(parse_vkey(vkey), "http" + rest))
+    log = open_log(
+        env.get("GLASSBOX_TLOG_STORE") or None,
+        env.get("GLASSBOX_TLOG_KEY") or None,
+        cosigners=cosigners,
+    )
+    return create_app(
+        log,
+        checkpoint_interval=float(env.get("GLASSBOX_TLOG_CHECKPOINT_INTERVAL", "5")),
+        close_log=True,
+    )
