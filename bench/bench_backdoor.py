@@ -259,6 +259,8 @@ def print_summary(rows: list[dict[str, Any]], *, with_art: bool) -> None:
 
     print("\npoisoned-record precision / recall (backdoored models, all records)")
     for n in names:
+        if n == "trigger":  # a trigger search names a class, not records
+            continue
         line = f"{n:<22}"
         for k in [*kinds, "all"]:
             bad = [r for r in rows if r["kind"] != "clean" and (k == "all" or r["kind"] == k)]
@@ -284,7 +286,12 @@ def print_summary(rows: list[dict[str, Any]], *, with_art: bool) -> None:
         print(f"  {r['name']:<40} glassbox {g:.3f}  art {a:.3f}")
 
     gb = np.mean([r["glassbox_s"] for r in rows])
-    line = f"\ntime per model: glassbox {gb:.2f}s"
+    print()
+    for arch in ("mlp", "cnn"):
+        mine = [r["glassbox_s"] for r in rows if f"-{arch}-" in r["name"]]
+        if mine:
+            print(f"glassbox time per {arch.upper()}: {np.mean(mine):.2f}s ({len(mine)} models)")
+    line = f"time per model: glassbox {gb:.2f}s"
     if with_art:
         art = np.mean([r["art_s"] for r in rows])
         line += f", ART (AC + spectral) {art:.2f}s, ratio {gb / art:.2f}x"

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from glassbox.digest import DatasetCommitment, RecordProof, verify_record
+from glassbox.errors import InputError
 from glassbox.scan.behavior import (
     RULE_BACKDOOR,
     RULE_NODATA,
@@ -148,6 +149,10 @@ def test_no_data_is_reported_not_skipped(zoo: dict[str, Any]) -> None:
     d, _ = _entry(zoo, "clean")
     (finding,) = scan_behavior(d, arch=ARCH)
     assert finding.rule_id == RULE_NODATA and finding.severity == Severity.INFO
+    with pytest.raises(InputError, match="no such model"):
+        scan_behavior(d / "missing", arch=ARCH)
+    with pytest.raises(InputError, match="no Glassbox provenance"):
+        scan_behavior(d, data=d / "train.jsonl")  # no --arch and nothing built it
 
 
 def test_model_built_through_a_recipe_needs_only_its_directory(tmp_path: Path) -> None:

@@ -152,6 +152,8 @@ def scan_behavior(
     """
     model_path = Path(model_path)
     where = str(model_path)
+    if not model_path.exists():
+        raise InputError(f"{model_path}: no such model file or directory")
     if data is None:
         declared = declared_training_data(model_path)
         if declared is not None:
