@@ -318,3 +318,74 @@ def test_single_file_model(tmp_path: Path) -> None:
     assert report.link("integrity").verdict is P
     assert report.link("safety").verdict is P
     assert report.link("openness").verdict is U  # no licence anywhere
+
+
+def test_signature_made_by_model_signing_passes_integrity(tmp_path: Path) -> None:
+    model_signing = pytest.importorskip("model_signing")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(safetensors_bytes([1.0, 2.0]))
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "k.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (tmp_path / "k.pub").write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    model_signing.signing.Config().use_elliptic_key_signer(
+        private_key=str(tmp_path / "k.pem")
+    ).sign(str(model), str(model / "model.sig"))
+    report = audit_model(model, AuditOptions(keys=(tmp_path / "k.pub",)))
+    assert report.link("integrity").verdict is P
+    (model / "model.safetensors").write_bytes(safetensors_bytes([1.0, 3.0]))
+    report = audit_model(model, AuditOptions(keys=(tmp_path / "k.pub",)))
+    assert report.link("integrity").evidence["modified"] == ["model.safetensors"]
+
+
+def test_provenance_as_a_bare_dsse_envelope_is_verified(release: Release) -> None:
+    bundle = json.loads(release.provenance.read_text())
+    release.provenance.write_text(json.dumps(bundle["dsseEnvelope"]))
+    assert run(release) == verdicts()
+    other = sign_statement(release.statement(), load_private_key(release.other_key))
+    release.provenance.write_text(json.dumps(other["dsseEnvelope"]))
+    assert run(release) == verdicts(provenance=F)
+
+
+def test_scan_errors_make_safety_unknown_not_pass(release: Release) -> None:
+    statement = make_statement(
+        [
+            subject(p.name, hashlib.sha256(p.read_bytes()).digest())
+            for p in sorted(release.model.iterdir())
+        ],
+        "https://glassbox.dev/scan/v1",
+        {"findings": [], "errors": ["model.safetensors: worker failed (MemoryError)"]},
+    )
+    write_bundle(sign_statement(statement, load_private_key(release.key)), release.scan)
+    report = audit_model(release.model, AuditOptions(keys=(release.pub,)))
+    safety = report.link("safety")
+    assert safety.verdict is U
+    assert "could not finish 1 file" in safety.summary
+
+
+def test_many_changed_files_are_summarised_and_all_listed(release: Release) -> None:
+    for i in range(8):
+        (release.model / f"extra-{i}.json").write_text("{}")
+    integrity = audit_model(release.model, AuditOptions(keys=(release.pub,))).link("integrity")
+    assert integrity.verdict is F
+    assert "(+3 more)" in integrity.summary
+    assert len(integrity.evidence["added"]) == 8
+
+
+def test_empty_model_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(InputError, match="no files to audit"):
+        audit_model(tmp_path / "empty")

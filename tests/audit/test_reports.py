@@ -65,3 +65,35 @@ def test_html_is_self_contained_and_escapes_model_text(release: Release, tmp_pat
     assert "@import" not in html and "url(" not in html.replace("url(#arrow)", "")
     assert html.count("<details") == len(LINKS)
     assert "default-src 'none'" in html
+
+
+def test_shipped_bom_is_checked_against_the_files(release: Release) -> None:
+    from glassbox.bom.cyclonedx import bom_for_model
+
+    shipped = release.root / "digits.cdx.json"
+    shipped.write_text(json.dumps(bom_for_model(release.model)))
+    report = audit_model(release.model, AuditOptions(keys=(release.pub,)))
+    assert report.bom is not None and report.bom["matches_model"] is True
+    assert report.bom["source"] == str(shipped)
+    assert report.bom["model_card_section"] is True
+    (release.model / "config.json").write_text("{}")
+    report = audit_model(release.model, AuditOptions(keys=(release.pub,)))
+    assert report.bom is not None and report.bom["matches_model"] is False
+    assert any("describes other bytes" in d for d in report.link("openness").details)
+
+
+def test_trigger_images_are_inlined_only_when_they_are_pngs() -> None:
+    import base64
+
+    import numpy as np
+
+    from glassbox.audit.report_html import _trigger_image
+    from glassbox.scan.behavior.png import png_base64
+
+    good = png_base64(np.zeros((8, 8)), scale=2)
+    html = _trigger_image({"evidence": {"trigger_png_base64": good}})
+    assert html.startswith('<br><img class="trigger"') and "data:image/png;base64," in html
+    script = base64.b64encode(b"<script>alert(1)</script>").decode()
+    for bad in (script, "not base64!", 7, "A" * 10_000_000):
+        assert _trigger_image({"evidence": {"trigger_png_base64": bad}}) == ""
+    assert _trigger_image({"evidence": "x"}) == ""

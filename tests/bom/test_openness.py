@@ -228,3 +228,23 @@ def test_single_weights_file_is_graded(tmp_path: Path) -> None:
     report = assess_openness(path)
     assert report.verdict == "unknown"
     assert report.release.entries["Model parameters (Final)"].location == "model.gguf"
+
+
+def test_declared_local_paths_are_checked(tmp_path: Path) -> None:
+    root = make_release(tmp_path / "m", WEIGHTS, {"train.py": b"# training\n"}, licence="MIT")
+    (root / "mof.yml").write_text(
+        "framework: {name: Model Openness Framework, version: '1.0'}\n"
+        "release:\n  name: m\n  components:\n"
+        "  - {name: Training code, license: MIT, component_path: train.py}\n"
+        "  - {name: Inference code, license: MIT, component_path: infer_missing.py}\n"
+        "  - {name: Evaluation code, license: MIT, component_path: ../../etc/passwd}\n"
+        "  - {name: Research paper, license: CC-BY-4.0, component_path: 'https://arxiv.org/x'}\n"
+    )
+    report = assess_openness(root)
+    status = {s.component.name: s.status for s in report.mof.components}
+    assert status["Training code"] == "open"
+    assert status["Inference code"] == "missing"
+    assert status["Evaluation code"] == "missing"
+    assert status["Research paper"] == "open"  # remote: a declaration, recorded as such
+    assert any("no such file" in n for n in report.release.notes)
+    assert any("outside the release" in n for n in report.release.notes)

@@ -8,6 +8,9 @@ for machines (a versioned JSON schema in ``docs/``) and as one self-contained HT
 from glassbox.audit.context import DEFAULT_REQUIRE, AuditOptions, parse_require
 from glassbox.audit.engine import SCHEMA_ID, SCHEMA_VERSION, AuditReport, audit_model
 from glassbox.audit.evidence import Evidence, EvidenceFile, classify, discover
+from glassbox.audit.quickstart import QuickstartResult, run_quickstart
+from glassbox.audit.report_html import render_html, write_html
+from glassbox.audit.report_terminal import render as render_terminal
 from glassbox.audit.verdict import LINKS, LinkResult, Verdict
 
 __all__ = [
@@ -20,9 +23,14 @@ __all__ = [
     "Evidence",
     "EvidenceFile",
     "LinkResult",
+    "QuickstartResult",
     "Verdict",
     "audit_model",
     "classify",
     "discover",
     "parse_require",
+    "render_html",
+    "render_terminal",
+    "run_quickstart",
+    "write_html",
 ]

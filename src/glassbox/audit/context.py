@@ -6,6 +6,7 @@ so an audit reads each model byte as few times as possible.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,6 +65,8 @@ class AuditOptions:
     fail_on: str = "high"
     scan_now: bool = True
     behavior: bool = False
+    # Called with byte counts while the model is hashed (a progress bar on a terminal).
+    progress: Callable[[int], None] | None = None
 
 
 @dataclass
@@ -140,5 +143,7 @@ class AuditContext:
                 sig = default_signature_path(self.model).absolute()
                 if sig.exists() and sig not in ignores:
                     ignores.append(sig)
-            self._manifest = hash_model(self.model, ignore_paths=ignores, use_cache=False)
+            self._manifest = hash_model(
+                self.model, ignore_paths=ignores, use_cache=False, progress=self.options.progress
+            )
         return self._manifest

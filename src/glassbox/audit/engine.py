@@ -8,6 +8,7 @@ link that fails *or is unknown* gives 1.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -95,6 +96,7 @@ def audit_model(model: Path, options: AuditOptions | None = None) -> AuditReport
     # Absolute and normalised (``.``, ``dir/``), so names and siblings are well defined.
     model = Path(model).absolute()
     evidence = discover(model, options.evidence)
+    _require_content(model)
     ctx = AuditContext(model, evidence, options)
     # Everything the user named must be usable before any link runs: a bad option is their
     # input error (exit 2), while unreadable *evidence* only makes a link unknown.
@@ -107,7 +109,22 @@ def audit_model(model: Path, options: AuditOptions | None = None) -> AuditReport
     report = AuditReport(model, [results[n] for n in LINKS], options.require, evidence)
     report.manifest = _manifest_summary(ctx)
     report.bom = _bom_summary(ctx, results["openness"])
+    if report.bom and report.bom.get("matches_model") is False:
+        results["openness"].details.append(
+            f"the shipped BOM {report.bom.get('source')} describes other bytes (root digest "
+            f"{report.bom.get('root_digest')}), not these files"
+        )
     return report
+
+
+def _require_content(model: Path) -> None:
+    """An empty model is bad input (as for ``glassbox digest``), not something to grade."""
+    if model.is_file():
+        return
+    for _dirpath, _dirs, files in os.walk(model, followlinks=False):
+        if files:
+            return
+    raise InputError(f"model {model} has no files to audit")
 
 
 def _run(name: str, check: Callable[[AuditContext], LinkResult], ctx: AuditContext) -> LinkResult:

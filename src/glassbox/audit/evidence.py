@@ -241,6 +241,21 @@ def statement_of(item: EvidenceFile) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
+def as_bundle(item: EvidenceFile) -> dict[str, Any]:
+    """A signed evidence file as a Sigstore bundle, so ``verify_bundle`` applies unchanged to
+    bare DSSE envelopes too (their key is then checked by signature alone, with no hint)."""
+    doc = item.document
+    if not isinstance(doc, dict):
+        raise InputError(f"{item.path}: not a signed statement")
+    if "dsseEnvelope" in doc:
+        return doc
+    return {
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {"publicKey": {"hint": ""}, "tlogEntries": []},
+        "dsseEnvelope": doc,
+    }
+
+
 def _looks_like_proof(doc: dict[str, Any]) -> bool:
     """An offline log proof bundle: a checkpoint plus an inclusion proof for one entry."""
     if doc.get("format") == PROOF_FORMAT:

@@ -9,6 +9,8 @@ name or a finding message is attacker-controlled text.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from html import escape
 from pathlib import Path
@@ -65,6 +67,8 @@ ul.details { margin: 6px 0; padding-left: 20px; }
 .ok { color: #1b7f3b; font-weight: 700; } .no { color: #b3261e; font-weight: 700; }
 .sev-critical, .sev-high { color: #b3261e; font-weight: 700; }
 .sev-medium { color: #c2410c; font-weight: 600; } .sev-low, .sev-info { color: var(--muted); }
+img.trigger { image-rendering: pixelated; width: 96px; height: 96px; margin-top: 6px;
+  border: 1px solid var(--line); }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
 """
 
@@ -107,13 +111,20 @@ def render_html(report: AuditReport) -> str:
     return "\n".join(parts)
 
 
-def _display_name(report: AuditReport) -> str:
-    """The release's own name (from its MOF file or provenance) beside the directory name."""
+def _release_name(report: AuditReport) -> str:
+    """The release's own name (from its MOF file or provenance), else the file name."""
     release = report.link("openness").evidence.get("release")
     name = release.get("name") if isinstance(release, dict) else None
+    return name if isinstance(name, str) and name else report.model.name
+
+
+def _display_name(report: AuditReport) -> str:
+    """The release's name and version beside the directory name."""
+    release = report.link("openness").evidence.get("release")
+    name = _release_name(report)
     version = release.get("version") if isinstance(release, dict) else None
-    if not isinstance(name, str) or name == report.model.name:
-        return report.model.name
+    if name == report.model.name:
+        return name
     label = f"{name} {version}" if isinstance(version, str) else name
     return f"{label} ({report.model.name})"
 
@@ -172,7 +183,7 @@ def _chain_svg(report: AuditReport) -> str:
         f'<text x="{x0 + (node_w - 40) // 2}" y="{height // 2 - 4}" text-anchor="middle" '
         'font-size="14" font-weight="700" fill="#1f2328">model</text>',
         f'<text x="{x0 + (node_w - 40) // 2}" y="{height // 2 + 16}" text-anchor="middle" '
-        f'font-size="11" fill="#59636e">{escape(_short(_display_name(report), 16))}</text>',
+        f'font-size="11" fill="#59636e">{escape(_short(_release_name(report), 16))}</text>',
     ]
     x = x0 + node_w - 40 + gap
     for link in report.links:
@@ -273,12 +284,39 @@ def _findings_section(safety: LinkResult) -> str:
         f"<td>{escape(str(f.get('path')))}"
         f"{'!' + escape(str(f.get('member'))) if f.get('member') else ''}</td>"
         f"<td>{escape(str(f.get('subject') or ''))}</td>"
-        f"<td>{escape(str(f.get('message')))}</td></tr>"
+        f"<td>{escape(str(f.get('message')))}{_trigger_image(f)}</td></tr>"
         for f in safety.findings
     )
     return (
         '<h2>Findings</h2><table id="findings"><tr><th>severity</th><th>rule</th>'
         f"<th>file</th><th>callable / field</th><th>why</th></tr>{rows}</table>"
+    )
+
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_MAX_PNG_BYTES = 256 << 10
+
+
+def _trigger_image(finding: dict[str, Any]) -> str:
+    """The behavioural scan's reconstructed trigger, inlined as a PNG data URI.
+
+    The finding may come from an attestation, so the value is decoded, checked to be a PNG of
+    bounded size, and re-encoded: nothing but image bytes can reach the page.
+    """
+    evidence = finding.get("evidence")
+    value = evidence.get("trigger_png_base64") if isinstance(evidence, dict) else None
+    if not isinstance(value, str) or len(value) > _MAX_PNG_BYTES * 2:
+        return ""
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return ""
+    if not data.startswith(_PNG_MAGIC) or len(data) > _MAX_PNG_BYTES:
+        return ""
+    encoded = base64.b64encode(data).decode("ascii")
+    return (
+        '<br><img class="trigger" alt="reconstructed trigger" '
+        f'src="data:image/png;base64,{encoded}">'
     )
 
 
@@ -298,7 +336,9 @@ def _openness_section(openness: LinkResult) -> str:
             f"<td>{escape(str(c.get('status')))}</td>"
             f"<td><code>{escape(str(c.get('license') or '—'))}</code></td>"
             f"<td>{escape(str(c.get('location') or ''))}</td>"
-            f"<td>{escape(str(c.get('source') or ''))}</td></tr>"
+            f"<td>{escape(str(c.get('source') or ''))}"
+            f"{'<br><span class=no>' + escape(str(c['note'])) + '</span>' if c.get('note') else ''}"
+            "</td></tr>"
         )
     osaid = openness.evidence.get("osaid", {})
     osaid_rows = "".join(

@@ -4,6 +4,15 @@ Never touches the network: a release is graded from its files, its MOF YAML decl
 build provenance.
 """
 
+from glassbox.bom.cyclonedx import (
+    SPEC_VERSION,
+    BomInputs,
+    DatasetInfo,
+    bom_for_model,
+    build_bom,
+    evaluation_metrics,
+    validate_bom,
+)
 from glassbox.bom.licenses import (
     OPEN_DATA,
     OSI_APPROVED,
@@ -26,6 +35,7 @@ from glassbox.bom.mof import (
 )
 from glassbox.bom.openness import OpennessReport, assess_openness, grade_release
 from glassbox.bom.osaid import OSAID_REFERENCE, OSAID_VERSION, OsaidCheck, OsaidResult, check_osaid
+from glassbox.bom.provenance import bom_inputs_from_provenance, release_from_provenance
 from glassbox.bom.release import (
     Release,
     find_mof_yaml,
@@ -43,8 +53,11 @@ __all__ = [
     "OSAID_REFERENCE",
     "OSAID_VERSION",
     "OSI_APPROVED",
+    "SPEC_VERSION",
+    "BomInputs",
     "ComponentEntry",
     "ComponentStatus",
+    "DatasetInfo",
     "LicenseExpr",
     "LicenseKind",
     "MofComponent",
@@ -54,8 +67,12 @@ __all__ = [
     "OsaidResult",
     "Release",
     "assess_openness",
+    "bom_for_model",
+    "bom_inputs_from_provenance",
+    "build_bom",
     "canonical_id",
     "check_osaid",
+    "evaluation_metrics",
     "find_mof_yaml",
     "grade",
     "grade_release",
@@ -64,4 +81,6 @@ __all__ = [
     "parse_expression",
     "release_from_directory",
     "release_from_mof_dict",
+    "release_from_provenance",
+    "validate_bom",
 ]

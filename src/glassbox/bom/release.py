@@ -158,11 +158,15 @@ def load_mof_yaml(path: Path) -> Release:
         raise InputError(f"{path}: cannot read MOF file: {exc.strerror}") from exc
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
-    return release_from_mof_dict(data, str(path))
+    return release_from_mof_dict(data, str(path), base=path.parent)
 
 
-def release_from_mof_dict(data: Any, origin: str) -> Release:
-    """Validate the MOF YAML structure and turn it into a ``Release``."""
+def release_from_mof_dict(data: Any, origin: str, *, base: Path | None = None) -> Release:
+    """Validate the MOF YAML structure and turn it into a ``Release``.
+
+    With ``base`` (the release directory), a component declared at a local relative path is
+    checked: a declaration whose file is not there does not count as released.
+    """
     if not isinstance(data, dict):
         raise InputError(f"{origin}: MOF file must be a mapping with 'framework' and 'release'")
     framework = data.get("framework")
@@ -197,17 +201,35 @@ def release_from_mof_dict(data: Any, origin: str) -> Release:
             release.notes.append(f"{origin}: unknown component {item['name']!r} ignored")
             continue
         licence = item.get("license")
+        location = str(item.get("component_path") or "") or None
+        note = _check_declared_path(base, location)
         release.add(
             ComponentEntry(
                 name=component.name,
-                present=True,
+                present=not note,
                 license=canonical_id(licence) if isinstance(licence, str) and licence else None,
-                location=str(item.get("component_path") or "") or None,
+                location=location,
                 source="declared in MOF file",
+                note=note,
             ),
             override=True,
         )
+        if note:
+            release.notes.append(f"{origin}: {component.name} {note}")
     return release
+
+
+def _check_declared_path(base: Path | None, location: str | None) -> str:
+    """Why a declared local component path does not hold ("" when it does or is remote)."""
+    if base is None or not location or "://" in location:
+        return ""
+    candidate = PurePosixPath(location)
+    if candidate.is_absolute() or ".." in candidate.parts:
+        return f"is declared at {location}, outside the release"
+    target = base / candidate
+    if target.is_symlink() or not target.exists():
+        return f"is declared at {location}, but no such file is in the release"
+    return ""
 
 
 def release_from_directory(root: Path, name: str | None = None) -> Release:

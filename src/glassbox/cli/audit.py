@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from pathlib import Path
 
 import click
 
-from glassbox.cli._common import emit_json, guarded
+from glassbox.cli._common import emit_json, guarded, progress
 
 _EVIDENCE_OPTIONS = (
     ("signature", "signature"),
@@ -128,7 +130,9 @@ def audit(
         scan_now=not no_scan,
         behavior=behavior,
     )
-    report = audit_model(model, options)
+    with progress("verifying", _size_of(model), enabled=not as_json) as bar:
+        options.progress = bar.advance
+        report = audit_model(model, options)
     if html is not None:
         write_html(report, html)
     if as_json:
@@ -138,3 +142,17 @@ def audit(
         if html is not None:
             click.echo(f"HTML report: {html}")
     sys.exit(report.exit_code)
+
+
+def _size_of(model: Path) -> int | None:
+    """Bytes the audit will hash, for the progress bar (a best effort; never follows links)."""
+    if model.is_file():
+        return model.stat().st_size
+    if not model.is_dir():
+        return None
+    total = 0
+    for dirpath, _dirs, files in os.walk(model, followlinks=False):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += (Path(dirpath) / name).lstat().st_size
+    return total

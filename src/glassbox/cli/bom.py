@@ -35,7 +35,7 @@ def bom(
 
     Prints the BOM (JSON) on stdout unless --out names a file.
     """
-    from glassbox.audit.evidence import discover, statement_of
+    from glassbox.audit.evidence import as_bundle, discover, statement_of
     from glassbox.bom.cyclonedx import bom_for_model
     from glassbox.errors import InputError, VerificationError
     from glassbox.sign import load_public_key, verify_bundle
@@ -56,7 +56,7 @@ def bom(
                 raise VerificationError(f"{item.path}: provenance is not signed")
             for key_path in keys:
                 try:
-                    statement = verify_bundle(item.document, load_public_key(key_path))
+                    statement = verify_bundle(as_bundle(item), load_public_key(key_path))
                     verified = True
                     break
                 except VerificationError:

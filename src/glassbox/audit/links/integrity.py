@@ -41,12 +41,17 @@ def check(ctx: AuditContext) -> LinkResult:
     for signature in signatures:
         for key in _ordered(keys, _hint(signature)):
             try:
-                manifest = verify_model(ctx.model, key.key, signature_path=signature.path)
+                manifest = verify_model(
+                    ctx.model,
+                    key.key,
+                    signature_path=signature.path,
+                    progress=ctx.options.progress,
+                )
             except ModelVerificationError as exc:
                 diff = exc.diff
                 result = LinkResult.fail(
                     LINK,
-                    f"files differ from the signed manifest: {diff.describe()}",
+                    f"files differ from the signed manifest: {_describe(diff)}",
                     signature=str(signature.path),
                     key_id=key.key_id,
                     key_file=str(key.path),
@@ -103,3 +108,17 @@ def _hint(signature: EvidenceFile) -> str | None:
 def _ordered(keys: list[TrustedKey], hint: str | None) -> list[TrustedKey]:
     """Keys whose hint matches first; the hint is unauthenticated, so it only orders."""
     return sorted(keys, key=lambda k: k.hint != hint)
+
+
+def _describe(diff: Any, shown: int = 5) -> str:
+    """``modified: a, b; added: c`` with long lists cut (the evidence keeps every name)."""
+    parts = []
+    for label, names in (
+        ("modified", diff.modified),
+        ("added", diff.added),
+        ("removed", diff.removed),
+    ):
+        if names:
+            more = f" (+{len(names) - shown} more)" if len(names) > shown else ""
+            parts.append(f"{label}: {', '.join(names[:shown])}{more}")
+    return "; ".join(parts) or "no differences"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from glassbox.audit.context import AuditContext
-from glassbox.audit.evidence import EvidenceFile, statement_of
+from glassbox.audit.evidence import as_bundle, statement_of
 from glassbox.audit.verdict import LinkResult, Verdict
 from glassbox.bom.provenance import byproduct
 from glassbox.errors import GlassboxError, VerificationError
@@ -49,7 +49,7 @@ def check(ctx: AuditContext) -> LinkResult:
     key_path = keys[0].path
     for key in keys:
         try:
-            verified = verify_bundle(_as_bundle(item), key.key, where=str(item.path))
+            verified = verify_bundle(as_bundle(item), key.key, where=str(item.path))
             key_id, key_path = key.key_id, key.path
             break
         except VerificationError:
@@ -106,18 +106,6 @@ def check(ctx: AuditContext) -> LinkResult:
     if ctx.options.spot_check:
         _spot_check(ctx, item.path, key_path, ctx.options.spot_check, result)
     return result
-
-
-def _as_bundle(item: EvidenceFile) -> dict[str, Any]:
-    doc: dict[str, Any] = item.document
-    if "dsseEnvelope" in doc:
-        return doc
-    # A bare DSSE envelope: wrap it so verify_bundle's key checks apply unchanged.
-    return {
-        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
-        "verificationMaterial": {"publicKey": {"hint": ""}, "tlogEntries": []},
-        "dsseEnvelope": doc,
-    }
 
 
 def _build_def(statement: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """Safety: the scanner's findings for these exact files, from a signed scan attestation or now.
 
-A scan attestation counts only when a trusted key signed it and its subject is this model's
-root digest; otherwise (or when there is none) the static scanner runs now. The link fails when
-any finding reaches ``--fail-on`` (default: high), passes when the scan ran and found nothing
-that severe, and is unknown when no scan could be made.
+A scan attestation counts only when a trusted key signed it and its subjects cover every model
+file at its current digest (a file changed or added since the scan voids it); otherwise the
+static scanner runs now. The link fails when any finding reaches ``--fail-on`` (default: high),
+passes when every file was scanned and nothing that severe was found, and is unknown when no
+scan could be made or the scanner could not finish some file: an unscanned file is not a safe
+one.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections import Counter
 from typing import Any
 
 from glassbox.audit.context import AuditContext, AuditOptions
-from glassbox.audit.evidence import EvidenceFile
+from glassbox.audit.evidence import EvidenceFile, as_bundle
 from glassbox.audit.verdict import LinkResult, Verdict, unavailable
 from glassbox.errors import GlassboxError, InputError
 from glassbox.scan.findings import Finding, Severity
@@ -44,10 +46,12 @@ def check(ctx: AuditContext) -> LinkResult:
             return result
         report = scan_path(ctx.model)
         findings = list(report.findings)
-        source = {"source": "scanned now", "scanner": "glassbox.scan"}
-        scanned = getattr(report, "files_scanned", None)
-        if scanned is not None:
-            source["files_scanned"] = scanned
+        source = {
+            "source": "scanned now",
+            "scanner": f"glassbox.scan {report.scanner_version}",
+            "files_scanned": report.files_scanned,
+            "scan_errors": list(report.errors),
+        }
     if ctx.options.behavior:
         notes.extend(_behaviour(ctx, findings))
     result = _verdict(findings, threshold, source)
@@ -72,6 +76,7 @@ def _verdict(findings: list[Finding], threshold: Severity, source: dict[str, Any
         "counts": dict(sorted(counts.items())),
         "finding_ids": sorted({f.rule_id for f in findings}),
     }
+    errors = source.get("scan_errors") or []
     if blocking:
         worst = max(f.severity for f in blocking)
         summary = (
@@ -79,6 +84,12 @@ def _verdict(findings: list[Finding], threshold: Severity, source: dict[str, Any
             + ", ".join(sorted({f"{f.rule_id} in {f.location}" for f in blocking})[:3])
         )
         verdict = Verdict.FAIL
+    elif source.get("files_scanned") == 0:
+        summary = "the scanner found no files to scan"
+        verdict = Verdict.UNKNOWN
+    elif errors:
+        summary = f"the scanner could not finish {len(errors)} file(s): {errors[0]}"
+        verdict = Verdict.UNKNOWN
     else:
         summary = f"no findings at or above {threshold}" + (
             f" ({len(findings)} lower-severity finding(s))" if findings else ""
@@ -105,7 +116,7 @@ def _from_attestation(
     key_id = ""
     for key in keys:
         try:
-            statement = verify_bundle(attestation.document, key.key, where=str(attestation.path))
+            statement = verify_bundle(as_bundle(attestation), key.key, where=str(attestation.path))
             key_id = key.key_id
             break
         except VerificationError:
@@ -114,15 +125,19 @@ def _from_attestation(
         raise VerificationError("no trusted key verifies its signature")
     _check_covers_model(ctx, statement)
     predicate = statement.get("predicate")
-    raw = predicate.get("findings") if isinstance(predicate, dict) else None
+    if not isinstance(predicate, dict):
+        raise VerificationError("its predicate is not an object")
+    raw = predicate.get("findings")
     if not isinstance(raw, list):
         raise VerificationError("its predicate has no findings list")
     try:
         findings = [Finding.from_dict(item) for item in raw]
     except (KeyError, TypeError, ValueError) as exc:
         raise VerificationError(f"malformed finding: {exc}") from exc
+    errors = predicate.get("errors")
     return findings, {
         "source": "signed scan attestation",
+        "scan_errors": [str(e) for e in errors] if isinstance(errors, list) else [],
         "attestation": str(attestation.path),
         "predicate_type": attestation.predicate_type,
         "key_id": key_id,
