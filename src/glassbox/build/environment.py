@@ -1,0 +1,94 @@
+"""The build environment: what a rebuild has to match to expect the same bytes.
+
+Bit-identical training needs the same torch build, the same CPU kernel path and the same thread
+count (measured: one torch build differs at the 1e-7 level across thread counts or kernel
+paths). ``determinism_key`` is the part of the environment that decides that; the rest (CPU
+model, every installed package) is recorded so a difference can be explained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+DETERMINISM_FIELDS = (
+    "python",
+    "machine",
+    "torch",
+    "torch_config_sha256",
+    "numpy",
+    "cpu_capability",
+    "threads",
+)
+
+
+def _cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return platform.processor() or "unknown"
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Hardware", "cpu model"):
+            return value.strip()
+    return platform.processor() or "unknown"
+
+
+def installed_packages() -> dict[str, str]:
+    packages: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            packages[str(name).lower()] = str(dist.version)
+    return dict(sorted(packages.items()))
+
+
+def capture(threads: int) -> dict[str, Any]:
+    """Describe the current process's environment (call it in the training process)."""
+    import numpy as np
+    import torch
+
+    config = torch.__config__.show()
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_config": config,
+        "torch_config_sha256": hashlib.sha256(config.encode()).hexdigest(),
+        "torch_parallel": torch.__config__.parallel_info(),
+        "numpy": np.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "aten_cpu_capability_env": os.environ.get("ATEN_CPU_CAPABILITY"),
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "requested_threads": threads,
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "packages": installed_packages(),
+    }
+    return env
+
+
+def determinism_key(env: dict[str, Any]) -> dict[str, Any]:
+    return {name: env.get(name) for name in DETERMINISM_FIELDS}
+
+
+def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Determinism-relevant fields that differ, as ``field: recorded -> current``."""
+    out = []
+    for name in DETERMINISM_FIELDS:
+        a, b = recorded.get(name), current.get(name)
+        if a != b:
+            out.append(f"{name}: {json.dumps(a)} -> {json.dumps(b)}")
+    return out
