@@ -113,16 +113,23 @@ def data_digest(indices: Iterable[int]) -> tuple[str, int]:
 
 
 def data_digest_tensors(chunks: Sequence[torch.Tensor]) -> tuple[str, int]:
-    """``data_digest`` of the concatenated index tensors, without a Python loop per index."""
+    """``data_digest`` of the concatenated index tensors: one concatenation and one hash update
+    per trail entry, no Python loop per index (this runs inside the training loop)."""
+    import sys
+
+    import torch
+
     hasher = hashlib.sha256(DATA_DOMAIN)
-    count = 0
-    for chunk in chunks:
-        array = chunk.detach().cpu().reshape(-1).numpy()
-        if array.size and int(array.min()) < 0:
-            raise ValueError("data indices must be non-negative")
-        hasher.update(array.astype("<u8").tobytes())
-        count += int(array.size)
-    return hasher.hexdigest(), count
+    if not chunks:
+        return hasher.hexdigest(), 0
+    flat = torch.cat([c.reshape(-1) for c in chunks]).to(torch.int64)
+    if flat.numel() and int(flat.min()) < 0:
+        raise ValueError("data indices must be non-negative")
+    array = flat.numpy()
+    if sys.byteorder != "little":
+        array = array.byteswap()
+    hasher.update(array.data)  # non-negative int64: the same bytes as little-endian u64
+    return hasher.hexdigest(), int(flat.numel())
 
 
 def _canonical_json(obj: Any) -> bytes:
