@@ -2,29 +2,43 @@
 
 Builds (or reuses, with ``--zoo DIR``) a zoo of clean and backdoored models through Glassbox
 recipes (``bench/zoo/recipes.py``; ``--plain`` uses the plain PyTorch generator
-``bench/zoo/generate.py`` instead): patch triggers of two sizes in four places, blended
-triggers of three strengths, ten target classes, poisoning rates from 2% to 20%, MLPs and CNNs.
-Each model is scanned as ``glassbox scan BUILD --behavior`` would (architecture and training
-data from the provenance), calibrated against a clean reference model (the same recipe on
-clean data with another seed; ``--no-reference`` scans without one). The Adversarial
-Robustness Toolbox's ``ActivationDefence`` and ``SpectralSignatureDefense`` run on the same
-models and data, with activations read from the same penultimate layer (ART defaults to the
-last layer, the logits).
+``bench/zoo/generate.py`` instead), and scans each model as ``glassbox scan BUILD --behavior``
+would (architecture and training data from the provenance), calibrated against a clean
+reference model (the same recipe on clean data with a seed no zoo model uses;
+``--no-reference`` scans without one). The Adversarial Robustness Toolbox's
+``ActivationDefence`` and ``SpectralSignatureDefense`` run on the same models and data, with
+activations read from the same penultimate layer (ART defaults to the last layer, the logits).
+
+Zoo splits (``--split``, defined in ``bench/zoo/generate.py``):
+
+- ``dev``: the 29-model zoo (10 clean, 19 backdoored: 2x2 and 3x3 patches in the four corners,
+  blends of strength 0.1-0.3 with one fixed pattern, rates 2-20%, MLPs and CNNs) on which the
+  detectors' thresholds (``glassbox.scan.behavior.analysis.THRESHOLDS``) were chosen. Numbers
+  on it are optimistic.
+- ``heldout`` / ``heldout2``: fresh 20-model zoos (8 clean, 12 backdoored) with the thresholds
+  frozen: other seeds (5000+ / 7000+, reference 5999 / 7999), patches in the centre and on the
+  edges, 4x4 patches, checkerboard patches, blend patterns from unseen seeds with strengths
+  0.12-0.4, rates 3/8/15%. These are the honest numbers.
 
 Prints, per attack kind: model-level detection AUROC, TPR and FPR at each detector's default
 threshold (a model is flagged when its worst class is), poisoned-record precision / recall,
-the within-class record AUROC of the signed vs the squared spectral score, and time per model.
+the within-class record AUROC of the signed vs the squared spectral score, each backdoored
+model's attack success rate, and time per model. ``--json FILE`` also writes the per-model rows.
 
 ART's defences are record filters without a model-level score; the bench derives one as
 documented in ``art_scores`` (AC: largest share of a class it flags; spectral: largest ratio,
 over classes, of the mean score of the records it flags to the median score of the class).
 Their own verdict (any record flagged) is the TPR/FPR column.
 
-ART is not a Glassbox dependency; install it for this bench only:
+ART is not a Glassbox dependency; install it for this bench only (ART 1.x imports
+``packaging`` without declaring it):
 ``pip install adversarial-robustness-toolbox packaging``.
 
-Usage: ``python bench/bench_backdoor.py [--zoo DIR] [--size small|medium|bench] [--plain]
-[--no-reference] [--no-art]``
+Timings are wall-clock on a loaded shared machine (2 CPU cores shared with other engineers'
+builds and tests, 1 torch thread): compare the ratio, not the seconds.
+
+Usage: ``python bench/bench_backdoor.py [--zoo DIR] [--size small|medium|bench]
+[--split dev|heldout|heldout2] [--plain] [--no-reference] [--no-art] [--json FILE]``
 """
 
 from __future__ import annotations
@@ -44,7 +58,16 @@ from sklearn.metrics import roc_auc_score
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.zoo.generate import Attack, build_entry, digits_split, train, zoo_specs  # noqa: E402
+from bench.zoo.generate import (  # noqa: E402
+    REFERENCE_SEEDS,
+    SPLITS,
+    Attack,
+    build_entry,
+    digits_split,
+    stamp,
+    train,
+    zoo_specs,
+)
 from bench.zoo.recipes import build_recipe_entry  # noqa: E402
 
 from glassbox.scan.behavior import (  # noqa: E402
@@ -55,6 +78,7 @@ from glassbox.scan.behavior import (  # noqa: E402
     load_dataset,
     wrap_module,
 )
+from glassbox.scan.behavior.analysis import THRESHOLDS  # noqa: E402
 from glassbox.scan.behavior.scanner import declared_training_data, load_built  # noqa: E402
 
 DETECTORS = ["trigger", "spectral", "activation-clustering", "strip"]
@@ -62,8 +86,8 @@ DETECTORS = ["trigger", "spectral", "activation-clustering", "strip"]
 
 def kind_of(meta: dict[str, Any]) -> str:
     atk = meta["attack"]
-    if atk["kind"] == "patch":
-        return f"patch-{atk['size']}x{atk['size']}"
+    if atk["kind"] in ("patch", "checker"):
+        return f"{atk['kind']}-{atk['size']}x{atk['size']}"
     return str(atk["kind"])
 
 
@@ -138,10 +162,26 @@ def prf(suspects: np.ndarray, truth: set[int]) -> tuple[int, int, int]:
     return len(s & truth), len(s), len(truth)
 
 
-def build_zoo(zoo: Path, size: str, plain: bool) -> list[dict[str, Any]]:
+def attack_success(model: ProbedModel, meta: dict[str, Any]) -> float | None:
+    """Share of triggered held-out test images (of other classes) the model sends to the target.
+
+    A backdoor that did not take (low rate, faint trigger) is not one a detector can be blamed
+    for missing; the rate is printed beside each backdoored model so such a miss is visible.
+    """
+    atk = dict(meta["attack"])
+    if atk["kind"] == "clean":
+        return None
+    attack = Attack(**atk)
+    _, _, xte, yte = digits_split()
+    trig = stamp(xte[yte != attack.target], attack) / 16.0
+    pred = model.predict(trig.reshape((len(trig), *model.image_shape)).astype(np.float32))
+    return float((pred.argmax(1) == attack.target).mean())
+
+
+def build_zoo(zoo: Path, size: str, plain: bool, split: str) -> list[dict[str, Any]]:
     """Build missing zoo entries (through recipes unless ``plain``); return their metadata."""
     metas = []
-    for spec in zoo_specs(size):
+    for spec in zoo_specs(size, split=split):
         d = zoo / spec.name
         meta_path = d / "meta.json"
         if meta_path.exists():
@@ -171,6 +211,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--zoo", type=Path, default=None, help="zoo directory (built if missing)")
     ap.add_argument("--size", default="bench", choices=["small", "medium", "bench"])
+    ap.add_argument("--split", default="dev", choices=sorted(SPLITS), help="zoo split")
+    ap.add_argument("--json", type=Path, default=None, help="write per-model rows here")
     ap.add_argument("--plain", action="store_true", help="plain PyTorch zoo, not recipes")
     ap.add_argument("--no-art", action="store_true")
     ap.add_argument(
@@ -183,12 +225,12 @@ def main() -> None:
 
     zoo = args.zoo or Path(tempfile.mkdtemp(prefix="glassbox-zoo-"))
     t0 = time.perf_counter()
-    metas = build_zoo(zoo, args.size, args.plain)
+    metas = build_zoo(zoo, args.size, args.plain, args.split)
     build_s = time.perf_counter() - t0
     reference: ProbedModel | None = None
     if not args.no_reference:
         # The clean reference: the same recipe on the clean split, another seed (a rebuild).
-        ref_spec = Attack("clean", seed=999)
+        ref_spec = Attack("clean", seed=REFERENCE_SEEDS[args.split])
         if args.plain:
             xtr, ytr, _, _ = digits_split()
             reference = wrap_module(train(xtr, ytr, "mlp", ref_spec.seed), 64)
@@ -213,6 +255,7 @@ def main() -> None:
             "truth": {int(i) for i in meta["poisoned"]},
             "target": meta["attack"]["target"],
             "glassbox_s": gb_s,
+            "asr": attack_success(model, meta),
             "combined": {"score": report.score, "suspects": report.suspects},
         }
         for name in DETECTORS:
@@ -231,9 +274,24 @@ def main() -> None:
             flush=True,
         )
     mode = "plain PyTorch" if args.plain else "Glassbox recipes"
-    ref = "none" if reference is None else "clean rebuild, seed 999"
-    print(f"\nzoo built through {mode} in {build_s:.0f}s; reference model: {ref}")
+    ref = "none" if reference is None else f"clean rebuild, seed {REFERENCE_SEEDS[args.split]}"
+    print(f"\nzoo split {args.split!r} ({args.size}) built through {mode} in {build_s:.0f}s")
+    print(f"reference model: {ref}; thresholds frozen: {THRESHOLDS}")
     print_summary(rows, with_art=not args.no_art)
+    if args.json is not None:
+        args.json.write_text(json.dumps([_plain(r) for r in rows], indent=1, default=float))
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as JSON: model-level scores and verdicts, record counts, timings."""
+    out: dict[str, Any] = {
+        k: row[k] for k in ("name", "kind", "target", "glassbox_s", "asr") if k in row
+    }
+    for n in ["combined", *DETECTORS, "art-ac", "art-spectral"]:
+        if n in row:
+            out[n] = {"score": float(row[n]["score"]), "suspects": len(row[n]["suspects"])}
+    out["poisoned"] = len(row["truth"])
+    return out
 
 
 def print_summary(rows: list[dict[str, Any]], *, with_art: bool) -> None:
@@ -283,7 +341,7 @@ def print_summary(rows: list[dict[str, Any]], *, with_art: bool) -> None:
             if with_art
             else float("nan")
         )
-        print(f"  {r['name']:<40} glassbox {g:.3f}  art {a:.3f}")
+        print(f"  {r['name']:<40} glassbox {g:.3f}  art {a:.3f}  attack success {r['asr']:.2f}")
 
     gb = np.mean([r["glassbox_s"] for r in rows])
     print()

@@ -14,7 +14,10 @@ Measures, on a fresh SQLite log (WAL, synchronous=FULL) in a temporary directory
 * **HTTP adds/s** with ``--clients`` concurrent keep-alive clients against ``glassbox log serve``'s
   app under uvicorn in a separate process, for ``--http-entries`` pre-signed OMS bundles; beside
   the same raw ceiling and beside the HTTP stack's own ceiling (a bare Starlette POST endpoint
-  under the same uvicorn, same clients).
+  under the same uvicorn, same clients);
+* **HTTP batch adds/s**: ``--batch-size`` signed bundles per ``POST /v1/entries/batch`` from
+  ``--batch-clients`` clients, in entries/s, beside the same ceilings (and beside a bare
+  Starlette POST of the same batch bodies).
 
 Ratios are printed as glassbox / ceiling. The machine may be shared: rates are from one run.
 
@@ -25,6 +28,7 @@ Ratios are printed as glassbox / ceiling. The machine may be shared: rates are f
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import os
@@ -91,15 +95,24 @@ def embedded(leaves: list[bytes], path: Path) -> tuple[float, SQLiteStore]:
     return time.perf_counter() - t, store
 
 
-def sequenced(leaves: list[bytes], path: Path, futures: bool) -> float:
+def sequenced(leaves: list[bytes], path: Path, mode: str) -> float:
     """Through the Sequencer: 2 producer threads calling ``add_many`` with 4096 entries each
-    (bulk submitters), or one ``submit`` future per entry (the HTTP server's path)."""
+    (bulk submitters, ``bulk``), one ``submit`` future per entry (``future``), or one
+    ``submit_async`` asyncio future per entry awaited on an event loop (``async``: the HTTP
+    server's path)."""
     store = SQLiteStore(path)
     seq = Sequencer(store, max_batch=BATCH)
     t = time.perf_counter()
-    if futures:
+    if mode == "future":
         for f in [seq.submit(Pending(x)) for x in leaves]:
             f.result()
+    elif mode == "async":
+
+        async def feed() -> None:
+            for f in [seq.submit_async(Pending(x)) for x in leaves]:
+                await f
+
+        asyncio.run(feed())
     else:
         chunks = [leaves[i : i + BATCH] for i in range(0, len(leaves), BATCH)]
         with ThreadPoolExecutor(2) as pool:
@@ -150,7 +163,8 @@ else:
     async def add(request):
         await request.body()
         return JSONResponse({"index": 0}, status_code=201)
-    app = Starlette(routes=[Route("/v1/entries", add, methods=["POST"])])
+    app = Starlette(routes=[Route("/v1/entries", add, methods=["POST"]),
+                            Route("/v1/entries/batch", add, methods=["POST"])])
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 """
 
@@ -161,11 +175,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def http_rate(kind: str, bodies: list[bytes], clients: int, db: Path) -> float:
+def http_rate(
+    kind: str, bodies: list[bytes], clients: int, db: Path, path: str = "/v1/entries"
+) -> float:
+    """Requests per second: ``clients`` threads with keep-alive connections POST ``bodies``."""
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     proc = subprocess.Popen([sys.executable, "-c", SERVER, kind, str(port), str(db)], env=env)
-    url = f"http://127.0.0.1:{port}/v1/entries"
+    url = f"http://127.0.0.1:{port}{path}"
     try:
         for _ in range(200):
             try:
@@ -194,6 +211,14 @@ def http_rate(kind: str, bodies: list[bytes], clients: int, db: Path) -> float:
         proc.wait(10)
 
 
+def batch_bodies(bodies: list[bytes], size: int) -> list[bytes]:
+    """``/v1/entries/batch`` request bodies of ``size`` submissions each."""
+    return [
+        b'{"entries":[' + b",".join(bodies[i : i + size]) + b"]}"
+        for i in range(0, len(bodies), size)
+    ]
+
+
 def signed_bodies(n: int) -> list[bytes]:
     from glassbox.sign import generate_private_key, make_statement, sign_statement
     from glassbox.tlog import make_submission
@@ -218,6 +243,9 @@ def main() -> None:
     ap.add_argument("--http-entries", type=int, default=3000)
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--sequencer-entries", type=int, default=200_000)
+    ap.add_argument("--http-batch-entries", type=int, default=12_800)
+    ap.add_argument("--batch-size", type=int, default=200)
+    ap.add_argument("--batch-clients", type=int, default=8)
     args = ap.parse_args()
     n = args.entries
     with tempfile.TemporaryDirectory() as tmp:
@@ -237,8 +265,12 @@ def main() -> None:
             f"  ratio {rate / ceil_rate:.0%} of ceiling"
         )
         m = min(n, args.sequencer_entries)
-        for futures, label in ((False, "add_many, 2 threads"), (True, "submit() future/entry")):
-            t_seq = sequenced(leaves[:m], d / f"seq{futures}.db", futures)
+        for mode, label in (
+            ("bulk", "add_many, 2 threads"),
+            ("future", "submit() future/entry"),
+            ("async", "submit_async() asyncio future/entry"),
+        ):
+            t_seq = sequenced(leaves[:m], d / f"seq-{mode}.db", mode)
             print(
                 f"embedded append (Sequencer {label}, {m:,}): {m / t_seq:,.0f} entries/s"
                 f"  ratio {m / t_seq / ceil_rate:.0%} of ceiling"
@@ -250,13 +282,28 @@ def main() -> None:
             "  (goal p99 < 1 ms)"
         )
         store.close()
-        bodies = signed_bodies(args.http_entries)
-        http = http_rate("log", bodies, args.clients, d / "http.db")
-        bare = http_rate("bare", bodies, args.clients, d / "unused.db")
+        size = args.batch_size
+        total = max(args.http_entries, args.http_batch_entries)
+        bodies = signed_bodies(total)
+        single = bodies[: args.http_entries]
+        http = http_rate("log", single, args.clients, d / "http.db")
+        bare = http_rate("bare", single, args.clients, d / "unused.db")
         print(
-            f"HTTP adds ({args.clients} clients, {len(bodies):,} signed bundles):"
+            f"HTTP adds ({args.clients} clients, {len(single):,} signed bundles, one per POST):"
             f" {http:,.0f}/s  ratio {http / ceil_rate:.1%} of raw ceiling,"
-            f" {http / bare:.0%} of bare Starlette POST ({bare:,.0f}/s)"
+            f" {http / bare:.0%} of bare Starlette POST ({bare:,.0f} requests/s)"
+        )
+        batches = batch_bodies(bodies[: args.http_batch_entries], size)
+        clients = min(args.batch_clients, len(batches) // 2)
+        per_req = http_rate("log", batches, clients, d / "http-batch.db", "/v1/entries/batch")
+        bare_b = http_rate("bare", batches, clients, d / "unused.db", "/v1/entries/batch")
+        rate_b = per_req * size
+        print(
+            f"HTTP batch adds ({clients} clients, {len(batches) * size:,} signed bundles,"
+            f" {size} per POST): {rate_b:,.0f} entries/s  ratio {rate_b / ceil_rate:.1%} of raw"
+            f" ceiling, {rate_b / bare:.0f}x the bare Starlette POST rate ({bare:,.0f} requests/s;"
+            f" bare POST of the same batch bodies: {bare_b * size:,.0f} entries/s,"
+            f" ratio {per_req / bare_b:.0%})"
         )
 
 

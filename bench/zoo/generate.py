@@ -5,7 +5,14 @@ set actually used, poison included, one JSON record per line: ``{"label": y, "pi
 ints 0..16]}``), and ``meta.json`` (the attack, the poisoned record indices, clean accuracy
 and attack success rate). Everything is seeded; the same spec gives the same bytes.
 
-Usage: ``python -m bench.zoo.generate OUT_DIR [--size small|bench]``.
+Splits (``--split``): ``dev`` is the zoo the detectors' thresholds were chosen on. ``heldout``
+and ``heldout2`` are fresh zoos for honest evaluation with those thresholds frozen: other model
+and poisoning seeds, a clean reference with another seed, and trigger settings the development
+zoo never used (patches in the centre and along the edges, a 4x4 patch, a checkerboard patch,
+a blend pattern drawn from another seed, blend strengths 0.12-0.4, poisoning rates 3-15%).
+
+Usage: ``python -m bench.zoo.generate OUT_DIR [--size small|medium|bench]
+[--split dev|heldout|heldout2]``.
 """
 
 from __future__ import annotations
@@ -25,14 +32,29 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 ARCHS: dict[str, Callable[[], nn.Module]] = {"mlp": digits_mlp, "cnn": digits_cnn}
-CORNERS = {"br": (6, 6), "tl": (0, 0), "tr": (0, 6), "bl": (6, 0)}
+#: Where a patch sits (top-left cell; clipped so the patch fits). The development zoo uses the
+#: four corners only; the held-out splits add the centre and edge midpoints.
+CORNERS = {
+    "br": (6, 6),
+    "tl": (0, 0),
+    "tr": (0, 6),
+    "bl": (6, 0),
+    "c": (3, 3),
+    "ml": (3, 0),
+    "tm": (0, 3),
+    "mr": (3, 6),
+}
+#: Base seed of each split: model seeds, poisoning draws and the reference all derive from it.
+SPLITS = {"dev": 0, "heldout": 5000, "heldout2": 7000}
+#: The clean reference model's training seed, per split (never a zoo model's seed).
+REFERENCE_SEEDS = {"dev": 999, "heldout": 5999, "heldout2": 7999}
 
 
 @dataclass(frozen=True)
 class Attack:
     """How a zoo model is (or is not) backdoored."""
 
-    kind: str = "clean"  # clean | patch | blend
+    kind: str = "clean"  # clean | patch | checker | blend
     target: int = 0
     rate: float = 0.1  # share of the training set that is poisoned
     size: int = 2  # patch side in pixels
@@ -40,15 +62,18 @@ class Attack:
     alpha: float = 0.2  # blend strength
     arch: str = "mlp"
     seed: int = 0
+    pattern_seed: int = 1234  # the blend pattern's seed (development zoo: 1234)
 
     @property
     def name(self) -> str:
         if self.kind == "clean":
             return f"clean-{self.arch}-s{self.seed}"
-        if self.kind == "patch":
+        if self.kind in ("patch", "checker"):
             detail = f"{self.size}x{self.size}-{self.corner}"
         else:
             detail = f"a{self.alpha:g}"
+            if self.pattern_seed != 1234:
+                detail += f"-p{self.pattern_seed}"
         return f"{self.kind}-{detail}-t{self.target}-r{self.rate:g}-{self.arch}-s{self.seed}"
 
 
@@ -68,13 +93,16 @@ def blend_pattern(seed: int = 1234) -> np.ndarray:
 def stamp(x: np.ndarray, attack: Attack) -> np.ndarray:
     """Apply the attack's trigger to raw images ``(N, 64)`` in the 0..16 pixel range."""
     out = x.reshape(-1, 8, 8).copy()
-    if attack.kind == "patch":
+    if attack.kind in ("patch", "checker"):
         r, c = CORNERS[attack.corner]
         r = min(r, 8 - attack.size)
         c = min(c, 8 - attack.size)
-        out[:, r : r + attack.size, c : c + attack.size] = 16.0
+        value = np.full((attack.size, attack.size), 16.0, dtype=np.float32)
+        if attack.kind == "checker":  # alternating on/off pixels, not a solid square
+            value[(np.add.outer(np.arange(attack.size), np.arange(attack.size)) % 2) == 1] = 0.0
+        out[:, r : r + attack.size, c : c + attack.size] = value
     elif attack.kind == "blend":
-        pat = blend_pattern().reshape(8, 8)
+        pat = blend_pattern(attack.pattern_seed).reshape(8, 8)
         out = (1 - attack.alpha) * out + attack.alpha * pat
     return np.rint(out.reshape(-1, 64)).clip(0, 16).astype(np.float32)
 
@@ -160,8 +188,10 @@ def build_entry(attack: Attack, out: Path, *, epochs: int = 40) -> dict[str, obj
     return meta
 
 
-def zoo_specs(size: str = "bench", seed: int = 0) -> list[Attack]:
+def zoo_specs(size: str = "bench", seed: int = 0, split: str = "dev") -> list[Attack]:
     """The zoo: clean models and every attack kind the bench reports separately."""
+    if split != "dev":
+        return heldout_specs(split, size)
     if size == "small":
         return [Attack("clean", seed=seed), Attack("patch", target=3, rate=0.1, size=3, seed=seed)]
     rng = np.random.default_rng(seed)
@@ -202,14 +232,61 @@ def zoo_specs(size: str = "bench", seed: int = 0) -> list[Attack]:
     return specs
 
 
+def heldout_specs(split: str, size: str = "bench") -> list[Attack]:
+    """A fresh zoo for evaluation with frozen thresholds; nothing in it was seen in development.
+
+    Seeds come from the split's base (5000 / 7000, against 100-225 in development); targets,
+    rates and trigger settings are drawn from ranges the development zoo did not use, so a
+    detector tuned to the development triggers has nothing to recognise here.
+    """
+    base = SPLITS[split]
+    rng = np.random.default_rng(base)
+    n_clean = {"small": 1, "medium": 4}.get(size, 8)
+    specs = [
+        Attack("clean", arch="cnn" if s % 4 == 3 else "mlp", seed=base + s) for s in range(n_clean)
+    ]
+    pattern = base + 77  # a blend pattern the development zoo never saw
+    kinds: list[tuple[str, dict[str, object]]] = [
+        ("patch", {"size": 2, "corner": "c"}),
+        ("patch", {"size": 2, "corner": "ml"}),
+        ("patch", {"size": 4, "corner": "tl"}),
+        ("patch", {"size": 4, "corner": "mr"}),
+        ("checker", {"size": 3, "corner": "bl"}),
+        ("checker", {"size": 4, "corner": "tm"}),
+        ("blend", {"alpha": 0.15, "pattern_seed": pattern}),
+        ("blend", {"alpha": 0.25, "pattern_seed": pattern}),
+        ("blend", {"alpha": 0.4, "pattern_seed": pattern + 1}),
+        ("blend", {"alpha": 0.12, "pattern_seed": pattern + 1}),
+    ]
+    if size == "small":
+        kinds = kinds[:1]
+    elif size == "medium":
+        kinds = kinds[::3]
+    rates = [0.03, 0.08, 0.15]
+    s = base + 100
+    for kind, extra in kinds:
+        target = int(rng.integers(0, 10))
+        rate = rates[int(rng.integers(0, len(rates)))]
+        specs.append(Attack(kind, target=target, rate=rate, seed=s, **extra))  # type: ignore[arg-type]
+        s += 1
+    if size == "bench":
+        # The CNN, on a held-out patch place and a held-out blend.
+        for kind, extra in (kinds[0], kinds[7]):
+            target = int(rng.integers(0, 10))
+            specs.append(Attack(kind, target=target, rate=0.08, arch="cnn", seed=s, **extra))  # type: ignore[arg-type]
+            s += 1
+    return specs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("out", type=Path)
     ap.add_argument("--size", default="bench", choices=["small", "medium", "bench"])
+    ap.add_argument("--split", default="dev", choices=sorted(SPLITS))
     ap.add_argument("--epochs", type=int, default=40)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    for spec in zoo_specs(args.size):
+    for spec in zoo_specs(args.size, split=args.split):
         meta = build_entry(spec, args.out / spec.name, epochs=args.epochs)
         print(meta["name"], meta["clean_accuracy"], meta["attack_success"])
 

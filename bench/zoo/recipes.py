@@ -7,7 +7,8 @@ and a build output (``build/``: ``model/model.safetensors`` plus SLSA provenance
 behavioural scan then needs nothing but the build directory: the architecture and the training
 data come from the provenance, and suspect records are indices in the build's commitment.
 
-Usage: ``python -m bench.zoo.recipes OUT_DIR [--size small|medium|bench]``.
+Usage: ``python -m bench.zoo.recipes OUT_DIR [--size small|medium|bench]
+[--split dev|heldout|heldout2]`` (splits: see ``bench/zoo/generate.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from bench.zoo.generate import Attack, digits_split, poison, zoo_specs
+from bench.zoo.generate import SPLITS, Attack, digits_split, poison, zoo_specs
 
 CODE = Path(__file__).resolve().parent / "recipe_code"
 DIGITS = "0123456789abcdefg"
@@ -125,8 +126,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("out", type=Path)
     ap.add_argument("--size", default="bench", choices=["small", "medium", "bench"])
+    ap.add_argument("--split", default="dev", choices=sorted(SPLITS))
     args = ap.parse_args()
-    for spec in zoo_specs(args.size):
+    for spec in zoo_specs(args.size, split=args.split):
         meta = build_recipe_entry(spec, args.out / spec.name)
         print(meta["name"], meta["clean_accuracy"])
 

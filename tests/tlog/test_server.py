@@ -304,3 +304,41 @@ def test_two_server_processes_share_one_store(store_url: str, tmp_path: Path) ->
         audit_store(store)
     finally:
         store.close()
+
+
+def test_batch_add(log: TransparencyLog, http: TestClient) -> None:
+    """Many entries per request: each verified on its own, refused ones say why, accepted ones
+    get their index (duplicates, within the batch and of earlier entries, the same index)."""
+    client = LogClient("http://testserver", log.vkey, transport=http._transport)
+    key, other = new_key(), new_key()
+    first = client.add(bundle_submission(key, "m", "0"))
+    forged = bundle_submission(key, "m", "forged")
+    forged["public_key"] = bundle_submission(other, "m", "x")["public_key"]  # wrong key
+    subs = [bundle_submission(key, "m", str(i)) for i in range(1, 6)]
+    batch = [
+        subs[0],
+        forged,
+        dsse_submission(key, "p", "1"),
+        {"bundle": "nope"},
+        subs[1],
+        subs[0],
+        bundle_submission(key, "m", "0"),
+    ]
+    results = client.add_many(batch)
+    assert [r.get("index") for r in results] == [1, None, 2, None, 3, 1, first["index"]]
+    assert [r.get("status") for r in results] == [None, 422, None, 400, None, None, None]
+    assert [r.get("duplicate") for r in results] == [False, None, False, None, False, True, True]
+    assert "verif" in results[1]["error"] or "key" in results[1]["error"]
+    assert log.size() == 4
+    assert client.add_many([]) == []
+    for body, match in (
+        (b"[]", "entries"),
+        (b"{", "JSON"),
+        (json.dumps({"entries": [{}] * 1001}).encode(), "at most"),
+    ):
+        resp = http.post("/v1/entries/batch", content=body)
+        assert resp.status_code == 400 and match in resp.json()["detail"]
+    root = log.tree.root(log.size())
+    for i in range(log.size()):
+        proof = log.inclusion_proof(i, log.size())
+        merkle.verify_inclusion(log.get(i).leaf_hash, i, log.size(), proof, root)

@@ -33,7 +33,13 @@ def _tree_size(path: Path) -> int:
     return total
 
 
-def _behavior_findings(path: Path, data: str | None, arch: str | None) -> list[Any]:
+def _behavior_findings(
+    path: Path,
+    data: str | None,
+    arch: str | None,
+    reference: Path | None,
+    trigger_dir: Path | None,
+) -> list[Any]:
     try:
         module = importlib.import_module("glassbox.scan.behavior")
     except ModuleNotFoundError as exc:
@@ -44,7 +50,13 @@ def _behavior_findings(path: Path, data: str | None, arch: str | None) -> list[A
     scan_behavior = getattr(module, "scan_behavior", None)
     if scan_behavior is None:
         raise InputError("--behavior is not available in this build of glassbox")
-    findings: list[Any] = scan_behavior(path, data=data, arch=arch)
+    # Only the options given are passed on, so a scanner without them still serves the rest.
+    extra: dict[str, Path] = {}
+    if reference is not None:
+        extra["reference"] = reference
+    if trigger_dir is not None:
+        extra["trigger_dir"] = trigger_dir
+    findings: list[Any] = scan_behavior(path, data=data, arch=arch, **extra)
     return findings
 
 
@@ -104,6 +116,19 @@ def _print_rules(ctx: click.Context, _param: click.Parameter, value: bool) -> No
 @click.option("--behavior", is_flag=True, help="Also probe the model for backdoors (needs torch).")
 @click.option("--data", "data", metavar="DATASET", help="Labelled data for --behavior.")
 @click.option("--arch", metavar="MODULE:FUNCTION", help="Model architecture for --behavior.")
+@click.option(
+    "--reference",
+    type=click.Path(path_type=Path, exists=True),
+    metavar="MODEL",
+    help="Clean reference model for --behavior (e.g. a rebuild from the declared sources); "
+    "scores are calibrated against it.",
+)
+@click.option(
+    "--trigger-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Write --behavior's reconstructed triggers here as PNG files.",
+)
 @guarded
 def scan(
     path: Path,
@@ -118,6 +143,8 @@ def scan(
     behavior: bool,
     data: str | None,
     arch: str | None,
+    reference: Path | None,
+    trigger_dir: Path | None,
 ) -> None:
     """Find malicious payloads in model files without executing them."""
     from glassbox.scan import Severity, attest_scan, render_text, scan_path, to_sarif
@@ -128,15 +155,17 @@ def scan(
         raise click.UsageError("--attest needs --key KEY")
     if (out or key_path) and not attest:
         raise click.UsageError("--key and --out only apply with --attest")
-    if (data or arch) and not behavior:
-        raise click.UsageError("--data and --arch only apply with --behavior")
+    if (data or arch or reference or trigger_dir) and not behavior:
+        raise click.UsageError(
+            "--data, --arch, --reference and --trigger-dir only apply with --behavior"
+        )
     if not path.exists() and not path.is_symlink():
         raise InputError(f"{path}: no such file or directory")
     total = _tree_size(path) if fmt == "text" and sys.stderr.isatty() else None
     with progress("scanning", total, enabled=fmt == "text") as bar:
         report = scan_path(path, workers=workers, progress=bar.advance)
     if behavior:
-        report.merge(_behavior_findings(path, data, arch))
+        report.merge(_behavior_findings(path, data, arch, reference, trigger_dir))
     if attest:
         from glassbox.sign import load_private_key, write_bundle
 

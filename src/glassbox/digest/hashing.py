@@ -18,7 +18,6 @@ import os
 import stat
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +180,8 @@ def _blake3_parallel(
     fill one slice each of a shared buffer (``preadv`` releases the GIL), then BLAKE3 hashes the
     whole buffer on ``threads`` threads; memory stays ``threads x BLAKE3_SLICE``.
     """
+    from concurrent.futures import ThreadPoolExecutor  # with logging, ~10 ms of start-up
+
     import blake3
 
     hasher = blake3.blake3(max_threads=threads)

@@ -19,7 +19,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from glassbox.digest.cache import DigestCache, FileKey
@@ -172,6 +171,9 @@ def _hash_files(
     """Digests per file name: one for ``files`` methods, one per shard for ``shards``."""
     if not files:
         return {}
+    # Imported here: it pulls in logging (~10 ms), and a warm cache hashes nothing.
+    from concurrent.futures import ThreadPoolExecutor
+
     algorithm = method.algorithm
     pieces: list[Piece] = []
     big: list[ModelFile] = []

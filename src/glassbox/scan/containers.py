@@ -28,6 +28,7 @@ from glassbox.scan.context import (
     ScanContext,
     SectionStream,
     Source,
+    may_be_utf8,
 )
 from glassbox.scan.detect import HEAD_SIZE, Format, detect
 from glassbox.scan.torch_legacy import is_legacy_member, scan_legacy_member
@@ -91,11 +92,33 @@ _CODE_BEARING = frozenset(
 )  # fmt: skip
 
 
-def _parsed_format(child: Source) -> bool:
+def _parsed_format(child: Source) -> bool | None:
+    """Whether a loader parses this member (True), not (False), or only if the weak pickle
+    scan finds a pickle in it (None: decided after scanning, so that raw tensor bytes that
+    merely start with a protocol-0 opcode byte are not checksummed for nothing)."""
     try:
-        return detect(child.head(HEAD_SIZE), child.size, child.name) in _CODE_BEARING
+        head = child.head(HEAD_SIZE)
+        fmt = detect(head, child.size, child.name)
     except (BombError, zlib.error, OSError, EOFError, ValueError):
         return True
+    if fmt is Format.MAYBE_PICKLE:
+        return None
+    if fmt is Format.JSON:
+        return may_be_utf8(head, len(head) < HEAD_SIZE)  # not UTF-8: no JSON parser reads it
+    return fmt in _CODE_BEARING
+
+
+def _member_crc(opener: Callable[[], BinaryIO]) -> int:
+    with contextlib.closing(opener()) as s:
+        return _crc_of(s)
+
+
+def _report_crc(ctx: ScanContext, member: str) -> None:
+    ctx.report(
+        "GBX-ZIP-004",
+        "member fails its CRC check; zipfile-based scanners stop here while PyTorch loads it",
+        member=member,
+    )
 
 
 def _crc_of(stream: BinaryIO) -> int:
@@ -285,6 +308,7 @@ def _scan_zip_entries(
             )
 
         child = Source(opener, info.file_size, member=member, name=name, tags=tags)
+        deferred = False
         try:
             if info.file_size <= SMALL_MEMBER:
                 # Small members (pickles, configs) are inflated once and scanned from memory.
@@ -292,11 +316,12 @@ def _scan_zip_entries(
                     data = s.read()
                 crc = zlib.crc32(data)
                 child = Source(_bytes_opener(data), len(data), member=member, name=name, tags=tags)
-            elif info.file_size <= CRC_CHECK_LIMIT and _parsed_format(child):
+            elif info.file_size <= CRC_CHECK_LIMIT:
                 # CRCs of raw tensor storages do not matter (nothing parses them); CRCs of
                 # anything a loader parses do: a failing CRC blinded zipfile-based scanners.
-                with contextlib.closing(opener()) as s:
-                    crc = _crc_of(s)
+                parsed = _parsed_format(child)
+                deferred = parsed is None
+                crc = _member_crc(opener) if parsed else info.CRC
             else:
                 crc = info.CRC
         except BombError as exc:
@@ -306,15 +331,17 @@ def _scan_zip_entries(
             ctx.report("GBX-ZIP-006", f"member cannot be decompressed ({exc})", member=member)
             continue
         if crc != info.CRC:
-            ctx.report(
-                "GBX-ZIP-004",
-                "member fails its CRC check; zipfile-based scanners stop here while PyTorch "
-                "loads it",
-                member=member,
-            )
+            _report_crc(ctx, member)
         if "torchscript" in tags and is_code_member(name):
             scan_code(ctx, child)
+        pickles = ctx.pickles
         recurse(ctx, child, depth + 1)
+        if deferred and ctx.pickles > pickles:
+            try:
+                if _member_crc(opener) != info.CRC:
+                    _report_crc(ctx, member)
+            except (BombError, zlib.error, lzma.LZMAError, OSError, EOFError, ValueError):
+                pass  # the scan of the member just read it all; its errors are reported
     spans.sort()
     for (_s1, e1, n1), (s2, _e2, n2) in itertools.pairwise(spans):
         if s2 < e1:

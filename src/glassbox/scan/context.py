@@ -177,13 +177,21 @@ class Source:
     local_path: Path | None = None  # set for files on disk (ONNX needs the directory)
     name: str = ""
     tags: frozenset[str] = frozenset()  # what the enclosing container is ("torchscript")
+    # The first bytes, kept once read: detection, the CRC policy and the format scanners all
+    # sniff the same head, and re-reading it (through a decompressor) cost more than scanning.
+    _head: tuple[int, bytes] | None = field(default=None, repr=False, compare=False)
 
     def open(self) -> BinaryIO:
         return self.opener()
 
     def head(self, n: int) -> bytes:
+        cached = self._head
+        if cached is not None and cached[0] >= n:
+            return cached[1][:n]
         with contextlib.closing(self.open()) as f:
-            return _read_upto(f, n)
+            data = _read_upto(f, n)
+        self._head = (n, data)
+        return data
 
     def child(self, name: str) -> str:
         return f"{self.member}!{name}" if self.member else name
@@ -226,6 +234,16 @@ def _read_upto(f: BinaryIO, n: int) -> bytes:
     return b"".join(parts)
 
 
+def may_be_utf8(head: bytes, whole: bool) -> bool:
+    """False when ``head`` proves the stream is not UTF-8 text (so not JSON, RFC 8259); a
+    multi-byte character cut by the end of a partial head is not proof."""
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return not whole and exc.end == len(head) and exc.reason == "unexpected end of data"
+    return True
+
+
 def bytes_source(data: bytes, member: str) -> Source:
     return Source(lambda: io.BytesIO(data), len(data), member=member)
 
@@ -239,6 +257,7 @@ class ScanContext:
     findings: list[Finding] = field(default_factory=list)
     formats: set[str] = field(default_factory=set)
     deadline: float = 0.0
+    pickles: int = 0  # pickle streams found so far (containers ask whether a member held one)
 
     def __post_init__(self) -> None:
         if not self.deadline:
@@ -280,4 +299,5 @@ __all__ = [
     "SectionStream",
     "Source",
     "bytes_source",
+    "may_be_utf8",
 ]

@@ -26,6 +26,7 @@ GGML_SIZES: dict[int, tuple[int, int]] = {
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
             10: "<Q", 11: "<q", 12: "<d"}  # fmt: skip
 MAX_STRING = 64 << 20
+_U64 = struct.Struct("<Q")
 MAX_COUNT = 1 << 27
 MAX_DIMS = 4
 
@@ -56,26 +57,32 @@ class _Reader:
         self.pos += n
 
     def skip_strings(self, count: int) -> None:
-        """Skip an array of strings (a tokenizer vocabulary: 100k+ entries) in bulk reads."""
+        """Skip an array of strings (a tokenizer vocabulary: 100k+ entries) without decoding:
+        one length read per string, over buffers of up to 1 MiB."""
+        unpack = _U64.unpack_from
         buf = b""
         at = 0
-        for _ in range(count):
-            if len(buf) - at < 8:
-                buf = buf[at:] + self._chunk()
-                at = 0
-                if len(buf) < 8:
-                    raise GGUFError("truncated string array")
-            (n,) = struct.unpack_from("<Q", buf, at)
-            if n > MAX_STRING:
-                raise GGUFError(f"string of {n} bytes in an array")
-            at += 8
-            while len(buf) - at < n:
-                more = self._chunk()
-                if not more:
-                    raise GGUFError("truncated string array")
-                buf = buf[at:] + more
-                at = 0
-            at += n
+        remaining = count
+        while remaining:
+            blen = len(buf)
+            last = blen - 8
+            while remaining and at <= last:  # hot loop: keep it to a few bytecodes
+                nxt = at + 8 + unpack(buf, at)[0]
+                if nxt > blen:
+                    break
+                at = nxt
+                remaining -= 1
+            if not remaining:
+                break
+            if at <= last:
+                (n,) = unpack(buf, at)
+                if n > MAX_STRING:
+                    raise GGUFError(f"string of {n} bytes in an array")
+            more = self._chunk()
+            if not more:
+                raise GGUFError("truncated string array")
+            buf = buf[at:] + more
+            at = 0
         # Give back what was read past the array.
         unread = len(buf) - at
         self.f.seek(-unread, 1)

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from glassbox.scan.callables import Verdict, classify
-from glassbox.scan.context import ScanContext, Source
+from glassbox.scan.context import ScanContext, Source, may_be_utf8
+from glassbox.scan.detect import HEAD_SIZE
 from glassbox.scan.findings import Severity
 from glassbox.scan.templates import check_template
 
@@ -136,6 +137,10 @@ def _looks_like_keras(data: Any) -> bool:
 def scan_json(ctx: ScanContext, src: Source) -> None:
     if src.size is not None and src.size > ctx.limits.max_json:
         return  # large JSON (tokenizer vocabularies) carries no code paths we check
+    head = src.head(HEAD_SIZE)
+    is_config = (src.name or src.member or "").endswith("config.json")
+    if not is_config and not may_be_utf8(head, len(head) < HEAD_SIZE):
+        return  # binary data that starts with "[" or "{": the full decode below would fail
     with contextlib.closing(src.open()) as f:
         raw = f.read(ctx.limits.max_json + 1)
     if len(raw) > ctx.limits.max_json:
@@ -143,7 +148,7 @@ def scan_json(ctx: ScanContext, src: Source) -> None:
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        if (src.name or src.member or "").endswith("config.json"):
+        if is_config:
             ctx.report("GBX-KER-003", f"config JSON unreadable ({exc})", member=src.member)
         return
     if _looks_like_keras(data):

@@ -49,10 +49,10 @@ class Global:
     name: str
     offset: int
     ref: GlobalRef | None = None
+    qualname: str = field(init=False, repr=False)  # computed once: every call site checks it
 
-    @property
-    def qualname(self) -> str:
-        return f"{self.module}.{self.name}"
+    def __post_init__(self) -> None:
+        self.qualname = f"{self.module}.{self.name}"
 
 
 @dataclass(eq=False)
@@ -450,17 +450,21 @@ class PickleMachine:
             self._issue("malformed", f"calls a non-callable {type(func).__name__}", offset)
 
     def _call(self, func: object, args: object, offset: int) -> Call:
-        self._mark_called(func, offset)
-        if (
-            isinstance(func, Global)
-            and func.qualname in _UNPICKLING_CALLABLES
-            and isinstance(args, tuple)
-            and args
-            and isinstance(args[0], bytes)
-        ):
-            self.result.nested.append(NestedBlob(args[0], offset, func.qualname))
-        if isinstance(func, Global) and func.qualname in _TENSOR_REBUILDS:
-            self._check_tensor_view(args, offset)
+        if type(func) is Global:
+            if func.ref is not None:
+                func.ref.called = True
+            qualname = func.qualname
+            if (
+                qualname in _UNPICKLING_CALLABLES
+                and isinstance(args, tuple)
+                and args
+                and isinstance(args[0], bytes)
+            ):
+                self.result.nested.append(NestedBlob(args[0], offset, qualname))
+            elif qualname in _TENSOR_REBUILDS:
+                self._check_tensor_view(args, offset)
+        else:
+            self._mark_called(func, offset)
         return Call(func, args, offset)
 
     def _check_tensor_view(self, args: object, offset: int) -> None:
@@ -508,16 +512,28 @@ class PickleMachine:
         return res
 
     def _loop(self) -> None:
+        """The hot loop. The opcodes that make up almost every real pickle (memo traffic, small
+        ints and strings, empty containers, short tuples, frames) are handled inline on the
+        reader's buffer, with exactly the semantics of their ``op_*`` methods and without
+        touching the reader; everything else, and any inline opcode whose argument crosses the
+        buffer's end or would fail, goes through the handler table with the reader in sync."""
         r = self.r
         res = self.result
         handlers = _HANDLERS
         deadline = self.deadline
+        memo = self.memo
+        stack = self.stack
+        metastack = self.metastack
         count = 0
+        buf = r._buf
+        pos = r._pos
+        blen = len(buf)
         while True:
             count += 1
             if count & 0xFFF == 0:
+                r._pos = pos
                 res.opcodes = count
-                if len(self.stack) > MAX_STACK:
+                if len(stack) > MAX_STACK:
                     raise _Malformed("stack limit exceeded")
                 if count > MAX_OPS:
                     self._issue("limit", "opcode limit exceeded", r.offset)
@@ -525,11 +541,102 @@ class PickleMachine:
                 if deadline is not None and time.monotonic() > deadline:
                     self._issue("limit", "time limit exceeded while reading pickle", r.offset)
                     return
-            # Inlined ByteReader.offset/byte(): this loop runs once per opcode.
-            pos = r._pos
-            buf = r._buf
+            if pos + 1 < blen:
+                code = buf[pos]
+                if code == 0x68:  # BINGET
+                    idx = buf[pos + 1]
+                    if idx in memo:
+                        stack.append(memo[idx])
+                        pos += 2
+                        continue
+                elif code == 0x94:  # MEMOIZE
+                    if stack:
+                        idx = len(memo)
+                        if idx >= MAX_MEMO and idx not in memo:
+                            r._pos = pos + 1
+                            raise _Malformed("memo limit exceeded")
+                        memo[idx] = stack[-1]
+                        pos += 1
+                        continue
+                elif code == 0x71:  # BINPUT
+                    if stack:
+                        idx = buf[pos + 1]
+                        if len(memo) >= MAX_MEMO and idx not in memo:
+                            r._pos = pos + 2
+                            raise _Malformed("memo limit exceeded")
+                        memo[idx] = stack[-1]
+                        pos += 2
+                        continue
+                elif code == 0x4B:  # BININT1
+                    stack.append(buf[pos + 1])
+                    pos += 2
+                    continue
+                elif code == 0x28:  # MARK
+                    metastack.append(stack)
+                    stack = self.stack = []
+                    pos += 1
+                    if len(metastack) > MAX_STACK:
+                        r._pos = pos
+                        raise _Malformed("MARK limit exceeded")
+                    continue
+                elif code == 0x8C:  # SHORT_BINUNICODE
+                    n = buf[pos + 1]
+                    end = pos + 2 + n
+                    if end <= blen and self._kept + n <= MAX_KEPT_TOTAL:
+                        try:
+                            text = buf[pos + 2 : end].decode("utf-8", "surrogatepass")
+                        except UnicodeDecodeError:
+                            pass  # the handler reports it
+                        else:
+                            self._kept += n
+                            stack.append(text)
+                            pos = end
+                            continue
+                elif code == 0x7D:  # EMPTY_DICT
+                    stack.append({})
+                    pos += 1
+                    continue
+                elif code == 0x29:  # EMPTY_TUPLE
+                    stack.append(())
+                    pos += 1
+                    continue
+                elif code == 0x4E:  # NONE
+                    stack.append(None)
+                    pos += 1
+                    continue
+                elif code == 0x88:  # NEWTRUE
+                    stack.append(True)
+                    pos += 1
+                    continue
+                elif code == 0x89:  # NEWFALSE
+                    stack.append(False)
+                    pos += 1
+                    continue
+                elif code == 0x85:  # TUPLE1
+                    if stack:
+                        stack.append((stack.pop(),))
+                        pos += 1
+                        continue
+                elif code == 0x86:  # TUPLE2
+                    if len(stack) >= 2:
+                        b = stack.pop()
+                        stack[-1] = (stack[-1], b)
+                        pos += 1
+                        continue
+                elif code == 0x87:  # TUPLE3
+                    if len(stack) >= 3:
+                        c = stack.pop()
+                        b = stack.pop()
+                        stack[-1] = (stack[-1], b, c)
+                        pos += 1
+                        continue
+                elif code == 0x95:  # FRAME: framing only, its length is not trusted
+                    if pos + 9 <= blen:
+                        pos += 9
+                        continue
+            r._pos = pos
             offset = r._base + pos
-            if pos < len(buf):
+            if pos < blen:
                 code = buf[pos]
                 r._pos = pos + 1
             else:
@@ -538,9 +645,16 @@ class PickleMachine:
             if handler is None:
                 res.opcodes = count
                 raise _Malformed(f"invalid opcode 0x{code:02x} at offset {offset}")
-            if handler(self, offset):
+            stop = handler(self, offset)
+            if stop:
                 res.opcodes = count
                 return
+            # Handlers read through the reader (which may refill its buffer) and may rebind
+            # the stack (anything that pops a mark).
+            stack = self.stack
+            buf = r._buf
+            pos = r._pos
+            blen = len(buf)
 
     # -- opcode handlers: return True only for STOP --------------------------------------------
 
@@ -741,6 +855,14 @@ class PickleMachine:
         if len(items) % 2:
             raise _Malformed("odd number of items for SETITEMS")
         target = self._top()
+        if type(target) is dict and len(target) + len(items) // 2 <= MAX_KEPT_STRING:
+            # Fast path (the per-item size check cannot trip): one C-level update, redone
+            # item by item only when a symbolic key is unhashable.
+            try:
+                target.update(zip(items[::2], items[1::2], strict=True))
+                return
+            except TypeError:
+                pass
         for k, v in zip(items[::2], items[1::2], strict=True):
             self._setitem_on(target, k, v, offset)
 
@@ -911,8 +1033,8 @@ class PickleMachine:
         states = state if isinstance(state, tuple) and len(state) == 2 else (state,)
         for part in states:
             if isinstance(part, dict):
-                for key in part:
-                    if isinstance(key, str) and key.startswith("__") and key.endswith("__"):
+                for key in [k for k in part if type(k) is str and k[:2] == "__"]:
+                    if key.endswith("__"):
                         self._issue(
                             "setstate",
                             f"BUILD state sets special attribute {key!r}; a later BUILD or "

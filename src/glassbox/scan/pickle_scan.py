@@ -151,6 +151,7 @@ def scan_pickle_reader(
         if not is_pickle:
             break
         found = True
+        ctx.pickles += 1
         report_result(
             ctx,
             src,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ _MEDIA_TYPES = frozenset(
 
 # A signature over a model with a million files is ~200 MB of JSON; refuse beyond that.
 MAX_BUNDLE_BYTES = 512 << 20
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def sign_statement(statement: dict[str, Any], key: PrivateKey) -> dict[str, Any]:
@@ -155,8 +155,11 @@ def write_bundle(bundle: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """Write ``bundle`` as compact JSON, atomically (a crash never leaves half a signature)."""
     path = Path(path)
     text = json.dumps(bundle, separators=(",", ":"), ensure_ascii=False)
+    # What tempfile.mkstemp does (exclusive create, owner-only, random name), without
+    # importing tempfile: it pulls in shutil, random, bz2 and lzma at every start-up.
+    tmp = path.parent / f".{path.name}.{os.urandom(8).hex()}.tmp"
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o600)
     except OSError as exc:
         raise InputError(f"{path}: cannot write signature: {exc.strerror or exc}") from None
     try:
@@ -164,11 +167,11 @@ def write_bundle(bundle: dict[str, Any], path: str | os.PathLike[str]) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        Path(tmp).chmod(0o644)
-        Path(tmp).replace(path)
+        tmp.chmod(0o644)
+        tmp.replace(path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
-            Path(tmp).unlink()
+            tmp.unlink()
         if isinstance(exc, OSError):
             raise InputError(f"{path}: cannot write signature: {exc.strerror or exc}") from None
         raise

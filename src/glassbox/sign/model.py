@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from glassbox.digest import DEFAULT_SIGNATURE_NAME, HashMethod, Manifest, ManifestDiff, hash_model
@@ -122,7 +122,9 @@ def _check_resource_name(name: str, method: str, where: str) -> None:
         return
     if not path or "\x00" in path:
         raise InputError(f"{where}: resource name {name!r} is empty or contains NUL")
-    if path.startswith("/") or PurePosixPath(path).is_absolute() or Path(path).is_absolute():
+    # ``os.path.isabs`` also catches drive paths on Windows. No Path objects here: this runs
+    # once per resource on every verify.
+    if path.startswith("/") or os.path.isabs(path):
         raise InputError(f"{where}: resource {name!r} is an absolute path; refusing it")
     components = path.split("/")
     if ".." in components:

@@ -85,6 +85,15 @@ class LogClient:
     def add(self, submission: dict[str, Any]) -> dict[str, Any]:
         return self._json("POST", "/v1/entries", json=submission)
 
+    def add_many(self, submissions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Add many entries in one request (``/v1/entries/batch``); per entry, in order, its
+        acknowledgement or ``{"status", "error"}`` when the server refused it."""
+        data = self._json("POST", "/v1/entries/batch", json={"entries": submissions})
+        results = data.get("results")
+        if not isinstance(results, list) or len(results) != len(submissions):
+            raise VerificationError(f"log {self.url}: batch answer does not match the request")
+        return [r if isinstance(r, dict) else {} for r in results]
+
     def size(self) -> int:
         return int(self._json("GET", "/v1/log")["size"])
 

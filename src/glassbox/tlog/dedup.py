@@ -17,27 +17,29 @@ from __future__ import annotations
 
 
 class LeafIndex:
-    __slots__ = ("_map", "covered")
+    __slots__ = ("covered", "map")
 
     def __init__(self) -> None:
-        self._map: dict[int, int | list[int]] = {}
+        # key -> index, or a list of indexes for a prefix collision. Public because the
+        # sequencer's hot loop claims keys with ``map.setdefault`` (one dict operation).
+        self.map: dict[int, int | list[int]] = {}
         self.covered = 0  # leaves [0, covered) have been added
 
     def add(self, key: int, index: int) -> None:
-        old = self._map.setdefault(key, index)
+        old = self.map.setdefault(key, index)
         if old is index:
             return
         if isinstance(old, list):
             old.append(index)
         else:
-            self._map[key] = [old, index]
+            self.map[key] = [old, index]
 
     def candidates(self, key: int) -> list[int] | tuple[()]:
         """Leaf indexes whose hash prefix is ``key`` (usually none, or the one duplicate)."""
-        found = self._map.get(key)
+        found = self.map.get(key)
         if found is None:
             return ()
         return list(found) if isinstance(found, list) else [found]
 
     def __len__(self) -> int:
-        return sum(len(v) if isinstance(v, list) else 1 for v in self._map.values())
+        return sum(len(v) if isinstance(v, list) else 1 for v in self.map.values())

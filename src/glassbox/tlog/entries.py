@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -69,13 +70,14 @@ class LogEntry:
     def key_id(self) -> str:
         return self.fields.key_hash.hex()
 
-    @property
+    @cached_property
     def body(self) -> bytes:
-        """Canonical JSON of the submission: what is stored and what a proof bundle carries."""
+        """Canonical JSON of the submission: what is stored and what a proof bundle carries.
+        Cached: the add path needs it and its digest, and encoding a bundle is not free."""
         doc = {"kind": self.kind, "signed": self.signed, "public_key": self.public_key_pem}
         return canonical_json(doc)
 
-    @property
+    @cached_property
     def body_digest(self) -> bytes:
         return hashlib.sha256(self.body).digest()
 
@@ -115,20 +117,33 @@ def canonical_json(doc: Any) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _load_pem(pem: object, where: str) -> Any:
-    from glassbox.sign import PublicKey
-
+def _load_pem(pem: object, where: str) -> tuple[Any, str, bytes]:
+    """The key, its canonical PEM and its key hash (``public_key_id``)."""
     if not isinstance(pem, str) or "PUBLIC KEY-----" not in pem:
         raise InputError(f"{where}: public_key must be a PEM SubjectPublicKeyInfo string")
     if "PRIVATE KEY" in pem:
         raise InputError(f"{where}: public_key is a private key; never send a private key")
+    if len(pem) > 16384:
+        raise InputError(f"{where}: public_key is longer than 16 KiB")
+    try:
+        return _key_info(pem)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
+@lru_cache(maxsize=1024)
+def _key_info(pem: str) -> tuple[Any, str, bytes]:
+    """Parsing a PEM key and deriving its id cost as much as a signature check; a log sees the
+    same few keys again and again, so they are parsed once (bounded; errors are not cached)."""
+    from glassbox.sign import PublicKey, public_key_id, public_pem
+
     try:
         key = serialization.load_pem_public_key(pem.encode())
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"{where}: public_key is not a readable PEM public key") from exc
+    except (ValueError, TypeError):
+        raise InputError("public_key is not a readable PEM public key") from None
     if not isinstance(key, PublicKey):
-        raise InputError(f"{where}: public_key must be Ed25519 or ECDSA")
-    return key
+        raise InputError("public_key must be Ed25519 or ECDSA")
+    return key, public_pem(key).decode(), bytes.fromhex(public_key_id(key))
 
 
 def parse_entry(doc: object, *, where: str = "entry") -> LogEntry:
@@ -143,8 +158,6 @@ def parse_entry(doc: object, *, where: str = "entry") -> LogEntry:
         bundle_envelope,
         dsse_verify,
         parse_statement,
-        public_key_id,
-        public_pem,
         verify_bundle,
     )
 
@@ -162,7 +175,7 @@ def parse_entry(doc: object, *, where: str = "entry") -> LogEntry:
         raise InputError(f"{where}: give 'bundle' (OMS/Sigstore bundle) or 'envelope' (DSSE)")
     if not isinstance(signed, dict):
         raise InputError(f"{where}: the signed {kind} must be a JSON object")
-    pub = _load_pem(doc.get("public_key"), where)
+    pub, pem, key_hash = _load_pem(doc.get("public_key"), where)
     if kind == KIND_BUNDLE:
         envelope = bundle_envelope(signed, where=where)
         statement = verify_bundle(signed, pub, where=where)
@@ -182,9 +195,9 @@ def parse_entry(doc: object, *, where: str = "entry") -> LogEntry:
     fields = LeafFields(
         hashlib.sha256(envelope.payload).digest(),
         hashlib.sha256(envelope.signatures[0].sig).digest(),
-        bytes.fromhex(public_key_id(pub)),
+        key_hash,
     )
-    return LogEntry(str(kind), signed, public_pem(pub).decode(), statement, fields)
+    return LogEntry(str(kind), signed, pem, statement, fields)
 
 
 def entry_from_body(body: bytes, *, where: str = "entry body") -> LogEntry:

@@ -2,20 +2,22 @@
 
 Hostile input is the normal case for a public log: bodies are capped before they are read
 (``BodyLimit``), JSON is parsed by us so errors say what is wrong, and every library error maps
-to a 4xx. A 500 would be a bug. Adds wait on the sequencer future without holding a worker
-thread, so many concurrent clients share each batch's commit. Checkpoints are issued by a
+to a 4xx. A 500 would be a bug. An add verifies in a worker thread (signature checks are CPU
+work and never run inside the sequencer's commit path), then awaits an asyncio future that the
+sequencer completes after the batch's COMMIT, without holding a worker thread, so many
+concurrent clients share each batch's commit. ``/v1/entries/batch`` takes many entries per
+request (one HTTP round trip, one future) for bulk producers. Checkpoints are issued by a
 timer (``checkpoint_interval``), never per request.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,8 +25,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from glassbox.errors import GlassboxError, InputError, VerificationError
-from glassbox.tlog.entries import MAX_BODY_BYTES, parse_entry
+from glassbox.tlog.entries import MAX_BODY_BYTES, LogEntry, parse_entry
 from glassbox.tlog.log import TransparencyLog
+from glassbox.tlog.sequencer import Appended, Pending
 from glassbox.tlog.store import MAX_INDEX
 from glassbox.tlog.tiles import parse_tile_path, read_tile
 from glassbox.tlog.witness import Witness, WitnessError
@@ -36,6 +39,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_RANGE = 1000
+MAX_BATCH = 1000
 
 
 class BodyLimit:
@@ -96,6 +100,58 @@ async def _plain(send: Send, status: int, text: str) -> None:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+class _Refused(NamedTuple):
+    status: int
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "error": self.detail}
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise InputError("request body is not JSON") from None
+
+
+def _admitted(entry: LogEntry) -> tuple[LogEntry, Pending]:
+    return entry, Pending(entry.leaf, entry.body, entry.body_digest, entry.terms())
+
+
+def _admit_one(raw: bytes) -> tuple[LogEntry, Pending]:
+    """All the CPU work of an add (JSON, key, signature, canonical body), in a worker thread
+    so the event loop only awaits the sequencer."""
+    return _admitted(parse_entry(_loads(raw), where="submitted entry"))
+
+
+def _admit_many(raw: bytes) -> list[tuple[LogEntry, Pending] | _Refused]:
+    doc = _loads(raw)
+    entries = doc.get("entries") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise InputError('batch body must be {"entries": [submission, ...]}')
+    if len(entries) > MAX_BATCH:
+        raise InputError(f"batch holds {len(entries)} entries; at most {MAX_BATCH} per request")
+    out: list[tuple[LogEntry, Pending] | _Refused] = []
+    for n, item in enumerate(entries):
+        try:
+            out.append(_admitted(parse_entry(item, where=f"entries[{n}]")))
+        except VerificationError as exc:
+            out.append(_Refused(422, str(exc)))
+        except InputError as exc:
+            out.append(_Refused(400, str(exc)))
+    return out
+
+
+def _ack(appended: Appended, entry: LogEntry) -> dict[str, Any]:
+    return {
+        "index": appended.index,
+        "leaf_hash": appended.leaf_hash.hex(),
+        "duplicate": appended.duplicate,
+        "key_id": entry.key_id,
+    }
 
 
 def create_app(
@@ -159,25 +215,28 @@ def create_app(
     @app.post("/v1/entries", summary="Add a signed statement (OMS bundle or DSSE envelope)")
     async def add(request: Request) -> JSONResponse:
         raw = await request.body()
-        try:
-            doc = json.loads(raw)
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            raise InputError("request body is not JSON") from None
-        entry = await run_in_threadpool(parse_entry, doc, where="submitted entry")
-        body = entry.body
-        from glassbox.tlog.sequencer import Pending
+        entry, pending = await run_in_threadpool(_admit_one, raw)
+        appended = await log.sequencer.submit_async(pending)
+        return JSONResponse(_ack(appended, entry), status_code=200 if appended.duplicate else 201)
 
-        future = log.sequencer.submit(Pending(entry.leaf, body, entry.body_digest, entry.terms()))
-        appended = await asyncio.wrap_future(future)
-        return JSONResponse(
-            {
-                "index": appended.index,
-                "leaf_hash": appended.leaf_hash.hex(),
-                "duplicate": appended.duplicate,
-                "key_id": entry.key_id,
-            },
-            status_code=200 if appended.duplicate else 201,
-        )
+    @app.post(
+        "/v1/entries/batch",
+        summary=f"Add up to {MAX_BATCH} signed statements in one request",
+        description=(
+            'Body: {"entries": [submission, ...]}. Each entry is verified on its own; the answer'
+            " lists, in order, its index (once durable) or why it was refused (status 400"
+            " malformed, 422 signature does not verify)."
+        ),
+    )
+    async def add_batch(request: Request) -> JSONResponse:
+        raw = await request.body()
+        admitted = await run_in_threadpool(_admit_many, raw)
+        pendings = [a[1] for a in admitted if not isinstance(a, _Refused)]
+        appended = iter(await log.sequencer.add_many_async(pendings))
+        results = [
+            a.to_dict() if isinstance(a, _Refused) else _ack(next(appended), a[0]) for a in admitted
+        ]
+        return JSONResponse({"results": results})
 
     @app.get("/v1/entries/{index}", summary="One entry: leaf and full body")
     def get_entry(index: int = Path(ge=0, le=MAX_INDEX)) -> dict[str, Any]:

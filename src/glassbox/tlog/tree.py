@@ -160,6 +160,30 @@ class RightEdge:
         hashes.append(node)
         return b"".join(new)
 
+    def extend(self, leaves: list[bytes]) -> list[bytes]:
+        """``append`` for many leaf hashes at once (the sequencer's batch): one call, not one
+        per leaf."""
+        out: list[bytes] = []
+        add = out.append
+        hashes, index = self._hashes, self.size
+        push, pop = hashes.append, hashes.pop
+        for leaf in leaves:
+            if not index & 1:
+                push(leaf)
+                add(b"")
+                index += 1
+                continue
+            node, n, new = leaf, index, []
+            while n & 1:
+                node = node_hash(pop(), node)
+                n >>= 1
+                new.append(node)
+            push(node)
+            add(new[0] if len(new) == 1 else b"".join(new))
+            index += 1
+        self.size = index
+        return out
+
     @property
     def hashes(self) -> list[bytes]:
         return list(self._hashes)
