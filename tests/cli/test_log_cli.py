@@ -131,3 +131,42 @@ def test_checkpoint_remembers_and_catches_an_edited_tree(signed: tuple[Path, Pat
     run("log", "add", str(third), "--public-key", str(pub3))
     out = run("log", "checkpoint", code=1)  # the log will not sign a tree that rewrote history
     assert "consistency proof does not reproduce the" in out
+
+
+def test_prove_since_checks_consistency_offline(
+    signed: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """``prove`` adds a consistency proof from the checkpoint this machine remembers (or
+    ``--since``); ``verify-proof --remember`` then relates it offline (``newer``, not
+    ``unverified``), and a forged consistency proof exits 1."""
+    import base64
+
+    bundle, other, pub = signed
+    run("log", "add", str(bundle), "--public-key", str(pub))
+    cp = json.loads(run("log", "checkpoint", "--json"))  # remembered here: size 1
+    assert cp["seen"] == "first"
+    run("log", "add", str(other), "--public-key", str(pub))
+    auto = tmp_path / "auto.json"
+    out = json.loads(run("log", "prove", "1", "-o", str(auto), "--json"))
+    assert out["since"] == 1 and out["consistent_from"] == 1 and out["tree_size"] == 2
+    ok = json.loads(
+        run("log", "verify-proof", str(auto), "--log-key", cp["vkey"], "--remember", "--json")
+    )
+    assert ok["seen"] == "newer" and ok["consistent_from"] == 1
+    none = tmp_path / "none.json"
+    assert (
+        json.loads(run("log", "prove", "0", "-o", str(none), "--no-since", "--json"))["since"]
+        is None
+    )
+    assert "consistency" not in json.loads(none.read_text())
+    explicit = tmp_path / "explicit.json"
+    assert "from size 1" in run("log", "prove", "0", "-o", str(explicit), "--since", "1")
+    run("log", "prove", "0", "-o", str(explicit), "--since", "9", code=2)
+    run("log", "prove", "0", "-o", str(explicit), "--since", "1", "--no-since", code=2)
+    doc = json.loads(auto.read_text())
+    h = base64.b64decode(doc["consistency"]["hashes"][0])
+    doc["consistency"]["hashes"][0] = base64.b64encode(bytes([h[0] ^ 1]) + h[1:]).decode()
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(doc))
+    msg = run("log", "verify-proof", str(forged), "--log-key", cp["vkey"], code=1)
+    assert "not consistent" in msg

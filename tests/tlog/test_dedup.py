@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -46,8 +47,8 @@ def test_dedup_survives_restart_and_sees_other_writers(store_url: str) -> None:
 
 
 def test_two_sequencers_on_one_store(store_url: str) -> None:
-    """Two pipelined sequencers (as in two server processes) racing on one log: every batch
-    prepared on a stale state is detected at commit and re-appended, nothing lost or doubled."""
+    """Two sequencers (as in two server processes) racing on one log: each batch re-syncs its
+    state under the tree-head lock, so nothing is lost or doubled."""
     from concurrent.futures import ThreadPoolExecutor
 
     from glassbox.tlog.tree import audit_store
@@ -77,7 +78,7 @@ def test_a_failed_commit_is_retried(store_url: str, monkeypatch) -> None:  # typ
     store = open_store(store_url)
     seq = Sequencer(store)
     try:
-        seq.add(Pending(b"first"))  # the preparer now has a state: next batches are pipelined
+        seq.add(Pending(b"first"))  # the sequencer now has a cached state that must be dropped
         calls = {"n": 0}
         real = store.put_leaves
 
@@ -90,6 +91,52 @@ def test_a_failed_commit_is_retried(store_url: str, monkeypatch) -> None:  # typ
         monkeypatch.setattr(store, "put_leaves", flaky)
         assert [r.index for r in seq.add_many([Pending(b"a"), Pending(b"b")])] == [1, 2]
         assert calls["n"] == 2
+    finally:
+        seq.close()
+        store.close()
+
+
+def test_async_submitters_and_failures(store_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The server's paths: one asyncio future per entry or per list, completed after the
+    commit; a batch that keeps failing fails its waiters (every kind) and the sequencer keeps
+    serving; a caller that cancelled its future does not stop it either."""
+    import asyncio
+
+    store = open_store(store_url)
+    seq = Sequencer(store, max_batch=4)
+
+    async def feed(leaves: list[bytes]) -> tuple[list[int], list[int]]:
+        singles = [seq.submit_async(Pending(x)) for x in leaves]
+        many = seq.add_many_async([Pending(x) for x in reversed(leaves)])
+        assert await seq.add_many_async([]) == []
+        return [(await f).index for f in singles], [a.index for a in await many]
+
+    try:
+        leaves = [f"a{i}".encode() for i in range(10)]
+        singles, many = asyncio.run(feed(leaves))
+        assert singles == list(range(10)) and many == list(range(9, -1, -1))
+        cancelled = seq.submit(Pending(b"cancelled"))
+        cancelled.cancel()
+        assert seq.add(Pending(b"after")).index in (10, 11)
+
+        def broken(rows):  # type: ignore[no-untyped-def]
+            raise RuntimeError("disk on fire")
+
+        monkeypatch.setattr(store, "put_leaves", broken)
+
+        async def failing() -> None:
+            with pytest.raises(RuntimeError, match="on fire"):
+                await seq.submit_async(Pending(b"x"))
+            with pytest.raises(RuntimeError, match="on fire"):
+                await seq.add_many_async([Pending(b"y"), Pending(b"z")])
+
+        asyncio.run(failing())
+        with pytest.raises(RuntimeError, match="on fire"):
+            seq.submit(Pending(b"w")).result(timeout=30)
+        with pytest.raises(RuntimeError, match="on fire"):
+            seq.add_many([Pending(b"v")])
+        monkeypatch.undo()
+        assert seq.add(Pending(b"again")).index == store.size() - 1
     finally:
         seq.close()
         store.close()

@@ -220,3 +220,92 @@ def test_add_signed_and_index_of(log: TransparencyLog) -> None:
     entry = parse_entry(make_submission(bundle, key.public_key()))
     assert log.index_of(entry) == 1
     assert log.index_of(parse_entry(bundle_submission(key, "never", "logged"))) is None
+
+
+def _flip(h: bytes) -> bytes:
+    return bytes([h[0] ^ 1]) + h[1:]
+
+
+def test_proof_bundle_carries_consistency(log: TransparencyLog, tmp_path: Path) -> None:
+    """A bundle made ``since`` an earlier checkpoint proves offline that the log only appended
+    since: against the log's own signed checkpoint there, and against a verifier's memory of
+    it (``newer`` instead of ``unverified``). A forged proof fails both ways."""
+    key = new_key()
+    for i in range(5):
+        log.add(parse_entry(bundle_submission(key, seed=str(i))))
+    old = log.issue_checkpoint()
+    seen = SeenCheckpoints(tmp_path / "seen.db")
+    assert seen.update(old, None) == "first"
+    for i in range(5, 11):
+        log.add(parse_entry(bundle_submission(key, seed=str(i))))
+    plain = ProofBundle.read(_write(log.proof_bundle(8), tmp_path / "plain.json"))
+    assert plain.consistency is None
+    assert verify_proof_bundle(plain, log.vkey, None, seen)[1] == "unverified"
+
+    bundle = ProofBundle.read(_write(log.proof_bundle(8, since=5), tmp_path / "since.json"))
+    assert bundle.consistency is not None and bundle.consistency.old_checkpoint is not None
+    result = bundle.verify(log.vkey)
+    assert result.consistent_from == 5 and result.to_dict()["consistent_from"] == 5
+    result, status = verify_proof_bundle(bundle, log.vkey, None, seen)
+    assert status == "newer" and seen.get(log.origin).size == 11  # type: ignore[union-attr]
+
+    # Forged: one flipped hash in the consistency proof. The bundle alone fails (its old
+    # checkpoint is signed), and so does relating it to a remembered checkpoint.
+    doc = bundle.to_dict()
+    hashes = doc["consistency"]["hashes"]
+    hashes[0] = base64.b64encode(_flip(base64.b64decode(hashes[0]))).decode()
+    forged = ProofBundle.from_dict(doc)
+    with pytest.raises(VerificationError, match="not consistent"):
+        forged.verify(log.vkey)
+    doc["consistency"]["old_checkpoint"] = None  # the forger drops the signed old checkpoint
+    forged = ProofBundle.from_dict(doc)
+    assert forged.verify(log.vkey).consistent_from is None
+    memory = SeenCheckpoints(tmp_path / "seen2.db")
+    memory.update(old, None)
+    with pytest.raises(VerificationError, match="not consistent"):
+        verify_proof_bundle(forged, log.vkey, None, memory)
+    assert memory.get(log.origin).size == 5  # type: ignore[union-attr]  # nothing recorded
+    # An old checkpoint from another size than the proof claims, or a proof from outside
+    # the tree, is refused; so is asking for one.
+    doc = bundle.to_dict()
+    doc["consistency"]["old_size"] = 4
+    with pytest.raises(VerificationError):
+        ProofBundle.from_dict(doc).verify(log.vkey)
+    doc["consistency"]["old_size"] = 12
+    doc["consistency"]["old_checkpoint"] = None
+    with pytest.raises(VerificationError, match="not inside"):
+        ProofBundle.from_dict(doc).verify(log.vkey)
+    for bad in ({"hashes": "x"}, {"old_size": -1, "hashes": []}, {"old_size": 1, "hashes": [1]}):
+        doc["consistency"] = bad
+        with pytest.raises(InputError):
+            ProofBundle.from_dict(doc)
+    with pytest.raises(InputError, match="consistency"):
+        log.proof_bundle(8, since=50)
+
+
+def test_consistency_without_an_old_checkpoint(log: TransparencyLog, tmp_path: Path) -> None:
+    """From a size the log never signed, the proof is only usable against a remembered root:
+    a verifier that saw that tree head gets ``newer``, one that saw a forked head a failure."""
+    key = new_key()
+    for i in range(3):
+        log.add(parse_entry(bundle_submission(key, seed=str(i))))
+    seen_at_3 = log.issue_checkpoint()
+    for i in range(3, 7):
+        log.add(parse_entry(bundle_submission(key, seed=str(i))))
+    log.issue_checkpoint()
+    for i in range(7, 9):
+        log.add(parse_entry(bundle_submission(key, seed=str(i))))
+    bundle = log.proof_bundle(1, since=7)  # the log signed a checkpoint at 7: it is carried
+    assert bundle.consistency is not None and bundle.consistency.old_checkpoint is not None
+    bundle = log.proof_bundle(1, since=4)  # never signed at size 4
+    assert bundle.consistency is not None and bundle.consistency.old_checkpoint is None
+    assert bundle.verify(log.vkey).consistent_from is None
+    seen = SeenCheckpoints(tmp_path / "seen.db")
+    seen.update(seen_at_3, None)
+    assert verify_proof_bundle(bundle, log.vkey, None, seen)[1] == "unverified"  # 3 != 4
+    assert verify_proof_bundle(log.proof_bundle(1, since=3), log.vkey, None, seen)[1] == "newer"
+
+
+def _write(bundle: ProofBundle, path: Path) -> Path:
+    bundle.write(path)
+    return path

@@ -342,3 +342,17 @@ def test_batch_add(log: TransparencyLog, http: TestClient) -> None:
     for i in range(log.size()):
         proof = log.inclusion_proof(i, log.size())
         merkle.verify_inclusion(log.get(i).leaf_hash, i, log.size(), proof, root)
+
+
+def test_proof_bundle_since_over_http(log: TransparencyLog, http: TestClient) -> None:
+    client = LogClient("http://testserver", log.vkey, transport=http._transport)
+    key = new_key()
+    client.add_many([bundle_submission(key, "m", str(i)) for i in range(3)])
+    log.issue_checkpoint()
+    client.add(bundle_submission(key, "m", "3"))
+    bundle = client.proof_bundle(1, since=3)
+    assert bundle.consistency is not None and bundle.consistency.old_size == 3
+    assert bundle.verify(log.vkey).consistent_from == 3
+    assert client.proof_bundle(1).consistency is None
+    for query in ("since=0", "since=99", "since=x"):
+        assert http.get(f"/v1/proof/bundle/1?{query}").status_code == 400

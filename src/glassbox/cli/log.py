@@ -163,6 +163,13 @@ def get(
 @log.command()
 @click.argument("index", type=click.IntRange(min=0))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@click.option(
+    "--since",
+    type=click.IntRange(min=1),
+    help="Include a consistency proof from this earlier tree size (default: the last"
+    " checkpoint this machine remembers for the log, if smaller).",
+)
+@click.option("--no-since", is_flag=True, help="Include no consistency proof.")
 @LOG_OPT
 @STORE_OPT
 @KEY_OPT
@@ -172,26 +179,50 @@ def get(
 def prove(
     index: int,
     output: str,
+    since: int | None,
+    no_since: bool,
     log_url: str | None,
     store: str | None,
     key_path: str | None,
     log_vkey: str | None,
     as_json: bool,
 ) -> None:
-    """Write an offline proof bundle (entry, inclusion proof, cosigned checkpoint)."""
+    """Write an offline proof bundle (entry, inclusion proof, cosigned checkpoint, and a
+    consistency proof from an earlier checkpoint, so verifiers relate the two offline)."""
+    from glassbox.tlog import SeenCheckpoints
+
+    if since is not None and no_since:
+        raise InputError("give --since SIZE or --no-since, not both")
     lg = _open(log_url, store, key_path, log_vkey)
     try:
-        bundle = lg.proof_bundle(index)
+        if since is None and not no_since:
+            seen = SeenCheckpoints()
+            try:
+                prev = seen.get(lg.origin)
+            finally:
+                seen.close()
+            if prev is not None and 0 < prev.size < _checkpoint_size(lg, log_url):
+                since = prev.size
+        bundle = lg.proof_bundle(index, since)
         vkey = lg.vkey
     finally:
         lg.close()
     result = bundle.verify(vkey)  # never hand out a bundle that does not verify
     bundle.write(output)
+    out = {"output": output, **result.to_dict(), "log_vkey": vkey, "since": since}
     if as_json:
-        emit_json({"output": output, **result.to_dict(), "log_vkey": vkey})
+        emit_json(out)
     else:
         click.echo(f"wrote {output}: entry {index} in tree of size {result.tree_size}")
+        if since is not None:
+            click.echo(f"  with a consistency proof from size {since}")
         click.echo(f"log key: {vkey}")
+
+
+def _checkpoint_size(lg: Any, log_url: str | None) -> int:
+    """The size the bundle's checkpoint will have (the embedded log issues one if it grew)."""
+    cp = lg.latest_checkpoint() if log_url else lg.issue_checkpoint()
+    return 0 if cp is None else int(cp.checkpoint.size)
 
 
 @log.command("verify-proof")
@@ -225,6 +256,10 @@ def verify_proof(
             click.echo(f"  cosigned by {', '.join(result.witnesses)}")
         if result.entry:
             click.echo(f"  signed by key {result.entry.key_id}")
+        if result.consistent_from is not None:
+            click.echo(f"  consistent with the log's checkpoint at size {result.consistent_from}")
+        if remember:
+            click.echo(f"  relation to the checkpoint remembered here: {status}")
 
 
 @log.command()

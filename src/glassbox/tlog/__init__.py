@@ -34,7 +34,7 @@ from glassbox.tlog.note import (
     parse_note,
     parse_vkey,
 )
-from glassbox.tlog.proofbundle import ProofBundle, VerifiedProof
+from glassbox.tlog.proofbundle import ConsistencyProof, ProofBundle, VerifiedProof
 from glassbox.tlog.sequencer import Appended
 from glassbox.tlog.store import open_store
 from glassbox.tlog.tree import StoredTree, audit_store
@@ -59,17 +59,29 @@ def verify_proof_bundle(
 ) -> tuple[VerifiedProof, str]:
     """Verify offline; with ``seen``, also relate the checkpoint to the last one seen for this
     log. Returns the result and ``first``/``same``/``newer``/``older``/``unverified`` (the
-    bundle's checkpoint and the remembered one differ in size and no proof links them)."""
+    bundle's checkpoint and the remembered one differ in size and no proof links them).
+
+    A bundle made with a consistency proof from the remembered size (``glassbox log prove
+    --since``) is checked against the remembered root, offline: ``newer`` if the log only
+    appended, ``VerificationError`` if it rewrote or forked the history this machine saw."""
     result = bundle.verify(log_vkey, policy)
     status = "not-tracked"
     if seen is not None:
-        status = seen.update(result.checkpoint, None)
+        prev = seen.get(result.checkpoint.checkpoint.origin)
+        proof = None
+        carried = bundle.consistency
+        cp = result.checkpoint.checkpoint
+        if prev is not None and carried is not None and carried.old_size == prev.size:
+            bundle.check_consistent(prev.size, prev.root, cp.size, cp.root)
+            proof = carried.hashes
+        status = seen.update(result.checkpoint, proof)
     return result, status
 
 
 __all__ = [
     "Appended",
     "Checkpoint",
+    "ConsistencyProof",
     "LeafFields",
     "LogEntry",
     "Note",

@@ -123,8 +123,9 @@ class LogClient:
         except NoteError as exc:
             raise VerificationError(f"log {self.url} checkpoint: {exc}") from None
 
-    def proof_bundle(self, index: int) -> ProofBundle:
-        return ProofBundle.from_dict(self._json("GET", f"/v1/proof/bundle/{index}"))
+    def proof_bundle(self, index: int, since: int | None = None) -> ProofBundle:
+        params = {} if since is None else {"since": since}
+        return ProofBundle.from_dict(self._json("GET", f"/v1/proof/bundle/{index}", params=params))
 
     def tile(self, path: str) -> bytes:
         return self._request("GET", "/" + path.lstrip("/")).content

@@ -19,7 +19,7 @@ from glassbox.errors import InputError, VerificationError
 from glassbox.tlog.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint, sign_checkpoint
 from glassbox.tlog.entries import LogEntry, entry_from_body
 from glassbox.tlog.note import NoteSignature, Signer
-from glassbox.tlog.proofbundle import ProofBundle
+from glassbox.tlog.proofbundle import ConsistencyProof, ProofBundle
 from glassbox.tlog.sequencer import Appended, Pending, Sequencer
 from glassbox.tlog.store import LeafRow, SQLStore
 from glassbox.tlog.tree import StoredTree
@@ -204,13 +204,28 @@ class TransparencyLog:
         self.store.set_meta("checkpoint_time", repr(time.time()))
         return signed
 
-    def proof_bundle(self, index: int) -> ProofBundle:
-        """Everything a verifier needs offline: body, leaf, inclusion proof, checkpoint."""
+    def proof_bundle(self, index: int, since: int | None = None) -> ProofBundle:
+        """Everything a verifier needs offline: body, leaf, inclusion proof, checkpoint; with
+        ``since``, also a consistency proof from that earlier tree size (and the checkpoint
+        the log signed at that size, if any), so a verifier remembering it can relate the two
+        offline."""
         stored = self.get(index)
         cp = self.latest_checkpoint()
-        if cp is None or cp.checkpoint.size <= index:
+        if cp is None or cp.checkpoint.size <= index or (since and cp.checkpoint.size < since):
             cp = self.issue_checkpoint()
         size = cp.checkpoint.size
+        consistency = None
+        if since is not None:
+            if not 0 < since <= size:
+                raise InputError(
+                    f"cannot prove consistency from size {since}: the checkpoint is size {size}"
+                )
+            old = self.checkpoint_at(since)
+            consistency = ConsistencyProof(
+                since,
+                self.consistency_proof(since, size),
+                None if old is None else old.serialize(),
+            )
         return ProofBundle(
             log_vkey=self.vkey,
             index=index,
@@ -219,6 +234,7 @@ class TransparencyLog:
             tree_size=size,
             inclusion=self.inclusion_proof(index, size),
             checkpoint=cp.serialize(),
+            consistency=consistency,
         )
 
 

@@ -230,12 +230,14 @@ class Sequencer:
     While it waits for COMMIT (fsync, or PostgreSQL's round trip; the GIL is released) the next
     batch fills up, so the batch size follows the load.
 
-    One thread, not a preparer and a writer overlapped: CPython's sqlite3 releases and
-    re-takes the GIL around every row it inserts, so a writer inserting while a preparer hashes
-    waits for the GIL once per row and the pipeline ran at a quarter of the single-thread
-    rate on two busy cores. Entries are acknowledged only after their own commit. A failed
-    batch is retried once from a state re-read from the store (a transient error, or another
-    writer that appended in between), then its submitters get the error.
+    One thread, not a preparer and a writer overlapped (an earlier design): CPython's sqlite3
+    releases and re-takes the GIL around every row it inserts, so a writer inserting while a
+    preparer hashes waits for the GIL once per row; on two busy cores that pipeline was never
+    faster than this one thread and in one run ran at a quarter of its rate. Other writers
+    (another process on the same store) are handled by ``append_batch``, which syncs the state
+    under the tree-head lock. Entries are acknowledged only after their own commit. A failed
+    batch is retried once from a state re-read from the store (a transient error), then its
+    submitters get the error.
     """
 
     def __init__(self, store: Store, *, max_batch: int = 1024) -> None:
@@ -355,6 +357,8 @@ def _resolve_sinks(batch: _Batch) -> None:
             result = errors[0] if errors else part
         if loop is not None:
             loops.setdefault(loop, []).append((future, result))
+        elif future.done():  # cancelled by its caller: nothing to tell
+            continue
         elif isinstance(result, BaseException):
             future.set_exception(result)
         else:

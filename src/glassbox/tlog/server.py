@@ -274,8 +274,11 @@ def create_app(
         }
 
     @app.get("/v1/proof/bundle/{index}", summary="Offline proof bundle for one entry")
-    def bundle(index: int = Path(ge=0, le=MAX_INDEX)) -> dict[str, Any]:
-        return log.proof_bundle(index).to_dict()
+    def bundle(
+        index: int = Path(ge=0, le=MAX_INDEX),
+        since: int | None = Query(None, ge=1, le=MAX_INDEX),
+    ) -> dict[str, Any]:
+        return log.proof_bundle(index, since).to_dict()
 
     @app.get("/v1/search", summary="Find entries by subject digest, signer key or model name")
     def search(
