@@ -137,3 +137,18 @@ def test_frontier_matches_batch_root() -> None:
 def test_bad_hash_length_is_a_proof_error() -> None:
     with pytest.raises(merkle.ProofError):
         merkle.verify_inclusion(b"short", 0, 1, [], merkle.EMPTY_ROOT)
+
+
+def test_frontier_resumes_and_reports_completed_nodes() -> None:
+    leaves = [merkle.leaf_hash(bytes([i])) for i in range(11)]
+    whole = merkle.Frontier()
+    completed = whole.extend(leaves[:7])
+    # Leaf 3 completes [2,4) and [0,4); leaf 0 completes nothing.
+    assert completed[0] == b""
+    assert completed[3] == merkle.root_of(leaves[2:4]) + merkle.root_of(leaves[0:4])
+    resumed = merkle.Frontier(whole.size, whole.hashes)
+    assert resumed.append(leaves[7]) == whole.append(leaves[7])
+    resumed.extend(leaves[8:])
+    assert resumed.root() == merkle.root_of(leaves)
+    with pytest.raises(ValueError, match="frontier hashes"):
+        merkle.Frontier(3, [leaves[0]])

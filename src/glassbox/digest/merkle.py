@@ -43,28 +43,52 @@ class Frontier:
 
     Appending is amortised O(1) and memory is O(log n), so a root over a billion streamed
     records needs no list of leaves. ``root()`` folds the frontier right to left, which is
-    exactly the RFC 9162 MTH of the leaves appended so far.
+    exactly the RFC 9162 MTH of the leaves appended so far. The log's sequencer stores the
+    interior nodes each append completes, which ``append``/``extend`` return for that reason.
     """
 
     __slots__ = ("_hashes", "size")
 
-    def __init__(self) -> None:
-        self._hashes: list[bytes] = []  # perfect subtree roots, largest (leftmost) first
-        self.size = 0
+    def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
+        """Start empty, or resume a tree of ``size`` leaves from its frontier ``hashes`` (one
+        per set bit of ``size``, largest subtree first)."""
+        if len(hashes) != size.bit_count():
+            raise ValueError(f"a tree of size {size} has {size.bit_count()} frontier hashes")
+        self._hashes = list(hashes)
+        self.size = size
 
-    def append(self, leaf: bytes) -> None:
-        """Append one leaf *hash* (already ``leaf_hash``-ed)."""
-        node = leaf
-        size = self.size
-        while size & 1:
-            node = node_hash(self._hashes.pop(), node)
-            size >>= 1
-        self._hashes.append(node)
-        self.size += 1
+    @property
+    def hashes(self) -> list[bytes]:
+        return list(self._hashes)
 
-    def extend(self, leaves: Iterable[bytes]) -> None:
+    def append(self, leaf: bytes) -> bytes:
+        """Append one leaf *hash*; return the interior nodes it completes, level 1 upward,
+        concatenated (``b""`` for the half of all appends that complete none)."""
+        return self.extend((leaf,))[0]
+
+    def extend(self, leaves: Iterable[bytes]) -> list[bytes]:
+        """``append`` for many leaf hashes; the hot loop of both dataset commitments and the
+        log's sequencer, so locals are bound once."""
+        out: list[bytes] = []
+        add = out.append
+        hashes, index = self._hashes, self.size
+        push, pop = hashes.append, hashes.pop
         for leaf in leaves:
-            self.append(leaf)
+            if not index & 1:
+                push(leaf)
+                add(b"")
+                index += 1
+                continue
+            node, n, new = leaf, index, []
+            while n & 1:
+                node = node_hash(pop(), node)
+                n >>= 1
+                new.append(node)
+            push(node)
+            add(new[0] if len(new) == 1 else b"".join(new))
+            index += 1
+        self.size = index
+        return out
 
     def root(self) -> bytes:
         if not self._hashes:

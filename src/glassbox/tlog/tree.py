@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from glassbox.digest.merkle import EMPTY_ROOT, node_hash
+from glassbox.digest.merkle import EMPTY_ROOT, Frontier, node_hash
 from glassbox.errors import InputError, VerificationError
 from glassbox.tlog.store import HASH, LeafRow, Store
 
@@ -126,75 +126,21 @@ class StoredTree:
         return self._range_hashes(consistency_ranges(old, size))
 
 
-class RightEdge:
+class RightEdge(Frontier):
     """The stored hashes along the right edge of the tree: what the next append combines with.
 
-    ``append`` returns the interior nodes that the new leaf completes, so the sequencer writes
-    them in the same transaction as the leaf. Loading it costs O(log n) reads.
+    A ``merkle.Frontier`` loaded from storage; ``append``/``extend`` return the interior nodes
+    each new leaf completes, so the sequencer writes them in the same transaction as the leaf.
+    Loading it costs O(log n) reads.
     """
 
-    def __init__(self, size: int, hashes: list[bytes]) -> None:
-        self.size = size
-        self._hashes = hashes  # one per set bit of size, largest subtree first
+    __slots__ = ()
 
     @classmethod
     def load(cls, tree: StoredTree, size: int) -> RightEdge:
         plan = range_nodes(0, size)
         got = tree.fetch(plan)
         return cls(size, [got[n] for n in plan])
-
-    def append(self, leaf: bytes) -> bytes:
-        """Add a leaf hash; return the hashes of the subtrees it completes, level 1 upward,
-        concatenated (what its row stores)."""
-        index = self.size
-        self.size = index + 1
-        if not index & 1:  # half of all appends complete no subtree
-            self._hashes.append(leaf)
-            return b""
-        new = []
-        node, hashes = leaf, self._hashes
-        while index & 1:
-            node = node_hash(hashes.pop(), node)
-            index >>= 1
-            new.append(node)
-        hashes.append(node)
-        return b"".join(new)
-
-    def extend(self, leaves: list[bytes]) -> list[bytes]:
-        """``append`` for many leaf hashes at once (the sequencer's batch): one call, not one
-        per leaf."""
-        out: list[bytes] = []
-        add = out.append
-        hashes, index = self._hashes, self.size
-        push, pop = hashes.append, hashes.pop
-        for leaf in leaves:
-            if not index & 1:
-                push(leaf)
-                add(b"")
-                index += 1
-                continue
-            node, n, new = leaf, index, []
-            while n & 1:
-                node = node_hash(pop(), node)
-                n >>= 1
-                new.append(node)
-            push(node)
-            add(new[0] if len(new) == 1 else b"".join(new))
-            index += 1
-        self.size = index
-        return out
-
-    @property
-    def hashes(self) -> list[bytes]:
-        return list(self._hashes)
-
-    def root(self) -> bytes:
-        if not self._hashes:
-            return EMPTY_ROOT
-        node = self._hashes[-1]
-        for left in reversed(self._hashes[:-1]):
-            node = node_hash(left, node)
-        return node
 
 
 def audit_store(store: Store, *, chunk: int = 4096) -> bytes:
