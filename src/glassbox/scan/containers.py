@@ -9,7 +9,6 @@ the payload. Every disagreement between what ``zipfile`` and a loader would see 
 from __future__ import annotations
 
 import contextlib
-import io
 import itertools
 import lzma
 import posixpath
@@ -29,6 +28,7 @@ from glassbox.scan.context import (
     SectionStream,
     Source,
     may_be_utf8,
+    read_upto,
 )
 from glassbox.scan.detect import HEAD_SIZE, Format, detect
 from glassbox.scan.torch_legacy import is_legacy_member, scan_legacy_member
@@ -40,10 +40,6 @@ _ZIP_METHODS = {0: "stored", 8: "deflate", 12: "bz2", 14: "lzma"}
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")
 CRC_CHECK_LIMIT = 256 << 20
 SMALL_MEMBER = 1 << 20
-
-
-def _bytes_opener(data: bytes) -> Callable[[], BinaryIO]:
-    return lambda: io.BytesIO(data)
 
 
 def unsafe_member_name(name: str) -> str | None:
@@ -315,7 +311,7 @@ def _scan_zip_entries(
                 with contextlib.closing(opener()) as s:
                     data = s.read()
                 crc = zlib.crc32(data)
-                child = Source(_bytes_opener(data), len(data), member=member, name=name, tags=tags)
+                child = Source.of_bytes(data, member, name=name, tags=tags)
             elif info.file_size <= CRC_CHECK_LIMIT:
                 # CRCs of raw tensor storages do not matter (nothing parses them); CRCs of
                 # anything a loader parses do: a failing CRC blinded zipfile-based scanners.
@@ -444,7 +440,11 @@ def scan_tar(ctx: ScanContext, src: Source, depth: int, recurse: Recurse) -> Non
                     def opener(off: int = m.offset_data, size: int = m.size) -> BinaryIO:
                         return cast(BinaryIO, SectionStream(f, off, size))
 
-                    child = Source(opener, m.size, member=member, name=m.name, tags=src.tags)
+                    if src.data is not None:  # the whole archive is in memory: slice it
+                        body = src.data[m.offset_data : m.offset_data + m.size]
+                        child = Source.of_bytes(body, member, name=m.name, tags=src.tags)
+                    else:
+                        child = Source(opener, m.size, member=member, name=m.name, tags=src.tags)
                     if is_legacy_member(m.name):
                         scan_legacy_member(ctx, child, depth + 1, recurse)
                     else:
@@ -473,6 +473,19 @@ def _gzip_trailer_bomb(ctx: ScanContext, src: Source, member: str) -> bool:
     return False
 
 
+def _small_stream(opener: Callable[[], BinaryIO], member: str, src: Source) -> Source | None:
+    """A compressed stream that inflates to a small member is inflated once, into memory;
+    anything larger, or failing part-way (a payload may come before the damage), is streamed."""
+    try:
+        with contextlib.closing(opener()) as s:
+            data = read_upto(s, SMALL_MEMBER + 1)
+    except (BombError, LimitError, zlib.error, lzma.LZMAError, OSError, EOFError, ValueError):
+        return None
+    if len(data) > SMALL_MEMBER:
+        return None
+    return Source.of_bytes(data, member, name=src.name, tags=src.tags)
+
+
 def scan_compressed(ctx: ScanContext, src: Source, depth: int, recurse: Recurse, kind: str) -> None:
     def opener() -> BinaryIO:
         return cast(BinaryIO, DecompressStream(src.open(), kind, ctx.limits))
@@ -481,7 +494,9 @@ def scan_compressed(ctx: ScanContext, src: Source, depth: int, recurse: Recurse,
     if kind == "gzip" and _gzip_trailer_bomb(ctx, src, member):
         return
     try:
-        child = Source(opener, None, member=member, name=src.name, tags=src.tags)
+        child = _small_stream(opener, member, src) or Source(
+            opener, None, member=member, name=src.name, tags=src.tags
+        )
         recurse(ctx, child, depth + 1)
     except BombError as exc:
         ctx.report("GBX-ZIP-003", f"{kind} stream {exc}", member=member)

@@ -180,16 +180,34 @@ class Source:
     # The first bytes, kept once read: detection, the CRC policy and the format scanners all
     # sniff the same head, and re-reading it (through a decompressor) cost more than scanning.
     _head: tuple[int, bytes] | None = field(default=None, repr=False, compare=False)
+    data: bytes | None = field(default=None, repr=False, compare=False)  # whole, when in memory
 
     def open(self) -> BinaryIO:
         return self.opener()
 
+    @classmethod
+    def of_bytes(
+        cls,
+        data: bytes,
+        member: str | None,
+        *,
+        local_path: Path | None = None,
+        name: str = "",
+        tags: frozenset[str] = frozenset(),
+    ) -> Source:
+        """A source already in memory: its head is a slice and pickles are read in place."""
+        src = cls(lambda: io.BytesIO(data), len(data), member, local_path, name, tags)
+        src.data = data
+        return src
+
     def head(self, n: int) -> bytes:
+        if self.data is not None:
+            return self.data[:n]
         cached = self._head
         if cached is not None and cached[0] >= n:
             return cached[1][:n]
         with contextlib.closing(self.open()) as f:
-            data = _read_upto(f, n)
+            data = read_upto(f, n)
         self._head = (n, data)
         return data
 
@@ -198,7 +216,11 @@ class Source:
 
     @contextlib.contextmanager
     def seekable(self, limits: Limits) -> Iterator[BinaryIO]:
-        """A seekable view: the file itself, or a bounded spooled copy of a member."""
+        """A seekable view: the bytes in memory, the file itself, or a bounded spooled copy of
+        a member."""
+        if self.data is not None:
+            yield io.BytesIO(self.data)
+            return
         if self.local_path is not None:
             with self.local_path.open("rb") as f:
                 yield f
@@ -222,7 +244,7 @@ class Source:
             yield tmp  # type: ignore[misc]
 
 
-def _read_upto(f: BinaryIO, n: int) -> bytes:
+def read_upto(f: BinaryIO, n: int) -> bytes:
     parts = []
     got = 0
     while got < n:
@@ -245,7 +267,7 @@ def may_be_utf8(head: bytes, whole: bool) -> bool:
 
 
 def bytes_source(data: bytes, member: str) -> Source:
-    return Source(lambda: io.BytesIO(data), len(data), member=member)
+    return Source.of_bytes(data, member)
 
 
 @dataclass
@@ -300,4 +322,5 @@ __all__ = [
     "Source",
     "bytes_source",
     "may_be_utf8",
+    "read_upto",
 ]

@@ -153,6 +153,10 @@ def scan_json(ctx: ScanContext, src: Source) -> None:
         return
     if _looks_like_keras(data):
         check_keras_config(ctx, src, data.get("model_config", data))
+    # The key is in the text either verbatim or spelled with \u escapes: without either, no
+    # node can hold a template, and a tokenizer vocabulary need not be walked.
+    if b"chat_template" not in raw and b"\\u" not in raw:
+        return
     for node in _walk(data):
         template = node.get("chat_template")
         templates: list[tuple[str, str]] = []
@@ -186,7 +190,12 @@ def scan_hdf5(ctx: ScanContext, src: Source) -> None:
             member=src.member,
         )
         return
-    with src.seekable(ctx.limits) as f, h5py.File(f, "r") as h5:
+    with contextlib.ExitStack() as stack:
+        if src.local_path is not None:
+            # By path: HDF5's own file driver, not a Python callback for every read.
+            h5 = stack.enter_context(h5py.File(src.local_path, "r"))
+        else:
+            h5 = stack.enter_context(h5py.File(stack.enter_context(src.seekable(ctx.limits)), "r"))
         raw = h5.attrs.get("model_config")
         if raw is None:
             return

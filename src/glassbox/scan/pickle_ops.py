@@ -15,6 +15,7 @@ in a :class:`PickleIssue`, never an exception or a hang.
 from __future__ import annotations
 
 import _compat_pickle
+import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -138,6 +139,15 @@ class ByteReader:
         self._base = start  # absolute offset of _buf[0]
         self._limit = limit  # absolute end offset we may read up to
         self._eof = False
+
+    @classmethod
+    def over(cls, data: bytes) -> ByteReader:
+        """Read bytes already in memory in place (no copy, no refills)."""
+        stream = io.BytesIO(data)
+        stream.seek(len(data))
+        reader = cls(stream)
+        reader._buf = data
+        return reader
 
     @property
     def offset(self) -> int:
@@ -630,10 +640,61 @@ class PickleMachine:
                         stack[-1] = (stack[-1], b, c)
                         pos += 1
                         continue
-                elif code == 0x95:  # FRAME: framing only, its length is not trusted
-                    if pos + 9 <= blen:
-                        pos += 9
+                elif code == 0x95 and pos + 9 <= blen:  # FRAME: its length is not trusted
+                    pos += 9
+                    continue
+                elif code == 0x62:  # BUILD
+                    if len(stack) >= 2:
+                        r._pos = pos + 1  # a joblib array wrapper reads on from here
+                        state = stack.pop()
+                        self._build(stack[-1], state, r._base + pos)
+                        buf = r._buf
+                        pos = r._pos
+                        blen = len(buf)
                         continue
+                elif code == 0x52 or code == 0x81:  # REDUCE, NEWOBJ
+                    if len(stack) >= 2:
+                        args = stack.pop()
+                        stack[-1] = self._call(stack[-1], args, r._base + pos)
+                        pos += 1
+                        continue
+                elif code == 0x75:  # SETITEMS into a dict (the per-item size check cannot trip)
+                    if metastack and not len(stack) % 2:
+                        below = metastack[-1]
+                        target = below[-1] if below else None
+                        if (
+                            type(target) is dict
+                            and len(target) + len(stack) // 2 <= MAX_KEPT_STRING
+                        ):
+                            try:
+                                target.update(zip(stack[::2], stack[1::2], strict=True))
+                            except TypeError:
+                                pass  # an unhashable symbolic key: the handler goes item by item
+                            else:
+                                stack = self.stack = metastack.pop()
+                                pos += 1
+                                continue
+                elif code == 0x47 and pos + 9 <= blen:  # BINFLOAT
+                    stack.append(Opaque("float"))
+                    pos += 9
+                    continue
+                elif code == 0x4A and pos + 5 <= blen:  # BININT
+                    stack.append(int.from_bytes(buf[pos + 1 : pos + 5], "little", signed=True))
+                    pos += 5
+                    continue
+                elif code == 0x58 and pos + 5 <= blen:  # BINUNICODE
+                    n = int.from_bytes(buf[pos + 1 : pos + 5], "little")
+                    end = pos + 5 + n
+                    if n <= MAX_KEPT_STRING and end <= blen and self._kept + n <= MAX_KEPT_TOTAL:
+                        try:
+                            text = buf[pos + 5 : end].decode("utf-8", "surrogatepass")
+                        except UnicodeDecodeError:
+                            pass  # the handler reports it
+                        else:
+                            self._kept += n
+                            stack.append(text)
+                            pos = end
+                            continue
             r._pos = pos
             offset = r._base + pos
             if pos < blen:
@@ -1032,7 +1093,12 @@ class PickleMachine:
             )
         states = state if isinstance(state, tuple) and len(state) == 2 else (state,)
         for part in states:
-            if isinstance(part, dict):
+            if isinstance(part, dict) and part:
+                try:  # all-string keys (the usual state): one C-level search finds no dunder
+                    if "\0__" not in "\0" + "\0".join(part):
+                        continue
+                except TypeError:
+                    pass
                 for key in [k for k in part if type(k) is str and k[:2] == "__"]:
                     if key.endswith("__"):
                         self._issue(

@@ -98,6 +98,9 @@ def scan_pickle(
 ) -> bool:
     """Scan every pickle in the stream (they may be concatenated, as in legacy torch files).
     Returns False when a weakly detected stream turned out not to be a pickle at all."""
+    if src.data is not None and not offset:
+        reader = ByteReader.over(src.data)
+        return scan_pickle_reader(ctx, src, reader, depth, recurse, strong=strong)
     with contextlib.closing(src.open()) as f:
         if offset:
             f.seek(offset)

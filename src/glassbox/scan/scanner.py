@@ -10,7 +10,6 @@ that file, never a lost result.
 from __future__ import annotations
 
 import concurrent.futures
-import io
 import os
 import stat
 import time
@@ -33,13 +32,6 @@ PARALLEL_MIN_FILES = 8
 SMALL_FILE = 1 << 20
 
 
-def _opener(path: Path, size: int) -> Callable[[], Any]:
-    if size <= SMALL_FILE:
-        data = path.read_bytes()
-        return lambda: io.BytesIO(data)
-    return lambda: path.open("rb")
-
-
 def scan_file(
     path: Path, display: str, limits: Limits | None = None, size: int | None = None
 ) -> ScanContext:
@@ -48,11 +40,15 @@ def scan_file(
     try:
         if size is None:
             size = path.stat().st_size
-        opener = _opener(path, size)
+        if size <= SMALL_FILE:
+            src = Source.of_bytes(path.read_bytes(), None, local_path=path, name=path.name)
+        else:
+            src = Source(
+                lambda: path.open("rb"), size, member=None, local_path=path, name=path.name
+            )
     except OSError as exc:
         ctx.report("GBX-FS-002", f"cannot read file ({exc.strerror or exc})")
         return ctx
-    src = Source(opener, size, member=None, local_path=path, name=path.name)
     try:
         scan_source(ctx, src, 0)
     except Exception as exc:

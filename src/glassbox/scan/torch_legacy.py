@@ -42,7 +42,7 @@ def is_legacy_member(name: str) -> bool:
 def scan_legacy_member(ctx: ScanContext, src: Source, depth: int, recurse: Recurse) -> None:
     kind = (src.name or "").rsplit("/", 1)[-1]
     with contextlib.closing(src.open()) as f:
-        reader = ByteReader(f)
+        reader = ByteReader(f) if src.data is None else ByteReader.over(src.data)
         stream = 0
 
         def one() -> PickleResult:
