@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import PurePosixPath
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from glassbox.digest import HashMethod, Manifest, ManifestItem
 
@@ -49,3 +53,19 @@ def test_diff_names_modified_added_removed() -> None:
 def test_round_trip_through_dict() -> None:
     manifest = Manifest("m", HashMethod("blake3", 1024), (_item("f:0:1"),), (".git",))
     assert Manifest.from_dict(manifest.to_dict()) == manifest
+
+
+_SEGMENT = st.text(st.characters(blacklist_characters="/\x00"), min_size=1, max_size=6).filter(
+    lambda s: s not in (".", "..")
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_SEGMENT, min_size=1, max_size=4).map("/".join), min_size=2, max_size=8))
+def test_order_is_path_component_order(names: list[str]) -> None:
+    """The fast sort key orders normalised names exactly as PurePosixPath (model_signing) does."""
+    unique = sorted(set(names))
+    items = tuple(_item(n) for n in unique)
+    manifest = Manifest("m", HashMethod(), items)
+    want = sorted(unique, key=lambda n: PurePosixPath(n).parts)
+    assert [i.name for i in manifest.items] == want

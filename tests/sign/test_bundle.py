@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import errno
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,24 @@ def test_file_round_trip_is_atomic(tmp_path: Path) -> None:
     assert verify_bundle(read_bundle(path), PUB)["predicate"]["serialization"]["hash_type"] == (
         "blake3"
     )
+
+
+def test_failed_write_keeps_the_old_signature_and_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "model.sig"
+    write_bundle(BUNDLE, path)
+    assert path.stat().st_mode & 0o777 == 0o644
+    before = path.read_bytes()
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(InputError, match=r"model\.sig: cannot write signature: No space left"):
+        write_bundle(sign_statement(_oms_statement(HashMethod("blake3")), KEY), path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.sig"]
 
 
 def _resigned(statement: dict[str, Any]) -> dict[str, Any]:

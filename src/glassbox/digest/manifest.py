@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from glassbox.errors import InputError
@@ -86,7 +85,9 @@ class ManifestItem:
 
     def sort_key(self) -> tuple[tuple[str, ...], int, int]:
         path, start, end = _split_name(self.name)
-        return (PurePosixPath(path).parts, start, end)
+        # Names are normalised relative POSIX paths (hash_model makes them so, verify refuses
+        # others), for which split("/") equals PurePosixPath.parts at a fifth of the cost.
+        return (tuple(path.split("/")) if path != "." else (), start, end)
 
 
 _SHARD_NAME = re.compile(r"(?P<path>.*):(?P<start>[0-9]+):(?P<end>[0-9]+)", re.DOTALL)

@@ -120,12 +120,14 @@ def list_model_files(
                 # rather than fail later while serialising.
                 raise InputError(f"{path!r}: file name is not valid UTF-8")
             try:
-                if entry.is_symlink():
+                # Regular files first: they are nearly every entry, and without following
+                # links neither this test nor is_dir can match a symlink.
+                if entry.is_file(follow_symlinks=False):
+                    found.append(ModelFile(rel, path, entry.stat(follow_symlinks=False)))
+                elif entry.is_symlink():
                     _add_symlink(found, entry, rel, root_real, allow_symlinks)
                 elif entry.is_dir(follow_symlinks=False):
                     pending.append((path, rel + "/"))
-                elif entry.is_file(follow_symlinks=False):
-                    found.append(ModelFile(rel, path, entry.stat(follow_symlinks=False)))
                 else:
                     raise InputError(
                         f"{path} is not a regular file or directory (socket, FIFO or device)"

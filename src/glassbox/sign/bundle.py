@@ -155,8 +155,9 @@ def write_bundle(bundle: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """Write ``bundle`` as compact JSON, atomically (a crash never leaves half a signature)."""
     path = Path(path)
     text = json.dumps(bundle, separators=(",", ":"), ensure_ascii=False)
-    # What tempfile.mkstemp does (exclusive create, owner-only, random name), without
-    # importing tempfile: it pulls in shutil, random, bz2 and lzma at every start-up.
+    # mkstemp's guarantees (exclusive create, owner-only mode, unguessable name) without
+    # importing tempfile, which would load shutil, random, bz2 and lzma into every program
+    # that imports glassbox.sign.
     tmp = path.parent / f".{path.name}.{os.urandom(8).hex()}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o600)

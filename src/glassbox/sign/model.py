@@ -122,9 +122,9 @@ def _check_resource_name(name: str, method: str, where: str) -> None:
         return
     if not path or "\x00" in path:
         raise InputError(f"{where}: resource name {name!r} is empty or contains NUL")
-    # ``os.path.isabs`` also catches drive paths on Windows. No Path objects here: this runs
-    # once per resource on every verify.
-    if path.startswith("/") or os.path.isabs(path):
+    # On POSIX a leading "/" is exactly what makes a path absolute; a Path object per resource
+    # (once for every file on every verify) is only needed for Windows drive paths.
+    if path.startswith("/") or (os.name == "nt" and Path(path).is_absolute()):
         raise InputError(f"{where}: resource {name!r} is an absolute path; refusing it")
     components = path.split("/")
     if ".." in components:
