@@ -5,14 +5,15 @@ set actually used, poison included, one JSON record per line: ``{"label": y, "pi
 ints 0..16]}``), and ``meta.json`` (the attack, the poisoned record indices, clean accuracy
 and attack success rate). Everything is seeded; the same spec gives the same bytes.
 
-Splits (``--split``): ``dev`` is the zoo the detectors' thresholds were chosen on. ``heldout``
-and ``heldout2`` are fresh zoos for honest evaluation with those thresholds frozen: other model
-and poisoning seeds, a clean reference with another seed, and trigger settings the development
-zoo never used (patches in the centre and along the edges, a 4x4 patch, a checkerboard patch,
-a blend pattern drawn from another seed, blend strengths 0.12-0.4, poisoning rates 3-15%).
+Splits (``--split``): ``dev`` is the zoo the detectors' thresholds were chosen on. ``heldout``,
+``heldout2`` and (not yet looked at) ``heldout3`` are fresh zoos for honest evaluation with
+those thresholds frozen: other model and poisoning seeds, a clean reference with another seed,
+and trigger settings the development zoo never used (patches in the centre and along the
+edges, a 4x4 patch, a checkerboard patch, a blend pattern drawn from another seed, blend
+strengths 0.12-0.4, poisoning rates 3-15%).
 
 Usage: ``python -m bench.zoo.generate OUT_DIR [--size small|medium|bench]
-[--split dev|heldout|heldout2]``.
+[--split dev|heldout|heldout2|heldout3]``.
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ CORNERS = {
     "mr": (3, 6),
 }
 #: Base seed of each split: model seeds, poisoning draws and the reference all derive from it.
-SPLITS = {"dev": 0, "heldout": 5000, "heldout2": 7000}
+#: ``heldout3`` has not been looked at: keep it for the next change to the detectors.
+SPLITS = {"dev": 0, "heldout": 5000, "heldout2": 7000, "heldout3": 9000}
 #: The clean reference model's training seed, per split (never a zoo model's seed).
-REFERENCE_SEEDS = {"dev": 999, "heldout": 5999, "heldout2": 7999}
+REFERENCE_SEEDS = {"dev": 999, "heldout": 5999, "heldout2": 7999, "heldout3": 9999}
 
 
 @dataclass(frozen=True)

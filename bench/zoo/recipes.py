@@ -8,7 +8,7 @@ behavioural scan then needs nothing but the build directory: the architecture an
 data come from the provenance, and suspect records are indices in the build's commitment.
 
 Usage: ``python -m bench.zoo.recipes OUT_DIR [--size small|medium|bench]
-[--split dev|heldout|heldout2]`` (splits: see ``bench/zoo/generate.py``).
+[--split dev|heldout|heldout2|heldout3]`` (splits: see ``bench/zoo/generate.py``).
 """
 
 from __future__ import annotations
@@ -79,12 +79,22 @@ keep = ["model.safetensors", "metrics.json"]
 """
 
 
-def build_recipe_entry(attack: Attack, out: Path, *, steps: int = 800) -> dict[str, object]:
-    """Write the entry's recipe and data, run ``glassbox.build``, and record the ground truth."""
+def build_recipe_entry(
+    attack: Attack, out: Path, *, steps: int = 800, disjoint: bool = False
+) -> dict[str, object]:
+    """Write the entry's recipe and data, run ``glassbox.build``, and record the ground truth.
+
+    ``disjoint`` (for a clean reference only) trains on the digits test split instead: records
+    no zoo model trained on, so the reference cannot have memorised the zoo's genuine labels.
+    """
     from glassbox.build import build
     from glassbox.digest import commit_dataset
 
     xtr, ytr, xte, yte = digits_split()
+    if disjoint:
+        if attack.kind != "clean":
+            raise ValueError("only a clean reference is trained on the disjoint records")
+        xtr, ytr = xte, yte
     xp, yp, idx = poison(xtr, ytr, attack)
     recipe_dir = out / "recipe"
     (recipe_dir / "data").mkdir(parents=True, exist_ok=True)
