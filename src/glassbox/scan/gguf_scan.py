@@ -12,7 +12,7 @@ import struct
 from typing import BinaryIO
 
 from glassbox.scan.context import ScanContext, Source
-from glassbox.scan.templates import check_template
+from glassbox.scan.templates import report_template
 
 # ggml type id -> (block size in elements, bytes per block), from the GGML type table.
 GGML_SIZES: dict[int, tuple[int, int]] = {
@@ -166,7 +166,7 @@ def _scan(ctx: ScanContext, src: Source, r: _Reader) -> None:
                 raise GGUFError(f"general.alignment {value!r} is not a power of two")
             alignment = value
         elif "chat_template" in key and isinstance(value, str):
-            _check_chat_template(ctx, src, key, value)
+            report_template(ctx, src, key, value)
         if ctx.out_of_time():
             ctx.report("GBX-LIM-002", "time limit reached in GGUF metadata", member=src.member)
             return
@@ -205,17 +205,3 @@ def _scan(ctx: ScanContext, src: Source, r: _Reader) -> None:
         if offset < prev_end:
             raise GGUFError(f"tensors {prev_name!r} and {name!r} overlap")
         prev_end, prev_name = offset + nbytes, name
-
-
-def _check_chat_template(ctx: ScanContext, src: Source, key: str, text: str) -> None:
-    problems, error = check_template(text)
-    if problems:
-        ctx.report(
-            "GBX-TPL-001",
-            f"{key}: " + "; ".join(problems[:5]),
-            member=src.member,
-            subject=key,
-            evidence={"patterns": problems},
-        )
-    if error:
-        ctx.report("GBX-TPL-002", f"{key}: {error}", member=src.member, subject=key)

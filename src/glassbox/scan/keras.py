@@ -16,7 +16,7 @@ from glassbox.scan.callables import Verdict, classify
 from glassbox.scan.context import ScanContext, Source, may_be_utf8
 from glassbox.scan.detect import HEAD_SIZE
 from glassbox.scan.findings import Severity
-from glassbox.scan.templates import check_template
+from glassbox.scan.templates import report_template
 
 # Keras modules that only hold layer/optimizer/etc. classes; anything else in keras.* (file
 # utilities, saving, backend I/O) is where the published gadgets live.
@@ -167,17 +167,7 @@ def scan_json(ctx: ScanContext, src: Source) -> None:
                 if isinstance(item, dict) and isinstance(item.get("template"), str):
                     templates.append((f"chat_template.{item.get('name')}", item["template"]))
         for key, text in templates:
-            problems, error = check_template(text)
-            if problems:
-                ctx.report(
-                    "GBX-TPL-001",
-                    f"{key}: " + "; ".join(problems[:5]),
-                    member=src.member,
-                    subject=key,
-                    evidence={"patterns": problems},
-                )
-            if error:
-                ctx.report("GBX-TPL-002", f"{key}: {error}", member=src.member, subject=key)
+            report_template(ctx, src, key, text)
 
 
 def scan_hdf5(ctx: ScanContext, src: Source) -> None:

@@ -14,7 +14,10 @@ import functools
 import re
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from glassbox.scan.context import ScanContext, Source
 
 _RAW_PATTERNS = [
     (re.compile(r"__[A-Za-z_]+__"), "names a Python dunder attribute"),
@@ -150,3 +153,19 @@ def _node_problems(node: Any, nodes: Any) -> list[str]:
 def clear_template_cache() -> None:
     """Forget remembered template verdicts (benchmarks measure cold scans)."""
     _check_cached.cache_clear()
+
+
+def report_template(ctx: ScanContext, src: Source, key: str, text: str) -> None:
+    """Report a chat template's escape patterns (GBX-TPL-001) and syntax error (GBX-TPL-002):
+    GGUF metadata and tokenizer JSON carry the same Jinja programs, so both report them here."""
+    problems, error = check_template(text)
+    if problems:
+        ctx.report(
+            "GBX-TPL-001",
+            f"{key}: " + "; ".join(problems[:5]),
+            member=src.member,
+            subject=key,
+            evidence={"patterns": problems},
+        )
+    if error:
+        ctx.report("GBX-TPL-002", f"{key}: {error}", member=src.member, subject=key)
