@@ -153,3 +153,26 @@ def test_checkpoint_after_the_loop_records_once(code_dir: Path, tmp_path: Path) 
         pass
     ctx.checkpoint()  # the final entry exists already: nothing new
     assert [e.step for e in ctx.trail] == [0, 2]
+
+
+def test_isolated_imports_never_reuse_another_code_dirs_module(tmp_path: Path) -> None:
+    """Two verified code directories both providing ``model`` must each run their own code;
+    a cached ``sys.modules['model']`` from the first must not answer for the second."""
+    import sys
+
+    from glassbox.build.context import import_callable
+
+    dirs = []
+    for label in ("first", "second"):
+        code = tmp_path / label
+        code.mkdir()
+        (code / "helpers.py").write_text(f"LABEL = {label!r}\n")
+        (code / "model.py").write_text("import helpers\n\ndef build():\n    return helpers.LABEL\n")
+        dirs.append(code)
+    before = set(sys.modules)
+    assert import_callable(dirs[0], "model:build", isolated=True)() == "first"
+    assert import_callable(dirs[1], "model:build", isolated=True)() == "second"
+    assert import_callable(dirs[0], "model:build", isolated=True)() == "first"
+    # Nothing leaks: the next importer of 'model' or 'helpers' is not handed recipe code.
+    assert "model" not in set(sys.modules) - before
+    assert "helpers" not in set(sys.modules) - before

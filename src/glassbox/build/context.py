@@ -28,6 +28,7 @@ import importlib.machinery
 import json
 import os
 import sys
+import threading
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -121,18 +122,53 @@ class _CodeDirFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
-def import_callable(code_dir: Path, target: str) -> Callable[..., Any]:
-    """Resolve ``module:function`` from the recipe's code directory (compiled from source)."""
+_IMPORT_LOCK = threading.RLock()
+
+
+def _provided_names(root: str) -> set[str]:
+    """Top-level module names a code directory provides (``x.py`` and ``x/`` packages)."""
+    names = set()
+    for entry in Path(root).iterdir():
+        if entry.is_file() and entry.suffix == ".py" and entry.stem.isidentifier():
+            names.add(entry.stem)
+        elif entry.is_dir() and entry.name.isidentifier():
+            names.add(entry.name)
+    return names
+
+
+def import_callable(code_dir: Path, target: str, *, isolated: bool = False) -> Callable[..., Any]:
+    """Resolve ``module:function`` from the recipe's code directory (compiled from source).
+
+    The training child owns its process, so there the code directory stays importable. With
+    ``isolated=True`` (loading a built model inside a longer-lived process: audit, behaviour
+    scans) the modules the directory provides are imported fresh from it and taken out of
+    ``sys.modules`` again afterwards: otherwise a second recipe's ``model`` module, already
+    imported, would satisfy the import, and code other than the verified directory would run.
+    Isolated code must import its sibling modules at import time, not lazily.
+    """
     root = str(code_dir.resolve())
-    if not any(isinstance(f, _CodeDirFinder) and f.root == root for f in sys.meta_path):
-        sys.meta_path.insert(0, _CodeDirFinder(root))
-    if root not in sys.path:
-        sys.path.insert(0, root)
     module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise InputError(f"cannot import {module_name!r} from {code_dir}: {exc}") from None
+    with _IMPORT_LOCK:
+        if isolated:
+            provided = _provided_names(root)
+            mine = [n for n in sys.modules if n.partition(".")[0] in provided]
+            saved = {n: sys.modules.pop(n) for n in mine}
+            finder = _CodeDirFinder(root)
+            sys.meta_path.insert(0, finder)
+        elif not any(isinstance(f, _CodeDirFinder) and f.root == root for f in sys.meta_path):
+            sys.meta_path.insert(0, _CodeDirFinder(root))
+            if root not in sys.path:
+                sys.path.insert(0, root)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise InputError(f"cannot import {module_name!r} from {code_dir}: {exc}") from None
+        finally:
+            if isolated:
+                sys.meta_path.remove(finder)
+                for name in [n for n in sys.modules if n.partition(".")[0] in provided]:
+                    del sys.modules[name]
+                sys.modules.update(saved)
     func = getattr(module, attr, None)
     if not callable(func):
         raise InputError(f"{target}: {module_name} has no callable {attr!r}")

@@ -52,7 +52,7 @@ def load_built_model(
     if diff:
         raise VerificationError(f"{code}: code differs from the provenance ({diff.describe()})")
     model_spec = prov.external["model"]
-    factory = import_callable(code, str(model_spec["factory"]))
+    factory = import_callable(code, str(model_spec["factory"]), isolated=True)
     module = factory(**dict(model_spec.get("config", {})))
     if not isinstance(module, torch.nn.Module):
         raise InputError(f"{model_spec['factory']} did not return a torch.nn.Module")
