@@ -283,3 +283,32 @@ def test_verify_names_what_the_signature_leaves_out(model: Path, keys: tuple[Pat
     plain = run("sign", model, "--key", private_key)
     assert plain.exit_code == 0
     assert "not covered" not in run("verify", model, "--key", public_key).stdout
+
+
+def test_progress_bar_total_counts_the_files_hashed(
+    model: Path, keys: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal, sign and verify size their bars from the same listing ``digest`` uses."""
+    import contextlib
+    from collections.abc import Iterator
+
+    import glassbox.cli.digest as digest_cli
+    import glassbox.cli.sign as sign_cli
+    from glassbox.cli._common import Progress
+
+    private_key, public_key = keys
+    (model / ".git").mkdir()
+    (model / ".git" / "HEAD").write_bytes(b"x" * 1000)  # never hashed, so never counted
+    size = sum(p.stat().st_size for p in model.rglob("*") if p.is_file() and ".git" not in p.parts)
+    calls: list[tuple[str, int | None]] = []
+
+    @contextlib.contextmanager
+    def fake_progress(description: str, total: int | None) -> Iterator[Progress]:
+        calls.append((description, total))
+        yield Progress(lambda _n: None)
+
+    monkeypatch.setattr(digest_cli, "_is_terminal", lambda: True)
+    monkeypatch.setattr(sign_cli, "progress", fake_progress)
+    assert run("sign", model, "--key", private_key).exit_code == 0
+    assert run("verify", model, "--key", public_key).exit_code == 0
+    assert calls == [("hashing tiny-model", size), ("verifying tiny-model", size)]

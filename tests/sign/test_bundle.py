@@ -35,6 +35,7 @@ from glassbox.sign import (
     verify_bundle,
     write_bundle,
 )
+from glassbox.sign import bundle as bundle_module
 
 KEY = generate_private_key()
 PUB = KEY.public_key()
@@ -219,6 +220,17 @@ def test_read_errors(tmp_path: Path) -> None:
         read_bundle(tmp_path)
     path.write_bytes(b"[" * 200_000)
     with pytest.raises(InputError, match=r"nested too deeply|invalid JSON"):
+        read_bundle(path)
+
+
+def test_oversized_bundle_is_refused_before_parsing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bundle_module, "MAX_BUNDLE_BYTES", 1024)
+    path = tmp_path / "model.sig"
+    path.write_text(json.dumps(BUNDLE))
+    assert path.stat().st_size > 1024
+    with pytest.raises(InputError, match=r"too large to be a signature file \(over 1024 bytes\)"):
         read_bundle(path)
 
 

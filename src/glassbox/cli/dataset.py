@@ -148,8 +148,7 @@ def verify_record(
         click.echo("note: its index was not checked; pass --size or --commitment", err=True)
 
 
-def _read_json(path: Path | None) -> Any:
-    assert path is not None
+def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

@@ -7,6 +7,7 @@ counts in the hashing benchmark.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -78,7 +79,7 @@ def digest(
     parsed = HashMethod.parse(method)
     hash_method = HashMethod(parsed.algorithm, parsed.shard_size, allow_symlinks)
     ignores = [*ignore, DEFAULT_SIGNATURE_NAME] if path.is_dir() else list(ignore)
-    total = _total_size(path, ignores, allow_symlinks) if _is_terminal() else None
+    total = progress_total(path, ignores, allow_symlinks)
     with progress(f"hashing {path.name or path}", total) as bar:
         manifest = hash_model(
             path,
@@ -98,11 +99,16 @@ def _is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
-def _total_size(path: Path, ignores: list[str], allow_symlinks: bool) -> int | None:
-    """Bytes to hash, for the progress bar only; a listing error surfaces later, from hashing."""
+def progress_total(path: Path, ignores: Sequence[str], allow_symlinks: bool) -> int | None:
+    """Bytes a hash of the model will read, for the progress bar's total (terminal only).
+
+    It sizes a bar and decides nothing: a listing error surfaces later, from hashing itself.
+    """
     from glassbox.digest.walk import list_model_files, normalize_ignores
     from glassbox.errors import GlassboxError
 
+    if not _is_terminal():
+        return None
     try:
         files = list_model_files(
             path, normalize_ignores(path, ignores), allow_symlinks=allow_symlinks

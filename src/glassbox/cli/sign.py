@@ -7,8 +7,6 @@ commands never pay for ``cryptography``.
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,32 +15,6 @@ import click
 from glassbox.cli._common import emit_json, guarded, progress
 from glassbox.cli.keys import passphrase_from_env
 from glassbox.errors import InputError, VerificationError
-
-_SKIP_DIRS = frozenset({".git", ".github"})
-
-
-def _approximate_size(path: Path) -> int | None:
-    """Bytes a hash of ``path`` will read, for the progress bar's total (terminal only).
-
-    Approximate on purpose (it ignores only ``.git``): it sizes a bar, it decides nothing.
-    """
-    if not sys.stderr.isatty():
-        return None
-    try:
-        if path.is_file():
-            return path.stat().st_size
-        total = 0
-        for directory, dirs, files in os.walk(path):
-            dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
-            for name in files:
-                try:
-                    total += (Path(directory) / name).lstat().st_size
-                except OSError:
-                    continue
-        return total
-    except OSError:
-        return None
-
 
 _model_argument = click.argument("model", type=click.Path(path_type=Path))
 _signature_option = click.option(
@@ -106,6 +78,7 @@ def sign(
     as_json: bool,
 ) -> None:
     """Sign MODEL (a directory or one file) in the OpenSSF model-signing (OMS) format."""
+    from glassbox.cli.digest import progress_total
     from glassbox.digest import HashMethod
     from glassbox.sign import load_private_key, public_key_id, sign_model
 
@@ -117,7 +90,8 @@ def sign(
     parsed = HashMethod.parse(method)
     hash_method = HashMethod(parsed.algorithm, parsed.shard_size, allow_symlinks)
     key = load_private_key(key_path, passphrase_from_env(passphrase_env))
-    with progress(f"hashing {model.name or model}", _approximate_size(model)) as bar:
+    total = progress_total(model, ignore_paths, allow_symlinks)
+    with progress(f"hashing {model.name or model}", total) as bar:
         signed = sign_model(
             model,
             key,
@@ -173,6 +147,7 @@ def verify(
 
     Exit status: 0 verified, 1 verification failed, 2 bad usage or unreadable input.
     """
+    from glassbox.cli.digest import progress_total
     from glassbox.sign import (
         ModelVerificationError,
         default_signature_path,
@@ -189,7 +164,9 @@ def verify(
         "key_id": public_key_id(pub),
     }
     try:
-        with progress(f"verifying {model.name or model}", _approximate_size(model)) as bar:
+        # The signature decides symlinks and ignores; for sizing the bar, count all but it.
+        total = progress_total(model, [str(sig_path.absolute())], allow_symlinks=True)
+        with progress(f"verifying {model.name or model}", total) as bar:
             manifest = verify_model(
                 model, pub, signature_path=sig_path, use_cache=use_cache, progress=bar.advance
             )

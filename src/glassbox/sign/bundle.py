@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from glassbox.errors import InputError, VerificationError
+from glassbox.sign._files import read_small_file
 from glassbox.sign.dsse import IN_TOTO_PAYLOAD_TYPE, Envelope, dsse_sign, dsse_verify
 from glassbox.sign.keys import PrivateKey, PublicKey, key_hint
 from glassbox.sign.statement import parse_statement, statement_bytes
@@ -137,17 +138,7 @@ def parse_bundle(data: bytes, *, where: str = "bundle") -> dict[str, Any]:
 def read_bundle(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and structurally check a bundle file; ``InputError`` naming the file otherwise."""
     path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_BUNDLE_BYTES + 1)
-    except FileNotFoundError:
-        raise InputError(f"{path}: signature file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a signature file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read signature: {exc.strerror or exc}") from None
-    if len(data) > MAX_BUNDLE_BYTES:
-        raise InputError(f"{path}: larger than {MAX_BUNDLE_BYTES >> 20} MiB; not a signature")
+    data = read_small_file(path, MAX_BUNDLE_BYTES, "signature")
     return parse_bundle(data, where=str(path))
 
 

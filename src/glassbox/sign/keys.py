@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from glassbox.errors import InputError
+from glassbox.sign._files import read_small_file
 
 KeyType = Literal["ecdsa-p256", "ed25519"]
 KEY_TYPES: tuple[KeyType, ...] = ("ecdsa-p256", "ed25519")
@@ -71,21 +72,6 @@ def _supported(key: object, path: Path) -> PrivateKey | PublicKey:
     )
 
 
-def _read_key_file(path: Path) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_KEY_FILE + 1)
-    except FileNotFoundError:
-        raise InputError(f"{path}: key file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a key file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read key: {exc.strerror or exc}") from None
-    if len(data) > _MAX_KEY_FILE:
-        raise InputError(f"{path}: too large to be a key file")
-    return data
-
-
 def _as_bytes(passphrase: str | bytes | None) -> bytes | None:
     if passphrase is None or isinstance(passphrase, bytes):
         return passphrase
@@ -97,7 +83,7 @@ def load_private_key(
 ) -> PrivateKey:
     """Load a PEM (or DER) private key; clear errors for wrong passphrase or a public key."""
     path = Path(path)
-    data = _read_key_file(path)
+    data = read_small_file(path, _MAX_KEY_FILE, "key")
     if b"PUBLIC KEY-----" in data and b"PRIVATE KEY-----" not in data:
         raise InputError(f"{path}: is a public key; signing needs the private key")
     loader = (
@@ -127,7 +113,7 @@ def load_private_key(
 def load_public_key(path: str | os.PathLike[str]) -> PublicKey:
     """Load a PEM (or DER) SubjectPublicKeyInfo public key, as ``openssl ... -pubout`` writes."""
     path = Path(path)
-    data = _read_key_file(path)
+    data = read_small_file(path, _MAX_KEY_FILE, "key")
     if b"PRIVATE KEY-----" in data:
         raise InputError(f"{path}: is a private key; verification needs the public key (.pub)")
     loader = (
