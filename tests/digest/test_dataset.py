@@ -20,6 +20,7 @@ from glassbox.digest import (
     load_proof,
     prove_absence,
     prove_record,
+    prove_records,
     verify_absence,
     verify_record,
 )
@@ -165,6 +166,9 @@ def test_malformed_proofs_are_input_errors(jsonl: Path) -> None:
             load_proof(bad)
     with pytest.raises(InputError):
         load_proof([])  # type: ignore[arg-type]
+    # Called directly (not through load_proof), a non-object is malformed input, not a crash.
+    with pytest.raises(InputError, match="malformed record proof"):
+        RecordProof.from_dict([])  # type: ignore[arg-type]
 
 
 # --- absence -------------------------------------------------------------------------------
@@ -288,3 +292,24 @@ def test_dataset_changing_between_passes_is_reported(
     monkeypatch.setattr(dataset_mod, "iter_records", lambda path, fmt=None: iter([b'"other"']))
     with pytest.raises(InputError, match="changed while the proof was being built"):
         prove_record(jsonl, 0, sorted_records=True)
+
+
+@pytest.mark.parametrize("sorted_records", [False, True])
+def test_many_proofs_from_one_read_equal_single_proofs(
+    tmp_path: Path, sorted_records: bool
+) -> None:
+    from unittest import mock
+
+    from glassbox.digest import dataset
+
+    path = tmp_path / "dup.jsonl"
+    # Duplicate records: in a sorted commitment two indices share one leaf hash.
+    path.write_text("".join(json.dumps({"v": i % 7}) + "\n" for i in range(23)))
+    indices = [0, 22, 7, 14, 3]
+    commitment = commit_dataset(path, sorted_records=sorted_records)
+    with mock.patch.object(dataset, "open_records", wraps=dataset.open_records) as reads:
+        proofs = prove_records(path, indices, sorted_records=sorted_records)
+    assert reads.call_count == 1  # one leaf pass (sorted: plus one record pass, not per proof)
+    assert proofs == [prove_record(path, i, sorted_records=sorted_records) for i in indices]
+    for proof in proofs:
+        verify_record(proof, commitment)

@@ -152,3 +152,15 @@ def test_frontier_resumes_and_reports_completed_nodes() -> None:
     assert resumed.root() == merkle.root_of(leaves)
     with pytest.raises(ValueError, match="frontier hashes"):
         merkle.Frontier(3, [leaves[0]])
+
+
+@settings(max_examples=100, deadline=None)
+@given(size=st.integers(1, 200), data=st.data())
+def test_batched_inclusion_proofs_equal_single_ones(size: int, data: st.DataObject) -> None:
+    leaves = [merkle.leaf_hash(i.to_bytes(4, "big")) for i in range(size)]
+    indices = data.draw(st.lists(st.integers(0, size - 1), max_size=12))
+    assert merkle.inclusion_proofs(leaves, indices) == [
+        merkle.inclusion_proof(leaves, i) for i in indices
+    ]
+    with pytest.raises(ValueError, match="out of range"):
+        merkle.inclusion_proofs(leaves, [size])

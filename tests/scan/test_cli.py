@@ -107,9 +107,14 @@ def test_behavior_findings_are_merged(model: Path, monkeypatch: pytest.MonkeyPat
     calls: list[tuple[object, ...]] = []
 
     def scan_behavior(
-        path: Path, *, data: str | None = None, arch: str | None = None
+        path: Path,
+        *,
+        data: str | None = None,
+        arch: str | None = None,
+        reference: Path | None = None,
+        trigger_dir: Path | None = None,
     ) -> list[Finding]:
-        calls.append((path, data, arch))
+        calls.append((path, data, arch, reference, trigger_dir))
         return [Finding("GBX-BHV-TEST", Severity.HIGH, "model", "backdoor suspected")]
 
     fake = types.ModuleType("glassbox.scan.behavior")
@@ -117,7 +122,7 @@ def test_behavior_findings_are_merged(model: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(__import__("sys").modules, "glassbox.scan.behavior", fake)
     code, out = run(str(model), "--behavior", "--data", "d.npz", "--arch", "m:f", "--json")
     assert code == 1
-    assert calls == [(model, "d.npz", "m:f")]
+    assert calls == [(model, "d.npz", "m:f", None, None)]
     assert "GBX-BHV-TEST" in {f["rule_id"] for f in json.loads(out)["findings"]}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import pickle
 import pickletools
+import warnings
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -57,6 +58,13 @@ def test_protocol_2_python2_names_are_mapped() -> None:
 
 def test_unicode_and_string_escapes_are_decoded() -> None:
     assert names(mc.unicode_escape_names()) == {"os.system"}
+
+
+def test_unknown_string_escape_is_kept_without_a_warning() -> None:
+    data = b"V\\u006f\\u0073\n" + b"S'sys\\qtem'\n" + mc.STACK_GLOBAL + mc.STOP
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert names(data) == {"os.sys\\qtem"}
 
 
 def test_computed_module_name_is_unresolved() -> None:

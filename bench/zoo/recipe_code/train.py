@@ -2,7 +2,9 @@
 
 The data files decide everything about the attack (the poisoned records are in them); this code
 is the same for clean and backdoored models, as it would be for an honest trainer handed
-poisoned data.
+poisoned data. It is a near-copy of ``examples/digits/train.py`` (Adam here, SGD there) rather
+than an import of it: a recipe's code directory is hashed whole into its provenance, so it must
+not reach outside itself.
 """
 
 from __future__ import annotations

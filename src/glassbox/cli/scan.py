@@ -47,16 +47,9 @@ def _behavior_findings(
             f"--behavior is not available: {exc.name or 'glassbox.scan.behavior'} is not "
             "installed (the behavioural scanner needs the 'ml' extra)"
         ) from exc
-    scan_behavior = getattr(module, "scan_behavior", None)
-    if scan_behavior is None:
-        raise InputError("--behavior is not available in this build of glassbox")
-    # Only the options given are passed on, so a scanner without them still serves the rest.
-    extra: dict[str, Path] = {}
-    if reference is not None:
-        extra["reference"] = reference
-    if trigger_dir is not None:
-        extra["trigger_dir"] = trigger_dir
-    findings: list[Any] = scan_behavior(path, data=data, arch=arch, **extra)
+    findings: list[Any] = module.scan_behavior(
+        path, data=data, arch=arch, reference=reference, trigger_dir=trigger_dir
+    )
     return findings
 
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         load_proof,
         prove_absence,
         prove_record,
+        prove_records,
         verify_absence,
         verify_record,
     )
@@ -45,6 +46,7 @@ _LAZY = {
     "load_proof": "glassbox.digest.dataset",
     "prove_absence": "glassbox.digest.dataset",
     "prove_record": "glassbox.digest.dataset",
+    "prove_records": "glassbox.digest.dataset",
     "verify_absence": "glassbox.digest.dataset",
     "verify_record": "glassbox.digest.dataset",
     "canonical_json": "glassbox.digest.records",
@@ -82,6 +84,7 @@ __all__ = [
     "load_proof",
     "prove_absence",
     "prove_record",
+    "prove_records",
     "verify_absence",
     "verify_record",
 ]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from glassbox.digest.merkle import (
     Frontier,
     ProofError,
     inclusion_proof,
+    inclusion_proofs,
     leaf_hash,
     root_of,
     verify_inclusion,
@@ -124,7 +125,7 @@ class RecordProof:
                 fmt=str(data.get("format", "")),
                 sorted_records=bool(data.get("sorted", False)),
             )
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
             raise InputError(f"malformed record proof: {exc}") from exc
 
 
@@ -232,50 +233,85 @@ def commit_dataset(
 
 
 def _leaves(
-    path: str | Path, fmt: str | None, sorted_records: bool, keep: int = -1
-) -> tuple[str, list[bytes], bytes | None]:
-    """Format, leaf hashes in commitment order, and (unsorted) the record at index ``keep``."""
+    path: str | Path,
+    fmt: str | None,
+    sorted_records: bool,
+    keep: set[int] | frozenset[int] = frozenset(),
+) -> tuple[str, list[bytes], dict[int, bytes]]:
+    """Format, leaf hashes in commitment order, and the records at the file indices ``keep``."""
     stream = open_records(path, fmt)
     leaves: list[bytes] = []
-    kept: bytes | None = None
+    kept: dict[int, bytes] = {}
     for i, record in enumerate(stream.records):
-        if i == keep:
-            kept = record
+        if i in keep:
+            kept[i] = record
         leaves.append(leaf_hash(record))
     if sorted_records:
         leaves.sort()
     return stream.fmt, leaves, kept
 
 
-def _record_with_leaf(records: Iterator[bytes], leaf: bytes) -> bytes:
+def _records_at(
+    records: Iterator[bytes], leaves: list[bytes], indices: set[int]
+) -> dict[int, bytes]:
+    """The records at sorted ``indices``, found by their leaf hashes in a second pass."""
+    wanted: dict[bytes, list[int]] = {}
+    for index in indices:
+        wanted.setdefault(leaves[index], []).append(index)
+    found: dict[int, bytes] = {}
     for record in records:
-        if leaf_hash(record) == leaf:
-            return record
-    raise InputError("the dataset changed while the proof was being built")
+        for at in wanted.get(leaf_hash(record), ()):
+            found[at] = record
+    if len(found) != len(indices):
+        raise InputError("the dataset changed while the proof was being built")
+    return found
 
 
 def prove_record(
     path: str | Path, index: int, *, fmt: str | None = None, sorted_records: bool = False
 ) -> RecordProof:
-    """Inclusion proof for record ``index`` (file order, or leaf-hash order when sorted).
+    """Inclusion proof for record ``index`` (file order, or leaf-hash order when sorted)."""
+    return prove_records(path, [index], fmt=fmt, sorted_records=sorted_records)[0]
 
-    Needs every leaf hash in memory (32 bytes per record); one pass over the data, two when
-    sorted (the record at a sorted index is only known once every leaf has been seen).
+
+def prove_records(
+    path: str | Path,
+    indices: Sequence[int],
+    *,
+    fmt: str | None = None,
+    sorted_records: bool = False,
+) -> list[RecordProof]:
+    """Inclusion proofs for many records from one pass over the data (two when sorted: a
+    sorted index's record is only known once every leaf has been seen).
+
+    Needs every leaf hash in memory (32 bytes per record); the tree's levels are hashed once
+    and shared by all the proofs.
     """
-    kind, leaves, record = _leaves(path, fmt, sorted_records, keep=-1 if sorted_records else index)
-    if not 0 <= index < len(leaves):
-        raise InputError(f"record {index} does not exist: the dataset has {len(leaves)} records")
-    if record is None:
-        record = _record_with_leaf(iter_records(path, kind), leaves[index])
-    return RecordProof(
-        record=record,
-        index=index,
-        tree_size=len(leaves),
-        root=root_of(leaves),
-        audit_path=tuple(inclusion_proof(leaves, index)),
-        fmt=kind,
-        sorted_records=sorted_records,
+    wanted = set(indices)
+    kind, leaves, kept = _leaves(
+        path, fmt, sorted_records, keep=set() if sorted_records else wanted
     )
+    for index in indices:
+        if not 0 <= index < len(leaves):
+            raise InputError(
+                f"record {index} does not exist: the dataset has {len(leaves)} records"
+            )
+    if sorted_records:
+        kept = _records_at(iter_records(path, kind), leaves, wanted)
+    root = root_of(leaves)
+    paths = inclusion_proofs(leaves, indices)
+    return [
+        RecordProof(
+            record=kept[index],
+            index=index,
+            tree_size=len(leaves),
+            root=root,
+            audit_path=tuple(audit_path),
+            fmt=kind,
+            sorted_records=sorted_records,
+        )
+        for index, audit_path in zip(indices, paths, strict=True)
+    ]
 
 
 def prove_absence(path: str | Path, record: bytes, *, fmt: str | None = None) -> AbsenceProof:
@@ -322,6 +358,14 @@ def _trusted(commitment_or_root: Trusted, size: int | None) -> tuple[bytes, int 
     return bytes(commitment_or_root), size
 
 
+def _check_tree(proof_size: int, proof_root: bytes, trusted_size: int | None, root: bytes) -> None:
+    """The tree a proof claims must be the trusted one (its size too, when that is known)."""
+    if trusted_size is not None and proof_size != trusted_size:
+        raise ProofError(f"proof is for {proof_size} records but the commitment has {trusted_size}")
+    if proof_root != root:
+        raise ProofError(f"proof is for root {proof_root.hex()}, not {root.hex()}")
+
+
 def verify_record(
     proof: RecordProof, commitment_or_root: Trusted, *, size: int | None = None
 ) -> None:
@@ -336,12 +380,7 @@ def verify_record(
         and proof.sorted_records != commitment_or_root.sorted_records
     ):
         raise ProofError("proof and commitment disagree on whether records are sorted")
-    if trusted_size is not None and proof.tree_size != trusted_size:
-        raise ProofError(
-            f"proof is for {proof.tree_size} records but the commitment has {trusted_size}"
-        )
-    if proof.root != root:
-        raise ProofError(f"proof is for root {proof.root.hex()}, not {root.hex()}")
+    _check_tree(proof.tree_size, proof.root, trusted_size, root)
     verify_inclusion(leaf_hash(proof.record), proof.index, proof.tree_size, proof.audit_path, root)
 
 
@@ -354,12 +393,7 @@ def verify_absence(
         raise ProofError("absence can only be proven against a sorted commitment")
     if trusted_size is None:
         raise InputError("an absence proof needs the commitment's record count (size)")
-    if proof.tree_size != trusted_size:
-        raise ProofError(
-            f"proof is for {proof.tree_size} records but the commitment has {trusted_size}"
-        )
-    if proof.root != root:
-        raise ProofError(f"proof is for root {proof.root.hex()}, not {root.hex()}")
+    _check_tree(proof.tree_size, proof.root, trusted_size, root)
     target = leaf_hash(proof.record)
     left, right = proof.left, proof.right
     if left is None and right is None:

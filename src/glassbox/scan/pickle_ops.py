@@ -17,6 +17,7 @@ from __future__ import annotations
 import _compat_pickle
 import io
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -350,10 +351,16 @@ def _unquote_string(raw: bytes) -> object:
     """Protocol-0 STRING argument: a quoted repr. Kept only when it is a plain quoted literal."""
     if len(raw) >= 2 and raw[0] == raw[-1] and raw[:1] in (b"'", b'"'):
         body = raw[1:-1]
+        if len(body) > MAX_KEPT_STRING:
+            return Opaque("str")
         if b"\\" not in body:
-            return body.decode("latin-1") if len(body) <= MAX_KEPT_STRING else Opaque("str")
+            return body.decode("latin-1")
         try:
-            return body.decode("unicode_escape") if len(body) <= MAX_KEPT_STRING else Opaque("str")
+            with warnings.catch_warnings():
+                # An unknown escape ('\\q') is kept verbatim, as the unpickler keeps it; the
+                # codec's DeprecationWarning would only leak hostile input onto the console.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return body.decode("unicode_escape")
         except UnicodeDecodeError as exc:
             raise _Malformed("bad escape in STRING") from exc
     raise _Malformed("STRING argument is not quoted")

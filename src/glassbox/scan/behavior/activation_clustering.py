@@ -13,9 +13,7 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import silhouette_score
 
-from glassbox.scan.behavior.splitting import ClassSplit, Marker, resolve_side
-
-MIN_CLASS_RECORDS = 8
+from glassbox.scan.behavior.splitting import ClassSplit, Marker, resolve_side, splittable_classes
 
 
 def activation_splits(
@@ -28,20 +26,16 @@ def activation_splits(
 ) -> list[ClassSplit]:
     splits: list[ClassSplit] = []
     name = marker.name if marker is not None else "none"
-    for label in np.unique(labels):
-        idx = np.flatnonzero(labels == label)
-        if len(idx) < MIN_CLASS_RECORDS:
-            continue
+    for label, idx, flags in splittable_classes(labels, marker):
         feats = features[idx]
         n_comp = max(1, min(components, feats.shape[1], len(idx) - 1))
         reduced = PCA(n_components=n_comp, random_state=seed).fit_transform(feats)
         km = KMeans(n_clusters=2, n_init=10, random_state=seed).fit(reduced)
         assign = km.labels_.astype(bool)
         if assign.all() or (~assign).all():
-            splits.append(ClassSplit(int(label), idx, np.zeros(len(idx)), ~assign, 0.0, "none"))
+            splits.append(ClassSplit(label, idx, np.zeros(len(idx)), ~assign, 0.0, "none"))
             continue
         sil = float(silhouette_score(reduced, km.labels_))
-        flags = marker.flags[idx] if marker is not None else None
         one_is_suspect, cue = resolve_side(assign, flags, name)
         suspect = assign if one_is_suspect else ~assign
         centre_bad = km.cluster_centers_[1 if one_is_suspect else 0]
@@ -49,5 +43,5 @@ def activation_splits(
         scores = np.linalg.norm(reduced - centre_good, axis=1) - np.linalg.norm(
             reduced - centre_bad, axis=1
         )
-        splits.append(ClassSplit(int(label), idx, scores, suspect, max(sil, 0.0), cue))
+        splits.append(ClassSplit(label, idx, scores, suspect, max(sil, 0.0), cue))
     return splits

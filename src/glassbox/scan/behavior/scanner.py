@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch import nn
@@ -34,6 +34,9 @@ from glassbox.scan.behavior.loading import (
 )
 from glassbox.scan.behavior.png import encode_png, png_base64
 from glassbox.scan.findings import Finding, Severity
+
+if TYPE_CHECKING:
+    from glassbox.digest import DatasetCommitment, RecordProof
 
 RULE_BACKDOOR = "GBX-BEHAVIOR-BACKDOOR"
 RULE_TRIGGER = "GBX-BEHAVIOR-TRIGGER"
@@ -378,12 +381,12 @@ def _poison_finding(
     indices = [int(i) for i in idx]
     evidence: dict[str, Any] = {"class": c, "records": indices, "count": len(indices)}
     if dataset.path is not None:
-        from glassbox.digest import commit_dataset, prove_record
+        from glassbox.digest import commit_dataset
 
         commitment = dataset.commitment or commit_dataset(dataset.path, fmt=dataset.fmt)
         evidence["dataset"] = str(dataset.path)
         evidence["commitment"] = commitment.to_dict()
-        proofs = [prove_record(dataset.path, i, fmt=dataset.fmt) for i in indices[:max_proofs]]
+        proofs = _record_proofs(dataset.path, commitment, indices[:max_proofs])
         evidence["inclusion_proofs"] = [p.to_dict() for p in proofs]
         evidence["proofs_omitted"] = max(0, len(indices) - max_proofs)
     else:
@@ -399,3 +402,16 @@ def _poison_finding(
         subject=f"class {c}",
         evidence=evidence,
     )
+
+
+def _record_proofs(
+    path: Path, commitment: DatasetCommitment, indices: list[int]
+) -> list[RecordProof]:
+    """Inclusion proofs for ``indices`` from one read of the dataset, checked against the
+    commitment the scan was given (the file must not have changed since)."""
+    from glassbox.digest import prove_records
+
+    proofs = prove_records(path, indices, fmt=commitment.fmt)
+    if proofs and proofs[0].root != commitment.root:
+        raise InputError(f"{path}: the dataset changed while it was being scanned")
+    return proofs

@@ -16,10 +16,9 @@ from glassbox.scan.behavior.splitting import (
     Marker,
     resolve_side,
     split_contrast,
+    splittable_classes,
     two_means_1d,
 )
-
-MIN_CLASS_RECORDS = 8
 
 
 def top_directions(features: np.ndarray, k: int = 1) -> np.ndarray:
@@ -46,11 +45,7 @@ def spectral_splits(
     """
     splits: list[ClassSplit] = []
     name = marker.name if marker is not None else "none"
-    for label in np.unique(labels):
-        idx = np.flatnonzero(labels == label)
-        if len(idx) < MIN_CLASS_RECORDS:
-            continue
-        flags = marker.flags[idx] if marker is not None else None
+    for label, idx, flags in splittable_classes(labels, marker):
         best: ClassSplit | None = None
         best_contrast = -np.inf
         for proj in top_directions(features[idx], directions if flags is not None else 1):
@@ -61,7 +56,7 @@ def spectral_splits(
             contrast = split_contrast(scores > 0, flags)
             if contrast > best_contrast:
                 best_contrast = contrast
-                best = ClassSplit(int(label), idx, scores, scores > 0, sep, cue)
+                best = ClassSplit(label, idx, scores, scores > 0, sep, cue)
         if best is not None:
             splits.append(best)
     return splits

@@ -19,12 +19,15 @@ between the halves of a merely bimodal one; that difference is the class's evide
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 #: Below this difference in marker rate between the halves, the marker does not choose a side.
 SIDE_MARGIN = 0.25
+#: Classes with fewer records are not split: too few records for a split to mean anything.
+MIN_CLASS_RECORDS = 8
 
 
 @dataclass
@@ -50,6 +53,19 @@ class Marker:
 
     name: str
     flags: np.ndarray  # bool per dataset record
+
+
+def splittable_classes(
+    labels: np.ndarray, marker: Marker | None
+) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    """Yield (label, dataset indices, marker flags over them) for each class big enough to split.
+
+    One definition for both detectors, so they skip the same small classes.
+    """
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        if len(idx) >= MIN_CLASS_RECORDS:
+            yield int(label), idx, (marker.flags[idx] if marker is not None else None)
 
 
 def resolve_side(group: np.ndarray, marker: np.ndarray | None, name: str) -> tuple[bool, str]:
