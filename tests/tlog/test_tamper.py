@@ -3,6 +3,7 @@ witnesses; plus monitor behaviour on an honest log. Runs on SQLite and PostgreSQ
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,6 +56,25 @@ def test_monitor_reports_watched_entries(log: TransparencyLog, tmp_path: Path) -
     assert report.previous_size == 4 and report.new_entries == 1
     assert [m.index for m in report.matches] == [4]
     assert mon.poll().new_entries == 0
+    mon.close()
+
+
+def test_monitor_rolls_back_a_failed_state_write(log: TransparencyLog, tmp_path: Path) -> None:
+    """A state write that fails is rolled back whole: nothing half-recorded, and the next poll
+    can open its own transaction (it used to fail: 'transaction within a transaction')."""
+    fill(log, 0, 3, new_key())
+    log.issue_checkpoint()
+    mon = Monitor(log, tmp_path / "m.db")
+    db = mon._db
+    db.execute(
+        "CREATE TEMP TRIGGER fail BEFORE INSERT ON monitor_state"
+        " BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+    )
+    with pytest.raises(sqlite3.IntegrityError, match="injected fault"):
+        mon.poll()
+    db.execute("DROP TRIGGER fail")
+    report = mon.poll()
+    assert (report.size, report.previous_size, report.new_entries) == (3, 0, 3)
     mon.close()
 
 

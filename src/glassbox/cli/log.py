@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +30,26 @@ JSON_OPT = click.option("--json", "as_json", is_flag=True, help="Machine-readabl
 
 def _open(
     log_url: str | None, store: str | None, key_path: str | None, log_vkey: str | None
-) -> Any:
+) -> closing[Any]:
+    """The log server client or the embedded log, closed when the ``with`` block ends."""
     if log_url:
         from glassbox.tlog.client import LogClient
 
-        return LogClient(log_url, log_vkey)
+        return closing(LogClient(log_url, log_vkey))
     from glassbox.tlog import open_log
 
     lg = open_log(store, key_path)
     if log_vkey and log_vkey != lg.vkey:
         lg.close()
         raise InputError(f"the embedded log's key is {lg.vkey}, not {log_vkey}")
-    return lg
+    return closing(lg)
+
+
+def _open_store(store: str | None) -> closing[Any]:
+    """``--store``, or the embedded log's own SQLite file."""
+    from glassbox.tlog import local_log_dir, open_store
+
+    return closing(open_store(store or f"sqlite:///{local_log_dir() / 'log.db'}"))
 
 
 def _read_json(path: str) -> Any:
@@ -96,8 +105,7 @@ def add(
         if not isinstance(doc, dict):
             raise InputError(f"{signed}: expected a JSON object")
         submission = make_submission(doc, load_public_key(public_key))
-    lg = _open(log_url, store, key_path, log_vkey)
-    try:
+    with _open(log_url, store, key_path, log_vkey) as lg:
         if log_url:
             result = lg.add(submission)
         else:
@@ -109,8 +117,6 @@ def add(
                 "duplicate": appended.duplicate,
                 "key_id": entry.key_id,
             }
-    finally:
-        lg.close()
     if as_json:
         emit_json(result)
     else:
@@ -138,11 +144,8 @@ def get(
     from glassbox.digest.merkle import leaf_hash
     from glassbox.errors import VerificationError
 
-    lg = _open(log_url, store, key_path, log_vkey)
-    try:
+    with _open(log_url, store, key_path, log_vkey) as lg:
         stored = lg.get(index)
-    finally:
-        lg.close()
     if leaf_hash(stored.leaf) != stored.leaf_hash:
         raise VerificationError(f"entry {index}: leaf does not match its leaf hash")
     summary = stored.entry().summary() if stored.body is not None else None
@@ -193,20 +196,14 @@ def prove(
 
     if since is not None and no_since:
         raise InputError("give --since SIZE or --no-since, not both")
-    lg = _open(log_url, store, key_path, log_vkey)
-    try:
+    with _open(log_url, store, key_path, log_vkey) as lg:
         if since is None and not no_since:
-            seen = SeenCheckpoints()
-            try:
+            with closing(SeenCheckpoints()) as seen:
                 prev = seen.get(lg.origin)
-            finally:
-                seen.close()
             if prev is not None and 0 < prev.size < _checkpoint_size(lg, log_url):
                 since = prev.size
         bundle = lg.proof_bundle(index, since)
         vkey = lg.vkey
-    finally:
-        lg.close()
     result = bundle.verify(vkey)  # never hand out a bundle that does not verify
     bundle.write(output)
     out = {"output": output, **result.to_dict(), "log_vkey": vkey, "since": since}
@@ -279,19 +276,13 @@ def checkpoint(
     """Print the latest signed checkpoint (the embedded log issues one if it grew)."""
     from glassbox.tlog import SeenCheckpoints, remember_checkpoint
 
-    lg = _open(log_url, store, key_path, log_vkey)
-    try:
+    with _open(log_url, store, key_path, log_vkey) as lg:
         cp = lg.latest_checkpoint() if log_url else lg.issue_checkpoint()
         vkey = lg.vkey
         if cp is None:
             raise InputError("the log has no checkpoint yet")
-        seen = SeenCheckpoints()
-        try:
+        with closing(SeenCheckpoints()) as seen:
             status = remember_checkpoint(seen, lg, cp)  # a rewritten history fails here
-        finally:
-            seen.close()
-    finally:
-        lg.close()
     if as_json:
         c = cp.checkpoint
         emit_json(
@@ -334,11 +325,8 @@ def search(
     given = [(k, v) for k, v in (("digest", digest), ("key", key), ("name", name)) if v]
     if len(given) != 1:
         raise InputError("give exactly one of --digest, --signer, --name")
-    lg = _open(log_url, store, key_path, log_vkey)
-    try:
+    with _open(log_url, store, key_path, log_vkey) as lg:
         indexes = lg.search(given[0][0], given[0][1], limit)
-    finally:
-        lg.close()
     if as_json:
         emit_json({"indexes": indexes})
     else:
@@ -440,10 +428,13 @@ def monitor(
     from glassbox.paths import data_dir
     from glassbox.tlog.monitor import Monitor
 
-    lg = _open(log_url, store, key_path, log_vkey)
     state_path = Path(state) if state else data_dir() / "monitor.db"
-    mon = Monitor(lg, state_path, watch_keys=list(watch_keys), watch_names=list(watch_names))
-    try:
+    with (
+        _open(log_url, store, key_path, log_vkey) as lg,
+        closing(
+            Monitor(lg, state_path, watch_keys=list(watch_keys), watch_names=list(watch_names))
+        ) as mon,
+    ):
         while True:
             report = mon.poll()
             if as_json:
@@ -458,9 +449,6 @@ def monitor(
             if interval is None:
                 break
             time.sleep(interval)
-    finally:
-        mon.close()
-        lg.close()
 
 
 @log.command("export")
@@ -470,14 +458,10 @@ def monitor(
 @guarded
 def export_cmd(output: str, store: str | None, as_json: bool) -> None:
     """Export a log store to a file (gzipped JSON lines)."""
-    from glassbox.tlog import local_log_dir, open_store
     from glassbox.tlog.transfer import export_log
 
-    st = open_store(store or f"sqlite:///{local_log_dir() / 'log.db'}")
-    try:
+    with _open_store(store) as st:
         header = export_log(st, output)
-    finally:
-        st.close()
     if as_json:
         emit_json(header)
     else:
@@ -494,11 +478,8 @@ def import_cmd(archive: str, store: str, as_json: bool) -> None:
     from glassbox.tlog import open_store
     from glassbox.tlog.transfer import import_log
 
-    st = open_store(store)
-    try:
+    with closing(open_store(store)) as st:  # the target is always named: no default here
         result = import_log(st, archive)
-    finally:
-        st.close()
     if as_json:
         emit_json(result)
     else:
@@ -513,11 +494,10 @@ def verify_store(store: str | None, as_json: bool) -> None:
     """Recheck a whole store: every stored hash against the leaves, every checkpoint against
     the tree (after a crash, a restore, or a suspected edit)."""
     from glassbox.errors import VerificationError
-    from glassbox.tlog import audit_store, local_log_dir, open_checkpoint, open_store, parse_vkey
+    from glassbox.tlog import audit_store, open_checkpoint, parse_vkey
     from glassbox.tlog.tree import StoredTree
 
-    st = open_store(store or f"sqlite:///{local_log_dir() / 'log.db'}")
-    try:
+    with _open_store(store) as st:
         root = audit_store(st)
         vkey = st.get_meta("vkey")
         checked = 0
@@ -529,8 +509,6 @@ def verify_store(store: str | None, as_json: bool) -> None:
                     raise VerificationError(f"checkpoint at size {size} does not match the tree")
                 checked += 1
         size = st.size()
-    finally:
-        st.close()
     if as_json:
         emit_json({"size": size, "root": root.hex(), "checkpoints": checked, "ok": True})
     else:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
 from glassbox.cli._common import emit_json, guarded
-from glassbox.errors import InputError
 
 
 @click.group()
@@ -23,17 +21,12 @@ def witness() -> None:
 @guarded
 def keygen(name: str, output: str, as_json: bool) -> None:
     """Create a witness cosigning key (type 0x04); prints its vkey."""
+    from glassbox.tlog.local import write_signer
     from glassbox.tlog.note import ALG_COSIGNATURE_V1, Signer
 
     signer = Signer.generate(name, ALG_COSIGNATURE_V1)
     path = Path(output)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise InputError(f"{path}: exists; refusing to overwrite a key") from None
-    with os.fdopen(fd, "w") as fh:
-        fh.write(signer.skey + "\n")
-    path.with_suffix(".vkey").write_text(signer.vkey + "\n")
+    write_signer(signer, path)
     if as_json:
         emit_json({"vkey": signer.vkey, "key": str(path)})
     else:

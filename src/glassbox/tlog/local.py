@@ -21,6 +21,7 @@ from glassbox.paths import data_dir
 from glassbox.tlog.checkpoint import Checkpoint, SignedCheckpoint
 from glassbox.tlog.log import Cosigner, TransparencyLog
 from glassbox.tlog.note import ALG_ED25519, Signer
+from glassbox.tlog.sqlite_store import immediate
 from glassbox.tlog.store import open_store
 
 
@@ -44,11 +45,19 @@ def load_or_create_signer(key_path: Path, origin: str | None = None) -> Signer:
         return signer
     signer = Signer.generate(origin or f"glassbox.local/{secrets.token_hex(6)}")
     key_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    write_signer(signer, key_path)
+    return signer
+
+
+def write_signer(signer: Signer, key_path: Path) -> None:
+    """Write the skey (mode 0600, ``O_EXCL`` so no race clobbers a key) and ``.vkey`` beside it."""
+    try:
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise InputError(f"{key_path}: exists; refusing to overwrite a key") from None
     with os.fdopen(fd, "w") as fh:
         fh.write(signer.skey + "\n")
     key_path.with_suffix(".vkey").write_text(signer.vkey + "\n")
-    return signer
 
 
 def open_log(
@@ -90,15 +99,8 @@ class SeenCheckpoints:
         checkpoint to the larger. Returns ``first``, ``same``, ``newer``, ``older`` or
         ``unverified`` (no proof to relate them; nothing recorded); a fork raises."""
         new = signed.checkpoint
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                result = self._update(new, signed, proof)
-            except BaseException:
-                self._db.rollback()
-                raise
-            self._db.commit()
-        return result
+        with self._lock, immediate(self._db):
+            return self._update(new, signed, proof)
 
     def _update(self, new: Checkpoint, signed: SignedCheckpoint, proof: list[bytes] | None) -> str:
         row = self._db.execute(

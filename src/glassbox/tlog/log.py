@@ -21,7 +21,7 @@ from glassbox.tlog.entries import LogEntry, entry_from_body
 from glassbox.tlog.note import NoteSignature, Signer
 from glassbox.tlog.proofbundle import ConsistencyProof, ProofBundle
 from glassbox.tlog.sequencer import Appended, Pending, Sequencer
-from glassbox.tlog.store import LeafRow, SQLStore
+from glassbox.tlog.store import SQLStore
 from glassbox.tlog.tree import StoredTree
 
 # Something that returns cosignature(s) for a freshly signed checkpoint (a witness client).
@@ -121,12 +121,10 @@ class TransparencyLog:
         return self.store.size()
 
     def get(self, index: int) -> StoredEntry:
-        rows: list[LeafRow] = self.store.leaves(index, index + 1) if index >= 0 else []
-        if not rows:
+        found = self.entries(index, index + 1) if index >= 0 else []
+        if not found:
             raise InputError(f"no entry {index} in the log (size {self.size()})")
-        row = rows[0]
-        body = self.store.get_blob(row.body_digest) if row.body_digest else None
-        return StoredEntry(row.index, row.leaf, row.leaf_hash, body)
+        return found[0]
 
     def entries(self, start: int, end: int) -> list[StoredEntry]:
         """Entries [start, end) with their bodies (what a monitor reads)."""
@@ -169,7 +167,6 @@ class TransparencyLog:
             if latest is not None and latest.checkpoint.size >= size:
                 return latest
             root = self.tree.root(size)
-            signed = sign_checkpoint(Checkpoint(self.origin, size, root), self.signer)
             if latest is not None:  # our own history must be append-only, check before signing
                 from glassbox.digest.merkle import verify_consistency
 
@@ -178,6 +175,7 @@ class TransparencyLog:
                     verify_consistency(
                         old.size, size, self.consistency_proof(old.size, size), old.root, root
                     )
+            signed = sign_checkpoint(Checkpoint(self.origin, size, root), self.signer)
             self.store.put_checkpoint(size, signed.serialize())
             return self._cosign(signed)
 

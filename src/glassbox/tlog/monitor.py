@@ -19,6 +19,7 @@ from glassbox.digest.merkle import ProofError, leaf_hash, verify_consistency
 from glassbox.errors import InputError, VerificationError
 from glassbox.tlog.checkpoint import SignedCheckpoint
 from glassbox.tlog.log import StoredEntry
+from glassbox.tlog.sqlite_store import immediate
 from glassbox.tlog.tree import RightEdge
 
 CHUNK = 1000
@@ -110,11 +111,11 @@ class Monitor:
         ).fetchone()
         return (int(row[0]), bytes(row[1])) if row else None
 
-    def _check_consistency(self, signed: SignedCheckpoint) -> int:
+    def _check_consistency(self, signed: SignedCheckpoint) -> None:
         cp = signed.checkpoint
         seen = self._latest_seen()
         if seen is None:
-            return 0
+            return
         size, root = seen
         same = self._db.execute(
             "SELECT root FROM monitor_checkpoint WHERE origin = ? AND size = ?",
@@ -125,7 +126,7 @@ class Monitor:
                 f"log {self.origin} signed two different trees of size {cp.size}"
             )
         if cp.size == size or size == 0 or cp.size == 0:
-            return size
+            return
         small, large = (size, cp.size) if size < cp.size else (cp.size, size)
         root_small, root_large = (root, cp.root) if size < cp.size else (cp.root, root)
         try:
@@ -136,7 +137,6 @@ class Monitor:
             raise VerificationError(
                 f"log {self.origin} is not append-only between sizes {small} and {large}: {exc}"
             ) from None
-        return size
 
     def poll(self) -> MonitorReport:
         signed = self.source.latest_checkpoint()
@@ -167,19 +167,19 @@ class Monitor:
                 f"log {self.origin}: the entries it serves do not hash to its signed root at"
                 f" size {cp.size} (an entry or hash was changed)"
             )
-        self._db.execute("BEGIN IMMEDIATE")
-        self._db.execute(
-            "INSERT OR IGNORE INTO monitor_checkpoint (origin, size, root, note) VALUES (?,?,?,?)",
-            (self.origin, cp.size, cp.root, signed.serialize()),
-        )
-        if edge.size >= start:
+        with immediate(self._db):
             self._db.execute(
-                "INSERT INTO monitor_state (origin, next_index, edge) VALUES (?, ?, ?)"
-                " ON CONFLICT(origin) DO UPDATE SET next_index = excluded.next_index,"
-                " edge = excluded.edge",
-                (self.origin, edge.size, json.dumps([h.hex() for h in edge.hashes])),
+                "INSERT OR IGNORE INTO monitor_checkpoint (origin, size, root, note)"
+                " VALUES (?,?,?,?)",
+                (self.origin, cp.size, cp.root, signed.serialize()),
             )
-        self._db.execute("COMMIT")
+            if edge.size >= start:
+                self._db.execute(
+                    "INSERT INTO monitor_state (origin, next_index, edge) VALUES (?, ?, ?)"
+                    " ON CONFLICT(origin) DO UPDATE SET next_index = excluded.next_index,"
+                    " edge = excluded.edge",
+                    (self.origin, edge.size, json.dumps([h.hex() for h in edge.hashes])),
+                )
         return report
 
     def _inspect(self, stored: StoredEntry, report: MonitorReport) -> None:

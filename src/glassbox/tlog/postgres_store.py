@@ -57,12 +57,3 @@ class PostgresStore(SQLStore):
 
     def _end_read(self, conn: Any) -> None:
         return None
-
-    def _write_small(self, sql: str, params: Any) -> None:
-        with self.write_lock:
-            try:
-                self._wexec(sql, params)
-            except BaseException:
-                self._wconn.rollback()
-                raise
-            self._wconn.commit()

@@ -8,11 +8,26 @@ the sequencer is what keeps this from costing one fsync per entry.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from glassbox.errors import InputError
 from glassbox.tlog.store import SQLStore
+
+
+@contextmanager
+def immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction on an autocommit connection, its write lock taken up front (so
+    two writers never deadlock upgrading a read lock), rolled back on any error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.rollback()
+        raise
+    db.commit()
 
 
 class SQLiteStore(SQLStore):
@@ -35,16 +50,9 @@ class SQLiteStore(SQLStore):
         conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: the dedup index is random access
         return conn
 
-    def begin_append(self) -> int:
+    def _begin_write(self) -> None:
         self._wconn.execute("BEGIN IMMEDIATE")
-        return int(self._wconn.execute("SELECT size FROM tlog_head WHERE id = 1").fetchone()[0])
 
-    def _write_small(self, sql: str, params: Any) -> None:
-        with self.write_lock:
-            self._wconn.execute("BEGIN IMMEDIATE")
-            try:
-                self._wexec(sql, params)
-            except BaseException:
-                self._wconn.rollback()
-                raise
-            self._wconn.commit()
+    def begin_append(self) -> int:
+        self._begin_write()
+        return int(self._wconn.execute("SELECT size FROM tlog_head WHERE id = 1").fetchone()[0])

@@ -332,9 +332,17 @@ class SQLStore(Store):
         )
         return [(str(k), str(v), int(i)) for k, v, i in rows]
 
+    def _begin_write(self) -> None:
+        """Hook: SQLite's connection autocommits, so it opens the write transaction itself."""
+
     def _write_small(self, sql: str, params: Sequence[Any]) -> None:
         with self.write_lock:
-            self._wexec(sql, params)
+            self._begin_write()
+            try:
+                self._wexec(sql, params)
+            except BaseException:
+                self._wconn.rollback()
+                raise
             self._wconn.commit()
 
     def put_checkpoint(self, size: int, note: str) -> None:

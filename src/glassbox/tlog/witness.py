@@ -32,6 +32,7 @@ from glassbox.tlog.note import (
     parse_note,
     parse_vkey,
 )
+from glassbox.tlog.sqlite_store import immediate
 
 MAX_PROOF_LINES = 63
 MAX_REQUEST_BYTES = 64 << 10
@@ -139,15 +140,8 @@ class Witness:
             raise WitnessError(403, "checkpoint signature by the log's key is invalid") from None
         if req.old_size > cp.size:
             raise WitnessError(400, f"old size {req.old_size} is larger than size {cp.size}")
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                line = self._check_and_record(cp, req, note)
-            except BaseException:
-                self._db.rollback()
-                raise
-            self._db.commit()
-        return line
+        with self._lock, immediate(self._db):
+            return self._check_and_record(cp, req, note)
 
     def _check_and_record(self, cp: Checkpoint, req: AddCheckpointRequest, note: Note) -> str:
         row = self._db.execute(
