@@ -12,16 +12,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -33,13 +23,14 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from glassbox.audit.quickstart import run_quickstart
+    from glassbox.audit.report_html import CHROMIUM_ARGS
 
     with tempfile.TemporaryDirectory(prefix="glassbox-shot-") as scratch:
         os.environ["GLASSBOX_HOME"] = str(Path(scratch) / "home")
         result = run_quickstart(Path(scratch) / "quickstart", say=lambda _line: None)
         html = result.tampered_html if args.tampered else result.report_html
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=args.chromium, args=ARGS)
+            browser = p.chromium.launch(executable_path=args.chromium, args=list(CHROMIUM_ARGS))
             page = browser.new_page(viewport={"width": 1180, "height": 1000})
             page.goto(html.as_uri())
             page.locator("#link-provenance > summary").click()

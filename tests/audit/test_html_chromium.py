@@ -11,20 +11,11 @@ from typing import Any
 import pytest
 
 from glassbox.audit import AuditOptions, audit_model
-from glassbox.audit.report_html import COLOURS, write_html
+from glassbox.audit.report_html import CHROMIUM_ARGS, COLOURS, write_html
 from glassbox.audit.verdict import Verdict
 from tests.audit.conftest import Release
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 pytestmark = [
     pytest.mark.chromium,
@@ -44,7 +35,7 @@ def rgb(hex_colour: str) -> str:
 def browser() -> Iterator[Any]:
     playwright = pytest.importorskip("playwright.sync_api")
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
         yield browser
         browser.close()
 

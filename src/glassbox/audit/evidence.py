@@ -119,9 +119,7 @@ def _add_default_signature(model: Path, evidence: Evidence) -> None:
     path = model / "model.sig" if model.is_dir() else model.with_name(model.name + ".sig")
     if evidence.of("signature") or not path.is_file() or path.is_symlink():
         return
-    known = {f.path.resolve() for f in evidence.files}
-    if path.resolve() not in known:
-        evidence.add(EvidenceFile("signature", path, None))
+    evidence.add(EvidenceFile("signature", path, None))  # add() skips a file already found
 
 
 def _candidates(model: Path) -> list[Path]:
@@ -239,6 +237,13 @@ def statement_of(item: EvidenceFile) -> dict[str, Any] | None:
     else:
         found = doc
     return found if isinstance(found, dict) else None
+
+
+def subject_sha256(subject: dict[str, Any]) -> str | None:
+    """An (unverified) in-toto subject's SHA-256 hex digest, or None when it names none."""
+    digest = subject.get("digest")
+    value = digest.get("sha256") if isinstance(digest, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def as_bundle(item: EvidenceFile) -> dict[str, Any]:

@@ -28,6 +28,18 @@ COLOURS = {
 LABELS = {Verdict.PASS: "PASS", Verdict.FAIL: "FAIL", Verdict.UNKNOWN: "UNKNOWN"}
 ICONS = {Verdict.PASS: "✔", Verdict.FAIL: "✘", Verdict.UNKNOWN: "?"}
 
+# Flags for photographing a report in headless Chromium (Debian's package, offline, no
+# profile): the one list the browser test and docs/make_screenshot.py both launch with.
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+
 CSS = """
 :root { --ink:#1f2328; --muted:#59636e; --line:#d0d7de; --bg:#ffffff; --panel:#f6f8fa; }
 * { box-sizing: border-box; }

@@ -192,6 +192,14 @@ def _rebuild(
     use_threads = threads or int(internal["threads"])
     use_capability = cpu_capability or str(internal["cpuCapability"])
     rebuilt_ckpts = work / CHECKPOINT_DIR
+    report = RebuildReport(
+        verdict=BIT_IDENTICAL,
+        exact=True,
+        signature=_signature_note(prov),
+        input_changes=changes,
+        threads=use_threads,
+        cpu_capability=use_capability,
+    )
     try:
         result = train(
             recipe,
@@ -206,24 +214,10 @@ def _rebuild(
         if not changes:
             raise
         # Changed inputs that break training are still an answer: name them.
-        return RebuildReport(
-            verdict=INPUTS_DIFFER,
-            exact=False,
-            signature=_signature_note(prov),
-            input_changes=changes,
-            threads=use_threads,
-            cpu_capability=use_capability,
-            notes=[f"the rebuild's training failed: {exc}"],
-        )
-    report = RebuildReport(
-        verdict=BIT_IDENTICAL,
-        exact=True,
-        signature=_signature_note(prov),
-        input_changes=changes,
-        threads=use_threads,
-        cpu_capability=use_capability,
-        seconds=float(result["seconds"]),
-    )
+        report.verdict, report.exact = INPUTS_DIFFER, False
+        report.notes.append(f"the rebuild's training failed: {exc}")
+        return report
+    report.seconds = float(result["seconds"])
     original_herm = prov.hermeticity
     if not original_herm.hermetic:
         listed = ", ".join([*original_herm.undeclared_reads, *original_herm.refused][:5])

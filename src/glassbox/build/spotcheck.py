@@ -164,30 +164,14 @@ def spot_check(
             check = SegmentCheck(start.step, stop.step)
             report.checks.append(check)
             path = ckpts / checkpoint_name(start.step)
-            try:
-                digest = TrainingState.load(path).digest()
-            except GlassboxError as exc:
-                check.reason = str(exc)
-                continue
-            if digest != start.state:
-                check.reason = (
-                    f"stored checkpoint at step {start.step} is not the state the trail records "
-                    "(forged or swapped checkpoint)"
-                )
-                continue
             end_path = ckpts / checkpoint_name(stop.step)
-            if end_path.is_file():
-                try:
-                    end_digest = TrainingState.load(end_path).digest()
-                except GlassboxError as exc:
-                    check.reason = str(exc)
-                    continue
-                if end_digest != stop.state:
-                    check.reason = (
-                        f"stored checkpoint at step {stop.step} is not the state the trail records "
-                        "(forged or swapped checkpoint)"
-                    )
-                    continue
+            # The end checkpoint is optional (not every step keeps one); the start one is not.
+            problem = _checkpoint_problem(path, start)
+            if problem is None and end_path.is_file():
+                problem = _checkpoint_problem(end_path, stop)
+            if problem is not None:
+                check.reason = problem
+                continue
             runnable.append((check, stop, path))
         if runnable and not changes:
             _replay(prov, recipe, inputs, runnable, ckpts, work, report, timeout)
@@ -197,6 +181,20 @@ def spot_check(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def _checkpoint_problem(path: Path, entry: TrailEntry) -> str | None:
+    """Why the stored checkpoint at ``path`` is not ``entry``'s recorded state, or None."""
+    try:
+        digest = TrainingState.load(path).digest()
+    except GlassboxError as exc:
+        return str(exc)
+    if digest != entry.state:
+        return (
+            f"stored checkpoint at step {entry.step} is not the state the trail records "
+            "(forged or swapped checkpoint)"
+        )
+    return None
 
 
 def _replay(

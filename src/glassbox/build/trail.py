@@ -80,12 +80,6 @@ class Trail:
         """Consecutive entry pairs: the units a spot-check replays."""
         return list(zip(self.entries, self.entries[1:], strict=False))
 
-    def entry_at(self, step: int) -> TrailEntry | None:
-        for entry in self.entries:
-            if entry.step == step:
-                return entry
-        return None
-
     def to_dict(self) -> dict[str, Any]:
         return {"interval": self.interval, "entries": [e.to_dict() for e in self.entries]}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from glassbox.audit.context import AuditContext
-from glassbox.audit.evidence import as_bundle, statement_of
+from glassbox.audit.evidence import as_bundle, statement_of, subject_sha256
 from glassbox.audit.verdict import LinkResult, Verdict
 from glassbox.bom.provenance import byproduct
 from glassbox.errors import GlassboxError, VerificationError
@@ -136,7 +136,7 @@ def _check_subjects(
         return ["provenance names no subjects"], 0, []
     manifest = ctx.manifest()
     root = manifest.root_digest.hex()
-    if any(_sha256(s) == root for s in subjects):
+    if any(subject_sha256(s) == root for s in subjects):
         return [], 1, []
     files = ctx.sha256_files()
     problems = []
@@ -145,7 +145,7 @@ def _check_subjects(
     for subject in subjects:
         name = str(subject.get("name", ""))
         named.add(name)
-        want = _sha256(subject)
+        want = subject_sha256(subject)
         got = files.get(name)
         if got is None:
             problems.append(f"output {name} named in the provenance is not in the model")
@@ -154,12 +154,6 @@ def _check_subjects(
         else:
             matched += 1
     return problems, matched, sorted(set(files) - named)
-
-
-def _sha256(subject: dict[str, Any]) -> str | None:
-    digest = subject.get("digest")
-    value = digest.get("sha256") if isinstance(digest, dict) else None
-    return value if isinstance(value, str) else None
 
 
 def _hermeticity(statement: dict[str, Any]) -> tuple[bool | None, str]:

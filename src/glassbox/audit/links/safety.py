@@ -14,7 +14,7 @@ from collections import Counter
 from typing import Any
 
 from glassbox.audit.context import AuditContext, AuditOptions
-from glassbox.audit.evidence import EvidenceFile, as_bundle
+from glassbox.audit.evidence import EvidenceFile, as_bundle, subject_sha256
 from glassbox.audit.verdict import LinkResult, Verdict, unavailable
 from glassbox.errors import GlassboxError, InputError
 from glassbox.scan.findings import Finding, Severity
@@ -150,9 +150,9 @@ def _check_covers_model(ctx: AuditContext, statement: dict[str, Any]) -> None:
 
     subjects = [s for s in statement.get("subject", []) if isinstance(s, dict)]
     root = ctx.manifest().root_digest.hex()
-    if any(_dig(s) == root for s in subjects):
+    if any(subject_sha256(s) == root for s in subjects):
         return
-    scanned = {str(s.get("name")): _dig(s) for s in subjects}
+    scanned = {str(s.get("name")): subject_sha256(s) for s in subjects}
     files = ctx.sha256_files()
     changed = sorted(p for p, d in files.items() if p in scanned and scanned[p] != d)
     unscanned = sorted(p for p in files if p not in scanned)
@@ -160,12 +160,6 @@ def _check_covers_model(ctx: AuditContext, statement: dict[str, Any]) -> None:
         raise VerificationError(f"files changed since the scan: {', '.join(changed[:5])}")
     if unscanned:
         raise VerificationError(f"files it does not cover: {', '.join(unscanned[:5])}")
-
-
-def _dig(subject: dict[str, Any]) -> str | None:
-    digest = subject.get("digest")
-    value = digest.get("sha256") if isinstance(digest, dict) else None
-    return value if isinstance(value, str) else None
 
 
 def _behaviour(ctx: AuditContext, findings: list[Finding]) -> list[str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from glassbox.audit.context import AuditContext, AuditOptions
+from glassbox.audit.evidence import subject_sha256
 from glassbox.audit.verdict import LinkResult, Verdict
 from glassbox.errors import GlassboxError, InputError, VerificationError
 
@@ -95,7 +96,7 @@ def _judge(
         if entry is None:
             notes.append(f"{source}: the bundle carries no entry body, so its subject is unknown")
             continue
-        if not any(_sha256(s) == root for s in entry.subjects()):
+        if not any(subject_sha256(s) == root for s in entry.subjects()):
             notes.append(f"{source}: entry {verified.index} is about another model")
             continue
         if trusted_signers and entry.key_id not in trusted_signers:
@@ -175,12 +176,6 @@ def _prove_consistency(log: Any, seen: Any, verified: Any) -> str:
     except GlassboxError:
         return "unverified"
     return status
-
-
-def _sha256(subject: dict[str, Any]) -> str | None:
-    digest = subject.get("digest")
-    value = digest.get("sha256") if isinstance(digest, dict) else None
-    return value if isinstance(value, str) else None
 
 
 def validate_options(options: AuditOptions) -> None:
