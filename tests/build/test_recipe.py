@@ -192,3 +192,16 @@ def test_wrongly_typed_tables_give_recipe_error(fields: dict[str, object]) -> No
     text = "\n".join(f"{k} = {json.dumps(v)}" for k, v in fields.items())
     with contextlib.suppress(RecipeError):
         parse_recipe(text, Path("/nonexistent/recipe.toml"))
+
+
+@pytest.mark.parametrize("size", [None, (1 << 20) + 1])
+def test_oversized_or_endless_recipe_is_refused_without_reading_it_all(
+    tmp_path: Path, size: int | None
+) -> None:
+    if size is None:
+        source = Path("/dev/zero")  # endless: an unbounded read would never return
+    else:
+        source = tmp_path / "big.toml"
+        source.write_bytes(b"#" * size)
+    with pytest.raises(RecipeError, match="over the 1048576-byte limit"):
+        load_recipe(source)

@@ -197,13 +197,15 @@ def load_recipe(path: str | Path) -> Recipe:
     if source.is_dir():
         source = source / "recipe.toml"
     try:
-        raw = source.read_bytes()
+        with source.open("rb") as handle:
+            # Bounded: a recipe path naming /dev/zero or a FIFO must not read forever.
+            raw = handle.read(MAX_RECIPE_BYTES + 1)
     except FileNotFoundError:
         raise RecipeError(f"{source}: recipe not found") from None
     except OSError as exc:
         raise RecipeError(f"{source}: cannot read recipe: {exc.strerror}") from None
     if len(raw) > MAX_RECIPE_BYTES:
-        raise RecipeError(f"{source}: recipe is {len(raw)} bytes; the limit is {MAX_RECIPE_BYTES}")
+        raise RecipeError(f"{source}: recipe is over the {MAX_RECIPE_BYTES}-byte limit")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
