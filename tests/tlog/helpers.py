@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from glassbox.digest.merkle import leaf_hash
 from glassbox.sign import (
     IN_TOTO_PAYLOAD_TYPE,
     dsse_sign,
@@ -14,7 +15,14 @@ from glassbox.sign import (
 )
 from glassbox.sign.statement import statement_bytes
 from glassbox.tlog import make_submission
-from glassbox.tlog.store import HASH, SQLStore, node_row
+from glassbox.tlog.store import (
+    HASH,
+    SQLStore,
+    decode_entries,
+    encode_entries,
+    node_row,
+    nodes_before,
+)
 
 OMS = "https://model_signing/signature/v1.0"
 
@@ -38,16 +46,43 @@ def new_key(kind: str = "ed25519") -> Any:
     return generate_private_key(kind)
 
 
+def _bundle_of(store: SQLStore, row: int) -> tuple[int, int, bytes, bytes, bytes]:
+    start, width, nodes, hashes, entries = store._wexec(
+        "SELECT start, width, nodes, hashes, entries FROM tlog_bundle WHERE start <= ?"
+        " ORDER BY start DESC LIMIT 1",
+        (row,),
+    )[0]
+    return int(start), int(width), bytes(nodes), bytes(hashes), bytes(entries)
+
+
 def corrupt_node(store: SQLStore, level: int, index: int, *, truncate: bool = False) -> None:
     """Edit (or cut off) the stored hash of one subtree directly in the database."""
     row = node_row(level, index)
-    packed = store.leaves(row, row + 1)[0].nodes
-    if truncate:
-        new = packed[: (level - 1) * HASH]
-    else:
-        part = slice((level - 1) * HASH, level * HASH)
-        new = packed[: part.start] + bytes(b ^ 0xFF for b in packed[part]) + packed[part.stop :]
     with store.write_lock:
         store.begin_append()
-        store._wexec("UPDATE tlog_leaf SET nodes = ? WHERE idx = ?", (new, row))
+        start, _width, nodes, _h, _e = _bundle_of(store, row)
+        at = (nodes_before(row) - nodes_before(start) + level - 1) * HASH
+        if truncate:
+            new = nodes[:at] + nodes[at + HASH :]
+        else:
+            new = nodes[:at] + bytes(b ^ 0xFF for b in nodes[at : at + HASH]) + nodes[at + HASH :]
+        store._wexec("UPDATE tlog_bundle SET nodes = ? WHERE start = ?", (new, start))
+        store.commit()
+
+
+def edit_leaf(store: SQLStore, index: int, leaf: bytes, *, rehash: bool = True) -> None:
+    """Replace one stored leaf directly in the database: an operator who knows the layout
+    (``rehash``: the stored leaf hash is rewritten to match, so nothing local looks wrong)."""
+    with store.write_lock:
+        store.begin_append()
+        start, width, _n, hashes, entries = _bundle_of(store, index)
+        leaves = decode_entries(entries, width)
+        leaves[index - start] = leaf
+        if rehash:
+            at = (index - start) * HASH
+            hashes = hashes[:at] + leaf_hash(leaf) + hashes[at + HASH :]
+        store._wexec(
+            "UPDATE tlog_bundle SET entries = ?, hashes = ? WHERE start = ?",
+            (encode_entries(leaves), hashes, start),
+        )
         store.commit()

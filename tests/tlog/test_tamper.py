@@ -16,7 +16,13 @@ from glassbox.tlog.checkpoint import Checkpoint, sign_checkpoint
 from glassbox.tlog.monitor import Monitor
 from glassbox.tlog.note import ALG_COSIGNATURE_V1, Signer
 from glassbox.tlog.tree import audit_store
-from tests.tlog.helpers import bundle_submission, corrupt_node, dsse_submission, new_key
+from tests.tlog.helpers import (
+    bundle_submission,
+    corrupt_node,
+    dsse_submission,
+    edit_leaf,
+    new_key,
+)
 
 
 @pytest.fixture
@@ -30,14 +36,6 @@ def fill(log: TransparencyLog, start: int, end: int, key: object) -> None:
     for i in range(start, end):
         sub = bundle_submission(key, f"model-{i % 3}", str(i))
         log.add(parse_entry(sub))
-
-
-def edit(log: TransparencyLog, sql: str, params: tuple[object, ...]) -> None:
-    store = log.store
-    with store.write_lock:
-        store.begin_append()
-        store._wexec(sql, params)
-        store.commit()
 
 
 def test_monitor_reports_watched_entries(log: TransparencyLog, tmp_path: Path) -> None:
@@ -124,7 +122,7 @@ def test_edited_entry_is_detected(log: TransparencyLog, tmp_path: Path) -> None:
     good.verify(log.vkey)
     other = log.get(7)
     # Swap entry 3's leaf for entry 7's (a real, validly signed leaf) directly in the DB.
-    edit(log, "UPDATE tlog_leaf SET leaf = ? WHERE idx = 3", (other.leaf,))
+    edit_leaf(log.store, 3, other.leaf)
     tampered = log.proof_bundle(3)
     with pytest.raises(VerificationError):
         tampered.verify(log.vkey)

@@ -20,7 +20,7 @@ from glassbox.tlog.sqlite_store import SQLiteStore
 from glassbox.tlog.store import SQLStore
 from glassbox.tlog.tree import StoredTree, audit_store, consistency_ranges, range_nodes
 from tests.conftest import load_vector
-from tests.tlog.helpers import corrupt_node
+from tests.tlog.helpers import corrupt_node, edit_leaf
 
 N = 300
 LEAVES = [f"record {i}".encode() for i in range(N)]
@@ -155,18 +155,29 @@ def test_edited_node_hash_is_detected(store: SQLStore) -> None:
 
 def test_edited_leaf_is_detected(store: SQLStore) -> None:
     append_batch(store, None, [Pending(x) for x in LEAVES[:9]])
-    with store.write_lock:
-        store.begin_append()
-        store._wexec("UPDATE tlog_leaf SET leaf = ? WHERE idx = 4", (b"record X",))
-        store.commit()
+    edit_leaf(store, 4, b"record X", rehash=False)
+    with pytest.raises(VerificationError, match=r"leaf 4 does not match its stored hash"):
+        store.leaves(0, 9)  # nothing serves a leaf whose bytes changed under its hash
+    edit_leaf(store, 4, b"record X")  # the stored leaf hash rewritten to match, too
     with pytest.raises(VerificationError, match=r"level 1, index 2"):
         audit_store(store)  # its pair's stored hash no longer matches the leaves
+
+
+def test_damaged_bundle_is_reported(store: SQLStore) -> None:
+    """A bundle whose columns disagree in length is refused, never sliced into hashes."""
+    append_batch(store, None, [Pending(x) for x in LEAVES[:8]])
+    with store.write_lock:
+        store.begin_append()
+        store._wexec("UPDATE tlog_bundle SET hashes = substr(hashes, 1, 40) WHERE start = 0")
+        store.commit()
+    with pytest.raises(VerificationError, match="damaged bundle at leaf 0"):
+        StoredTree(store).inclusion_proof(3, 8)
 
 
 def test_missing_node_is_reported(store: SQLStore) -> None:
     append_batch(store, None, [Pending(x) for x in LEAVES[:8]])
     corrupt_node(store, 3, 0, truncate=True)
-    with pytest.raises(VerificationError, match="missing"):
+    with pytest.raises(VerificationError, match="damaged bundle"):
         StoredTree(store).root(8)
 
 

@@ -1,16 +1,17 @@
-"""The writer's duplicate index: 64-bit leaf-hash prefix -> leaf index, in memory.
+"""The writer's duplicate index: leaf hash -> leaf index, in memory.
 
 Identical entries must get the same index back. A database index on the leaf hash does that,
 but every append then writes into random pages of a B-tree that grows with the log: at a
 million entries each 4096-entry batch rewrote megabytes of index pages and appends ran at a
-tenth of the storage ceiling. This map is derived state instead: rebuilt from the stored
-``hkey`` column (one sequential scan) when a writer opens the log, and topped up under the
-tree-head lock with whatever other writers appended since, so it is never the source of truth
-and a crash loses nothing. Candidates are confirmed against the full leaf hash by the caller,
-so a crafted prefix collision costs a lookup, never a wrong answer.
+tenth of the storage ceiling. This map is derived state instead: rebuilt from the stored leaf
+hashes (one sequential scan of the bundles' ``hashes`` column) when a writer opens the log, and
+topped up under the tree-head lock with whatever other writers appended since, so it is never
+the source of truth and a crash loses nothing.
 
-A plain ``dict`` (C speed; an open-addressing table in Python cost more per append than the
-SQLite insert). Memory is about 100 bytes per entry: 100 MB per million entries in the writer.
+Keyed by the whole 32-byte leaf hash, the very object the append path computed (no second
+key object per entry, and no confirming read: equal SHA-256 hashes are equal leaves). A plain
+``dict`` because it runs at C speed; memory is about 150 bytes per entry, 150 MB per million
+entries in the writer process.
 """
 
 from __future__ import annotations
@@ -20,26 +21,17 @@ class LeafIndex:
     __slots__ = ("covered", "map")
 
     def __init__(self) -> None:
-        # key -> index, or a list of indexes for a prefix collision. Public because the
-        # sequencer's hot loop claims keys with ``map.setdefault`` (one dict operation).
-        self.map: dict[int, int | list[int]] = {}
+        # Public because the sequencer's hot loop claims keys with ``map.setdefault`` (one dict
+        # operation both looks a hash up and claims it).
+        self.map: dict[bytes, int] = {}
         self.covered = 0  # leaves [0, covered) have been added
 
-    def add(self, key: int, index: int) -> None:
-        old = self.map.setdefault(key, index)
-        if old is index:
-            return
-        if isinstance(old, list):
-            old.append(index)
-        else:
-            self.map[key] = [old, index]
+    def add(self, leaf_hash: bytes, index: int) -> None:
+        """Record a stored leaf; an earlier identical leaf keeps its (lower) index."""
+        self.map.setdefault(leaf_hash, index)
 
-    def candidates(self, key: int) -> list[int] | tuple[()]:
-        """Leaf indexes whose hash prefix is ``key`` (usually none, or the one duplicate)."""
-        found = self.map.get(key)
-        if found is None:
-            return ()
-        return list(found) if isinstance(found, list) else [found]
+    def get(self, leaf_hash: bytes) -> int | None:
+        return self.map.get(leaf_hash)
 
     def __len__(self) -> int:
-        return sum(len(v) if isinstance(v, list) else 1 for v in self.map.values())
+        return len(self.map)

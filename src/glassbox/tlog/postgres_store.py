@@ -51,6 +51,10 @@ class PostgresStore(SQLStore):
                 conn.commit()
         return conn
 
+    def _table_exists(self, conn: Any, name: str) -> bool:
+        row = conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()
+        return row is not None and row[0] is not None
+
     def begin_append(self) -> int:
         rows = self._wexec("SELECT size FROM tlog_head WHERE id = 1 FOR UPDATE")
         return int(rows[0][0])

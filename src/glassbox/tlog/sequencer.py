@@ -7,24 +7,25 @@ prepared and committed (up to ``max_batch`` per transaction), so under load each
 many entries and under no load an entry waits for one commit, not for a timer.
 
 Identical leaves get the same index: the batch looks each leaf hash up in the writer's
-in-memory duplicate index (``dedup.LeafIndex``, rebuilt from the store, confirmed against the
-stored leaf) and deduplicates within itself.
+in-memory duplicate index (``dedup.LeafIndex``, rebuilt from the store) and deduplicates within
+itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import operator
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
-from glassbox.digest.merkle import leaf_hash
-from glassbox.errors import GlassboxError
+from glassbox.digest.merkle import LEAF_PREFIX
+from glassbox.errors import GlassboxError, InputError
 from glassbox.tlog.dedup import LeafIndex
-from glassbox.tlog.store import NewLeaf, Store
+from glassbox.tlog.store import MAX_LEAF, NO_BODY, TILE, NewBundle, Store, encode_entries
 from glassbox.tlog.tree import RightEdge, StoredTree
 
 
@@ -37,35 +38,101 @@ class Pending(NamedTuple):
     terms: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Appended:
+    """Where an entry landed."""
+
     index: int
     leaf_hash: bytes
     duplicate: bool
 
 
+class Results(Sequence[Appended]):
+    """Where each entry of a batch landed, kept as flat lists and materialised on access.
+
+    Not a list of ``Appended``: an object per entry that lives until its batch is answered is
+    promoted through the collector's generations (CPython stops tracking plain tuples, never
+    named ones), and at a million entries the full collections those survivors triggered took
+    a fifth of the append benchmark's CPU time. Lists of ints and bytes are one object each.
+    """
+
+    __slots__ = ("dups", "hashes", "indexes")
+
+    def __init__(self, indexes: list[int], hashes: list[bytes], dups: frozenset[int]) -> None:
+        self.indexes = indexes
+        self.hashes = hashes
+        self.dups = dups  # positions answered with an earlier identical entry's index
+
+    def __len__(self) -> int:
+        return len(self.indexes)
+
+    @overload
+    def __getitem__(self, k: int) -> Appended: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> Results: ...
+
+    def __getitem__(self, k: int | slice) -> Appended | Results:
+        if isinstance(k, slice):
+            start, stop, step = k.indices(len(self))
+            if step != 1:
+                raise ValueError("Results slices are contiguous")
+            dups = frozenset(p - start for p in self.dups if start <= p < stop)
+            return Results(self.indexes[start:stop], self.hashes[start:stop], dups)
+        if k < 0:
+            k += len(self)
+        return Appended(self.indexes[k], self.hashes[k], k in self.dups)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Results]) -> Results:
+        if len(parts) == 1:
+            return parts[0]
+        indexes: list[int] = []
+        hashes: list[bytes] = []
+        dups: set[int] = set()
+        for part in parts:
+            dups.update(p + len(indexes) for p in part.dups)
+            indexes += part.indexes
+            hashes += part.hashes
+        return cls(indexes, hashes, frozenset(dups))
+
+
 # A waiter: (position in the batch, how many entries (0: one, answered with a bare
-# ``Appended``; n: a list of n), its future, the future's loop if it is an asyncio future).
+# ``Appended``; n: ``Results`` for n), its future, the future's loop if it is an asyncio future).
 _Sink = tuple[int, int, Any, "asyncio.AbstractEventLoop | None"]
 
 
 class _Batch:
     """The submissions that queued while the previous batch was being appended.
 
-    Items are kept in one list and answered in one list (``results``: an ``Appended``, or the
-    exception that failed its chunk, by position), so a bulk submitter (``add_many``) costs
-    one ``extend`` and one slice, not an object per entry. Only ``submit``/``submit_async``
-    register a per-entry future in ``sinks``.
+    Items are kept in one list and answered by chunk (``chunks``: the ``Results`` of each
+    ``step``-sized slice of ``items``, or the exception that failed it), so a bulk submitter
+    (``add_many``) costs one ``extend`` and one slice, not an object per entry. Only
+    ``submit``/``submit_async`` register a per-entry future in ``sinks``.
     """
 
-    __slots__ = ("done", "failed", "items", "results", "sinks")
+    __slots__ = ("chunks", "done", "items", "sinks", "step")
 
-    def __init__(self) -> None:
+    def __init__(self, step: int) -> None:
         self.items: list[Pending] = []
         self.sinks: list[_Sink] = []
-        self.results: list[Appended | BaseException] = []
-        self.failed = False
+        self.chunks: list[Results | BaseException] = []
+        self.step = step
         self.done = threading.Event()
+
+    def answers(self, start: int, n: int) -> Results | BaseException:
+        """The answers for items [start, start + n), or the first error among them."""
+        parts: list[Results] = []
+        pos, end = start, start + n
+        while pos < end:
+            c, off = divmod(pos, self.step)
+            chunk = self.chunks[c]
+            if isinstance(chunk, BaseException):
+                return chunk
+            take = min(end - pos, self.step - off)
+            parts.append(chunk[off : off + take])
+            pos += take
+        return Results.concat(parts)
 
 
 class SequencerClosed(GlassboxError):
@@ -91,12 +158,12 @@ class WriterState:
             state = cls(RightEdge(0, []), LeafIndex())
         if state.edge.size != size:
             state.edge = RightEdge.load(StoredTree(store), size)
-        index = state.index
-        for start in range(index.covered, size, 65536):
+        claim = state.index.map.setdefault
+        for start in range(state.index.covered, size, 65536):
             end = min(size, start + 65536)
-            for i, key in enumerate(store.hkeys(start, end), start):
-                index.add(key, i)
-            index.covered = end
+            for h, i in zip(store.leaf_hashes(start, end), range(start, end), strict=True):
+                claim(h, i)
+            state.index.covered = end
         return state
 
 
@@ -105,114 +172,115 @@ class Prepared:
     """A batch computed against a writer state, not yet written: the rows and the answers."""
 
     first: int  # the tree size the rows were computed on top of
-    leaves: list[NewLeaf]
+    count: int  # new leaves (duplicates excluded)
+    bundles: list[NewBundle]
     blobs: dict[bytes, bytes]
     terms: list[tuple[str, str, int]]
-    results: list[Appended]
+    results: Results
 
 
-def prepare(
-    state: WriterState,
-    items: list[Pending],
-    stored_leaves: Callable[[list[int]], Mapping[int, bytes]],
-) -> Prepared:
-    """Compute rows, interior hashes and dedup answers for ``items`` on top of ``state``
-    (advancing it). ``stored_leaves`` returns earlier leaves, to confirm duplicate candidates.
+_LEAF, _BODY_DIGEST, _TERMS = (operator.itemgetter(i) for i in (0, 2, 3))  # Pending fields
 
-    This loop is the sequencer's whole CPU cost per entry, so it does one dict operation per
-    entry for dedup (``setdefault`` both looks up and claims the key; a hit is the rare path),
-    and leaves the interior hashes and row tuples to ``RightEdge.extend`` and ``zip``.
+
+def check_sizes(items: Sequence[Pending]) -> None:
+    """Refuse a leaf the entry-bundle encoding cannot hold, before it can fail a whole batch.
+    (The log's own compact leaves are a few hundred bytes; see ``entries``.)"""
+    if items and max(map(len, (x.leaf for x in items))) > MAX_LEAF:
+        raise InputError(f"a log leaf is at most {MAX_LEAF} bytes (c2sp.org/tlog-tiles)")
+
+
+def prepare(state: WriterState, items: list[Pending]) -> Prepared:
+    """Compute bundles, interior hashes and dedup answers for ``items`` on top of ``state``
+    (advancing it).
+
+    This loop is the sequencer's whole CPU cost per entry, so it does one hash and one dict
+    operation per entry (``setdefault`` both looks the leaf hash up and claims it; a duplicate
+    is the rare path), and leaves interior hashes to ``RightEdge.extend`` and the row bytes to
+    a few ``join``s per bundle.
     """
-    edge, index = state.edge, state.index
-    first = edge.size
-    claim = index.map.setdefault
-    results: list[Appended] = []
-    new_items: list[Pending] = []
-    new_hashes: list[bytes] = []
-    new_keys: list[int] = []
-    i = first
+    edge = state.edge
+    first = i = edge.size
+    claim = state.index.map.setdefault
+    prefix = LEAF_PREFIX.copy
+    indexes: list[int] = []
+    hashes: list[bytes] = []
+    dups: list[int] = []
+    put_index, put_hash = indexes.append, hashes.append
     for item in items:
-        h = leaf_hash(item.leaf)
-        key = int.from_bytes(h[:8], "big", signed=True)  # store.hkey, inlined: hot loop
-        old = claim(key, i)
-        if old is not i:  # rare: a duplicate (or a prefix collision), confirm in full
-            seen = _confirm(index, key, old, i, h, first, new_items, stored_leaves)
-            if seen is not None:
-                results.append(Appended(seen, h, True))
-                continue
-        results.append(Appended(i, h, False))
-        new_items.append(item)
-        new_hashes.append(h)
-        new_keys.append(key)
-        i += 1
-    nodes = edge.extend(new_hashes)
-    index.covered = edge.size
-    out = Prepared(first, [], {}, [], results)
-    out.leaves = list(
-        zip(
-            range(first, i),
-            [x.leaf for x in new_items],
-            nodes,
-            new_keys,
-            [x.body_digest for x in new_items],
-            strict=True,
+        hasher = prefix()  # merkle.leaf_hash, inlined: hot loop
+        hasher.update(item.leaf)
+        h = hasher.digest()
+        old = claim(h, i)
+        put_index(old)
+        put_hash(h)
+        if old is i:
+            i += 1
+        else:  # rare: an identical leaf is already in the log (or earlier in this batch)
+            dups.append(len(indexes) - 1)
+    fresh, fresh_hashes = items, hashes
+    if dups:
+        skip = set(dups)
+        fresh = [x for k, x in enumerate(items) if k not in skip]
+        fresh_hashes = [h for k, h in enumerate(hashes) if k not in skip]
+    nodes = edge.extend(fresh_hashes)
+    state.index.covered = edge.size
+    out = Prepared(first, i - first, [], {}, [], Results(indexes, hashes, frozenset(dups)))
+    k = 0
+    while k < out.count:  # one bundle per tile the batch touches (see ``store``)
+        start = first + k
+        end = min(first + out.count, start - start % TILE + TILE)
+        seg = slice(k, end - first)
+        part = fresh[seg]
+        digests = list(map(_BODY_DIGEST, part))  # map + itemgetter: C speed, per bundle
+        bodies = None
+        if any(digests):
+            bodies = b"".join([d or NO_BODY for d in digests])
+            out.blobs.update(
+                (x.body_digest, x.body) for x in part if x.body is not None and x.body_digest
+            )
+        if any(map(_TERMS, part)):
+            out.terms.extend(
+                (kind, value, n) for n, x in enumerate(part, start) for kind, value in x.terms
+            )
+        out.bundles.append(
+            NewBundle(
+                start,
+                end - start,
+                b"".join(nodes[seg]),
+                b"".join(fresh_hashes[seg]),
+                encode_entries(list(map(_LEAF, part))),
+                bodies,
+            )
         )
-    )
-    for n, item in enumerate(new_items, first):
-        if item.body is not None and item.body_digest is not None:
-            out.blobs[item.body_digest] = item.body
-        if item.terms:
-            out.terms.extend((kind, value, n) for kind, value in item.terms)
+        k = end - first
     return out
-
-
-def _confirm(
-    index: LeafIndex,
-    key: int,
-    old: int | list[int],
-    i: int,
-    h: bytes,
-    first: int,
-    new_items: list[Pending],
-    stored_leaves: Callable[[list[int]], Mapping[int, bytes]],
-) -> int | None:
-    """``key`` was already claimed by ``old``: return the index of an identical earlier leaf
-    (leaving the map as it was), or record ``i`` beside ``old`` (a prefix collision)."""
-    candidates = list(old) if isinstance(old, list) else [old]
-    earlier = [c for c in candidates if c < first]
-    stored: Mapping[int, bytes] = stored_leaves(earlier) if earlier else {}
-    for c in candidates:
-        leaf = new_items[c - first].leaf if c >= first else stored.get(c)
-        if leaf is not None and leaf_hash(leaf) == h:
-            return c
-    index.map[key] = [*candidates, i]
-    return None
 
 
 def _write(store: Store, prepared: Prepared) -> None:
     """Inside a write transaction: the rows, then the new size."""
-    if prepared.leaves:
-        store.put_leaves(prepared.leaves)
+    if prepared.count:
+        store.put_bundles(prepared.bundles)
         if prepared.blobs:
             store.put_blobs(list(prepared.blobs.items()))
         if prepared.terms:
             store.put_terms(prepared.terms)
-        store.set_size(prepared.first + len(prepared.leaves))
+        store.set_size(prepared.first + prepared.count)
 
 
 def append_batch(
     store: Store, state: WriterState | None, items: list[Pending]
-) -> tuple[WriterState, list[Appended]]:
+) -> tuple[WriterState, Results]:
     """Append ``items`` in one transaction; return the writer state and each item's index.
 
     On any failure the transaction is rolled back and the caller must pass ``None`` next time,
     since the in-memory state may have been advanced.
     """
+    check_sizes(items)
     with store.write_lock:
         size = store.begin_append()
         try:
             state = WriterState.sync(store, state, size)
-            prepared = prepare(state, items, store.leaves_at)
+            prepared = prepare(state, items)
             _write(store, prepared)
             store.commit()
         except BaseException:
@@ -244,7 +312,7 @@ class Sequencer:
         self.store = store
         self.max_batch = max_batch
         self._cv = threading.Condition()
-        self._open = _Batch()
+        self._open = _Batch(max_batch)
         self._closed = False
         self._state: WriterState | None = None
         self._thread = threading.Thread(target=self._run, name="tlog-sequencer", daemon=True)
@@ -253,6 +321,7 @@ class Sequencer:
     def _enqueue(
         self, items: list[Pending], sink: Any = None, loop: Any = None, many: bool = False
     ) -> tuple[_Batch, int]:
+        check_sizes(items)
         with self._cv:
             if self._closed:
                 raise SequencerClosed("the log is closed")
@@ -280,13 +349,13 @@ class Sequencer:
         self._enqueue([item], future, loop)
         return future
 
-    def add_many_async(self, items: list[Pending]) -> asyncio.Future[list[Appended]]:
+    def add_many_async(self, items: list[Pending]) -> asyncio.Future[Results]:
         """``add_many`` for an event loop: one asyncio future for the whole list, completed
         once every entry in it is durable (or with the first error)."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Appended]] = loop.create_future()
+        future: asyncio.Future[Results] = loop.create_future()
         if not items:
-            future.set_result([])
+            future.set_result(Results([], [], frozenset()))
             return future
         self._enqueue(items, future, loop, many=True)
         return future
@@ -295,17 +364,17 @@ class Sequencer:
         """Append and wait until the entry is durable."""
         return self.add_many([item], timeout)[0]
 
-    def add_many(self, items: list[Pending], timeout: float | None = None) -> list[Appended]:
+    def add_many(self, items: list[Pending], timeout: float | None = None) -> Results:
         """Append ``items`` and wait until all are durable; their indexes, in order."""
+        if not items:
+            return Results([], [], frozenset())
         batch, start = self._enqueue(items)
         if not batch.done.wait(timeout):
             raise TimeoutError("the log did not commit the entry in time")
-        out = batch.results[start : start + len(items)]
-        if batch.failed:
-            for r in out:
-                if isinstance(r, BaseException):
-                    raise r
-        return out  # type: ignore[return-value]  # no exception in it: checked above
+        out = batch.answers(start, len(items))
+        if isinstance(out, BaseException):
+            raise out
+        return out
 
     def _run(self) -> None:
         while True:
@@ -314,7 +383,7 @@ class Sequencer:
                     self._cv.wait()
                 if not self._open.items:
                     return
-                batch, self._open = self._open, _Batch()
+                batch, self._open = self._open, _Batch(self.max_batch)
             items, step = batch.items, self.max_batch
             for start in range(0, len(items), step):
                 self._append(batch, items[start : start + step])
@@ -329,11 +398,10 @@ class Sequencer:
             except BaseException as exc:
                 self._state = None  # it may have been advanced past what was committed
                 if attempt == 2 or not isinstance(exc, Exception):
-                    batch.failed = True
-                    batch.results.extend([exc] * len(items))
+                    batch.chunks.append(exc)
                     return
             else:
-                batch.results.extend(results)
+                batch.chunks.append(results)
                 return
 
     def close(self) -> None:
@@ -348,13 +416,10 @@ def _resolve_sinks(batch: _Batch) -> None:
     """Complete the waiters' futures: concurrent ones here, asyncio ones with one callback per
     event loop."""
     loops: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any]]] = {}
-    results = batch.results
     for pos, count, future, loop in batch.sinks:
-        result: Any = results[pos]
-        if count:
-            part = results[pos : pos + count]
-            errors = [r for r in part if isinstance(r, BaseException)] if batch.failed else []
-            result = errors[0] if errors else part
+        result: Any = batch.answers(pos, count or 1)
+        if not count and not isinstance(result, BaseException):
+            result = result[0]
         if loop is not None:
             loops.setdefault(loop, []).append((future, result))
         elif future.done():  # cancelled by its caller: nothing to tell

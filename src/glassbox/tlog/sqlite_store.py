@@ -50,6 +50,10 @@ class SQLiteStore(SQLStore):
         conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: the dedup index is random access
         return conn
 
+    def _table_exists(self, conn: Any, name: str) -> bool:
+        row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        return row.fetchone() is not None
+
     def _begin_write(self) -> None:
         self._wconn.execute("BEGIN IMMEDIATE")
 

@@ -1,16 +1,31 @@
 """Storage behind the log: one interface, one SQL implementation, two dialects.
 
-The tree lives in one row per leaf: the compact leaf bytes, the digest of its full entry, and
-``nodes``, the hashes of the interior subtrees that this leaf completes (leaf ``i`` completes
-the subtrees at levels 1..t, where t is the number of trailing one bits of ``i``; on average
-one hash per leaf). So every complete subtree hash is stored exactly once, appending costs one
-row insert per entry, and the subtree at (level, index) is found in row
-``node_row(level, index)``. Each row also keeps ``hkey`` (the first 8 bytes of the leaf hash)
-so a writer can rebuild its in-memory duplicate index with one sequential scan; there is
-deliberately no database index on it (see ``dedup``).
+The tree is stored in **bundles**: runs of up to 256 consecutive leaves appended in one batch,
+never crossing a 256-leaf tile boundary (``TILE``), one row each. A bundle row holds, for its
+leaves ``[start, start + width)``:
+
+* ``nodes``: the hashes of the interior subtrees those leaves complete, leaf by leaf, level 1
+  upward (leaf ``i`` completes the subtrees at levels 1..t, where t is the number of trailing
+  one bits of ``i``; on average one hash per leaf), so every complete subtree hash is stored
+  exactly once and the one at (level, index) is found in the bundle holding leaf
+  ``node_row(level, index)``, at an offset computed in closed form (``nodes_before``);
+* ``hashes``: the leaf hashes, which is also the C2SP level-0 hash tile and the key of the
+  writer's duplicate index (rebuilt by one sequential scan; see ``dedup``);
+* ``entries``: the leaves themselves, in the C2SP ``tlog-tiles`` entry-bundle encoding (a
+  big-endian 16-bit length before each), so a full bundle is served as its entry tile unchanged;
+* ``bodies``: the digests of the full entries stored in ``tlog_blob`` (32 zero bytes where a
+  leaf has none), or NULL when none has one.
+
+Why bundles and not one row per leaf: a row per leaf made the database insert the largest cost
+of an append (a B-tree insert, record encoding and five bound parameters per entry); a row per
+batch chunk costs the same per row and is amortised over up to 256 leaves. It is also the
+layout the tiles API serves and the one Tessera-style logs use. Proof reads touch one bundle per
+distinct tile on the proof path (about log2(n) - 7), columns ordered so the ones a proof reads
+(``nodes``, ``hashes``) come first.
 
 Nothing is ever updated in place except the tree size, which moves only inside the same
-transaction that adds the rows it covers; that is what makes an acknowledged entry durable and
+transaction that adds the rows it covers: a batch that ends mid-tile leaves a short bundle and
+the next batch starts a new one beside it. That is what makes an acknowledged entry durable and
 a crashed batch invisible.
 
 Read methods may be called from any thread (each thread gets its own connection); the write
@@ -20,18 +35,22 @@ methods (``begin_append`` ... ``commit``) are called by one sequencer thread at 
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from glassbox.digest.merkle import leaf_hash
-from glassbox.errors import VerificationError
+from glassbox.errors import InputError, VerificationError
 
 MAX_INDEX = (1 << 48) - 1
 HASH = 32
+TILE = 256  # leaves per C2SP tile; a bundle never crosses a multiple of it
+MAX_LEAF = 0xFFFF  # the entry-bundle length prefix is 16 bits
+NO_BODY = bytes(HASH)
 
 
 def node_row(level: int, index: int) -> int:
@@ -40,14 +59,39 @@ def node_row(level: int, index: int) -> int:
     return ((index + 1) << level) - 1
 
 
-def hkey(leaf_hash: bytes) -> int:
-    """Signed 64-bit prefix of a leaf hash: the duplicate-lookup key (see ``dedup``)."""
-    return int.from_bytes(leaf_hash[:8], "big", signed=True)
+def nodes_before(row: int) -> int:
+    """How many interior hashes leaves ``[0, row)`` complete: the sum of their trailing one
+    bits, which is ``row - popcount(row)``. Offsets into a bundle's ``nodes`` follow from it."""
+    return row - row.bit_count()
+
+
+def encode_entries(leaves: Sequence[bytes]) -> bytes:
+    """C2SP entry-bundle encoding: each leaf behind its 16-bit big-endian length."""
+    parts: list[bytes] = []
+    for leaf in leaves:
+        parts.append(len(leaf).to_bytes(2, "big"))
+        parts.append(leaf)
+    return b"".join(parts)
+
+
+def decode_entries(data: bytes, count: int) -> list[bytes]:
+    """The inverse of ``encode_entries``; a bundle that does not decode to exactly ``count``
+    leaves is damage, reported as such."""
+    out: list[bytes] = []
+    pos, end = 0, len(data)
+    while pos < end:
+        n = int.from_bytes(data[pos : pos + 2], "big")
+        pos += 2
+        out.append(data[pos : pos + n])
+        pos += n
+    if pos != end or len(out) != count:
+        raise VerificationError("log storage has a damaged entry bundle")
+    return out
 
 
 @dataclass(slots=True)
 class LeafRow:
-    """One stored leaf (slotted and not frozen: the append path builds one per entry)."""
+    """One stored leaf, as readers see it (its slice of its bundle)."""
 
     index: int
     leaf_hash: bytes
@@ -56,9 +100,38 @@ class LeafRow:
     nodes: bytes = b""
 
 
-# A row as the append path writes it: (index, leaf, nodes, hkey, body digest). A tuple, not a
-# LeafRow: building an object per entry showed up in the append benchmark.
-NewLeaf = tuple[int, bytes, bytes, int, bytes | None]
+class NewBundle(NamedTuple):
+    """A bundle as the append path writes it: leaves [start, start + width)."""
+
+    start: int
+    width: int
+    nodes: bytes
+    hashes: bytes
+    entries: bytes
+    bodies: bytes | None
+
+
+class _Bundle(NamedTuple):
+    """A bundle as read back (only the columns a reader asked for are filled)."""
+
+    start: int
+    width: int
+    nodes: bytes
+    hashes: bytes
+    entries: bytes
+    bodies: bytes | None
+
+    def damaged(self) -> bool:
+        """Column lengths must agree with ``width``: anything else is a damaged row, and a
+        damaged row must not be sliced into plausible-looking hashes."""
+        want_nodes = (nodes_before(self.start + self.width) - nodes_before(self.start)) * HASH
+        return (
+            self.width < 1
+            or (self.start // TILE) != (self.start + self.width - 1) // TILE
+            or len(self.hashes) != self.width * HASH
+            or len(self.nodes) != want_nodes
+            or (self.bodies is not None and len(self.bodies) != self.width * HASH)
+        )
 
 
 class Store(ABC):
@@ -73,15 +146,11 @@ class Store(ABC):
         """Start a write transaction, lock the tree head against other writers, return size."""
 
     @abstractmethod
-    def hkeys(self, start: int, end: int) -> list[int]:
-        """The ``hkey`` of leaves [start, end), in order (inside the write transaction)."""
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        """The hashes of leaves [start, end), in order (inside the write transaction)."""
 
     @abstractmethod
-    def leaves_at(self, indexes: Sequence[int]) -> dict[int, bytes]:
-        """Leaf bytes by index (inside the write transaction)."""
-
-    @abstractmethod
-    def put_leaves(self, rows: Sequence[NewLeaf]) -> None: ...
+    def put_bundles(self, rows: Sequence[NewBundle]) -> None: ...
 
     @abstractmethod
     def put_blobs(self, rows: Sequence[tuple[bytes, bytes]]) -> None:
@@ -149,8 +218,8 @@ class Store(ABC):
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS tlog_head (id INTEGER PRIMARY KEY, size {BIGINT} NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS tlog_leaf (idx {BIGINT} PRIMARY KEY, leaf {BLOB} NOT NULL,"
-    " nodes {BLOB} NOT NULL, hkey {BIGINT} NOT NULL, body_digest {BLOB})",
+    "CREATE TABLE IF NOT EXISTS tlog_bundle (start {BIGINT} PRIMARY KEY, width INTEGER NOT NULL,"
+    " nodes {BLOB} NOT NULL, hashes {BLOB} NOT NULL, entries {BLOB} NOT NULL, bodies {BLOB})",
     "CREATE TABLE IF NOT EXISTS tlog_blob (digest {BLOB} PRIMARY KEY, data {BLOB} NOT NULL)",
     "CREATE TABLE IF NOT EXISTS tlog_term (kind TEXT NOT NULL, value TEXT NOT NULL,"
     " idx {BIGINT} NOT NULL, PRIMARY KEY (kind, value, idx))",
@@ -158,6 +227,10 @@ _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS tlog_checkpoint (size {BIGINT} PRIMARY KEY, note TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS tlog_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
+# Logs written before bundles kept one row per leaf in this table; they are refused with a
+# clear message rather than silently opened as empty.
+_OLD_LAYOUT_TABLE = "tlog_leaf"
+_RANGES_PER_QUERY = 200
 
 
 class SQLStore(Store):
@@ -200,7 +273,15 @@ class SQLStore(Store):
     def _end_read(self, conn: Any) -> None:
         """Hook: PostgreSQL readers must not hold a snapshot open between calls."""
 
+    @abstractmethod
+    def _table_exists(self, conn: Any, name: str) -> bool: ...
+
     def _create_schema(self, conn: Any) -> None:
+        if self._table_exists(conn, _OLD_LAYOUT_TABLE):
+            raise InputError(
+                f"{self.description}: this log was written by a pre-release Glassbox (one row"
+                " per leaf); export it with that version and import it here"
+            )
         for stmt in _SCHEMA:
             conn.execute(stmt.format(**self.types))
         conn.execute(
@@ -216,25 +297,16 @@ class SQLStore(Store):
             self._wconn.cursor().executemany(self._q(sql), rows)
 
     # -- write side ----------------------------------------------------------------------
-    def hkeys(self, start: int, end: int) -> list[int]:
-        rows = self._wexec(
-            "SELECT hkey FROM tlog_leaf WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
-        )
-        if len(rows) != end - start:
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        out = self._leaf_hashes(start, end, self._wexec)
+        if len(out) != end - start:
             raise VerificationError(f"log storage is missing leaves in [{start}, {end})")
-        return [int(r[0]) for r in rows]
-
-    def leaves_at(self, indexes: Sequence[int]) -> dict[int, bytes]:
-        out: dict[int, bytes] = {}
-        for chunk in _chunks(sorted(set(indexes)), 500):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT idx, leaf FROM tlog_leaf WHERE idx IN ({marks})"  # noqa: S608
-            out.update((int(i), bytes(leaf)) for i, leaf in self._wexec(sql, chunk))
         return out
 
-    def put_leaves(self, rows: Sequence[NewLeaf]) -> None:
+    def put_bundles(self, rows: Sequence[NewBundle]) -> None:
         self._wmany(
-            "INSERT INTO tlog_leaf (idx, leaf, nodes, hkey, body_digest) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO tlog_bundle (start, width, nodes, hashes, entries, bodies)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
             rows,
         )
 
@@ -263,42 +335,120 @@ class SQLStore(Store):
     def size(self) -> int:
         return int(self._read("SELECT size FROM tlog_head WHERE id = 1")[0][0])
 
+    # Bundle reads. ``cols`` picks the columns (in storage order, so a proof reading only
+    # ``nodes`` and ``hashes`` never walks the entries' overflow pages).
+    _COLS: ClassVar[dict[str, str]] = {
+        "tree": "start, width, nodes, hashes",
+        "all": "start, width, nodes, hashes, entries, bodies",
+    }
+
+    def _bundles(self, rows: list[Any]) -> list[_Bundle]:
+        out = []
+        for r in rows:
+            start, width, nodes, hashes = int(r[0]), int(r[1]), bytes(r[2]), bytes(r[3])
+            entries = bytes(r[4]) if len(r) > 4 else b""
+            bodies = None if len(r) <= 5 or r[5] is None else bytes(r[5])
+            b = _Bundle(start, width, nodes, hashes, entries, bodies)
+            if b.damaged():
+                raise VerificationError(
+                    f"log storage has a damaged bundle at leaf {start}: the database is damaged"
+                    " or was edited"
+                )
+            out.append(b)
+        return out
+
+    def _bundles_in(self, start: int, end: int, cols: str, run: Any = None) -> list[_Bundle]:
+        """The bundles holding any of leaves [start, end), in order."""
+        rows = (run or self._read)(
+            f"SELECT {self._COLS[cols]} FROM tlog_bundle"  # noqa: S608 (fixed column lists)
+            " WHERE start >= ? AND start < ? ORDER BY start",
+            (start - start % TILE, end),
+        )
+        return [b for b in self._bundles(rows) if b.start + b.width > start]
+
+    def _bundles_for(self, leaf_rows: Sequence[int]) -> dict[int, _Bundle]:
+        """The bundle holding each of ``leaf_rows`` (absent where none does): one query per
+        ``_RANGES_PER_QUERY`` distinct tiles, each tile one index range."""
+        tiles = sorted({r // TILE for r in leaf_rows})
+        found: dict[int, list[_Bundle]] = {}
+        for chunk in _chunks(tiles, _RANGES_PER_QUERY):
+            where = " OR ".join(["(start >= ? AND start < ?)"] * len(chunk))
+            params = [x for t in chunk for x in (t * TILE, (t + 1) * TILE)]
+            rows = self._read(
+                f"SELECT {self._COLS['tree']} FROM tlog_bundle WHERE {where}",  # noqa: S608
+                params,
+            )
+            for b in self._bundles(rows):
+                found.setdefault(b.start // TILE, []).append(b)
+        out: dict[int, _Bundle] = {}
+        for bundles in found.values():
+            bundles.sort()
+        for r in leaf_rows:
+            bundles = found.get(r // TILE, [])
+            k = bisect.bisect_right([b.start for b in bundles], r) - 1
+            if k >= 0 and r < bundles[k].start + bundles[k].width:
+                out[r] = bundles[k]
+        return out
+
     def get_nodes(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         by_row: dict[int, list[tuple[int, int]]] = {}
         for level, index in nodes:
             by_row.setdefault(node_row(level, index), []).append((level, index))
         out: dict[tuple[int, int], bytes] = {}
-        for chunk in _chunks(sorted(by_row), 500):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT idx, leaf, nodes FROM tlog_leaf WHERE idx IN ({marks})"  # noqa: S608
-            for i, leaf, packed in self._read(sql, chunk):
-                for level, index in by_row[int(i)]:
-                    if level == 0:
-                        out[(level, index)] = leaf_hash(bytes(leaf))
-                    elif len(packed) >= level * HASH:
-                        out[(level, index)] = bytes(packed[(level - 1) * HASH : level * HASH])
+        for row, b in self._bundles_for(list(by_row)).items():
+            for level, index in by_row[row]:
+                if level == 0:
+                    at = (row - b.start) * HASH
+                    out[(level, index)] = b.hashes[at : at + HASH]
+                else:
+                    at = (nodes_before(row) - nodes_before(b.start) + level - 1) * HASH
+                    out[(level, index)] = b.nodes[at : at + HASH]
         return out
 
     def node_range(self, level: int, start: int, end: int) -> list[bytes]:
+        if level == 0:
+            return self._leaf_hashes(start, end, self._read)
         got = self.get_nodes([(level, i) for i in range(start, end)])
         return [got[(level, i)] for i in range(start, end) if (level, i) in got]
 
-    def leaves(self, start: int, end: int) -> list[LeafRow]:
-        rows = self._read(
-            "SELECT idx, leaf, body_digest, nodes FROM tlog_leaf"
-            " WHERE idx >= ? AND idx < ? ORDER BY idx",
-            (start, end),
-        )
-        return [
-            LeafRow(
-                int(i),
-                leaf_hash(bytes(leaf)),
-                bytes(leaf),
-                None if d is None else bytes(d),
-                bytes(packed),
+    def _leaf_hashes(self, start: int, end: int, run: Any) -> list[bytes]:
+        out: list[bytes] = []
+        for b in self._bundles_in(start, end, "tree", run):
+            lo, hi = max(start, b.start), min(end, b.start + b.width)
+            out.extend(
+                b.hashes[i * HASH : (i + 1) * HASH] for i in range(lo - b.start, hi - b.start)
             )
-            for i, leaf, d, packed in rows
-        ]
+        return out
+
+    def leaves(self, start: int, end: int) -> list[LeafRow]:
+        """Leaves [start, end) with their stored hashes checked against their bytes: a leaf
+        edited in place is reported here, not served."""
+        out: list[LeafRow] = []
+        for b in self._bundles_in(start, end, "all"):
+            leaves = decode_entries(b.entries, b.width)
+            at = nodes_before(b.start)
+            for k, leaf in enumerate(leaves):
+                i = b.start + k
+                n0, n1 = nodes_before(i) - at, nodes_before(i + 1) - at
+                if not start <= i < end:
+                    continue
+                h = leaf_hash(leaf)
+                if h != b.hashes[k * HASH : (k + 1) * HASH]:
+                    raise VerificationError(
+                        f"log storage: leaf {i} does not match its stored hash: the database"
+                        " is damaged or was edited"
+                    )
+                body = None if b.bodies is None else b.bodies[k * HASH : (k + 1) * HASH]
+                out.append(
+                    LeafRow(
+                        i,
+                        h,
+                        leaf,
+                        None if body is None or body == NO_BODY else body,
+                        b.nodes[n0 * HASH : n1 * HASH],
+                    )
+                )
+        return out
 
     def get_blob(self, digest: bytes) -> bytes | None:
         rows = self._read("SELECT data FROM tlog_blob WHERE digest = ?", (digest,))
