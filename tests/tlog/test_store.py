@@ -127,3 +127,39 @@ def test_sequencer_answers_across_chunks_with_duplicates(store: SQLStore) -> Non
         assert [r.leaf_hash for r in got] == [merkle.leaf_hash(x) for x in leaves]
     finally:
         seq.close()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 300), min_size=1, max_size=6), st.data())
+def test_any_batching_gives_the_same_tree(
+    tmp_path_factory: pytest.TempPathFactory, sizes: list[int], data: st.DataObject
+) -> None:
+    """However entries are batched, bundles tile the log without crossing a tile, and the
+    stored tree is the RFC 9162 tree of the leaves (every hash a proof reads is right)."""
+    store = SQLiteStore(tmp_path_factory.mktemp("batching") / "log.db")
+    try:
+        leaves = [f"entry {i}".encode() for i in range(sum(sizes))]
+        hashes = [merkle.leaf_hash(x) for x in leaves]
+        state, at = None, 0
+        for n in sizes:
+            state, _ = append_batch(store, state, [Pending(x) for x in leaves[at : at + n]])
+            at += n
+        rows = sorted(bundle_rows(store))
+        assert [s for s, _ in rows] == [0] + [s + w for s, w in rows[:-1]]
+        assert all(s // TILE == (s + w - 1) // TILE for s, w in rows)
+        tree = StoredTree(store)
+        size = data.draw(st.integers(1, len(leaves)))
+        index = data.draw(st.integers(0, size - 1))
+        proof = tree.inclusion_proof(index, size)
+        merkle.verify_inclusion(hashes[index], index, size, proof, merkle.root_of(hashes[:size]))
+        old = data.draw(st.integers(1, size))
+        merkle.verify_consistency(
+            old,
+            size,
+            tree.consistency_proof(old, size),
+            merkle.root_of(hashes[:old]),
+            merkle.root_of(hashes[:size]),
+        )
+        assert [r.leaf for r in store.leaves(0, len(leaves))] == leaves
+    finally:
+        store.close()
