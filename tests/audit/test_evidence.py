@@ -59,8 +59,8 @@ def test_oversized_evidence_is_noted_not_read(release: Release) -> None:
     with big.open("wb") as handle:
         handle.truncate(MAX_EVIDENCE_BYTES + 1)
     evidence = discover(release.model)
-    assert any("larger than" in p for p in evidence.problems)
-    with pytest.raises(InputError, match="larger than"):
+    assert any("too large" in p for p in evidence.problems)
+    with pytest.raises(InputError, match="too large to be a release evidence file"):
         classify(big, strict=True)
 
 

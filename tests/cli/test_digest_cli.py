@@ -134,6 +134,13 @@ def test_dataset_commit_prove_verify(tmp_path: Path) -> None:
     code, _, err = run("dataset", "verify-record", str(proof), "--root", "00" * 32)
     assert code == 1
 
+    # A proof path naming an endless device is refused after a bounded read, never read out.
+    code, _, err = run("dataset", "verify-record", "/dev/zero", "--root", commitment["root"])
+    assert code == 2 and "too large to be a JSON file" in err
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    code, _, err = run("dataset", "verify-record", str(tmp_path / "deep.json"), "--root", "00")
+    assert code == 2 and "error:" in err
+
 
 def test_dataset_absence_via_cli(tmp_path: Path) -> None:
     data = tmp_path / "d.jsonl"

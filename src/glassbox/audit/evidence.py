@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from glassbox.errors import InputError
+from glassbox.files import read_small_file
 
 MAX_EVIDENCE_BYTES = 64 << 20
 OMS_PREDICATE = "https://model_signing/signature/v1.0"
@@ -153,12 +154,7 @@ def _candidates(model: Path) -> list[Path]:
 
 def classify(path: Path, *, strict: bool = False) -> EvidenceFile | None:
     """What kind of evidence ``path`` holds, or ``None``; ``strict`` makes unreadable an error."""
-    try:
-        if path.stat().st_size > MAX_EVIDENCE_BYTES:
-            raise InputError(f"{path}: larger than {MAX_EVIDENCE_BYTES} bytes; not read")
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read evidence: {exc.strerror}") from exc
+    raw = read_small_file(path, MAX_EVIDENCE_BYTES, "release evidence")
     suffix = path.suffix.lower()
     if suffix == ".toml":
         return _classify_toml(path, raw, strict)

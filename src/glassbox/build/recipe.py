@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from glassbox.errors import InputError
+from glassbox.files import read_small_file
 
 BUILD_TYPE = "https://glassbox.dev/build/recipe/v1"
 MAX_RECIPE_BYTES = 1 << 20
@@ -197,15 +198,9 @@ def load_recipe(path: str | Path) -> Recipe:
     if source.is_dir():
         source = source / "recipe.toml"
     try:
-        with source.open("rb") as handle:
-            # Bounded: a recipe path naming /dev/zero or a FIFO must not read forever.
-            raw = handle.read(MAX_RECIPE_BYTES + 1)
-    except FileNotFoundError:
-        raise RecipeError(f"{source}: recipe not found") from None
-    except OSError as exc:
-        raise RecipeError(f"{source}: cannot read recipe: {exc.strerror}") from None
-    if len(raw) > MAX_RECIPE_BYTES:
-        raise RecipeError(f"{source}: recipe is over the {MAX_RECIPE_BYTES}-byte limit")
+        raw = read_small_file(source, MAX_RECIPE_BYTES, "recipe")
+    except InputError as exc:
+        raise RecipeError(str(exc)) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from glassbox.errors import InputError, VerificationError
-from glassbox.sign._files import read_small_file
+from glassbox.files import read_small_file
 from glassbox.sign.dsse import IN_TOTO_PAYLOAD_TYPE, Envelope, dsse_sign, dsse_verify
 from glassbox.sign.keys import PrivateKey, PublicKey, key_hint
 from glassbox.sign.statement import parse_statement, statement_bytes

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from glassbox.errors import InputError
-from glassbox.sign._files import read_small_file
+from glassbox.files import read_small_file
 
 KeyType = Literal["ecdsa-p256", "ed25519"]
 KEY_TYPES: tuple[KeyType, ...] = ("ecdsa-p256", "ed25519")

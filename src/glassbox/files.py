@@ -1,7 +1,10 @@
-"""Reading the small files signing takes as input (keys, signature bundles).
+"""Reading the small files the tool takes as input (keys, signature bundles, recipes, audit
+evidence, dataset proofs).
 
 One place for the bounded read and its error wording, so a missing ``--key`` and a missing
-``--signature`` fail the same way: one line naming the file and the problem.
+``--signature`` fail the same way (one line naming the file and the problem), and a path that
+names ``/dev/zero`` or a huge file by mistake is refused after ``limit + 1`` bytes, never read
+to the end.
 """
 
 from __future__ import annotations
