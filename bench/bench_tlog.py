@@ -14,6 +14,8 @@ Measures, on a fresh SQLite log (WAL, synchronous=FULL) in a temporary directory
   stored subtree hashes), each proof verified once with ``glassbox.digest.merkle``;
 * **admission ceiling**: parsing and verifying the same signed submissions in-process, the work
   every add must do before it is appended (a bound on any HTTP add rate);
+* **PostgreSQL appends/s** (with ``--postgres DSN``, default ``$GLASSBOX_TEST_POSTGRES_DSN``) beside
+  the same SHA-256 plus a bare batched PostgreSQL insert;
 * **HTTP adds/s** with ``--clients`` concurrent keep-alive clients against ``glassbox log serve``'s
   app under uvicorn in a separate process, for ``--http-entries`` pre-signed OMS bundles; beside
   the same raw ceiling and beside the HTTP stack's own ceiling (a bare Starlette POST endpoint
@@ -293,6 +295,40 @@ def signed_bodies(n: int) -> list[bytes]:
     return out
 
 
+def postgres(leaves: Leaves, dsn: str) -> tuple[float, float]:
+    """The server store: ``append_batch`` into PostgreSQL, and the bare ceiling there (a
+    batched ``executemany`` of ``(index, leaf)`` rows), each in a throw-away schema."""
+    import uuid
+
+    import psycopg
+
+    from glassbox.tlog.postgres_store import PostgresStore
+
+    schema = "bench_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        store = PostgresStore(dsn, schema=schema)
+        state = None
+        t = time.perf_counter()
+        for start in range(0, len(leaves), BATCH):
+            state, _ = append_batch(store, state, [Pending(x) for x in leaves.batch(start)])
+        t_log = time.perf_counter() - t
+        store.close()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE TABLE "{schema}".t (idx BIGINT PRIMARY KEY, leaf BYTEA NOT NULL)')
+            t = time.perf_counter()
+            for start in range(0, len(leaves), BATCH):
+                rows = [(start + i, x) for i, x in enumerate(leaves.batch(start))]
+                with conn.transaction(), conn.cursor() as cur:
+                    cur.executemany(f'INSERT INTO "{schema}".t VALUES (%s, %s)', rows)
+            t_bare = time.perf_counter() - t
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    return t_log, t_bare
+
+
 def admission_rate(bodies: list[bytes]) -> float:
     """What verifying submissions alone allows: the log must check each signature before it
     admits an entry, so no HTTP add rate can exceed this (times the cores that verify)."""
@@ -314,6 +350,12 @@ def main() -> None:
     ap.add_argument("--http-batch-entries", type=int, default=12_800)
     ap.add_argument("--batch-size", type=int, default=200)
     ap.add_argument("--batch-clients", type=int, default=8)
+    ap.add_argument(
+        "--postgres",
+        default=os.environ.get("GLASSBOX_TEST_POSTGRES_DSN"),
+        help="also measure the PostgreSQL store (default: $GLASSBOX_TEST_POSTGRES_DSN)",
+    )
+    ap.add_argument("--postgres-entries", type=int, default=200_000)
     args = ap.parse_args()
     n = args.entries
     with tempfile.TemporaryDirectory() as tmp:
@@ -344,6 +386,15 @@ def main() -> None:
                 f"embedded append (Sequencer {label}, {m:,}): {m / t_seq:,.0f} entries/s"
                 f"  ratio {m / t_seq / ceil_rate:.0%} of ceiling"
                 f" (CPU-time ratio {CPU['ceiling'] * m / n / CPU[mode]:.0%})"
+            )
+        if args.postgres:
+            m = min(n, args.postgres_entries)
+            t_pg, t_bare = postgres(leaves.head(m), args.postgres)
+            pg_ceiling = m / (t_hash * m / n + t_bare)
+            print(
+                f"PostgreSQL append (append_batch, {m:,}): {m / t_pg:,.0f} entries/s  ratio"
+                f" {m / t_pg / pg_ceiling:.0%} of its ceiling (sha256 + bare batched insert"
+                f" {m / t_bare:,.0f} rows/s -> {pg_ceiling:,.0f} entries/s)"
             )
         wall, cpu = proof_latency(store, n, args.proofs)
         print(
