@@ -12,6 +12,7 @@ import gzip
 import io
 import pickle
 import struct
+import tarfile
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -201,3 +202,259 @@ def test_chat_template_key_spelled_with_escapes_is_still_checked(tmp_path: Path)
         p = tmp_path / "tokenizer_config.json"
         p.write_text(text.replace('"chat_template"', f'"{spelled}"'))
         assert "GBX-TPL-001" in {f.rule_id for f in scan_path(p, workers=1).findings}, spelled
+
+
+# ---------------------------------------------------------------- GGUF string arrays
+def _gguf_with_vocab(tokens: list[bytes], template: str, count: int | None = None) -> bytes:
+    """A GGUF holding a token list and, after it, a chat template: the template is only seen
+    if the walk over the token list lands exactly on the next key."""
+
+    def key(name: bytes) -> bytes:
+        return struct.pack("<Q", len(name)) + name
+
+    out = b"GGUF" + struct.pack("<IQQ", 3, 0, 2)
+    out += key(b"tokenizer.ggml.tokens") + struct.pack(
+        "<IIQ", 9, 8, len(tokens) if count is None else count
+    )
+    out += b"".join(struct.pack("<Q", len(t)) + t for t in tokens)
+    body = template.encode()
+    out += key(b"tokenizer.chat_template") + struct.pack("<IQ", 8, len(body)) + body
+    return out
+
+
+def _gguf_rules(tmp_path: Path, data: bytes, chunk: int) -> set[str]:
+    from unittest import mock
+
+    from glassbox.scan import gguf_scan
+
+    p = tmp_path / "v.gguf"
+    p.write_bytes(data)
+    with mock.patch.object(gguf_scan, "READ_CHUNK", chunk):
+        return {f.rule_id for f in scan_path(p, workers=1).findings}
+
+
+_EVIL_TEMPLATE = mc.EVIL_TEMPLATES[sorted(mc.EVIL_TEMPLATES)[0]]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.binary(max_size=40), max_size=300), st.integers(1, 97))
+def test_gguf_string_walk_lands_on_the_next_key_at_any_buffer_size(
+    tmp_path_factory: Any, tokens: list[bytes], chunk: int
+) -> None:
+    tmp = tmp_path_factory.mktemp("gguf")
+    assert _gguf_rules(tmp, _gguf_with_vocab(tokens, _EVIL_TEMPLATE), chunk) == {"GBX-TPL-001"}
+
+
+def test_gguf_string_walk_refuses_hostile_lengths(tmp_path: Path) -> None:
+    tokens = [b"tok%d" % i for i in range(2000)]
+    good = _gguf_with_vocab(tokens, _EVIL_TEMPLATE)
+    at = good.index(b"tok1000") - 8
+    cases = {
+        "huge length mid-array": good[:at] + struct.pack("<Q", 1 << 63) + good[at + 8 :],
+        "string past the end": good[:at] + struct.pack("<Q", len(good)) + good[at + 8 :],
+        "longer than a string may be": good[:at]
+        + struct.pack("<Q", (64 << 20) + 1)
+        + good[at + 8 :],
+        "more strings than the file holds": _gguf_with_vocab(tokens, "", count=10**6),
+        "truncated in a length": good[: at + 3],
+    }
+    for chunk in (5, 64, 1 << 20):
+        for name, data in cases.items():
+            assert _gguf_rules(tmp_path, data, chunk) == {"GBX-GGUF-001"}, (name, chunk)
+
+
+# ---------------------------------------------------------------- plain tar headers
+def _tar(members: list[tuple[str, bytes | None]], fmt: int = tarfile.USTAR_FORMAT) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tf:
+        for name, body in members:
+            info = tarfile.TarInfo(name)
+            if body is None:
+                info.type = tarfile.DIRTYPE
+                tf.addfile(info)
+            else:
+                info.size = len(body)
+                tf.addfile(info, io.BytesIO(body))
+    return buf.getvalue()
+
+
+def _tarfile_view(data: bytes) -> list[tuple[str, bool, int, int]] | None:
+    """What tarfile lists, or None when it raises on the archive at any point."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tf:
+            return [
+                (m.name, m.isfile(), m.offset_data, m.size) for m in tf if m.isfile() or m.isdir()
+            ]
+    except (tarfile.TarError, ValueError, EOFError, OSError):
+        return None
+
+
+def _plain(data: bytes) -> list[tuple[str, bool, int, int]] | None:
+    from glassbox.scan.containers import plain_tar_entries
+
+    return plain_tar_entries(lambda at: data[at : at + 512], len(data), 20_000)
+
+
+_TAR_MEMBERS = [
+    ("sys_info", b"x" * 55),
+    ("dir/", None),
+    ("dir/pickle", EVIL),
+    ("a" * 90 + "/" + "b" * 90, b"long name through the ustar prefix"),
+    ("empty", b""),
+    ("exact", b"y" * 512),
+]
+
+
+def test_plain_tar_headers_read_as_tarfile_reads_them() -> None:
+    short_names = [m for m in _TAR_MEMBERS if len(m[0]) <= 100]  # GNU writes long ones apart
+    for fmt, members in ((tarfile.USTAR_FORMAT, _TAR_MEMBERS), (tarfile.GNU_FORMAT, short_names)):
+        data = _tar(members, fmt)
+        assert _plain(data)
+        assert _plain(data) == _tarfile_view(data)
+        assert _plain(data + bytes(512) + b"ignored after the end block") == _tarfile_view(data)
+
+
+def test_tar_features_the_plain_reader_does_not_know_go_to_tarfile() -> None:
+    link = io.BytesIO()
+    with tarfile.open(fileobj=link, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        info = tarfile.TarInfo("evil")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "/etc/passwd"
+        tf.addfile(info)
+    declined = {
+        "symlink": link.getvalue(),
+        "pax header": _tar([("é" * 120, b"1")], tarfile.PAX_FORMAT),
+        "gnu long name": _tar([("n" * 200, b"1")], tarfile.GNU_FORMAT),
+        "data past the end": _tar([("x", b"1" * 2000)])[:1024],
+        "bad checksum": b"\x00" * 148 + b"0000000\x00" + _tar([("x", b"1")])[156:],
+        "empty": b"",
+    }
+    for name, data in declined.items():
+        assert _plain(data) is None, name
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 4095), st.binary(min_size=1, max_size=8))
+def test_plain_tar_reader_never_disagrees_with_tarfile(pos: int, patch: bytes) -> None:
+    base = _tar(_TAR_MEMBERS)
+    at = pos % len(base)
+    data = base[:at] + patch + base[at + len(patch) :]
+    plain = _plain(data)
+    if plain is not None:  # whatever it accepts, tarfile reads the same way, without error
+        assert plain == _tarfile_view(data)
+
+
+def test_tar_scans_the_same_with_and_without_the_plain_reader(tmp_path: Path) -> None:
+    from unittest import mock
+
+    from glassbox.scan import containers
+
+    evil_name = [("../../escape.pkl", EVIL), ("archive/data.pkl", mc.benign_pickle())]
+    for i, members in enumerate((_TAR_MEMBERS, evil_name)):
+        p = tmp_path / f"t{i}.tar"
+        p.write_bytes(_tar(members))
+        fast = [f.to_dict() for f in scan_path(p, workers=1).findings]
+        with mock.patch.object(containers, "plain_tar_entries", lambda *_a: None):
+            slow = [f.to_dict() for f in scan_path(p, workers=1).findings]
+        assert fast == slow and fast
+
+
+# ---------------------------------------------------------------- small-file reads
+def test_small_file_read_does_not_trust_a_stale_size(tmp_path: Path) -> None:
+    from glassbox.scan.scanner import read_small
+
+    p = tmp_path / "f"
+    body = bytes(range(256)) * 300
+    p.write_bytes(body)
+    for stated in (0, 1, len(body) - 1, len(body), len(body) + 1, 10 * len(body)):
+        assert read_small(p, stated) == body
+        assert read_small(p, stated, limit=len(body) - 1) is None  # grew past the limit
+
+
+def test_file_that_grew_past_the_in_memory_size_is_streamed(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    from glassbox.scan import scanner
+
+    p = tmp_path / "x.pkl"
+    p.write_bytes(EVIL + b"\0" * 4096)
+    monkeypatch.setattr(scanner, "SMALL_FILE", 1024)  # listed as small, larger when read
+    ctx = scanner.scan_file(p, "x.pkl", None, 100)
+    assert "GBX-PKL-001" in {f.rule_id for f in ctx.findings}
+
+
+# ---------------------------------------------------------------- numpy headers
+_DESCRS = st.sampled_from(["<f4", ">i8", "|b1", "<U7", "<M8[ns]", "|O", "|V16", "<c16", "u1"])
+_HEADERS = st.builds(
+    lambda descr, order, shape: (
+        repr({"descr": descr, "fortran_order": order, "shape": shape})[:-1] + ", }"
+    ),
+    _DESCRS,
+    st.booleans(),
+    st.lists(st.integers(0, 10**12), max_size=4).map(tuple),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_HEADERS, st.integers(0, 200), st.text(max_size=4), st.sampled_from(["", " " * 7 + "\n"]))
+def test_usual_numpy_header_reads_as_literal_eval_reads_it(
+    header: str, pos: int, patch: str, pad: str
+) -> None:
+    import ast
+
+    from glassbox.scan.numpy_scan import usual_header
+
+    assert usual_header(header + pad) == ast.literal_eval(header + pad)
+    at = pos % (len(header) + 1)
+    mutated = header[:at] + patch + header[at + len(patch) :] + pad
+    fast = usual_header(mutated)
+    if fast is not None:  # whatever the fast reader accepts, literal_eval reads the same way
+        assert fast == ast.literal_eval(mutated)
+
+
+def test_numpy_arrays_in_an_npz_scan_the_same_through_either_header_reader(
+    tmp_path: Path,
+) -> None:
+    from unittest import mock
+
+    import numpy as np
+
+    from glassbox.scan import numpy_scan
+
+    p = tmp_path / "a.npz"
+    np.savez(
+        p,
+        plain=np.zeros((3, 2), "<f4"),
+        fortran=np.zeros((2, 2), order="F"),
+        records=np.zeros(2, dtype=[("a", "<i4")]),
+        objects=np.array([1, None], dtype=object),
+    )
+    fast = [f.to_dict() for f in scan_path(p, workers=1).findings]
+    with mock.patch.object(numpy_scan, "usual_header", lambda _text: None):
+        slow = [f.to_dict() for f in scan_path(p, workers=1).findings]
+    assert fast == slow and fast  # the object array is reported either way
+
+
+# Every opcode the loop handles inline, in the cases where it must fall back to its handler
+# (no mark, empty stack, a target that is not a list, an imported object as the target).
+_INLINE_EDGES = [
+    b"\x80\x02(K\x01K\x02M\xff\xfft.",  # TUPLE, BININT2
+    b"\x80\x02t.",  # TUPLE without a MARK
+    b"\x80\x02]K\x01a]q\x00(K\x01K\x02e.",  # EMPTY_LIST, APPEND, APPENDS
+    b"\x80\x02K\x01K\x02a.",  # APPEND to an int
+    b"\x80\x02(K\x01e.",  # APPENDS with nothing under the MARK
+    b"\x80\x02cos\nenviron\nK\x01a.",  # APPEND to an imported object
+    b"\x80\x02cos\nenviron\n(K\x01e.",  # APPENDS to an imported object
+    b"\x80\x02(K\x010N0.",  # POP, then POP of a MARK
+    b"\x80\x020.",  # POP on an empty stack
+    b"\x80\x02M\x01",  # BININT2 cut short
+    b"\x80\x06N.",  # PROTO of a protocol that does not exist
+    b"\x80\x02N\x80\x05N.",  # a second PROTO
+]
+
+
+def test_inline_list_tuple_and_pop_opcodes_match_their_handlers() -> None:
+    for data in _INLINE_EDGES:
+        for step in (1, 2, 3):
+            fast, slow = both_ways(data, step)
+            assert fast == slow, data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -312,3 +313,49 @@ def test_keras_h5_model_config(tmp_path: Path) -> None:
     assert bad is not None and ok is not None
     assert findings(tmp_path, "ok.h5", ok) == []
     assert findings(tmp_path, "bad.h5", bad) == [("GBX-KER-001", "lambda")]
+
+
+def test_protocol_0_pickle_that_is_also_a_zlib_header_is_scanned_as_a_pickle(
+    tmp_path: Path,
+) -> None:
+    # Regression: b"(S" (MARK, STRING) passes the zlib header check ((0x28 << 8 | 0x53) % 31
+    # == 0), so this INST payload was read as zlib: never seen as a pickle, it was reported
+    # only as an unreadable stream (medium, no callable named), and a benign pickle that
+    # starts the same way was a false positive.
+    evil = b"(S'true'\nios\nsystem\n."
+    assert (evil[0] << 8 | evil[1]) % 31 == 0
+    assert detect(evil, len(evil), "x.pkl") is Format.MAYBE_PICKLE
+    assert findings(tmp_path, "evil.pkl", evil) == [("GBX-PKL-001", "os.system")]
+    assert findings(tmp_path, "ok.pkl", b"(S'a'\np0\ntp1\n.") == []
+    # Real zlib streams are still inflated and scanned, including one whose header byte is
+    # also a pickle opcode (a 8 KiB window gives 0x58, BINUNICODE).
+    payload = mc.call("os", "system", "true")
+    small_window = zlib.compressobj(wbits=13)
+    for packed in (
+        zlib.compress(payload),
+        small_window.compress(payload) + small_window.flush(),
+    ):
+        assert detect(packed, len(packed), "") is Format.ZLIB
+        assert ("GBX-PKL-001", "os.system") in findings(tmp_path, "evil.zlib", packed)
+
+
+def test_raw_bytes_behind_a_zlib_header_are_not_a_broken_zlib_stream(tmp_path: Path) -> None:
+    # Regression: about one byte pair in a thousand is a valid zlib header, so a checkpoint
+    # with a few hundred tensors often has a storage that starts with one; it was reported as
+    # an unreadable zlib stream (medium), a false positive on a benign model.
+    import random
+
+    import torch
+
+    raw = b"\x78\x9c" + random.Random(7).randbytes(70_000)
+    tensor = torch.frombuffer(bytearray(raw), dtype=torch.uint8).clone()
+    torch.save({"w": tensor}, tmp_path / "model.pt")
+    assert [f.rule_id for f in scan_path(tmp_path / "model.pt", workers=1).findings] == []
+    assert findings(tmp_path, "raw.bin", raw) == []
+    # A real zlib stream that breaks after the payload is still scanned and reported.
+    packed = bytearray(
+        zlib.compress(mc.call("os", "system", "true") + random.Random(8).randbytes(200_000))
+    )
+    packed[-100:] = bytes(100)
+    rules = {rule for rule, _ in findings(tmp_path, "broken.zlib", bytes(packed))}
+    assert "GBX-PKL-001" in rules

@@ -80,10 +80,12 @@ def test_unreadable_file_is_a_finding(tmp_path: Path, monkeypatch: pytest.Monkey
     p = tmp_path / "x.pkl"
     p.write_bytes(EVIL)
 
-    def denied(self: Path) -> bytes:
+    import glassbox.scan.scanner as scanner
+
+    def denied(path: Path, size: int, limit: int) -> bytes:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "read_bytes", denied)  # injected fault: root reads everything
+    monkeypatch.setattr(scanner, "read_small", denied)  # injected fault: root reads everything
     report = scan_path(tmp_path, workers=1)
     assert [f.rule_id for f in report.findings] == ["GBX-FS-002"]
 

@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import lzma
 import posixpath
+import re
 import stat
 import struct
 import tarfile
@@ -51,7 +52,7 @@ def unsafe_member_name(name: str) -> str | None:
         return "is an absolute path"
     if ".." in norm.split("/"):
         return "contains '..'"
-    if posixpath.normpath(norm).startswith(".."):
+    if ".." in norm and posixpath.normpath(norm).startswith(".."):  # (no "..", no escape)
         return "escapes the archive root"
     return None
 
@@ -307,9 +308,14 @@ def _scan_zip_entries(
         deferred = False
         try:
             if info.file_size <= SMALL_MEMBER:
-                # Small members (pickles, configs) are inflated once and scanned from memory.
-                with contextlib.closing(opener()) as s:
-                    data = s.read()
+                # Small members (pickles, configs) are inflated once and scanned from memory;
+                # a stored one is simply read (most members of a torch or numpy zip are).
+                if info.compress_type == 0 and info.compress_size == info.file_size:
+                    f.seek(data_start)
+                    data = f.read(info.file_size)
+                else:
+                    with contextlib.closing(opener()) as s:
+                        data = s.read()
                 crc = zlib.crc32(data)
                 child = Source.of_bytes(data, member, name=name, tags=tags)
             elif info.file_size <= CRC_CHECK_LIMIT:
@@ -402,8 +408,124 @@ def trailing_zip(src: Source) -> bool:
             return False
 
 
+_TAR_BLOCK = 512
+_ZERO_BLOCK = bytes(_TAR_BLOCK)
+# Numeric header fields ``tarfile.TarInfo.frombuf`` parses (mode, uid, gid, size, mtime,
+# devmajor, devminor): a field it cannot parse makes it reject the header.
+_TAR_NUMBERS = ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148), (329, 337), (337, 345))
+
+
+# What tar writers put in a number field: octal digits padded with spaces, ended by a NUL
+# (after which tarfile ignores everything); anything else takes the exact path below.
+_OCTAL_FIELD = re.compile(rb" *([0-7]*) *(?:\0[\s\S]*)?")
+
+
+def _tar_number(field: bytes) -> int | None:
+    """An octal header number exactly as ``tarfile.nti`` reads it; None for base-256 numbers
+    (left to tarfile) and for text tarfile would reject."""
+    usual = _OCTAL_FIELD.fullmatch(field)
+    if usual is not None:
+        return int(usual[1] or b"0", 8)
+    if field[:1] in (b"\x80", b"\xff"):
+        return None
+    end = field.find(b"\0")
+    if end != -1:
+        field = field[:end]
+    try:
+        return int(field.decode("ascii").strip() or "0", 8)
+    except ValueError:
+        return None
+
+
+def _tar_text(field: bytes) -> str | None:
+    end = field.find(b"\0")
+    if end != -1:
+        field = field[:end]
+    return field.decode("ascii") if field.isascii() else None
+
+
+def plain_tar_entries(
+    read: Callable[[int], bytes], size: int, limit: int
+) -> list[tuple[str, bool, int, int]] | None:
+    """``(name, is_file, data_offset, size)`` for every entry of a tar archive made only of
+    regular files and directories in plain ustar/GNU headers (octal numbers, ASCII names,
+    checksums that add up) ending at a zero block or the end of the file; None for anything
+    else: long names, pax headers, links, devices, damage, more than ``limit`` entries.
+
+    ``tarfile`` builds an object per header in Python, several times the cost of scanning a
+    small legacy checkpoint; what this accepts it reads exactly as ``TarInfo.frombuf`` and
+    ``TarFile.next`` do (the same fields, the same name rules, the same offsets), and whatever
+    it declines goes to ``tarfile``, so an archive is never read two ways."""
+    entries: list[tuple[str, bool, int, int]] = []
+    offset = 0
+    while offset < size:
+        if offset + _TAR_BLOCK > size:
+            return None
+        block = read(offset)
+        if len(block) != _TAR_BLOCK:
+            return None
+        if block == _ZERO_BLOCK:
+            break  # end-of-archive block
+        numbers = [_tar_number(block[a:b]) for a, b in _TAR_NUMBERS]
+        chksum = _tar_number(block[148:156])
+        if chksum is None or None in numbers:
+            return None
+        if chksum != 256 + sum(block) - sum(block[148:156]):
+            return None  # a bad or signed-char checksum: tarfile decides
+        kind = block[156:157]
+        name = _tar_text(block[0:100])
+        prefix = _tar_text(block[345:500])
+        if name is None or prefix is None:
+            return None
+        if kind == b"\0" and name.endswith("/"):
+            kind = b"5"  # old V7 directory
+        if kind == b"5":
+            name = name.rstrip("/")
+        elif kind not in (b"0", b"\0"):
+            return None
+        if prefix:
+            name = prefix + "/" + name
+        length = numbers[3] or 0  # the size field (never None here: checked above)
+        if length < 0:
+            return None
+        data = offset + _TAR_BLOCK
+        is_file = kind != b"5"
+        nxt = data + (length + _TAR_BLOCK - 1) // _TAR_BLOCK * _TAR_BLOCK if is_file else data
+        if nxt > size:
+            return None  # data past the end: tarfile raises after this member
+        entries.append((name if is_file else name.rstrip("/"), is_file, data, length))
+        if len(entries) > limit:
+            return None
+        offset = nxt
+    return entries or None
+
+
 def scan_tar(ctx: ScanContext, src: Source, depth: int, recurse: Recurse) -> None:
     with src.seekable(ctx.limits) as f:
+        data = src.data
+        if data is not None:
+            size = len(data)
+
+            def read(at: int) -> bytes:
+                return data[at : at + _TAR_BLOCK]
+        else:
+            size = f.seek(0, 2)
+
+            def read(at: int) -> bytes:
+                f.seek(at)
+                return f.read(_TAR_BLOCK)
+
+        plain = plain_tar_entries(read, size, ctx.limits.max_members)
+        f.seek(0)
+        if plain is not None:
+            try:
+                for name, is_file, offset, length in plain:
+                    _tar_entry_name(ctx, src, name)
+                    if is_file:
+                        _scan_tar_file(ctx, src, f, name, offset, length, depth, recurse)
+            except (OSError, EOFError, ValueError) as exc:
+                ctx.report("GBX-ZIP-006", f"tar unreadable ({exc})", member=src.member)
+            return
         try:
             tf = tarfile.open(fileobj=f, mode="r:")  # noqa: SIM115 - closed below
         except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
@@ -417,12 +539,8 @@ def scan_tar(ctx: ScanContext, src: Source, depth: int, recurse: Recurse) -> Non
                     if count > ctx.limits.max_members:
                         ctx.report("GBX-ZIP-003", "tar has too many entries", member=src.member)
                         break
+                    _tar_entry_name(ctx, src, m.name)
                     member = src.child(m.name)
-                    why = unsafe_member_name(m.name)
-                    if why:
-                        ctx.report(
-                            "GBX-ZIP-001", f"member name {why}", member=member, subject=m.name
-                        )
                     if m.issym() or m.islnk():
                         ctx.report(
                             "GBX-ZIP-007",
@@ -434,23 +552,42 @@ def scan_tar(ctx: ScanContext, src: Source, depth: int, recurse: Recurse) -> Non
                     if m.isdev() or m.isfifo():
                         ctx.report("GBX-ZIP-007", "tar member is a device or fifo", member=member)
                         continue
-                    if not m.isfile():
-                        continue
-
-                    def opener(off: int = m.offset_data, size: int = m.size) -> BinaryIO:
-                        return cast(BinaryIO, SectionStream(f, off, size))
-
-                    if src.data is not None:  # the whole archive is in memory: slice it
-                        body = src.data[m.offset_data : m.offset_data + m.size]
-                        child = Source.of_bytes(body, member, name=m.name, tags=src.tags)
-                    else:
-                        child = Source(opener, m.size, member=member, name=m.name, tags=src.tags)
-                    if is_legacy_member(m.name):
-                        scan_legacy_member(ctx, child, depth + 1, recurse)
-                    else:
-                        recurse(ctx, child, depth + 1)
+                    if m.isfile():
+                        _scan_tar_file(ctx, src, f, m.name, m.offset_data, m.size, depth, recurse)
             except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
                 ctx.report("GBX-ZIP-006", f"tar unreadable ({exc})", member=src.member)
+
+
+def _tar_entry_name(ctx: ScanContext, src: Source, name: str) -> None:
+    why = unsafe_member_name(name)
+    if why:
+        ctx.report("GBX-ZIP-001", f"member name {why}", member=src.child(name), subject=name)
+
+
+def _scan_tar_file(
+    ctx: ScanContext,
+    src: Source,
+    f: BinaryIO,
+    name: str,
+    offset: int,
+    size: int,
+    depth: int,
+    recurse: Recurse,
+) -> None:
+    member = src.child(name)
+    if src.data is not None:  # the whole archive is in memory: slice it
+        body = src.data[offset : offset + size]
+        child = Source.of_bytes(body, member, name=name, tags=src.tags)
+    else:
+
+        def opener() -> BinaryIO:
+            return cast(BinaryIO, SectionStream(f, offset, size))
+
+        child = Source(opener, size, member=member, name=name, tags=src.tags)
+    if is_legacy_member(name):
+        scan_legacy_member(ctx, child, depth + 1, recurse)
+    else:
+        recurse(ctx, child, depth + 1)
 
 
 def _gzip_trailer_bomb(ctx: ScanContext, src: Source, member: str) -> bool:

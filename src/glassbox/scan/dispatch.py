@@ -8,7 +8,7 @@ import zlib
 
 from glassbox.scan.containers import scan_compressed, scan_tar, scan_zip, trailing_zip
 from glassbox.scan.context import BombError, LimitError, ScanContext, Source
-from glassbox.scan.detect import HEAD_SIZE, Format, detect
+from glassbox.scan.detect import HEAD_SIZE, Format, detect, maybe_pickle
 from glassbox.scan.gguf_scan import scan_gguf
 from glassbox.scan.keras import scan_hdf5, scan_json
 from glassbox.scan.numpy_scan import scan_npy
@@ -54,7 +54,7 @@ def scan_source(ctx: ScanContext, src: Source, depth: int = 0) -> None:
 
 
 def _dispatch(ctx: ScanContext, src: Source, depth: int, fmt: Format, head: bytes) -> None:
-    _dispatch_format(ctx, src, depth, fmt)
+    _dispatch_format(ctx, src, depth, fmt, head)
     whole = src.size is not None and len(head) >= src.size
     if fmt is Format.ZIP or (whole and b"PK\x05\x06" not in head):
         return  # the head held the whole file and it has no end-of-zip record
@@ -68,11 +68,14 @@ def _dispatch(ctx: ScanContext, src: Source, depth: int, fmt: Format, head: byte
         scan_zip(ctx, src, depth, scan_source)
 
 
-def _dispatch_format(ctx: ScanContext, src: Source, depth: int, fmt: Format) -> None:
-    if fmt is Format.MAYBE_PICKLE:
+def _dispatch_format(ctx: ScanContext, src: Source, depth: int, fmt: Format, head: bytes) -> None:
+    if fmt is Format.MAYBE_PICKLE or (fmt is Format.ZLIB and maybe_pickle(head)):
+        # A zlib header can also be the start of a protocol-0 pickle (MARK, STRING is "(S"):
+        # a stream that is both is scanned both ways.
         if scan_pickle(ctx, src, depth, scan_source, strong=False):
             ctx.formats.add(Format.PICKLE.value)
-        return
+        if fmt is Format.MAYBE_PICKLE:
+            return
     if fmt is not Format.UNKNOWN:
         ctx.formats.add(fmt.value)
     if fmt is Format.PICKLE:

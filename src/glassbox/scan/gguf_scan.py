@@ -29,6 +29,7 @@ MAX_STRING = 64 << 20
 _U64 = struct.Struct("<Q")
 MAX_COUNT = 1 << 27
 MAX_DIMS = 4
+READ_CHUNK = 1 << 20  # string arrays are walked over buffers of this size
 
 
 class GGUFError(ValueError):
@@ -57,39 +58,46 @@ class _Reader:
         self.pos += n
 
     def skip_strings(self, count: int) -> None:
-        """Skip an array of strings (a tokenizer vocabulary: 100k+ entries) without decoding:
-        one length read per string, over buffers of up to 1 MiB."""
+        """Skip an array of strings (a tokenizer vocabulary: 32k to 250k entries) without
+        decoding it: over buffers of ``READ_CHUNK`` bytes, one length read per string in a loop
+        kept to a few bytecodes (this walk was most of the time spent on a GGUF file), and a
+        string that runs past the buffer is sought over rather than read into it."""
         unpack = _U64.unpack_from
         buf = b""
         at = 0
         remaining = count
         while remaining:
+            prev = at
+            walked = 0
+            try:
+                for walked in range(1, remaining + 1):  # noqa: B007 - read after the loop
+                    prev = at
+                    at += 8 + unpack(buf, at)[0]
+            except (struct.error, OverflowError):
+                walked -= 1  # the length at ``at`` is not (wholly) in the buffer (or ``at`` is
+                # past any buffer: the string before it claimed a length near 2**64)
+            remaining -= walked
             blen = len(buf)
-            last = blen - 8
-            while remaining and at <= last:  # hot loop: keep it to a few bytecodes
-                nxt = at + 8 + unpack(buf, at)[0]
-                if nxt > blen:
-                    break
-                at = nxt
-                remaining -= 1
-            if not remaining:
-                break
-            if at <= last:
-                (n,) = unpack(buf, at)
+            if at > blen:  # the last string walked ends past the buffer: seek to its end
+                n = at - prev - 8
                 if n > MAX_STRING:
                     raise GGUFError(f"string of {n} bytes in an array")
-            more = self._chunk()
-            if not more:
-                raise GGUFError("truncated string array")
-            buf = buf[at:] + more
-            at = 0
+                self.skip(at - blen)
+                buf = b""
+                at = 0
+            elif remaining:
+                more = self._chunk()
+                if not more:
+                    raise GGUFError("truncated string array")
+                buf = buf[at:] + more
+                at = 0
         # Give back what was read past the array.
         unread = len(buf) - at
         self.f.seek(-unread, 1)
         self.pos -= unread
 
     def _chunk(self) -> bytes:
-        want = min(1 << 20, self.size - self.pos)
+        want = min(READ_CHUNK, self.size - self.pos)
         data = self.f.read(want) if want > 0 else b""
         self.pos += len(data)
         return data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import re
 import struct
 from collections.abc import Callable
 
@@ -15,7 +16,34 @@ Recurse = Callable[[ScanContext, Source, int], None]
 MAX_HEADER = 1 << 20
 
 
+_DIM = r"(?:0|[1-9][0-9]*)"
+# The header exactly as numpy writes it for a plain dtype: ``repr`` of a dict with its three
+# keys in numpy's order, a simple type code and a tuple of non-negative ints, then padding.
+_USUAL_HEADER = re.compile(
+    r"\{'descr': '([<>|=]?[A-Za-z][A-Za-z0-9]*(?:\[[A-Za-z0-9]+\])?)', "
+    r"'fortran_order': (True|False), "
+    rf"'shape': \((|{_DIM},|{_DIM}(?:, {_DIM})+)\), \}}[ \n]*",
+    re.ASCII,
+)
+
+
+def usual_header(text: str) -> dict[str, object] | None:
+    """The header numpy writes for every plain array, parsed without compiling it; None for
+    any other text. ``ast.literal_eval`` compiles its input to an AST, which cost more than
+    the rest of scanning an ``.npz`` member; whatever this accepts is a literal that
+    ``literal_eval`` reads to the very same dict (tested), and everything else goes to it."""
+    m = _USUAL_HEADER.fullmatch(text)
+    if m is None:
+        return None
+    descr, order, dims = m.groups()
+    shape = tuple(int(d) for d in dims.rstrip(",").split(", ") if d)
+    return {"descr": descr, "fortran_order": order == "True", "shape": shape}
+
+
 def _parse_header(text: str) -> dict[str, object]:
+    usual = usual_header(text)
+    if usual is not None:
+        return usual
     # ast.literal_eval only builds literals (no names, calls or attributes): the same parser
     # numpy itself uses for this header; bounded by MAX_HEADER.
     value = ast.literal_eval(text)

@@ -15,6 +15,7 @@ in a :class:`PickleIssue`, never an exception or a hang.
 from __future__ import annotations
 
 import _compat_pickle
+import functools
 import io
 import time
 import warnings
@@ -29,6 +30,7 @@ MAX_STACK = 1 << 20
 MAX_MEMO = 1 << 21
 MAX_OPS = 50_000_000
 MAX_LINE = 1 << 16
+_BATCH = 1 << 12  # opcodes between checks of the stack, opcode and time limits
 
 
 class Opaque:
@@ -43,7 +45,7 @@ class Opaque:
         return f"<{self.kind}>"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Global:
     """An object named by GLOBAL/STACK_GLOBAL/INST/EXT: ``module.name`` (always resolved)."""
 
@@ -57,7 +59,7 @@ class Global:
         self.qualname = f"{self.module}.{self.name}"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Call:
     """The result of calling ``func`` (REDUCE, INST, OBJ, NEWOBJ, NEWOBJ_EX)."""
 
@@ -67,7 +69,7 @@ class Call:
     state: object = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Storage:
     """A PyTorch storage named by a persistent id: its key and size in elements."""
 
@@ -75,7 +77,7 @@ class Storage:
     numel: int
 
 
-@dataclass
+@dataclass(slots=True)
 class GlobalRef:
     module: str
     name: str
@@ -373,16 +375,23 @@ def _dtype_itemsize(dtype: object) -> int | None:
             return None
         args = dtype.args
         if isinstance(args, tuple) and args and isinstance(args[0], str):
-            code = args[0]
-            if code.startswith("O"):
-                return 0
-            digits = code.lstrip("<>=|").lstrip("biufcmMSUVa?")
-            kind = code.lstrip("<>=|")[:1]
-            if kind == "?":
-                return 1
-            if digits.isdigit():
-                size = int(digits)
-                return size * 4 if kind == "U" else size
+            return _code_itemsize(args[0])
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _code_itemsize(code: str) -> int | None:
+    """Item size for a numpy type code; cached because a joblib file repeats a handful of
+    codes once per array (a 200-tree forest has 800 arrays)."""
+    if code.startswith("O"):
+        return 0
+    digits = code.lstrip("<>=|").lstrip("biufcmMSUVa?")
+    kind = code.lstrip("<>=|")[:1]
+    if kind == "?":
+        return 1
+    if digits.isdigit():
+        size = int(digits)
+        return size * 4 if kind == "U" else size
     return None
 
 
@@ -530,10 +539,11 @@ class PickleMachine:
 
     def _loop(self) -> None:
         """The hot loop. The opcodes that make up almost every real pickle (memo traffic, small
-        ints and strings, empty containers, short tuples, frames) are handled inline on the
-        reader's buffer, with exactly the semantics of their ``op_*`` methods and without
-        touching the reader; everything else, and any inline opcode whose argument crosses the
-        buffer's end or would fail, goes through the handler table with the reader in sync."""
+        ints and strings, empty containers, tuples, list appends, frames, the protocol, calls
+        and BUILD, dict updates) are handled inline on the reader's buffer, with exactly the
+        semantics of their ``op_*`` methods and without touching the reader; everything else,
+        and any inline opcode whose argument crosses the buffer's end or would fail, goes
+        through the handler table with the reader in sync."""
         r = self.r
         res = self.result
         handlers = _HANDLERS
@@ -541,188 +551,242 @@ class PickleMachine:
         memo = self.memo
         stack = self.stack
         metastack = self.metastack
-        count = 0
+        base = 0  # opcodes run before this batch; the batch's loop index counts the rest
         buf = r._buf
         pos = r._pos
         blen = len(buf)
+        last = blen - 1  # an opcode at or after it may lack its argument byte
         while True:
-            count += 1
-            if count & 0xFFF == 0:
+            # Limits are checked between batches of opcodes rather than counted per opcode:
+            # a counter in the loop cost a sixth of the time of the commonest opcodes.
+            if base:
                 r._pos = pos
-                res.opcodes = count
+                res.opcodes = base
                 if len(stack) > MAX_STACK:
                     raise _Malformed("stack limit exceeded")
-                if count > MAX_OPS:
+                if base > MAX_OPS:
                     self._issue("limit", "opcode limit exceeded", r.offset)
                     return
                 if deadline is not None and time.monotonic() > deadline:
                     self._issue("limit", "time limit exceeded while reading pickle", r.offset)
                     return
-            if pos + 1 < blen:
-                code = buf[pos]
-                if code == 0x68:  # BINGET
-                    idx = buf[pos + 1]
-                    if idx in memo:
-                        stack.append(memo[idx])
-                        pos += 2
-                        continue
-                elif code == 0x94:  # MEMOIZE
-                    if stack:
-                        idx = len(memo)
-                        if idx >= MAX_MEMO and idx not in memo:
-                            r._pos = pos + 1
-                            raise _Malformed("memo limit exceeded")
-                        memo[idx] = stack[-1]
-                        pos += 1
-                        continue
-                elif code == 0x71:  # BINPUT
-                    if stack:
+            for i in range(_BATCH):
+                if pos < last:
+                    code = buf[pos]
+                    if code == 0x68:  # BINGET
                         idx = buf[pos + 1]
-                        if len(memo) >= MAX_MEMO and idx not in memo:
-                            r._pos = pos + 2
-                            raise _Malformed("memo limit exceeded")
-                        memo[idx] = stack[-1]
+                        if idx in memo:
+                            stack.append(memo[idx])
+                            pos += 2
+                            continue
+                    elif code == 0x94:  # MEMOIZE
+                        if stack:
+                            idx = len(memo)
+                            if idx >= MAX_MEMO and idx not in memo:
+                                r._pos = pos + 1
+                                raise _Malformed("memo limit exceeded")
+                            memo[idx] = stack[-1]
+                            pos += 1
+                            continue
+                    elif code == 0x71:  # BINPUT
+                        if stack:
+                            idx = buf[pos + 1]
+                            if len(memo) >= MAX_MEMO and idx not in memo:
+                                r._pos = pos + 2
+                                raise _Malformed("memo limit exceeded")
+                            memo[idx] = stack[-1]
+                            pos += 2
+                            continue
+                    elif code == 0x4B:  # BININT1
+                        stack.append(buf[pos + 1])
                         pos += 2
                         continue
-                elif code == 0x4B:  # BININT1
-                    stack.append(buf[pos + 1])
-                    pos += 2
-                    continue
-                elif code == 0x28:  # MARK
-                    metastack.append(stack)
-                    stack = self.stack = []
-                    pos += 1
-                    if len(metastack) > MAX_STACK:
-                        r._pos = pos
-                        raise _Malformed("MARK limit exceeded")
-                    continue
-                elif code == 0x8C:  # SHORT_BINUNICODE
-                    n = buf[pos + 1]
-                    end = pos + 2 + n
-                    if end <= blen and self._kept + n <= MAX_KEPT_TOTAL:
-                        try:
-                            text = buf[pos + 2 : end].decode("utf-8", "surrogatepass")
-                        except UnicodeDecodeError:
-                            pass  # the handler reports it
-                        else:
-                            self._kept += n
-                            stack.append(text)
-                            pos = end
+                    elif code == 0x28:  # MARK
+                        metastack.append(stack)
+                        stack = self.stack = []
+                        pos += 1
+                        if len(metastack) > MAX_STACK:
+                            r._pos = pos
+                            raise _Malformed("MARK limit exceeded")
+                        continue
+                    elif code == 0x8C:  # SHORT_BINUNICODE
+                        n = buf[pos + 1]
+                        end = pos + 2 + n
+                        if end <= blen and self._kept + n <= MAX_KEPT_TOTAL:
+                            try:
+                                text = buf[pos + 2 : end].decode("utf-8", "surrogatepass")
+                            except UnicodeDecodeError:
+                                pass  # the handler reports it
+                            else:
+                                self._kept += n
+                                stack.append(text)
+                                pos = end
+                                continue
+                    elif code == 0x7D:  # EMPTY_DICT
+                        stack.append({})
+                        pos += 1
+                        continue
+                    elif code == 0x29:  # EMPTY_TUPLE
+                        stack.append(())
+                        pos += 1
+                        continue
+                    elif code == 0x4E:  # NONE
+                        stack.append(None)
+                        pos += 1
+                        continue
+                    elif code == 0x88:  # NEWTRUE
+                        stack.append(True)
+                        pos += 1
+                        continue
+                    elif code == 0x89:  # NEWFALSE
+                        stack.append(False)
+                        pos += 1
+                        continue
+                    elif code == 0x85:  # TUPLE1
+                        if stack:
+                            stack.append((stack.pop(),))
+                            pos += 1
                             continue
-                elif code == 0x7D:  # EMPTY_DICT
-                    stack.append({})
-                    pos += 1
-                    continue
-                elif code == 0x29:  # EMPTY_TUPLE
-                    stack.append(())
-                    pos += 1
-                    continue
-                elif code == 0x4E:  # NONE
-                    stack.append(None)
-                    pos += 1
-                    continue
-                elif code == 0x88:  # NEWTRUE
-                    stack.append(True)
-                    pos += 1
-                    continue
-                elif code == 0x89:  # NEWFALSE
-                    stack.append(False)
-                    pos += 1
-                    continue
-                elif code == 0x85:  # TUPLE1
-                    if stack:
-                        stack.append((stack.pop(),))
-                        pos += 1
+                    elif code == 0x86:  # TUPLE2
+                        if len(stack) >= 2:
+                            b = stack.pop()
+                            stack[-1] = (stack[-1], b)
+                            pos += 1
+                            continue
+                    elif code == 0x87:  # TUPLE3
+                        if len(stack) >= 3:
+                            c = stack.pop()
+                            b = stack.pop()
+                            stack[-1] = (stack[-1], b, c)
+                            pos += 1
+                            continue
+                    elif code == 0x95 and pos + 9 <= blen:  # FRAME: its length is not trusted
+                        pos += 9
                         continue
-                elif code == 0x86:  # TUPLE2
-                    if len(stack) >= 2:
-                        b = stack.pop()
-                        stack[-1] = (stack[-1], b)
-                        pos += 1
+                    elif code == 0x62:  # BUILD
+                        if len(stack) >= 2:
+                            r._pos = pos + 1  # a joblib array wrapper reads on from here
+                            state = stack.pop()
+                            self._build(stack[-1], state, r._base + pos)
+                            buf = r._buf
+                            pos = r._pos
+                            blen = len(buf)
+                            last = blen - 1  # an opcode at or after it may lack its argument byte
+                            continue
+                    elif code == 0x52 or code == 0x81:  # REDUCE, NEWOBJ
+                        if len(stack) >= 2:
+                            args = stack.pop()
+                            stack[-1] = self._call(stack[-1], args, r._base + pos)
+                            pos += 1
+                            continue
+                    elif code == 0x75:  # SETITEMS into a dict (the per-item size check cannot trip)
+                        if metastack and not len(stack) % 2:
+                            below = metastack[-1]
+                            target = below[-1] if below else None
+                            if (
+                                type(target) is dict
+                                and len(target) + len(stack) // 2 <= MAX_KEPT_STRING
+                            ):
+                                pairs = iter(stack)  # an even count: keys and values
+                                try:
+                                    target.update(zip(pairs, pairs, strict=True))
+                                except TypeError:
+                                    pass  # an unhashable symbolic key: the handler goes 1 by 1
+                                else:
+                                    stack = self.stack = metastack.pop()
+                                    pos += 1
+                                    continue
+                    elif code == 0x47 and pos + 9 <= blen:  # BINFLOAT
+                        stack.append(Opaque("float"))
+                        pos += 9
                         continue
-                elif code == 0x87:  # TUPLE3
-                    if len(stack) >= 3:
-                        c = stack.pop()
-                        b = stack.pop()
-                        stack[-1] = (stack[-1], b, c)
-                        pos += 1
+                    elif code == 0x4A and pos + 5 <= blen:  # BININT
+                        stack.append(int.from_bytes(buf[pos + 1 : pos + 5], "little", signed=True))
+                        pos += 5
                         continue
-                elif code == 0x95 and pos + 9 <= blen:  # FRAME: its length is not trusted
-                    pos += 9
-                    continue
-                elif code == 0x62:  # BUILD
-                    if len(stack) >= 2:
-                        r._pos = pos + 1  # a joblib array wrapper reads on from here
-                        state = stack.pop()
-                        self._build(stack[-1], state, r._base + pos)
-                        buf = r._buf
-                        pos = r._pos
-                        blen = len(buf)
-                        continue
-                elif code == 0x52 or code == 0x81:  # REDUCE, NEWOBJ
-                    if len(stack) >= 2:
-                        args = stack.pop()
-                        stack[-1] = self._call(stack[-1], args, r._base + pos)
-                        pos += 1
-                        continue
-                elif code == 0x75:  # SETITEMS into a dict (the per-item size check cannot trip)
-                    if metastack and not len(stack) % 2:
-                        below = metastack[-1]
-                        target = below[-1] if below else None
+                    elif code == 0x58 and pos + 5 <= blen:  # BINUNICODE
+                        n = int.from_bytes(buf[pos + 1 : pos + 5], "little")
+                        end = pos + 5 + n
                         if (
-                            type(target) is dict
-                            and len(target) + len(stack) // 2 <= MAX_KEPT_STRING
+                            n <= MAX_KEPT_STRING
+                            and end <= blen
+                            and self._kept + n <= MAX_KEPT_TOTAL
                         ):
                             try:
-                                target.update(zip(stack[::2], stack[1::2], strict=True))
-                            except TypeError:
-                                pass  # an unhashable symbolic key: the handler goes item by item
+                                text = buf[pos + 5 : end].decode("utf-8", "surrogatepass")
+                            except UnicodeDecodeError:
+                                pass  # the handler reports it
                             else:
-                                stack = self.stack = metastack.pop()
-                                pos += 1
+                                self._kept += n
+                                stack.append(text)
+                                pos = end
                                 continue
-                elif code == 0x47 and pos + 9 <= blen:  # BINFLOAT
-                    stack.append(Opaque("float"))
-                    pos += 9
-                    continue
-                elif code == 0x4A and pos + 5 <= blen:  # BININT
-                    stack.append(int.from_bytes(buf[pos + 1 : pos + 5], "little", signed=True))
-                    pos += 5
-                    continue
-                elif code == 0x58 and pos + 5 <= blen:  # BINUNICODE
-                    n = int.from_bytes(buf[pos + 1 : pos + 5], "little")
-                    end = pos + 5 + n
-                    if n <= MAX_KEPT_STRING and end <= blen and self._kept + n <= MAX_KEPT_TOTAL:
-                        try:
-                            text = buf[pos + 5 : end].decode("utf-8", "surrogatepass")
-                        except UnicodeDecodeError:
-                            pass  # the handler reports it
-                        else:
-                            self._kept += n
-                            stack.append(text)
-                            pos = end
+                    elif code == 0x74:  # TUPLE
+                        if metastack:
+                            items = tuple(stack)
+                            stack = self.stack = metastack.pop()
+                            stack.append(items)
+                            pos += 1
                             continue
-            r._pos = pos
-            offset = r._base + pos
-            if pos < blen:
-                code = buf[pos]
-                r._pos = pos + 1
-            else:
-                code = r.byte()
-            handler = handlers.get(code)
-            if handler is None:
-                res.opcodes = count
-                raise _Malformed(f"invalid opcode 0x{code:02x} at offset {offset}")
-            stop = handler(self, offset)
-            if stop:
-                res.opcodes = count
-                return
-            # Handlers read through the reader (which may refill its buffer) and may rebind
-            # the stack (anything that pops a mark).
-            stack = self.stack
-            buf = r._buf
-            pos = r._pos
-            blen = len(buf)
+                    elif code == 0x5D:  # EMPTY_LIST
+                        stack.append([])
+                        pos += 1
+                        continue
+                    elif code == 0x4D and pos + 3 <= blen:  # BININT2
+                        stack.append(buf[pos + 1] | buf[pos + 2] << 8)
+                        pos += 3
+                        continue
+                    elif (
+                        code == 0x61  # APPEND to a list
+                        and len(stack) >= 2
+                        and type(target := stack[-2]) is list
+                    ):
+                        value = stack.pop()
+                        if len(target) < MAX_KEPT_STRING:
+                            target.append(value)
+                        pos += 1
+                        continue
+                    elif (
+                        code == 0x65  # APPENDS to a list
+                        and metastack
+                        and metastack[-1]
+                        and type(target := metastack[-1][-1]) is list
+                    ):
+                        target.extend(stack[: max(0, MAX_KEPT_STRING - len(target))])
+                        stack = self.stack = metastack.pop()
+                        pos += 1
+                        continue
+                    elif code == 0x30 and stack:  # POP
+                        stack.pop()
+                        pos += 1
+                        continue
+                    elif code == 0x80 and buf[pos + 1] <= 5:  # PROTO
+                        self.proto = buf[pos + 1]
+                        pos += 2
+                        continue
+                r._pos = pos
+                offset = r._base + pos
+                if pos < blen:
+                    code = buf[pos]
+                    r._pos = pos + 1
+                else:
+                    code = r.byte()
+                handler = handlers.get(code)
+                if handler is None:
+                    res.opcodes = base + i + 1
+                    raise _Malformed(f"invalid opcode 0x{code:02x} at offset {offset}")
+                stop = handler(self, offset)
+                if stop:
+                    res.opcodes = base + i + 1
+                    return
+                # Handlers read through the reader (which may refill its buffer) and may rebind
+                # the stack (anything that pops a mark).
+                stack = self.stack
+                buf = r._buf
+                pos = r._pos
+                blen = len(buf)
+                last = blen - 1  # an opcode at or after it may lack its argument byte
+            base += _BATCH
 
     # -- opcode handlers: return True only for STOP --------------------------------------------
 
@@ -1143,10 +1207,12 @@ class PickleMachine:
                 raise _Malformed("joblib object array without an inline scanner")
             self.on_inline_pickle(self.r)
             return
-        if not isinstance(shape, tuple) or not all(isinstance(x, int) and x >= 0 for x in shape):
+        if not isinstance(shape, tuple):
             raise _Malformed("joblib array wrapper with a non-integer shape")
         count = 1
         for dim in shape:
+            if not isinstance(dim, int) or dim < 0:
+                raise _Malformed("joblib array wrapper with a non-integer shape")
             count *= dim
         if state.get("numpy_array_alignment_bytes") is not None:
             pad = self.r.byte()
