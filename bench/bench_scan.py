@@ -103,6 +103,7 @@ def evaluate(
 ) -> dict[str, Any]:
     flagged: dict[str, bool] = {}
     errored: dict[str, bool] = {}
+    times: dict[str, float] = {}
     elapsed = 0.0  # time inside the tools only, not this harness (output capture, paths)
     for s in samples:
         path = root / s["file"]
@@ -115,7 +116,8 @@ def evaluate(
                 hit, err = detector(path)
             except Exception:  # a crashing scanner misses the sample
                 hit, err = False, True
-            elapsed += time.perf_counter() - started
+            times[s["file"]] = time.perf_counter() - started
+            elapsed += times[s["file"]]
         flagged[s["file"]] = hit
         errored[s["file"]] = err
     mal = [s for s in samples if s["malicious"]]
@@ -131,7 +133,34 @@ def evaluate(
         "files_per_s": len(samples) / elapsed if elapsed else float("inf"),
         "flagged": flagged,
         "errored": errored,
+        "times": times,
     }
+
+
+# Files by what a scanner must do with them: the pickle-bearing formats every tool here analyses,
+# and the rest, which Glassbox parses (GGUF header, tensor table and chat template; Keras HDF5
+# and zip configs; ONNX graphs; safetensors headers; compressed and tar archives, recursively)
+# and picklescan and modelscan mostly pass over by extension.
+PICKLE_BEARING = frozenset({".pkl", ".pickle", ".pt", ".pth", ".bin", ".joblib", ".npy", ".npz"})
+PICKLE_BEARING |= {".zip", ".ckpt", ".dat", ".data"}
+
+
+def by_kind(results: list[dict[str, Any]]) -> None:
+    """Time per kind of file, per tool: like-for-like on the formats every tool analyses."""
+    kinds = {
+        "pickle-bearing (pickle, torch, joblib, numpy, zip)": lambda f: f in PICKLE_BEARING,
+        "other formats (gguf, hdf5, keras, onnx, safetensors, archives, text)": lambda f: (
+            f not in PICKLE_BEARING
+        ),
+    }
+    print("\ntime by kind of file (best pass, ms; same files for every tool)")
+    for label, keep in kinds.items():
+        cells = []
+        for r in results:
+            files = [f for f in r["times"] if keep(Path(f).suffix.lower())]
+            ms = sum(r["times"][f] for f in files) * 1e3
+            cells.append(f"{r['tool']} {ms:.1f}")
+        print(f"  {label} [{len(files)} files]: " + ", ".join(cells))
 
 
 def best_of(
@@ -252,6 +281,7 @@ def main() -> None:
         wrong = [f for f, hit in base["flagged"].items() if hit and not f.startswith("malicious/")]
         if wrong:
             print(f"glassbox false positives: {wrong}")
+    by_kind(results)
     if large:
         gb = next((r for r in large if r["tool"] == "glassbox"), large[0])
         n_files = len(large[0]["flagged"])
@@ -273,7 +303,10 @@ def main() -> None:
     if args.json:
         args.json.write_text(
             json.dumps(
-                [{k: v for k, v in r.items() if k not in ("flagged", "errored")} for r in results],
+                [
+                    {k: v for k, v in r.items() if k not in ("flagged", "errored", "times")}
+                    for r in results
+                ],
                 indent=2,
             )
         )
