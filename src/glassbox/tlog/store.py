@@ -429,9 +429,9 @@ class SQLStore(Store):
             at = nodes_before(b.start)
             for k, leaf in enumerate(leaves):
                 i = b.start + k
-                n0, n1 = nodes_before(i) - at, nodes_before(i + 1) - at
                 if not start <= i < end:
                     continue
+                n0, n1 = nodes_before(i) - at, nodes_before(i + 1) - at
                 h = leaf_hash(leaf)
                 if h != b.hashes[k * HASH : (k + 1) * HASH]:
                     raise VerificationError(
