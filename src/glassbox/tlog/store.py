@@ -112,11 +112,14 @@ class NewBundle(NamedTuple):
 
 
 class _Bundle(NamedTuple):
-    """A bundle as read back (only the columns a reader asked for are filled)."""
+    """A bundle as read back. Only the columns a reader asked for are filled: ``hashes`` is
+    empty when not fetched, and ``hashes_len`` (always fetched, cheaply) still lets every row
+    be checked for damage."""
 
     start: int
     width: int
     nodes: bytes
+    hashes_len: int
     hashes: bytes
     entries: bytes
     bodies: bytes | None
@@ -128,7 +131,8 @@ class _Bundle(NamedTuple):
         return (
             self.width < 1
             or (self.start // TILE) != (self.start + self.width - 1) // TILE
-            or len(self.hashes) != self.width * HASH
+            or self.hashes_len != self.width * HASH
+            or (bool(self.hashes) and len(self.hashes) != self.hashes_len)
             or len(self.nodes) != want_nodes
             or (self.bodies is not None and len(self.bodies) != self.width * HASH)
         )
@@ -338,17 +342,18 @@ class SQLStore(Store):
     # Bundle reads. ``cols`` picks the columns (in storage order, so a proof reading only
     # ``nodes`` and ``hashes`` never walks the entries' overflow pages).
     _COLS: ClassVar[dict[str, str]] = {
-        "tree": "start, width, nodes, hashes",
-        "all": "start, width, nodes, hashes, entries, bodies",
+        "tree": "start, width, nodes, length(hashes), hashes",
+        "all": "start, width, nodes, length(hashes), hashes, entries, bodies",
     }
 
     def _bundles(self, rows: list[Any]) -> list[_Bundle]:
         out = []
         for r in rows:
-            start, width, nodes, hashes = int(r[0]), int(r[1]), bytes(r[2]), bytes(r[3])
-            entries = bytes(r[4]) if len(r) > 4 else b""
-            bodies = None if len(r) <= 5 or r[5] is None else bytes(r[5])
-            b = _Bundle(start, width, nodes, hashes, entries, bodies)
+            start, width, nodes, hashes_len = int(r[0]), int(r[1]), bytes(r[2]), int(r[3])
+            hashes = b"" if r[4] is None else bytes(r[4])
+            entries = bytes(r[5]) if len(r) > 5 else b""
+            bodies = None if len(r) <= 6 or r[6] is None else bytes(r[6])
+            b = _Bundle(start, width, nodes, hashes_len, hashes, entries, bodies)
             if b.damaged():
                 raise VerificationError(
                     f"log storage has a damaged bundle at leaf {start}: the database is damaged"
@@ -366,16 +371,24 @@ class SQLStore(Store):
         )
         return [b for b in self._bundles(rows) if b.start + b.width > start]
 
-    def _bundles_for(self, leaf_rows: Sequence[int]) -> dict[int, _Bundle]:
+    def _bundles_for(
+        self, leaf_rows: Sequence[int], hash_rows: Sequence[int] = ()
+    ) -> dict[int, _Bundle]:
         """The bundle holding each of ``leaf_rows`` (absent where none does): one query per
-        ``_RANGES_PER_QUERY`` distinct tiles, each tile one index range."""
+        ``_RANGES_PER_QUERY`` distinct tiles, each tile one index range. Leaf hashes are read
+        only for the tiles of ``hash_rows``: a proof needs interior hashes from about log2(n) - 7
+        tiles but leaf hashes from one, and skipping the column halved the proof's p99."""
         tiles = sorted({r // TILE for r in leaf_rows})
+        hash_tiles = sorted({r // TILE for r in hash_rows})
         found: dict[int, list[_Bundle]] = {}
         for chunk in _chunks(tiles, _RANGES_PER_QUERY):
+            wanted = [t for t in hash_tiles if chunk[0] <= t <= chunk[-1]]
+            when = " OR ".join(["(start >= ? AND start < ?)"] * len(wanted)) or "0 = 1"
             where = " OR ".join(["(start >= ? AND start < ?)"] * len(chunk))
-            params = [x for t in chunk for x in (t * TILE, (t + 1) * TILE)]
+            params = [x for t in wanted + chunk for x in (t * TILE, (t + 1) * TILE)]
             rows = self._read(
-                f"SELECT {self._COLS['tree']} FROM tlog_bundle WHERE {where}",  # noqa: S608
+                "SELECT start, width, nodes, length(hashes),"  # noqa: S608 (placeholders only)
+                f" CASE WHEN {when} THEN hashes END FROM tlog_bundle WHERE {where}",
                 params,
             )
             for b in self._bundles(rows):
@@ -395,7 +408,8 @@ class SQLStore(Store):
         for level, index in nodes:
             by_row.setdefault(node_row(level, index), []).append((level, index))
         out: dict[tuple[int, int], bytes] = {}
-        for row, b in self._bundles_for(list(by_row)).items():
+        level0 = [node_row(0, index) for level, index in nodes if level == 0]
+        for row, b in self._bundles_for(list(by_row), level0).items():
             for level, index in by_row[row]:
                 if level == 0:
                     at = (row - b.start) * HASH
