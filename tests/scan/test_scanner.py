@@ -164,3 +164,13 @@ def test_failing_worker_falls_back_to_scanning_here(
     report = scan_path(tmp_path, workers=2)
     assert len(report.errors) == 12
     assert [(f.path, f.subject) for f in report.findings] == [("evil.bin", "os.system")]
+
+
+def test_limits_survive_pickling() -> None:
+    """The process pool pickles limits for its workers (test_parallel_scan_equals_serial does
+    it for real); compiled or not, their reduction must rebuild an equal object."""
+    from glassbox.scan import Limits
+
+    limits = Limits(max_depth=3, seconds_per_file=1.5)
+    rebuild, args = limits.__reduce__()
+    assert rebuild(*args) == limits

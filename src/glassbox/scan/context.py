@@ -12,7 +12,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -37,6 +37,12 @@ class Limits:
     max_safetensors_header: int = 100 * MiB
     max_onnx: int = 2 * GiB
     seconds_per_file: float = 300.0
+
+    def __reduce__(self) -> tuple[type[Limits], tuple[Any, ...]]:
+        """Pickled as its field values (the process pool sends limits to its workers): the
+        default restore assigns attributes, which a frozen dataclass compiled with mypyc
+        (hatch_build.py) refuses."""
+        return (Limits, astuple(self))
 
 
 class BombError(Exception):

@@ -35,14 +35,16 @@ def scan_source(ctx: ScanContext, src: Source, depth: int = 0) -> None:
         head = src.head(HEAD_SIZE)
         fmt = detect(head, src.size, src.name)
         _dispatch(ctx, src, depth, fmt, head)
-    except BombError as exc:
-        ctx.report("GBX-ZIP-003", f"decompression bomb: {exc}", member=where)
-    except LimitError as exc:
-        ctx.report("GBX-LIM-002", str(exc), member=where)
+    # One name per except clause: compiled with mypyc (hatch_build.py), a name is typed by
+    # its first clause, and binding another exception class to it fails at run time.
+    except BombError as bomb:
+        ctx.report("GBX-ZIP-003", f"decompression bomb: {bomb}", member=where)
+    except LimitError as limit:
+        ctx.report("GBX-LIM-002", str(limit), member=where)
     except RecursionError:
         ctx.report("GBX-LIM-001", "structure nested too deeply", member=where)
-    except (OSError, EOFError, ValueError, struct.error, zlib.error, MemoryError) as exc:
-        ctx.report("GBX-FS-002", f"could not be read ({type(exc).__name__}: {exc})", member=where)
+    except (OSError, EOFError, ValueError, struct.error, zlib.error, MemoryError) as err:
+        ctx.report("GBX-FS-002", f"could not be read ({type(err).__name__}: {err})", member=where)
     except Exception as exc:  # a scanner bug must not hide the other members: report, go on
         if depth == 0:
             raise

@@ -21,7 +21,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 MAX_KEPT_STRING = 4096  # longer strings are kept as their length only
 MAX_KEPT_BYTES = 1 << 20  # bytes arguments kept for nested-pickle scanning
@@ -63,10 +63,12 @@ class Global:
 class Call:
     """The result of calling ``func`` (REDUCE, INST, OBJ, NEWOBJ, NEWOBJ_EX)."""
 
-    func: object
-    args: object
+    # Typed Any, not object: mypyc (hatch_build.py) cannot resolve a dataclass field annotated
+    # with a builtin class name under postponed annotations.
+    func: Any
+    args: Any
     offset: int
-    state: object = None
+    state: Any = None
 
 
 @dataclass(eq=False, slots=True)
@@ -125,7 +127,7 @@ class PickleResult:
     opcodes: int = 0
     # For joblib: raw array bytes embedded after a NumpyArrayWrapper BUILD; scanning resumes after.
     joblib_arrays: int = 0
-    value: object = None  # the (symbolic) object the pickle returns, when it reached STOP
+    value: Any = None  # the (symbolic) object the pickle returns, when it reached STOP
 
 
 class TruncatedError(Exception):
@@ -527,10 +529,10 @@ class PickleMachine:
         res = self.result
         try:
             self._loop()
-        except _Malformed as exc:
-            self._issue("malformed", str(exc), self.r.offset)
-        except TruncatedError as exc:
-            self._issue("malformed", f"truncated stream ({exc})", self.r.offset)
+        except _Malformed as bad:  # one name per clause: mypyc types each as its class
+            self._issue("malformed", str(bad), self.r.offset)
+        except TruncatedError as cut:
+            self._issue("malformed", f"truncated stream ({cut})", self.r.offset)
         except RecursionError:
             self._issue("limit", "structure too deeply nested", self.r.offset)
         res.end = self.r.offset
