@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -81,15 +78,6 @@ def test_oversized_leaf_is_refused_alone(store: SQLStore) -> None:
     with pytest.raises(InputError, match="at most"):
         append_batch(store, None, [Pending(b"ok"), Pending(b"y" * (MAX_LEAF + 1))])
     assert store.size() == 1
-
-
-def test_pre_release_layout_is_refused(tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "old.db")
-    db.execute("CREATE TABLE tlog_leaf (idx INTEGER PRIMARY KEY, leaf BLOB NOT NULL)")
-    db.commit()
-    db.close()
-    with pytest.raises(InputError, match="pre-release"):
-        SQLiteStore(tmp_path / "old.db")
 
 
 def test_results_slice_and_concat_keep_duplicates() -> None:

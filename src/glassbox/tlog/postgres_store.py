@@ -34,6 +34,7 @@ class PostgresStore(SQLStore):
                 self._wconn.execute("SELECT pg_advisory_xact_lock(7365721)")
                 self._create_schema(self._wconn)
             self._wconn.commit()
+            self._upgrade()
         except ImportError:
             raise InputError(
                 "PostgreSQL support needs psycopg: pip install 'glassbox[postgres]'"

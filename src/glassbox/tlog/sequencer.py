@@ -262,7 +262,7 @@ def prepare(state: WriterState, items: list[Pending]) -> Prepared:
     return out
 
 
-def _write(store: Store, prepared: Prepared) -> None:
+def write_prepared(store: Store, prepared: Prepared) -> None:
     """Inside a write transaction: the rows, then the new size."""
     if prepared.count:
         store.put_bundles(prepared.bundles)
@@ -287,7 +287,7 @@ def append_batch(
         try:
             state = WriterState.sync(store, state, size)
             prepared = prepare(state, items)
-            _write(store, prepared)
+            write_prepared(store, prepared)
             store.commit()
         except BaseException:
             store.rollback()

@@ -39,6 +39,7 @@ class SQLiteStore(SQLStore):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._wconn = self._connect()
             self._create_schema(self._wconn)
+            self._upgrade()
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{self.path}: not a usable log database ({exc})") from None
 

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
 from glassbox.digest.merkle import leaf_hash
-from glassbox.errors import InputError, VerificationError
+from glassbox.errors import VerificationError
 
 MAX_INDEX = (1 << 48) - 1
 HASH = 32
@@ -231,9 +231,6 @@ _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS tlog_checkpoint (size {BIGINT} PRIMARY KEY, note TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS tlog_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
-# Logs written before bundles kept one row per leaf in this table; they are refused with a
-# clear message rather than silently opened as empty.
-_OLD_LAYOUT_TABLE = "tlog_leaf"
 _RANGES_PER_QUERY = 200
 
 
@@ -281,16 +278,18 @@ class SQLStore(Store):
     def _table_exists(self, conn: Any, name: str) -> bool: ...
 
     def _create_schema(self, conn: Any) -> None:
-        if self._table_exists(conn, _OLD_LAYOUT_TABLE):
-            raise InputError(
-                f"{self.description}: this log was written by a pre-release Glassbox (one row"
-                " per leaf); export it with that version and import it here"
-            )
         for stmt in _SCHEMA:
             conn.execute(stmt.format(**self.types))
         conn.execute(
             self._q(f"{self.insert_ignore} tlog_head (id, size) VALUES (1, 0){self.ignore_suffix}")
         )
+
+    def _upgrade(self) -> None:
+        """Move a log written in the pre-release per-leaf layout into bundles (``migrate``)."""
+        from glassbox.tlog.migrate import OLD_TABLE, upgrade_per_leaf_layout
+
+        if self._table_exists(self._wconn, OLD_TABLE):
+            upgrade_per_leaf_layout(self)
 
     def _wexec(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         cur = self._wconn.execute(self._q(sql), tuple(params))
