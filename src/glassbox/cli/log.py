@@ -6,11 +6,14 @@ Without ``--log URL`` every command works on the embedded SQLite log under the d
 
 from __future__ import annotations
 
+import functools
 import json
 import time
+from collections.abc import Callable
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -28,21 +31,51 @@ VKEY_OPT = click.option("--log-key", "log_vkey", help="Trusted log verifier key 
 JSON_OPT = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
-def _open(
-    log_url: str | None, store: str | None, key_path: str | None, log_vkey: str | None
-) -> closing[Any]:
-    """The log server client or the embedded log, closed when the ``with`` block ends."""
-    if log_url:
-        from glassbox.tlog.client import LogClient
+R = TypeVar("R")
 
-        return closing(LogClient(log_url, log_vkey))
-    from glassbox.tlog import open_log
 
-    lg = open_log(store, key_path)
-    if log_vkey and log_vkey != lg.vkey:
-        lg.close()
-        raise InputError(f"the embedded log's key is {lg.vkey}, not {log_vkey}")
-    return closing(lg)
+@dataclass(frozen=True)
+class LogTarget:
+    """The log a command talks to: a server (``--log``) or the embedded log (``--store`` and its
+    ``--key``), with the verifier key to trust (``--log-key``)."""
+
+    log_url: str | None
+    store: str | None
+    key_path: str | None
+    log_vkey: str | None
+
+    def open(self) -> closing[Any]:
+        """The log server client or the embedded log, closed when the ``with`` block ends."""
+        if self.log_url:
+            from glassbox.tlog.client import LogClient
+
+            return closing(LogClient(self.log_url, self.log_vkey))
+        from glassbox.tlog import open_log
+
+        lg = open_log(self.store, self.key_path)
+        if self.log_vkey and self.log_vkey != lg.vkey:
+            lg.close()
+            raise InputError(f"the embedded log's key is {lg.vkey}, not {self.log_vkey}")
+        return closing(lg)
+
+
+def log_target(func: Callable[..., R]) -> Callable[..., R]:
+    """Give a command ``--log``, ``--store``, ``--key`` and ``--log-key`` (in that order in
+    ``--help``) and hand it them as one ``target: LogTarget``, so every command that reads a
+    log opens it the same way."""
+
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        log_url: str | None,
+        store: str | None,
+        key_path: str | None,
+        log_vkey: str | None,
+        **kwargs: Any,
+    ) -> R:
+        return func(*args, target=LogTarget(log_url, store, key_path, log_vkey), **kwargs)
+
+    return LOG_OPT(STORE_OPT(KEY_OPT(VKEY_OPT(wrapper))))
 
 
 def _open_store(store: str | None) -> closing[Any]:
@@ -53,13 +86,12 @@ def _open_store(store: str | None) -> closing[Any]:
 
 
 def _read_json(path: str) -> Any:
+    from glassbox.files import read_small_file
+
     p = Path(path)
+    raw = read_small_file(p, 64 << 20, "signed statement")  # bounded: not a stat-then-read
     try:
-        if p.stat().st_size > 64 << 20:
-            raise InputError(f"{p}: larger than 64 MiB")
-        return json.loads(p.read_text("utf-8"))
-    except OSError as exc:
-        raise InputError(f"{p}: cannot read ({exc.strerror})") from None
+        return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise InputError(f"{p}: not JSON") from None
 
@@ -76,19 +108,13 @@ def log() -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="PEM public key that signed it (not needed if SIGNED is a submission with one).",
 )
-@LOG_OPT
-@STORE_OPT
-@KEY_OPT
-@VKEY_OPT
+@log_target
 @JSON_OPT
 @guarded
 def add(
     signed: str,
     public_key: str | None,
-    log_url: str | None,
-    store: str | None,
-    key_path: str | None,
-    log_vkey: str | None,
+    target: LogTarget,
     as_json: bool,
 ) -> None:
     """Add an OMS signature bundle or a DSSE envelope (verified before it is admitted)."""
@@ -105,8 +131,8 @@ def add(
         if not isinstance(doc, dict):
             raise InputError(f"{signed}: expected a JSON object")
         submission = make_submission(doc, load_public_key(public_key))
-    with _open(log_url, store, key_path, log_vkey) as lg:
-        if log_url:
+    with target.open() as lg:
+        if target.log_url:
             result = lg.add(submission)
         else:
             entry = parse_entry(submission, where=signed)
@@ -126,25 +152,19 @@ def add(
 
 @log.command()
 @click.argument("index", type=click.IntRange(min=0))
-@LOG_OPT
-@STORE_OPT
-@KEY_OPT
-@VKEY_OPT
+@log_target
 @JSON_OPT
 @guarded
 def get(
     index: int,
-    log_url: str | None,
-    store: str | None,
-    key_path: str | None,
-    log_vkey: str | None,
+    target: LogTarget,
     as_json: bool,
 ) -> None:
     """Show one entry (re-verifying its signature)."""
     from glassbox.digest.merkle import leaf_hash
     from glassbox.errors import VerificationError
 
-    with _open(log_url, store, key_path, log_vkey) as lg:
+    with target.open() as lg:
         stored = lg.get(index)
     if leaf_hash(stored.leaf) != stored.leaf_hash:
         raise VerificationError(f"entry {index}: leaf does not match its leaf hash")
@@ -173,10 +193,7 @@ def get(
     " checkpoint this machine remembers for the log, if smaller).",
 )
 @click.option("--no-since", is_flag=True, help="Include no consistency proof.")
-@LOG_OPT
-@STORE_OPT
-@KEY_OPT
-@VKEY_OPT
+@log_target
 @JSON_OPT
 @guarded
 def prove(
@@ -184,10 +201,7 @@ def prove(
     output: str,
     since: int | None,
     no_since: bool,
-    log_url: str | None,
-    store: str | None,
-    key_path: str | None,
-    log_vkey: str | None,
+    target: LogTarget,
     as_json: bool,
 ) -> None:
     """Write an offline proof bundle (entry, inclusion proof, cosigned checkpoint, and a
@@ -196,11 +210,11 @@ def prove(
 
     if since is not None and no_since:
         raise InputError("give --since SIZE or --no-since, not both")
-    with _open(log_url, store, key_path, log_vkey) as lg:
+    with target.open() as lg:
         if since is None and not no_since:
             with closing(SeenCheckpoints()) as seen:
                 prev = seen.get(lg.origin)
-            if prev is not None and 0 < prev.size < _checkpoint_size(lg, log_url):
+            if prev is not None and 0 < prev.size < _checkpoint_size(lg, target.log_url):
                 since = prev.size
         bundle = lg.proof_bundle(index, since)
         vkey = lg.vkey
@@ -260,24 +274,18 @@ def verify_proof(
 
 
 @log.command()
-@LOG_OPT
-@STORE_OPT
-@KEY_OPT
-@VKEY_OPT
+@log_target
 @JSON_OPT
 @guarded
 def checkpoint(
-    log_url: str | None,
-    store: str | None,
-    key_path: str | None,
-    log_vkey: str | None,
+    target: LogTarget,
     as_json: bool,
 ) -> None:
     """Print the latest signed checkpoint (the embedded log issues one if it grew)."""
     from glassbox.tlog import SeenCheckpoints, remember_checkpoint
 
-    with _open(log_url, store, key_path, log_vkey) as lg:
-        cp = lg.latest_checkpoint() if log_url else lg.issue_checkpoint()
+    with target.open() as lg:
+        cp = lg.latest_checkpoint() if target.log_url else lg.issue_checkpoint()
         vkey = lg.vkey
         if cp is None:
             raise InputError("the log has no checkpoint yet")
@@ -304,10 +312,7 @@ def checkpoint(
 @click.option("--signer", "key", help="Signer key id (hex SHA-256 of the public key).")
 @click.option("--name", help="Model or subject name.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=100)
-@LOG_OPT
-@STORE_OPT
-@KEY_OPT
-@VKEY_OPT
+@log_target
 @JSON_OPT
 @guarded
 def search(
@@ -315,17 +320,14 @@ def search(
     key: str | None,
     name: str | None,
     limit: int,
-    log_url: str | None,
-    store: str | None,
-    key_path: str | None,
-    log_vkey: str | None,
+    target: LogTarget,
     as_json: bool,
 ) -> None:
     """Find entries by subject digest, signer key or model name."""
     given = [(k, v) for k, v in (("digest", digest), ("key", key), ("name", name)) if v]
     if len(given) != 1:
         raise InputError("give exactly one of --digest, --signer, --name")
-    with _open(log_url, store, key_path, log_vkey) as lg:
+    with target.open() as lg:
         indexes = lg.search(given[0][0], given[0][1], limit)
     if as_json:
         emit_json({"indexes": indexes})
@@ -403,10 +405,7 @@ def serve(
 
 
 @log.command()
-@LOG_OPT
-@STORE_OPT
-@KEY_OPT
-@VKEY_OPT
+@log_target
 @click.option("--state", type=click.Path(dir_okay=False), help="Monitor state file.")
 @click.option("--watch-key", "watch_keys", multiple=True, help="Signer key id to report.")
 @click.option("--watch-name", "watch_names", multiple=True, help="Model name to report.")
@@ -414,10 +413,7 @@ def serve(
 @JSON_OPT
 @guarded
 def monitor(
-    log_url: str | None,
-    store: str | None,
-    key_path: str | None,
-    log_vkey: str | None,
+    target: LogTarget,
     state: str | None,
     watch_keys: tuple[str, ...],
     watch_names: tuple[str, ...],
@@ -430,7 +426,7 @@ def monitor(
 
     state_path = Path(state) if state else data_dir() / "monitor.db"
     with (
-        _open(log_url, store, key_path, log_vkey) as lg,
+        target.open() as lg,
         closing(
             Monitor(lg, state_path, watch_keys=list(watch_keys), watch_names=list(watch_names))
         ) as mon,

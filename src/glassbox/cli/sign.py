@@ -7,14 +7,17 @@ commands never pay for ``cryptography``.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from glassbox.cli._common import emit_json, guarded, progress
 from glassbox.cli.keys import passphrase_from_env
 from glassbox.errors import InputError, VerificationError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _model_argument = click.argument("model", type=click.Path(path_type=Path))
 _signature_option = click.option(
@@ -27,16 +30,21 @@ _signature_option = click.option(
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
+def _model_key_signature(key_help: str) -> Callable[[F], F]:
+    """MODEL, ``--key`` and ``--signature``, in that order: sign and verify take the same three
+    and differ only in which half of the key pair ``--key`` names."""
+    key_option = click.option(
+        "--key", "key_path", required=True, type=click.Path(path_type=Path), help=key_help
+    )
+
+    def decorate(func: F) -> F:
+        return _model_argument(key_option(_signature_option(func)))
+
+    return decorate
+
+
 @click.command()
-@_model_argument
-@click.option(
-    "--key",
-    "key_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Private key (PEM; ECDSA P-256/384/521 for OMS, or Ed25519).",
-)
-@_signature_option
+@_model_key_signature("Private key (PEM; ECDSA P-256/384/521 for OMS, or Ed25519).")
 @click.option(
     "--method",
     default="sha256",
@@ -121,15 +129,7 @@ def sign(
 
 
 @click.command()
-@_model_argument
-@click.option(
-    "--key",
-    "key_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="The signer's public key (PEM).",
-)
-@_signature_option
+@_model_key_signature("The signer's public key (PEM).")
 @click.option(
     "--cache",
     "use_cache",
