@@ -1,15 +1,17 @@
 """Reading the small files the tool takes as input (keys, signature bundles, recipes, audit
-evidence, dataset proofs).
+evidence, dataset and log proofs), and the JSON in them.
 
-One place for the bounded read and its error wording, so a missing ``--key`` and a missing
-``--signature`` fail the same way (one line naming the file and the problem), and a path that
-names ``/dev/zero`` or a huge file by mistake is refused after ``limit + 1`` bytes, never read
-to the end.
+One place for the bounded read, the JSON decode and their error wording, so a missing ``--key``
+and a missing ``--signature`` fail the same way (one line naming the file and the problem), and
+a path that names ``/dev/zero`` or a huge file by mistake is refused after ``limit + 1`` bytes,
+never read to the end.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from glassbox.errors import InputError
 
@@ -36,3 +38,21 @@ def read_small_file(path: Path, limit: int, what: str) -> bytes:
 
 def _size(limit: int) -> str:
     return f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit} bytes"
+
+
+def parse_json(data: bytes, where: str) -> Any:
+    """``data`` decoded as UTF-8 JSON, or one ``InputError`` naming ``where`` and saying why
+    (hostile nesting included: it is a ``RecursionError`` inside ``json``)."""
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"{where}: not UTF-8 text") from None
+    except RecursionError:
+        raise InputError(f"{where}: JSON nested too deeply") from None
+    except ValueError as exc:
+        raise InputError(f"{where}: not valid JSON ({exc})") from None
+
+
+def read_json_file(path: Path, limit: int, what: str) -> Any:
+    """``read_small_file`` then ``parse_json``: a JSON input file, bounded and checked."""
+    return parse_json(read_small_file(path, limit, what), str(path))

@@ -15,7 +15,7 @@ import click
 
 from glassbox.cli._common import emit_json, guarded
 from glassbox.errors import InputError, VerificationError
-from glassbox.files import read_small_file
+from glassbox.files import read_json_file
 
 FORMATS = ("csv", "jsonl", "parquet", "files")
 MAX_JSON_BYTES = 64 << 20  # a commitment or a record proof is a few KiB
@@ -151,10 +151,4 @@ def verify_record(
 
 
 def _read_json(path: Path) -> Any:
-    raw = read_small_file(path, MAX_JSON_BYTES, "JSON")
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except RecursionError:
-        raise InputError(f"{path} nests JSON too deeply") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path} is not valid JSON: {exc}") from exc
+    return read_json_file(path, MAX_JSON_BYTES, "JSON")

@@ -204,8 +204,6 @@ def entry_from_body(body: bytes, *, where: str = "entry body") -> LogEntry:
     """Re-read and re-verify a stored or bundled body."""
     if len(body) > MAX_BODY_BYTES:
         raise InputError(f"{where}: larger than {MAX_BODY_BYTES} bytes")
-    try:
-        doc = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise InputError(f"{where}: not JSON") from None
-    return parse_entry(doc, where=where)
+    from glassbox.files import parse_json
+
+    return parse_entry(parse_json(body, where), where=where)

@@ -165,15 +165,10 @@ class ProofBundle:
 
     @classmethod
     def read(cls, path: str | Path) -> ProofBundle:
+        from glassbox.files import read_json_file
+
         p = Path(path)
-        try:
-            if p.stat().st_size > MAX_BUNDLE_BYTES:
-                raise InputError(f"{p}: larger than {MAX_BUNDLE_BYTES} bytes")
-            doc = json.loads(p.read_text("utf-8"))
-        except OSError as exc:
-            raise InputError(f"{p}: cannot read proof bundle ({exc.strerror})") from None
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            raise InputError(f"{p}: proof bundle is not JSON") from None
+        doc = read_json_file(p, MAX_BUNDLE_BYTES, "proof bundle")
         try:
             return cls.from_dict(doc)
         except InputError as exc:

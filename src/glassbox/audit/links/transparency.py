@@ -13,7 +13,6 @@ any other log is not evidence: whoever forges a bundle can forge a log key too.
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     from glassbox.tlog import ProofBundle, WitnessPolicy
 
 LINK = "transparency"
+MAX_POLICY_BYTES = 1 << 20  # a k and a list of witness keys
 
 
 def check(ctx: AuditContext) -> LinkResult:
@@ -224,10 +224,11 @@ def _policy(path: Path | None) -> WitnessPolicy | None:
     """``--witness-policy FILE``: JSON ``{"k": 1, "witnesses": ["<vkey>", ...]}``."""
     if path is None:
         return None
+    from glassbox.files import read_json_file
     from glassbox.tlog import WitnessPolicy
 
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = read_json_file(path, MAX_POLICY_BYTES, "witness policy")
         vkeys = doc["witnesses"]
         k = doc.get("k")
         if not isinstance(vkeys, list) or not all(isinstance(v, str) for v in vkeys):
