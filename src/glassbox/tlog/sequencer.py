@@ -282,6 +282,13 @@ def append_batch(
     since the in-memory state may have been advanced.
     """
     check_sizes(items)
+    return _append_checked(store, state, items)
+
+
+def _append_checked(
+    store: Store, state: WriterState | None, items: list[Pending]
+) -> tuple[WriterState, Results]:
+    """``append_batch`` for items whose sizes were checked when they were submitted."""
     with store.write_lock:
         size = store.begin_append()
         try:
@@ -400,7 +407,8 @@ class Sequencer:
     def _append(self, batch: _Batch, items: list[Pending]) -> None:
         for attempt in (1, 2):
             try:
-                self._state, results = append_batch(self.store, self._state, items)
+                # Sizes were checked in _enqueue, where a bad leaf fails only its submitter.
+                self._state, results = _append_checked(self.store, self._state, items)
             except BaseException as exc:
                 self._state = None  # it may have been advanced past what was committed
                 if attempt == 2 or not isinstance(exc, Exception):
