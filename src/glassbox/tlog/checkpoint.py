@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from glassbox.digest.merkle import HASH_SIZE
+from glassbox.digest.merkle import HASH_SIZE, ProofError, verify_consistency
+from glassbox.errors import VerificationError
 from glassbox.tlog.note import Note, NoteError, Signer, Verifier, open_note, sign_note
 
 
@@ -80,3 +82,34 @@ def open_checkpoint(data: str | bytes, log_verifier: Verifier) -> SignedCheckpoi
     if cp.origin != log_verifier.name:
         raise NoteError(f"checkpoint origin {cp.origin!r} is not the log key name")
     return SignedCheckpoint(cp, note)
+
+
+def check_same_history(
+    a: Checkpoint,
+    b: Checkpoint,
+    proof: Sequence[bytes] | Callable[[int, int], Sequence[bytes]],
+) -> None:
+    """Raise ``VerificationError`` unless ``a`` and ``b`` are one append-only history: the same
+    root at the same size, and otherwise a consistency proof from the smaller tree to the larger
+    (``proof``, or a function returning it for (small size, large size)).
+
+    The one check every party that remembers a checkpoint makes before trusting the next: the
+    client's memory (``SeenCheckpoints``), the monitor, and the log itself before it signs.
+    """
+    if a.size == b.size:
+        if a.root != b.root:
+            raise VerificationError(
+                f"log {b.origin} showed two different trees of size {b.size}: fork"
+            )
+        return
+    small, large = (a, b) if a.size < b.size else (b, a)
+    if small.size == 0:
+        return
+    hashes = proof(small.size, large.size) if callable(proof) else proof
+    try:
+        verify_consistency(small.size, large.size, list(hashes), small.root, large.root)
+    except ProofError as exc:
+        raise VerificationError(
+            f"log {b.origin} is not consistent between sizes {small.size} and {large.size}"
+            f" (not append-only): {exc}"
+        ) from None

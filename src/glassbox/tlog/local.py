@@ -15,10 +15,9 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
-from glassbox.digest.merkle import ProofError, verify_consistency
-from glassbox.errors import InputError, VerificationError
+from glassbox.errors import InputError
 from glassbox.paths import data_dir
-from glassbox.tlog.checkpoint import Checkpoint, SignedCheckpoint
+from glassbox.tlog.checkpoint import Checkpoint, SignedCheckpoint, check_same_history
 from glassbox.tlog.log import Cosigner, TransparencyLog
 from glassbox.tlog.note import ALG_ED25519, Signer
 from glassbox.tlog.sqlite_store import immediate
@@ -110,27 +109,12 @@ class SeenCheckpoints:
             self._store(new, signed)
             return "first"
         old = Checkpoint(new.origin, int(row[0]), bytes(row[1]))
-        if old.size == new.size:
-            if old.root != new.root:
-                raise VerificationError(
-                    f"log {new.origin} showed two different trees of size {new.size}: fork"
-                )
-            return "same"
-        if proof is None:
+        if old.size != new.size and proof is None:
             return "unverified"
-        small, large = (old, new) if old.size < new.size else (new, old)
-        if small.size == 0:
-            return "older" if large is old else self._store(new, signed)
-        try:
-            verify_consistency(small.size, large.size, proof, small.root, large.root)
-        except ProofError as exc:
-            raise VerificationError(
-                f"log {new.origin} is not consistent between sizes {small.size} and "
-                f"{large.size}: {exc}"
-            ) from None
-        if large is old:
-            return "older"
-        return self._store(new, signed)
+        check_same_history(old, new, proof or [])
+        if old.size == new.size:
+            return "same"
+        return "older" if new.size < old.size else self._store(new, signed)
 
     def _store(self, cp: Checkpoint, signed: SignedCheckpoint) -> str:
         self._db.execute(

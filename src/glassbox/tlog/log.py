@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from glassbox.errors import InputError, VerificationError
-from glassbox.tlog.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint, sign_checkpoint
+from glassbox.tlog.checkpoint import (
+    Checkpoint,
+    SignedCheckpoint,
+    check_same_history,
+    open_checkpoint,
+    sign_checkpoint,
+)
 from glassbox.tlog.entries import LogEntry, entry_from_body
 from glassbox.tlog.note import NoteSignature, Signer
 from glassbox.tlog.proofbundle import ConsistencyProof, ProofBundle
@@ -167,15 +173,10 @@ class TransparencyLog:
             if latest is not None and latest.checkpoint.size >= size:
                 return latest
             root = self.tree.root(size)
+            new = Checkpoint(self.origin, size, root)
             if latest is not None:  # our own history must be append-only, check before signing
-                from glassbox.digest.merkle import verify_consistency
-
-                old = latest.checkpoint
-                if old.size:
-                    verify_consistency(
-                        old.size, size, self.consistency_proof(old.size, size), old.root, root
-                    )
-            signed = sign_checkpoint(Checkpoint(self.origin, size, root), self.signer)
+                check_same_history(latest.checkpoint, new, self.consistency_proof)
+            signed = sign_checkpoint(new, self.signer)
             self.store.put_checkpoint(size, signed.serialize())
             return self._cosign(signed)
 

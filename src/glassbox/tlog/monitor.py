@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from glassbox.digest.merkle import ProofError, leaf_hash, verify_consistency
+from glassbox.digest.merkle import leaf_hash
 from glassbox.errors import InputError, VerificationError
-from glassbox.tlog.checkpoint import SignedCheckpoint
+from glassbox.tlog.checkpoint import Checkpoint, SignedCheckpoint, check_same_history
 from glassbox.tlog.log import StoredEntry
 from glassbox.tlog.sqlite_store import immediate
 from glassbox.tlog.tree import RightEdge
@@ -125,18 +125,10 @@ class Monitor:
             raise VerificationError(
                 f"log {self.origin} signed two different trees of size {cp.size}"
             )
-        if cp.size == size or size == 0 or cp.size == 0:
-            return
-        small, large = (size, cp.size) if size < cp.size else (cp.size, size)
-        root_small, root_large = (root, cp.root) if size < cp.size else (cp.root, root)
-        try:
-            verify_consistency(
-                small, large, self.source.consistency_proof(small, large), root_small, root_large
+        if cp.size:
+            check_same_history(
+                Checkpoint(self.origin, size, root), cp, self.source.consistency_proof
             )
-        except ProofError as exc:
-            raise VerificationError(
-                f"log {self.origin} is not append-only between sizes {small} and {large}: {exc}"
-            ) from None
 
     def poll(self) -> MonitorReport:
         signed = self.source.latest_checkpoint()
