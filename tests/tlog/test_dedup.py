@@ -16,7 +16,7 @@ def test_leaf_index_keeps_the_first_index(keys: list[bytes]) -> None:
     index = LeafIndex()
     first: dict[bytes, int] = {}
     for i, key in enumerate(keys):
-        index.add(key, i)
+        index.extend([key], i)
         first.setdefault(key, i)
     assert all(index.get(k) == i for k, i in first.items())
     assert index.get(b"absent-key") is None

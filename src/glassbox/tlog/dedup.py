@@ -16,6 +16,8 @@ measured with tracemalloc) in the writer process.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class LeafIndex:
     __slots__ = ("covered", "map")
@@ -26,9 +28,12 @@ class LeafIndex:
         self.map: dict[bytes, int] = {}
         self.covered = 0  # leaves [0, covered) have been added
 
-    def add(self, leaf_hash: bytes, index: int) -> None:
-        """Record a stored leaf; an earlier identical leaf keeps its (lower) index."""
-        self.map.setdefault(leaf_hash, index)
+    def extend(self, leaf_hashes: Iterable[bytes], start: int) -> None:
+        """Record stored leaves ``start, start + 1, ...``; an earlier identical leaf keeps its
+        (lower) index. The rebuild from the store: one ``setdefault`` per leaf, no call."""
+        claim = self.map.setdefault
+        for index, leaf_hash in enumerate(leaf_hashes, start):
+            claim(leaf_hash, index)
 
     def get(self, leaf_hash: bytes) -> int | None:
         return self.map.get(leaf_hash)

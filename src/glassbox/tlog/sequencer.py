@@ -164,11 +164,9 @@ class WriterState:
             state = cls(RightEdge(0, []), LeafIndex())
         if state.edge.size != size:
             state.edge = RightEdge.load(StoredTree(store), size)
-        claim = state.index.map.setdefault
         for start in range(state.index.covered, size, 65536):
             end = min(size, start + 65536)
-            for h, i in zip(store.leaf_hashes(start, end), range(start, end), strict=True):
-                claim(h, i)
+            state.index.extend(store.leaf_hashes(start, end), start)
             state.index.covered = end
         return state
 
