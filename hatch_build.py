@@ -6,7 +6,14 @@ is the scanner's whole cost on a large pickle). Nothing changes in the source or
 and the pure-Python modules remain the fallback:
 
 * ``GLASSBOX_PURE_PYTHON=1`` skips compilation;
-* a machine without a C compiler gets a warning and the pure-Python install.
+* any failure of the compile step (no C compiler, no headers, a type error, mypy's
+  ``SystemExit``) gives one warning and the pure-Python install.
+
+The build environment holds only the build requirements (hatchling, mypy, setuptools), never
+the project's own dependencies, so mypy type-checks the scanner package alone: every other module
+(``glassbox.sign`` through ``glassbox.scan.attest``, ``cryptography``, numpy) is skipped and
+seen as ``Any``. The compiled modules import nothing outside ``glassbox.scan`` on their hot
+path, so nothing is lost, and what happens to be installed never changes the outcome.
 
 Editable installs compile in place (``src/glassbox/scan/*.so``, found through the editable
 ``.pth``); after editing a compiled module, re-run ``pip install -e .`` (the test suite refuses
@@ -37,7 +44,17 @@ COMPILED = [
     "glassbox/scan/safetensors_scan.py",
     "glassbox/scan/torch_legacy.py",
 ]
-GROUP = "glassbox_native"  # the shared runtime library: src/glassbox_native__mypyc*.so
+GROUP = "glassbox_native"
+# Type-check the scanner package only: the build environment has none of the project's
+# dependencies, so anything else mypy followed into (cryptography through glassbox.sign) would be
+# unresolved and fail the build.
+MYPY_CONFIG = """\
+[mypy]
+ignore_missing_imports = True
+follow_imports = skip
+[mypy-glassbox.scan.*]
+follow_imports = normal
+"""  # the shared runtime library: src/glassbox_native__mypyc*.so
 
 
 class MypycBuildHook(BuildHookInterface):
@@ -52,9 +69,11 @@ class MypycBuildHook(BuildHookInterface):
             return
         try:
             built = _compile(src, Path(self.root) / "build" / "mypyc")
-        except Exception as exc:  # no compiler, no headers: the pure-Python install still works
+        except (Exception, SystemExit) as exc:  # mypy ends with SystemExit on a type error
+            _remove_compiled(src)  # a half-finished build must not shadow the source
+            reason = str(exc) or type(exc).__name__
             self.app.display_warning(
-                f"glassbox: compiling the scanner with mypyc failed ({exc}); installing the"
+                f"glassbox: compiling the scanner with mypyc failed ({reason}); installing the"
                 " pure-Python modules (slower scans, same results)"
             )
             return
@@ -65,17 +84,28 @@ class MypycBuildHook(BuildHookInterface):
         for path in built:
             build_data["force_include"][str(path)] = str(path.relative_to(src))
 
+    def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
+        # A wheel has taken its copies of the extension modules: leaving them in src/ would
+        # shadow the source in this checkout (an editable install finds them first).
+        if self.target_name == "wheel" and version != "editable":
+            _remove_compiled(Path(self.root) / "src")
+
 
 def _compile(src: Path, work: Path) -> list[Path]:
     from mypyc.build import mypycify
     from setuptools import Distribution
     from setuptools.command.build_ext import build_ext
 
+    if os.environ.get("GLASSBOX_TEST_BREAK_MYPYC"):  # lets a test prove the fallback
+        raise SystemExit("GLASSBOX_TEST_BREAK_MYPYC is set")
+    work.mkdir(parents=True, exist_ok=True)
+    config = work / "mypy.ini"
+    config.write_text(MYPY_CONFIG)
     cwd = Path.cwd()
     os.chdir(src)  # module names come from the paths: glassbox/scan/x.py -> glassbox.scan.x
     try:
         extensions = mypycify(
-            ["--ignore-missing-imports", "--python-version", "3.11", *COMPILED],
+            ["--config-file", str(config), "--python-version", "3.11", *COMPILED],
             opt_level="3",
             group_name=GROUP,
             target_dir=str(work / "c"),

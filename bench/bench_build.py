@@ -53,8 +53,8 @@ def worker(steps: int, interval: int, block: int) -> dict[str, float]:
 
     import torch
 
-    from glassbox.build.context import DatasetView, TrainingContext, derive_seed
-    from glassbox.build.hermetic import Recorder, install
+    from glassbox.pipeline.context import DatasetView, TrainingContext, derive_seed
+    from glassbox.pipeline.hermetic import Recorder, install
 
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -176,7 +176,7 @@ def overhead(steps: int, interval: int, rounds: int, block: int) -> None:
 
 
 def spot_check_cost(ks: list[int], steps: int, interval: int) -> None:
-    from glassbox.build import build, spot_check
+    from glassbox.pipeline import build, spot_check
 
     work = Path(tempfile.mkdtemp(prefix="bench-build-"))
     try:

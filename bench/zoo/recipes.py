@@ -1,4 +1,4 @@
-"""The backdoor zoo built through Glassbox recipes (``glassbox.build``), with provenance.
+"""The backdoor zoo built through Glassbox recipes (``glassbox.pipeline``), with provenance.
 
 Each entry is a recipe directory (``recipe/``: the zoo's training code from ``recipe_code/``,
 the poisoned training split and the clean test split as committed JSON Lines in the digits
@@ -82,13 +82,13 @@ keep = ["model.safetensors", "metrics.json"]
 def build_recipe_entry(
     attack: Attack, out: Path, *, steps: int = 800, disjoint: bool = False
 ) -> dict[str, object]:
-    """Write the entry's recipe and data, run ``glassbox.build``, and record the ground truth.
+    """Write the entry's recipe and data, run ``glassbox.pipeline``, and record the ground truth.
 
     ``disjoint`` (for a clean reference only) trains on the digits test split instead: records
     no zoo model trained on, so the reference cannot have memorised the zoo's genuine labels.
     """
-    from glassbox.build import build
     from glassbox.digest import commit_dataset
+    from glassbox.pipeline import build
 
     xtr, ytr, xte, yte = digits_split()
     if disjoint:

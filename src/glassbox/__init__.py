@@ -1,7 +1,8 @@
 """Glassbox: make AI models as trustworthy as open-source software.
 
 Parts (each a subpackage, depending downward only):
-``cli -> audit -> {build, scan, bom} -> {tlog, sign} -> digest``.
+``cli -> hub -> audit -> {pipeline, lm, bom} -> trust -> {scan, tlog} -> sign -> digest``
+(``pipeline`` is DESIGN.md's ``build`` part: recipes, hermetic builds, provenance, pipelines).
 """
 
 __version__ = "0.1.0"

@@ -29,7 +29,7 @@ STATEMENT_TYPES = frozenset(
 _CANDIDATE_SUFFIXES = frozenset(
     {".sig", ".json", ".jsonl", ".bundle", ".intoto", ".toml", ".yml", ".yaml", ".proof"}
 )
-# glassbox.tlog's offline proof bundle, and the names glassbox.build gives its provenance
+# glassbox.tlog's offline proof bundle, and the names glassbox.pipeline gives its provenance
 # files in the build output directory (beside the model directory it writes).
 PROOF_FORMAT = "glassbox-tlog-proof/v1"
 SCAN_PREDICATE_PREFIX = "https://glassbox.dev/scan/"  # glassbox.scan.SCAN_PREDICATE_TYPE
@@ -276,7 +276,7 @@ def _classify_toml(path: Path, raw: bytes, strict: bool) -> EvidenceFile | None:
         if strict:
             raise InputError(f"{path}: not a TOML recipe: {exc}") from exc
         return None
-    # A glassbox.build recipe (buildType https://glassbox.dev/build/recipe/v1): a name and a
+    # A glassbox.pipeline recipe (buildType https://glassbox.dev/build/recipe/v1): a name and a
     # [code] table naming the entry point.
     code = doc.get("code")
     if isinstance(doc.get("name"), str) and isinstance(code, dict) and "entry" in code:

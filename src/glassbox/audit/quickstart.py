@@ -48,7 +48,7 @@ def run_quickstart(
     say: Callable[[str], None] = print,
 ) -> QuickstartResult:
     """Run every step in ``workdir`` (created; reused only if an earlier quickstart made it)."""
-    from glassbox.build import build
+    from glassbox.pipeline import build
     from glassbox.scan import attest_scan, scan_path
     from glassbox.sign import (
         generate_private_key,

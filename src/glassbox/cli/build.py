@@ -1,4 +1,4 @@
-"""``glassbox build``, ``rebuild`` and ``spot-check``: thin commands over ``glassbox.build``."""
+"""``glassbox build``, ``rebuild`` and ``spot-check``: thin commands over ``glassbox.pipeline``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from glassbox.build.recipe import CPU_CAPABILITIES
 from glassbox.cli._common import emit_json, guarded
+from glassbox.pipeline.recipe import CPU_CAPABILITIES
 
 
 def _key(path: Path | None, passphrase_env: str | None) -> Any:
@@ -57,7 +57,7 @@ def build(
     as_json: bool,
 ) -> None:
     """Train the model RECIPE declares, hermetically, and write it with SLSA provenance."""
-    from glassbox.build import build as run_build
+    from glassbox.pipeline import build as run_build
 
     result = run_build(
         recipe, out, key=_key(key, passphrase_env), strict=strict, keep_checkpoints=keep_checkpoints
@@ -141,7 +141,7 @@ def rebuild(
     same pinned, network-refused child process a build uses. Exit 0: bit-identical, or within
     tolerance when the environment could not be matched (reported as weaker); 1 otherwise.
     """
-    from glassbox.build import rebuild as run_rebuild
+    from glassbox.pipeline import rebuild as run_rebuild
 
     report = run_rebuild(
         provenance,
@@ -216,7 +216,7 @@ def spot_check(
     as_json: bool,
 ) -> None:
     """Replay random segments of PROVENANCE's checkpoint trail and check their end states."""
-    from glassbox.build import spot_check as run_spot_check
+    from glassbox.pipeline import spot_check as run_spot_check
 
     report = run_spot_check(
         provenance,

@@ -4,7 +4,7 @@ Checks, in order: the statement is signed by a trusted key (unsigned provenance 
 so it is unknown); its subjects are this model's files (or its OMS root digest); every input it
 declares carries a digest; the build was hermetic. With ``--rebuild`` the model is rebuilt from
 the provenance and compared bit for bit; with ``--spot-check K``, K random segments of the
-training trail are replayed. Each of those is a call into ``glassbox.build``.
+training trail are replayed. Each of those is a call into ``glassbox.pipeline``.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def _hermeticity(statement: dict[str, Any]) -> tuple[bool | None, str]:
 
 
 def _rebuild(ctx: AuditContext, provenance: Path, key: Path, result: LinkResult) -> None:
-    from glassbox.build import rebuild
+    from glassbox.pipeline import rebuild
 
     recipe = ctx.evidence.first("recipe")
     report = rebuild(
@@ -188,7 +188,7 @@ def _rebuild(ctx: AuditContext, provenance: Path, key: Path, result: LinkResult)
 def _spot_check(
     ctx: AuditContext, provenance: Path, key: Path, segments: int, result: LinkResult
 ) -> None:
-    from glassbox.build import spot_check
+    from glassbox.pipeline import spot_check
 
     recipe = ctx.evidence.first("recipe")
     report = spot_check(

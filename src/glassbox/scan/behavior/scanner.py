@@ -51,7 +51,7 @@ ArchSpec = str | Callable[[], nn.Module]
 
 def provenance_dir(model_path: Path) -> Path | None:
     """The build output directory holding this model's Glassbox provenance, if there is one."""
-    from glassbox.build.provenance import BUNDLE_NAME, STATEMENT_NAME
+    from glassbox.pipeline.provenance import BUNDLE_NAME, STATEMENT_NAME
 
     directory = model_path if model_path.is_dir() else model_path.parent
     for candidate in (directory, directory.parent):
@@ -65,11 +65,11 @@ def load_built(
 ) -> ProbedModel:
     """A Glassbox-built model: the recipe's factory, from the code the provenance names.
 
-    ``glassbox.build.load_built_model`` checks the code against the provenance's manifest and
+    ``glassbox.pipeline.load_built_model`` checks the code against the provenance's manifest and
     the weights against its subjects before importing anything, so what is probed is exactly
     the declared source and the declared bytes.
     """
-    from glassbox.build import load_built_model
+    from glassbox.pipeline import load_built_model
 
     found = provenance_dir(model_path)
     if found is None:
@@ -92,8 +92,8 @@ def declared_training_data(model_path: Path) -> tuple[Path, str | None] | None:
     The file must still match the commitment in the provenance: suspect records are named by
     their index in *that* commitment.
     """
-    from glassbox.build.provenance import load_provenance
     from glassbox.digest import commit_dataset
+    from glassbox.pipeline.provenance import load_provenance
 
     found = provenance_dir(model_path)
     if found is None:

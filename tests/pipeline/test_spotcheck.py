@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import torch
 
-from glassbox.build import STATEMENT_NAME, TrainingState, spot_check
-from glassbox.build.spotcheck import choose_segments
-from glassbox.build.trail import checkpoint_name
 from glassbox.errors import InputError
-from tests.build.conftest import Built
+from glassbox.pipeline import STATEMENT_NAME, TrainingState, spot_check
+from glassbox.pipeline.spotcheck import choose_segments
+from glassbox.pipeline.trail import checkpoint_name
+from tests.pipeline.conftest import Built
 
 pytestmark = pytest.mark.slow
 
@@ -113,8 +113,8 @@ def test_segment_choice_is_seeded_and_bounded() -> None:
 
 
 def test_training_from_undeclared_initial_weights_is_caught(built: Built, tmp_path: Path) -> None:
-    from glassbox.build import build
-    from tests.build.conftest import copy_example
+    from glassbox.pipeline import build
+    from tests.pipeline.conftest import copy_example
 
     # The producer really trains, but from initial weights the declared code does not make
     # (here: a model factory that scales the first layer), then claims the clean code.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from glassbox.build import BuildResult, build
+from glassbox.pipeline import BuildResult, build
 from glassbox.sign import generate_private_key, write_keypair
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits"

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from glassbox.build.recipe import Recipe
 from glassbox.digest import Manifest, hash_model
 from glassbox.errors import VerificationError
+from glassbox.pipeline.recipe import Recipe
 
 # Tool caches that are never part of the recipe's code (and whose reads are therefore flagged).
 CACHE_DIRS = frozenset(

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from glassbox.build.hermetic import Hermeticity
-from glassbox.build.inputs import DATASET_DIGEST_KEY, ResolvedInputs
-from glassbox.build.recipe import BUILD_TYPE, Recipe
-from glassbox.build.trail import TRAIL_MEDIA_TYPE, Trail
 from glassbox.digest import Manifest
 from glassbox.errors import InputError
+from glassbox.pipeline.hermetic import Hermeticity
+from glassbox.pipeline.inputs import DATASET_DIGEST_KEY, ResolvedInputs
+from glassbox.pipeline.recipe import BUILD_TYPE, Recipe
+from glassbox.pipeline.trail import TRAIL_MEDIA_TYPE, Trail
 
 SLSA_PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 BUILDER_ID = "https://glassbox.dev/builder/local/v1"

@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from glassbox.build import environment as env_mod
-from glassbox.build.builder import training_job
-from glassbox.build.compare import load_safetensors, resolve_against
-from glassbox.build.inputs import ResolvedInputs
-from glassbox.build.provenance import CHECKPOINT_DIR, MODEL_DIR, Provenance, load_provenance
-from glassbox.build.recipe import Recipe
-from glassbox.build.runner import ChildSettings, run_child
-from glassbox.build.trail import TrailEntry, TrainingState, checkpoint_name, weights_digest
 from glassbox.errors import GlassboxError, InputError
+from glassbox.pipeline import environment as env_mod
+from glassbox.pipeline.builder import training_job
+from glassbox.pipeline.compare import load_safetensors, resolve_against
+from glassbox.pipeline.inputs import ResolvedInputs
+from glassbox.pipeline.provenance import CHECKPOINT_DIR, MODEL_DIR, Provenance, load_provenance
+from glassbox.pipeline.recipe import Recipe
+from glassbox.pipeline.runner import ChildSettings, run_child
+from glassbox.pipeline.trail import TrailEntry, TrainingState, checkpoint_name, weights_digest
 
 
 @dataclass

@@ -15,19 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from glassbox.build import environment as env_mod
-from glassbox.build.builder import collect_outputs, train
-from glassbox.build.compare import (
+from glassbox.digest import hash_model
+from glassbox.errors import VerificationError
+from glassbox.pipeline import environment as env_mod
+from glassbox.pipeline.builder import collect_outputs, train
+from glassbox.pipeline.compare import (
     TensorDistance,
     load_safetensors,
     resolve_against,
     tensor_distance,
 )
-from glassbox.build.provenance import CHECKPOINT_DIR, MODEL_DIR, Provenance, load_provenance
-from glassbox.build.runner import BuildFailed
-from glassbox.build.trail import TrailEntry, TrainingState, checkpoint_name
-from glassbox.digest import hash_model
-from glassbox.errors import VerificationError
+from glassbox.pipeline.provenance import CHECKPOINT_DIR, MODEL_DIR, Provenance, load_provenance
+from glassbox.pipeline.runner import BuildFailed
+from glassbox.pipeline.trail import TrailEntry, TrainingState, checkpoint_name
 
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4

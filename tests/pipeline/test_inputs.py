@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from glassbox.build import inputs as inputs_mod
-from glassbox.build.inputs import changed_lines, changed_records, record_chunks
 from glassbox.digest import commit_dataset
 from glassbox.digest.merkle import node_hash
+from glassbox.pipeline import inputs as inputs_mod
+from glassbox.pipeline.inputs import changed_lines, changed_records, record_chunks
 
 
 def write(path: Path, labels: list[int]) -> Path:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import torch
 
-from glassbox.build.context import DatasetView, SegmentDone, TrainingAPIError, TrainingContext
-from glassbox.build.trail import TrainingState, checkpoint_name
+from glassbox.pipeline.context import DatasetView, SegmentDone, TrainingAPIError, TrainingContext
+from glassbox.pipeline.trail import TrainingState, checkpoint_name
 
 MODEL = "tinymodel:build"
 
@@ -129,14 +129,14 @@ def test_recipe_code_is_compiled_from_source_not_pycache(code_dir: Path, tmp_pat
 
     st = (code_dir / "evilmod.py").stat()
     os.utime(other, (st.st_atime, st.st_mtime))
-    from glassbox.build.context import import_callable
+    from glassbox.pipeline.context import import_callable
 
     sys.modules.pop("evilmod", None)
     assert import_callable(code_dir, "evilmod:build")() == "source"
 
 
 def test_custom_sampler_indices_are_recorded(code_dir: Path, tmp_path: Path) -> None:
-    from glassbox.build.trail import data_digest
+    from glassbox.pipeline.trail import data_digest
 
     ctx = ctx_for(code_dir, tmp_path)
     ctx.track(ctx.build_model())
@@ -160,7 +160,7 @@ def test_isolated_imports_never_reuse_another_code_dirs_module(tmp_path: Path) -
     a cached ``sys.modules['model']`` from the first must not answer for the second."""
     import sys
 
-    from glassbox.build.context import import_callable
+    from glassbox.pipeline.context import import_callable
 
     dirs = []
     for label in ("first", "second"):

@@ -12,17 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from glassbox.build.inputs import (
+from glassbox.digest import Manifest
+from glassbox.errors import InputError
+from glassbox.pipeline.inputs import (
     DATASET_DIGEST_KEY,
     ResolvedInputs,
     changed_lines,
     changed_records,
     resolve_inputs,
 )
-from glassbox.build.provenance import Provenance
-from glassbox.build.recipe import Recipe, load_recipe
-from glassbox.digest import Manifest
-from glassbox.errors import InputError
+from glassbox.pipeline.provenance import Provenance
+from glassbox.pipeline.recipe import Recipe, load_recipe
 
 if TYPE_CHECKING:
     import torch

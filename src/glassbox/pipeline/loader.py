@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from glassbox.build.compare import load_safetensors
-from glassbox.build.context import import_callable
-from glassbox.build.provenance import MODEL_DIR, load_provenance
 from glassbox.digest import Manifest, hash_file, hash_model
 from glassbox.errors import InputError, VerificationError
+from glassbox.pipeline.compare import load_safetensors
+from glassbox.pipeline.context import import_callable
+from glassbox.pipeline.provenance import MODEL_DIR, load_provenance
 
 if TYPE_CHECKING:
     import torch

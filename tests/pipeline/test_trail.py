@@ -12,7 +12,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from glassbox.build.trail import (
+from glassbox.errors import InputError, VerificationError
+from glassbox.pipeline.trail import (
     Trail,
     TrailEntry,
     TrainingState,
@@ -23,7 +24,6 @@ from glassbox.build.trail import (
     tensors_digest,
     weights_digest,
 )
-from glassbox.errors import InputError, VerificationError
 
 
 def make(

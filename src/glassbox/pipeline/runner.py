@@ -83,7 +83,7 @@ def run_child(job: dict[str, Any], settings: ChildSettings, scratch: Path) -> di
     with log_path.open("wb") as log:
         try:
             proc = subprocess.run(
-                [sys.executable, "-P", "-m", "glassbox.build.child", str(job_path)],
+                [sys.executable, "-P", "-m", "glassbox.pipeline.child", str(job_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

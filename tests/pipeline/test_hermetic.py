@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from glassbox.build.hermetic import Recorder, RefusedError, classify, environment_roots
+from glassbox.pipeline.hermetic import Recorder, RefusedError, classify, environment_roots
 
 
 def test_classify_sorts_every_kind(tmp_path: Path) -> None:
@@ -105,7 +105,7 @@ def test_hook_refuses_processes(event: str) -> None:
 def test_installed_hook_blocks_real_socket_in_a_fresh_interpreter() -> None:
     # Audit hooks cannot be removed, so prove the real thing in a throwaway interpreter.
     code = (
-        "from glassbox.build.hermetic import Recorder, install\n"
+        "from glassbox.pipeline.hermetic import Recorder, install\n"
         "import socket\n"
         "r = Recorder(); install(r)\n"
         "try:\n"

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from glassbox.build import RecipeError, load_recipe, parse_recipe
-from glassbox.build.inputs import check_declared, resolve_inputs
-from glassbox.build.recipe import _is_spdx_expression, key_lines
 from glassbox.errors import VerificationError
-from tests.build.conftest import EXAMPLE, change_label, copy_example
+from glassbox.pipeline import RecipeError, load_recipe, parse_recipe
+from glassbox.pipeline.inputs import check_declared, resolve_inputs
+from glassbox.pipeline.recipe import _is_spdx_expression, key_lines
+from tests.pipeline.conftest import EXAMPLE, change_label, copy_example
 
 
 def line_of(text: str, needle: str) -> int:

@@ -15,7 +15,9 @@ import jsonschema
 import pytest
 import torch
 
-from glassbox.build import (
+from glassbox.digest import hash_file
+from glassbox.errors import InputError, VerificationError
+from glassbox.pipeline import (
     BUNDLE_NAME,
     SLSA_PREDICATE_TYPE,
     STATEMENT_NAME,
@@ -25,11 +27,9 @@ from glassbox.build import (
     load_provenance,
     rebuild,
 )
-from glassbox.build.rebuild import BIT_IDENTICAL, INPUTS_DIFFER, WITHIN_TOLERANCE
-from glassbox.digest import hash_file
-from glassbox.errors import InputError, VerificationError
+from glassbox.pipeline.rebuild import BIT_IDENTICAL, INPUTS_DIFFER, WITHIN_TOLERANCE
 from glassbox.sign import load_public_key, read_bundle, verify_bundle
-from tests.build.conftest import Built, change_label
+from tests.pipeline.conftest import Built, change_label
 
 SCHEMA = json.loads(
     (Path(__file__).parent / "schemas" / "slsa_provenance_v1.schema.json").read_text()
@@ -240,7 +240,7 @@ def test_copy_of_output_dir_is_self_contained(built: Built, tmp_path: Path) -> N
 
 
 def test_base_model_is_verified_recorded_and_readable(built: Built, tmp_path: Path) -> None:
-    from tests.build.conftest import copy_example
+    from tests.pipeline.conftest import copy_example
 
     base = tmp_path / "base"
     base.mkdir()
@@ -276,7 +276,7 @@ def test_base_model_is_verified_recorded_and_readable(built: Built, tmp_path: Pa
     # Fine-tuning started from the base weights: the trail's first state is the base model.
     from safetensors.torch import load_file
 
-    from glassbox.build.trail import weights_digest
+    from glassbox.pipeline.trail import weights_digest
 
     assert result.trail.entries[0].weights == weights_digest(
         load_file(str(base / "model.safetensors"))

@@ -1,4 +1,4 @@
-"""The training process: ``python -m glassbox.build.child JOB.json``.
+"""The training process: ``python -m glassbox.pipeline.child JOB.json``.
 
 Runs in a fresh interpreter so that the audit hook is installed before anything else is
 imported, thread pools are sized before torch creates them, and nothing the parent process
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from glassbox.build.hermetic import Recorder, install
+from glassbox.pipeline.hermetic import Recorder, install
 
 _RECORDER = Recorder()
 install(_RECORDER)
@@ -25,8 +25,8 @@ from typing import Any  # noqa: E402
 
 
 def _load_datasets(job: dict[str, Any]) -> dict[str, Any]:
-    from glassbox.build.context import DatasetView
     from glassbox.digest import iter_records
+    from glassbox.pipeline.context import DatasetView
 
     views = {}
     for spec in job["datasets"]:
@@ -44,10 +44,10 @@ def _run(job: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_interop_threads(1)
     torch.use_deterministic_algorithms(True)
 
-    from glassbox.build import environment
-    from glassbox.build.context import SegmentDone, TrainingContext, import_callable
-    from glassbox.build.hermetic import classify, environment_roots
-    from glassbox.build.trail import TrainingState
+    from glassbox.pipeline import environment
+    from glassbox.pipeline.context import SegmentDone, TrainingContext, import_callable
+    from glassbox.pipeline.hermetic import classify, environment_roots
+    from glassbox.pipeline.trail import TrainingState
 
     with _RECORDER.paused():
         env = environment.capture(threads)

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from glassbox.cli.main import cli
-from tests.build.conftest import Built
+from tests.pipeline.conftest import Built
 
 pytestmark = pytest.mark.slow
 
@@ -82,8 +82,8 @@ def test_bad_input_exits_2(tmp_path: Path) -> None:
 def test_spot_check_text_names_swapped_checkpoints(built: Built, tmp_path: Path) -> None:
     import shutil
 
-    from glassbox.build.spotcheck import choose_segments
-    from glassbox.build.trail import checkpoint_name
+    from glassbox.pipeline.spotcheck import choose_segments
+    from glassbox.pipeline.trail import checkpoint_name
 
     out = tmp_path / "swapped"
     shutil.copytree(built.out, out)

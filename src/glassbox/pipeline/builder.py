@@ -15,20 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from glassbox.build.hermetic import Hermeticity
-from glassbox.build.inputs import ResolvedInputs, check_declared, resolve_inputs
-from glassbox.build.provenance import (
+from glassbox.digest import Manifest, hash_model
+from glassbox.errors import InputError, VerificationError
+from glassbox.pipeline.hermetic import Hermeticity
+from glassbox.pipeline.inputs import ResolvedInputs, check_declared, resolve_inputs
+from glassbox.pipeline.provenance import (
     BUNDLE_NAME,
     CHECKPOINT_DIR,
     MODEL_DIR,
     STATEMENT_NAME,
     make_provenance,
 )
-from glassbox.build.recipe import Recipe, load_recipe
-from glassbox.build.runner import ChildSettings, run_child
-from glassbox.build.trail import Trail, TrailEntry
-from glassbox.digest import Manifest, hash_model
-from glassbox.errors import InputError, VerificationError
+from glassbox.pipeline.recipe import Recipe, load_recipe
+from glassbox.pipeline.runner import ChildSettings, run_child
+from glassbox.pipeline.trail import Trail, TrailEntry
 
 SCRATCH_NAME = ".glassbox-build"
 

@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from glassbox.build.trail import (
+from glassbox.errors import InputError
+from glassbox.pipeline.trail import (
     TrailEntry,
     TrainingState,
     capture_state,
@@ -43,7 +44,6 @@ from glassbox.build.trail import (
     data_digest_tensors,
     restore_state,
 )
-from glassbox.errors import InputError
 
 if TYPE_CHECKING:
     import torch
@@ -176,7 +176,7 @@ def import_callable(code_dir: Path, target: str, *, isolated: bool = False) -> C
 
 
 class TrainingContext:
-    """Passed to the recipe's entry point. Construct through ``glassbox.build.runner`` only."""
+    """Passed to the recipe's entry point. Construct through ``glassbox.pipeline.runner`` only."""
 
     def __init__(
         self,
