@@ -20,8 +20,19 @@ from glassbox.audit.verdict import LINKS, Verdict
 from glassbox.errors import InputError
 
 MARKER = ".glassbox-quickstart"
-# The example ships in the source tree: src/glassbox/audit/quickstart.py -> repository root.
-DEFAULT_RECIPE = Path(__file__).resolve().parents[3] / "examples" / "digits" / "recipe.toml"
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def _default_recipe() -> Path:
+    """The digits example: a wheel carries it as ``glassbox/examples/digits`` (pyproject's
+    force-include), a checkout at the repository root (``src/glassbox/`` -> ``examples/``)."""
+    candidates = [
+        root / "examples" / "digits" / "recipe.toml" for root in (_PACKAGE, _PACKAGE.parents[1])
+    ]
+    return next((c for c in candidates if c.is_file()), candidates[-1])
+
+
+DEFAULT_RECIPE = _default_recipe()
 
 
 @dataclass
@@ -63,7 +74,7 @@ def run_quickstart(
     # Absolute: the build's training child runs in its own working directory.
     workdir = workdir.absolute()
     if not recipe.is_file():
-        raise InputError(f"{recipe}: example recipe not found (run from a Glassbox checkout)")
+        raise InputError(f"{recipe}: recipe not found")
     _prepare(workdir)
     steps: list[tuple[str, float]] = []
 
