@@ -2,9 +2,11 @@
 
 No network, no external assets, no JavaScript: inline CSS, an inline SVG drawing of the chain
 coloured by verdict (each node links to its section), and ``<details>`` elements so every
-link's evidence can be expanded. Links that did not pass start expanded, because that is what
-the reader came to see. Every value from the model or its evidence is HTML-escaped: a model
-name or a finding message is attacker-controlled text.
+link's evidence can be expanded. Required links that did not pass start expanded, because that
+is what the reader came to see; an advisory link (not required, not passing) is drawn in its
+own neutral colour with its own word and starts closed, since it cannot fail the audit. Every
+value from the model or its evidence is HTML-escaped: a model name or a finding message is
+attacker-controlled text.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from glassbox.audit.engine import AuditReport
-from glassbox.audit.verdict import LINK_QUESTIONS, LINK_TITLES, LinkResult, Verdict
+from glassbox.audit.verdict import LINK_QUESTIONS, LINK_TITLES, LinkResult, Verdict, is_advisory
 from glassbox.errors import InputError
 
 COLOURS = {
@@ -27,6 +29,21 @@ COLOURS = {
 }
 LABELS = {Verdict.PASS: "PASS", Verdict.FAIL: "FAIL", Verdict.UNKNOWN: "UNKNOWN"}
 ICONS = {Verdict.PASS: "✔", Verdict.FAIL: "✘", Verdict.UNKNOWN: "?"}
+ADVISORY_COLOURS = ("#57606a", "#f6f8fa")
+ADVISORY_LABEL = "ADVISORY"
+ADVISORY_ICON = "ℹ"
+
+
+def link_look(link: LinkResult, required: frozenset[str]) -> tuple[str, str, str, str]:
+    """(foreground, background, icon, word) a person is shown for ``link``."""
+    if is_advisory(link, required):
+        # An advisory unknown still says unknown (missing evidence is never hidden).
+        if link.verdict is Verdict.UNKNOWN:
+            return (*ADVISORY_COLOURS, ICONS[Verdict.UNKNOWN], LABELS[Verdict.UNKNOWN])
+        return (*ADVISORY_COLOURS, ADVISORY_ICON, ADVISORY_LABEL)
+    fg, bg = COLOURS[link.verdict]
+    return fg, bg, ICONS[link.verdict], LABELS[link.verdict]
+
 
 # Flags for photographing a report in headless Chromium (Debian's package, offline, no
 # profile): the one list the browser test and docs/make_screenshot.py both launch with.
@@ -110,7 +127,7 @@ def render_html(report: AuditReport) -> str:
         "<h2>The chain</h2>",
         _chain_svg(report),
         "<h2>Links</h2>",
-        *(_link_section(link, link.link in report.required) for link in report.links),
+        *(_link_section(link, report.required) for link in report.links),
         _findings_section(report.link("safety")),
         _openness_section(report.link("openness")),
         _bom_section(report.bom),
@@ -199,7 +216,7 @@ def _chain_svg(report: AuditReport) -> str:
     ]
     x = x0 + node_w - 40 + gap
     for link in report.links:
-        fg, bg = COLOURS[link.verdict]
+        fg, bg, icon, word = link_look(link, report.required)
         y = (height - node_h) // 2
         out.append(
             f'<line x1="{x - gap}" y1="{height // 2}" x2="{x - 2}" y2="{height // 2}" '
@@ -208,29 +225,36 @@ def _chain_svg(report: AuditReport) -> str:
         dash = ' stroke-dasharray="6 4"' if link.link not in report.required else ""
         out.append(
             f'<a href="#link-{link.link}"><g class="node" data-link="{link.link}" '
-            f'data-verdict="{link.verdict.value}">'
+            f'data-verdict="{link.verdict.value}" '
+            f'data-advisory="{str(is_advisory(link, report.required)).lower()}">'
             f'<rect x="{x}" y="{y}" width="{node_w}" height="{node_h}" rx="10" fill="{bg}" '
             f'stroke="{fg}" stroke-width="2.5"{dash}/>'
             f'<text x="{x + node_w // 2}" y="{y + 30}" text-anchor="middle" font-size="15" '
             f'font-weight="700" fill="#1f2328">{LINK_TITLES[link.link]}</text>'
             f'<text x="{x + node_w // 2}" y="{y + 56}" text-anchor="middle" font-size="15" '
-            f'font-weight="800" fill="{fg}">{ICONS[link.verdict]} {LABELS[link.verdict]}</text>'
+            f'font-weight="800" fill="{fg}">{icon} {word}</text>'
             f'<text x="{x + node_w // 2}" y="{y + 77}" text-anchor="middle" font-size="10.5" '
-            f'fill="#59636e">{"required" if link.link in report.required else "advisory"}'
-            "</text></g></a>"
+            f'fill="#59636e">{_node_note(link, report.required)}</text></g></a>'
         )
         x += node_w + gap
     out.append("</svg>")
     return "".join(out)
 
 
+def _node_note(link: LinkResult, required: frozenset[str]) -> str:
+    if link.link in required:
+        return "required"
+    return f"advisory: {link.verdict.value}" if is_advisory(link, required) else "advisory"
+
+
 def _short(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _link_section(link: LinkResult, required: bool) -> str:
-    fg, bg = COLOURS[link.verdict]
-    is_open = " open" if link.verdict is not Verdict.PASS else ""
+def _link_section(link: LinkResult, policy: frozenset[str]) -> str:
+    required = link.link in policy
+    fg, bg, icon, word = link_look(link, policy)
+    is_open = " open" if required and link.verdict is not Verdict.PASS else ""
     rows = "".join(
         f'<tr><td class="k">{escape(str(k))}</td><td>{_value(v)}</td></tr>'
         for k, v in link.evidence.items()
@@ -246,10 +270,10 @@ def _link_section(link: LinkResult, required: bool) -> str:
     ]
     return (
         f'<details class="link" id="link-{link.link}" data-verdict="{link.verdict.value}"'
+        f' data-advisory="{str(is_advisory(link, policy)).lower()}"'
         f' style="border-left-color:{fg}"{is_open}>'
         f'<summary><span class="title">{LINK_TITLES[link.link]}</span>'
-        f'<span class="badge verdict" style="background:{fg}">{ICONS[link.verdict]} '
-        f"{LABELS[link.verdict]}</span>"
+        f'<span class="badge verdict" style="background:{fg}">{icon} {word}</span>'
         f'<span class="summary">{escape(link.summary)}</span>'
         f'<span class="sub pill" style="background:{bg}">'
         f"{'required' if required else 'advisory'}</span></summary>"
