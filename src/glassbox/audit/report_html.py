@@ -158,11 +158,30 @@ def _display_name(report: AuditReport) -> str:
     return f"{label} ({report.model.name})"
 
 
+def check_html_target(path: Path) -> None:
+    """Refuse an HTML report path that cannot be written, before any work is done: its
+    directory must already exist (a typo must not silently create directories) and be a
+    directory, and the path itself must not be a directory."""
+    parent = path.absolute().parent
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; give a file name for the HTML report")
+    if parent.is_dir():
+        return
+    # Name the part of the path that is in the way (/etc/passwd in /etc/passwd/x.html) rather
+    # than the OS's "File exists" or "Not a directory".
+    existing = parent
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise InputError(f"{path}: {existing} is not a directory")
+    raise InputError(f"{path}: directory {parent} does not exist")
+
+
 def write_html(report: AuditReport, path: Path) -> Path:
-    """Write the report to ``path`` (parents created) and return it."""
+    """Write the report to ``path`` (its directory must exist) and return it."""
+    check_html_target(path)
     text = render_html(report)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{path}: cannot write the HTML report: {exc.strerror or exc}") from exc
