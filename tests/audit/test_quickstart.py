@@ -10,9 +10,16 @@ import pytest
 from click.testing import CliRunner
 
 from glassbox.audit import LINKS, AuditOptions, Verdict, audit_model
-from glassbox.audit.quickstart import MARKER, _prepare, run_quickstart
+from glassbox.audit.quickstart import (
+    MARKER,
+    QuickstartResult,
+    _prepare,
+    outcome_lines,
+    run_quickstart,
+)
 from glassbox.cli.main import cli
 from glassbox.errors import InputError
+from tests.audit.conftest import Release
 
 
 @pytest.mark.slow
@@ -74,3 +81,26 @@ def test_quickstart_cli_reports_a_missing_recipe(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "recipe not found" in result.stderr
+
+
+def test_quickstart_summary_says_what_each_link_returned(release: Release) -> None:
+    """The summary used to say the tampered copy was "caught by ... transparency" when that link
+    was unknown: only a failure is a catch, and every link's own verdict is printed."""
+    options = AuditOptions(keys=(release.pub,))
+    honest = audit_model(release.model, options)
+    (release.model / "model.safetensors").write_bytes(b"tampered")
+    tampered = audit_model(release.model, options)
+    verdicts = {link.link: link.verdict for link in tampered.links}
+    assert verdicts["integrity"] is Verdict.FAIL and verdicts["transparency"] is Verdict.UNKNOWN
+    result = QuickstartResult(
+        release.root, release.model, honest, Path("r.html"), tampered, Path("t.html")
+    )
+    lines = outcome_lines(result)
+    assert lines[0].startswith("honest release: pass (exit 0): integrity pass, transparency pass")
+    assert "transparency unknown" in lines[1] and "integrity fail" in lines[1]
+    caught = lines[2]
+    assert caught.startswith("tampered copy caught by: integrity")
+    assert "transparency" not in caught.split(";")[0]
+    assert "unknown: transparency" in caught
+    for link in tampered.links:
+        assert f"{link.link} {link.verdict.value}" in lines[1]
