@@ -73,6 +73,34 @@ def test_sign_and_verify_the_example(model: Path, keys: tuple[Path, Path]) -> No
     assert digest["root_digest"]["sha256"] == EXAMPLE_ROOT
 
 
+def test_sign_refuses_to_overwrite_a_signature_without_force(
+    model: Path, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``sign`` used to replace an existing signature silently; like ``keygen`` it refuses."""
+    private_key, public_key = keys
+    assert run("sign", model, "--key", private_key).exit_code == 0
+    other = run("keygen", "--out", tmp_path / "other")
+    assert other.exit_code == 0
+    signature = model / "model.sig"
+    before = signature.read_bytes()
+    again = run("sign", model, "--key", tmp_path / "other.key")
+    assert again.exit_code == 2
+    assert again.stderr.strip() == (
+        f"error: {signature}: a signature already exists; refusing to overwrite it "
+        "(--force replaces it)"
+    )
+    assert signature.read_bytes() == before
+    assert run("verify", model, "--key", public_key).exit_code == 0
+    # A signature named with --signature is protected the same way.
+    elsewhere = tmp_path / "release.sig"
+    elsewhere.write_text("not mine")
+    named = run("sign", model, "--key", private_key, "--signature", elsewhere)
+    assert named.exit_code == 2 and elsewhere.read_text() == "not mine"
+    forced = run("sign", model, "--key", tmp_path / "other.key", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert run("verify", model, "--key", tmp_path / "other.pub").exit_code == 0
+
+
 @pytest.mark.parametrize("method", ["blake3", "sha256-sharded-512"])
 def test_method_is_recorded_and_followed(
     model: Path, keys: tuple[Path, Path], tmp_path: Path, method: str
@@ -280,7 +308,7 @@ def test_verify_names_what_the_signature_leaves_out(model: Path, keys: tuple[Pat
     assert result.stdout.splitlines()[-1] == "not covered by the signature: notes"
     as_json = json.loads(run("verify", model, "--key", public_key, "--json").stdout)
     assert as_json["not_covered"] == ["notes"]
-    plain = run("sign", model, "--key", private_key)
+    plain = run("sign", model, "--key", private_key, "--force")
     assert plain.exit_code == 0
     assert "not covered" not in run("verify", model, "--key", public_key).stdout
 

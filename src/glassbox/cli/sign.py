@@ -72,6 +72,7 @@ def _model_key_signature(key_help: str) -> Callable[[F], F]:
     metavar="VAR",
     help="Read the private key's passphrase from environment variable VAR.",
 )
+@click.option("--force", is_flag=True, help="Replace an existing signature.")
 @_json_option
 @guarded
 def sign(
@@ -83,6 +84,7 @@ def sign(
     allow_symlinks: bool,
     no_cache: bool,
     passphrase_env: str | None,
+    force: bool,
     as_json: bool,
 ) -> None:
     """Sign MODEL (a directory or one file) in the OpenSSF model-signing (OMS) format."""
@@ -108,6 +110,7 @@ def sign(
             use_cache=not no_cache,
             progress=bar.advance,
             ignore_paths=ignore_paths,
+            overwrite=force,
         )
     manifest = signed.manifest
     if as_json:
