@@ -156,6 +156,7 @@ def verify(
         default_signature_path,
         load_public_key,
         public_key_id,
+        short_key_id,
         verify_model,
     )
 
@@ -193,7 +194,7 @@ def verify(
     files = len(manifest.file_digests())
     click.echo(
         f"verified {model}: {files} file{'s' if files != 1 else ''} match {sig_path} "
-        f"(signed by key {result['key_id'][:16]}, root sha256:{manifest.root_digest.hex()})"
+        f"(signed by key {short_key_id(pub)}, root sha256:{manifest.root_digest.hex()})"
     )
     if uncovered:
         # The signer chose to leave these out; a consumer should know they are unchecked.
