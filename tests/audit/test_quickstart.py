@@ -3,6 +3,7 @@ signed, logged, scanned and audited; a tampered copy is caught."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -40,6 +41,27 @@ def test_quickstart_passes_the_release_and_catches_the_tampered_copy(tmp_path: P
     assert result.ok
     assert result.report_html.is_file() and result.tampered_html.is_file()
     assert elapsed < 120, f"quickstart took {elapsed:.0f} s"
+
+    # The README's search example finds the release in the log quickstart wrote, and so do
+    # the key id verify prints and the bare root digest.
+    runner = CliRunner()
+    found = runner.invoke(cli, ["log", "search", "--name", "digits-mlp"])
+    assert found.exit_code == 0, found.output
+    (index,) = found.stdout.split()
+    got = runner.invoke(cli, ["log", "get", index, "--json"])
+    names = {s["name"] for s in json.loads(got.stdout)["entry"]["subjects"]}
+    assert "model.safetensors" in names
+    verify = runner.invoke(
+        cli, ["verify", str(result.model), "--key", str(result.workdir / "producer.pub")]
+    )
+    short_id = verify.stdout.split("signed by key ")[1].split(",")[0]
+    assert runner.invoke(cli, ["log", "search", "--signer", short_id]).stdout.split() == [
+        "0",
+        "1",
+        "2",
+    ]
+    root = result.report.manifest["root_digest"].split(":")[1] if result.report.manifest else ""
+    assert runner.invoke(cli, ["log", "search", "--digest", root]).stdout.split() == ["0"]
 
     # The consumer re-runs the build from the provenance, and replays two trail segments.
     pub = result.workdir / "producer.pub"
