@@ -79,7 +79,7 @@ details.link > summary { cursor: pointer; padding: 10px 14px; list-style: none; 
 details.link > summary::-webkit-details-marker { display: none; }
 details.link > summary::before { content: "▸"; color: var(--muted); }
 details.link[open] > summary::before { content: "▾"; }
-details.link .title { font-weight: 700; min-width: 110px; flex-shrink: 0; }
+details.link .title { font-weight: 700; min-width: 124px; flex-shrink: 0; }
 details.link .pill { margin-left: auto; white-space: nowrap; flex-shrink: 0; padding: 0 6px;
   border-radius: 4px; }
 details.link .body { padding: 0 16px 14px 34px; }
@@ -89,6 +89,10 @@ th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line
   vertical-align: top; overflow-wrap: anywhere; }
 th { background: var(--panel); font-weight: 600; white-space: nowrap; }
 td.k { width: 190px; color: var(--muted); font-family: ui-monospace, monospace; }
+td.word, th.word { white-space: nowrap; overflow-wrap: normal; }
+td.licence { overflow-wrap: normal; min-width: 7em; }
+.nobreak { white-space: nowrap; }
+.muted { color: var(--muted); }
 code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12.5px; }
 pre { background: var(--panel); padding: 8px 10px; border-radius: 6px; margin: 0;
   white-space: pre-wrap; overflow-wrap: anywhere; max-height: 320px; overflow: auto; }
@@ -301,12 +305,18 @@ def _link_section(link: LinkResult, policy: frozenset[str]) -> str:
 
 
 def _value(value: Any) -> str:
-    if isinstance(value, str | int | float | bool) or value is None:
+    """A JSON value as a person reads it: yes/no rather than ``True``, "none" rather than
+    ``[]``, one ``key: value`` line per entry of a flat object rather than its braces."""
+    if isinstance(value, bool):
+        return f'<span class="{"ok" if value else "no"}">{"yes" if value else "no"}</span>'
+    if value is None:
+        return '<span class="muted">—</span>'
+    if isinstance(value, str | int | float):
         return f"<code>{escape(str(value))}</code>"
-    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
-        if not value:
-            return "<code>[]</code>"
-        return "<br>".join(f"<code>{escape(str(v))}</code>" for v in value)
+    if isinstance(value, list | dict) and not value:
+        return '<span class="muted">none</span>'
+    if isinstance(value, list) and all(_is_scalar(v) for v in value):
+        return "<br>".join(_value(v) for v in value)
     if isinstance(value, list) and all(_is_descriptor(v) for v in value):
         # in-toto resource descriptors (inputs, subjects): one line each, name then digests.
         return "<br>".join(
@@ -318,7 +328,22 @@ def _value(value: Any) -> str:
             + ("" if v.get("digest") else ' <span class="no">no digest</span>')
             for v in value
         )
+    if isinstance(value, dict) and all(_is_scalar(v) for v in value.values()):
+        return "<br>".join(
+            f'<span class="muted">{escape(str(k))}:</span> {_value(v)}' for k, v in value.items()
+        )
     return f"<pre>{escape(json.dumps(value, indent=2, sort_keys=True, default=str))}</pre>"
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _licence(value: Any) -> str:
+    """An SPDX expression that wraps only between its terms, never inside ``Apache-2.0``."""
+    if not value:
+        return '<span class="muted">—</span>'
+    return " ".join(f'<code class="nobreak">{escape(term)}</code>' for term in str(value).split())
 
 
 def _is_descriptor(value: Any) -> bool:
@@ -387,9 +412,9 @@ def _openness_section(openness: LinkResult) -> str:
         rows.append(
             f'<tr data-component="{escape(str(c.get("name")))}" data-status="'
             f'{escape(str(c.get("status")))}"><td>{mark}</td><td>{escape(str(c.get("name")))}</td>'
-            f"<td>{roman}{'' if c.get('required') else ' (optional)'}</td>"
-            f"<td>{escape(str(c.get('status')))}</td>"
-            f"<td><code>{escape(str(c.get('license') or '—'))}</code></td>"
+            f'<td class="word">{roman}{"" if c.get("required") else " (optional)"}</td>'
+            f'<td class="word status">{escape(str(c.get("status")))}</td>'
+            f'<td class="licence">{_licence(c.get("license"))}</td>'
             f"<td>{escape(str(c.get('location') or ''))}</td>"
             f"<td>{escape(str(c.get('source') or ''))}"
             f"{'<br><span class=no>' + escape(str(c['note'])) + '</span>' if c.get('note') else ''}"
@@ -406,19 +431,40 @@ def _openness_section(openness: LinkResult) -> str:
         '<h2>Openness checklist</h2><div id="openness">'
         f'<p><strong id="openness-headline">{escape(openness.summary)}</strong><br>'
         f'<span class="sub">{refs}</span></p>'
-        '<table class="mof"><tr><th></th><th>MOF component</th><th>class</th><th>status</th>'
-        f"<th>licence</th><th>where</th><th>source</th></tr>{''.join(rows)}</table>"
+        '<table class="mof"><tr><th></th><th>MOF component</th><th class="word">class</th>'
+        '<th class="word">status</th><th>licence</th><th>where</th><th>source</th></tr>'
+        f"{''.join(rows)}</table>"
         f"<h3>OSI Open Source AI Definition 1.0</h3>"
         f'<table class="osaid"><tr><th></th><th>requirement</th><th>detail</th></tr>'
         f"{osaid_rows}</table></div>"
     )
 
 
+# The BOM summary's keys (the JSON report's names) as a person reads them.
+BOM_LABELS = {
+    "spec_version": "CycloneDX version",
+    "serial_number": "serial number",
+    "model": "model",
+    "root_digest": "root digest",
+    "licences": "licences",
+    "files": "files",
+    "components_by_type": "components",
+    "datasets": "datasets",
+    "model_card_section": "model card section",
+    "metrics": "metrics",
+    "source": "source",
+    "matches_model": "describes these files",
+    "error": "error",
+}
+
+
 def _bom_section(bom: dict[str, Any] | None) -> str:
     if not bom:
         return '<h2>ML-BOM</h2><p id="bom">No BOM could be made (the model could not be hashed).'
     rows = "".join(
-        f'<tr><td class="k">{escape(str(k))}</td><td>{_value(v)}</td></tr>' for k, v in bom.items()
+        f'<tr data-key="{escape(str(k))}"><td class="k">{escape(BOM_LABELS.get(k, str(k)))}</td>'
+        f"<td>{_value(v)}</td></tr>"
+        for k, v in bom.items()
     )
     return f'<h2>ML-BOM (CycloneDX)</h2><table id="bom">{rows}</table>'
 
