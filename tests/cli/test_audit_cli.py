@@ -73,7 +73,11 @@ def test_usage_errors_exit_2(release: Release, tmp_path: Path) -> None:
     code, _, err = invoke("audit", str(release.model), "--html", str(blocker / "r.html"))
     assert code == 2 and err.strip() == f"error: {blocker / 'r.html'}: {blocker} is not a directory"
     code, _, err = invoke("bom", str(release.model), "--out", str(blocker / "b.json"))
-    assert code == 2 and "cannot write the BOM" in err
+    assert code == 2 and err.strip() == f"error: {blocker / 'b.json'}: {blocker} is not a directory"
+    missing = tmp_path / "no-such-dir" / "b.json"
+    code, _, err = invoke("bom", str(release.model), "--out", str(missing))
+    assert code == 2 and f"directory {missing.parent} does not exist" in err
+    assert not missing.parent.exists()
 
 
 def test_html_into_a_missing_directory_is_refused_not_created(

@@ -21,6 +21,7 @@ from typing import Any
 from glassbox.audit.engine import AuditReport
 from glassbox.audit.verdict import LINK_QUESTIONS, LINK_TITLES, LinkResult, Verdict, is_advisory
 from glassbox.errors import InputError
+from glassbox.files import check_output_file
 
 COLOURS = {
     Verdict.PASS: ("#1b7f3b", "#e6f4ea"),
@@ -163,22 +164,8 @@ def _display_name(report: AuditReport) -> str:
 
 
 def check_html_target(path: Path) -> None:
-    """Refuse an HTML report path that cannot be written, before any work is done: its
-    directory must already exist (a typo must not silently create directories) and be a
-    directory, and the path itself must not be a directory."""
-    parent = path.absolute().parent
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory; give a file name for the HTML report")
-    if parent.is_dir():
-        return
-    # Name the part of the path that is in the way (/etc/passwd in /etc/passwd/x.html) rather
-    # than the OS's "File exists" or "Not a directory".
-    existing = parent
-    while not existing.exists() and existing.parent != existing:
-        existing = existing.parent
-    if existing.exists() and not existing.is_dir():
-        raise InputError(f"{path}: {existing} is not a directory")
-    raise InputError(f"{path}: directory {parent} does not exist")
+    """Refuse an HTML report path that cannot be written (see ``check_output_file``)."""
+    check_output_file(path, "HTML report")
 
 
 def write_html(report: AuditReport, path: Path) -> Path:
