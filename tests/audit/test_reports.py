@@ -141,3 +141,18 @@ def test_trigger_images_are_inlined_only_when_they_are_pngs() -> None:
     for bad in (script, "not base64!", 7, "A" * 10_000_000):
         assert _trigger_image({"evidence": {"trigger_png_base64": bad}}) == ""
     assert _trigger_image({"evidence": "x"}) == ""
+
+
+def test_evidence_values_are_written_for_people() -> None:
+    from glassbox.audit.report_html import _value
+
+    assert ">yes<" in _value(True) and ">no<" in _value(False)
+    assert "True" not in _value(True) and "False" not in _value(False)
+    assert ">none<" in _value([]) and ">none<" in _value({})
+    assert "None" not in _value(None)
+    flat = _value({"data": 2, "library": 189})
+    assert "data:</span> <code>2</code>" in flat and "{" not in flat
+    tried = _value([{"signature": "model.sig", "key_id": "ab" * 8}, {"signature": "b.sig"}])
+    assert tried.count("<br>") == 1 and "{" not in tried and "key_id:</span>" in tried
+    nested = _value({"a": {"b": [1, 2]}})  # only deep structures stay JSON (never Python)
+    assert nested.startswith("<pre>") and "&quot;b&quot;" in nested

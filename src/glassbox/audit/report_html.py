@@ -319,7 +319,19 @@ def _value(value: Any) -> str:
         return "<br>".join(
             f'<span class="muted">{escape(str(k))}:</span> {_value(v)}' for k, v in value.items()
         )
+    if isinstance(value, list) and all(_is_flat_dict(v) for v in value):
+        # e.g. the keys an integrity check tried: one line per item, its fields side by side.
+        return "<br>".join(
+            " · ".join(
+                f'<span class="muted">{escape(str(k))}:</span> {_value(v)}' for k, v in d.items()
+            )
+            for d in value
+        )
     return f"<pre>{escape(json.dumps(value, indent=2, sort_keys=True, default=str))}</pre>"
+
+
+def _is_flat_dict(value: Any) -> bool:
+    return isinstance(value, dict) and all(_is_scalar(v) for v in value.values())
 
 
 def _is_scalar(value: Any) -> bool:
