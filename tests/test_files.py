@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from glassbox.errors import InputError
-from glassbox.files import parse_json, read_json_file
+from glassbox.files import check_output_file, parse_json, read_json_file
 
 
 @pytest.mark.parametrize(
@@ -34,3 +34,22 @@ def test_json_file_is_bounded_and_parsed(tmp_path: Path) -> None:
         read_json_file(Path("/dev/zero"), 100, "policy")  # endless: refused after 101 bytes
     with pytest.raises(InputError, match="policy file not found"):
         read_json_file(tmp_path / "missing.json", 100, "policy")
+
+
+def test_check_output_file_refuses_what_cannot_be_written(tmp_path: Path) -> None:
+    """One rule for every output file (--html, bom --out): the directory must exist; the part
+    of the path that is a file is named; no "File exists"; nothing is created."""
+    check_output_file(tmp_path / "ok.html", "report")
+    blocker = tmp_path / "passwd"
+    blocker.write_text("x")
+    cases = {
+        tmp_path / "a" / "b" / "r.html": f"directory {tmp_path / 'a' / 'b'} does not exist",
+        blocker / "r.html": f"{blocker} is not a directory",
+        blocker / "deeper" / "r.html": f"{blocker} is not a directory",
+        tmp_path: "is a directory; give a file name for the report",
+    }
+    for path, message in cases.items():
+        with pytest.raises(InputError) as caught:
+            check_output_file(path, "report")
+        assert str(caught.value) == f"{path}: {message}"
+    assert not (tmp_path / "a").exists()

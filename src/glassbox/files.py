@@ -56,3 +56,21 @@ def parse_json(data: bytes, where: str) -> Any:
 def read_json_file(path: Path, limit: int, what: str) -> Any:
     """``read_small_file`` then ``parse_json``: a JSON input file, bounded and checked."""
     return parse_json(read_small_file(path, limit, what), str(path))
+
+
+def check_output_file(path: Path, what: str) -> None:
+    """Refuse an output path that cannot be written, before any work is done: its directory
+    must already exist (a typo must not silently create directories) and be a directory, and
+    the path itself must not be a directory. The error names the part of the path in the way
+    (``/etc/passwd`` in ``/etc/passwd/x.html``), not the OS's "File exists"."""
+    parent = path.absolute().parent
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; give a file name for the {what}")
+    if parent.is_dir():
+        return
+    existing = parent
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise InputError(f"{path}: {existing} is not a directory")
+    raise InputError(f"{path}: directory {parent} does not exist")

@@ -141,12 +141,23 @@ def release(tmp_path: Path) -> Release:
     return make_release(tmp_path)
 
 
-def make_release(tmp_path: Path) -> Release:
-    """Build the fully evidenced release under ``tmp_path`` (in the current GLASSBOX_HOME)."""
+@pytest.fixture
+def weights_only(tmp_path: Path) -> Release:
+    """A release that passes every required link while its openness (advisory) fails."""
+    return make_release(tmp_path, WEIGHTS_ONLY)
+
+
+WEIGHTS_ONLY = {name: FILES[name] for name in ("model.safetensors", "config.json")}
+
+
+def make_release(tmp_path: Path, files: dict[str, bytes] | None = None) -> Release:
+    """Build the fully evidenced release under ``tmp_path`` (in the current GLASSBOX_HOME);
+    ``files`` replaces the model's files (``WEIGHTS_ONLY``: every required link passes, and
+    openness, advisory by default, does not)."""
     root = tmp_path / "release"
     model = root / "digits"
     model.mkdir(parents=True)
-    for name, data in FILES.items():
+    for name, data in (FILES if files is None else files).items():
         (model / name).write_bytes(data)
     key = generate_private_key()
     priv, pub = write_keypair(key, tmp_path / "producer")

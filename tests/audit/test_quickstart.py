@@ -3,6 +3,7 @@ signed, logged, scanned and audited; a tampered copy is caught."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -10,9 +11,16 @@ import pytest
 from click.testing import CliRunner
 
 from glassbox.audit import LINKS, AuditOptions, Verdict, audit_model
-from glassbox.audit.quickstart import MARKER, _prepare, run_quickstart
+from glassbox.audit.quickstart import (
+    MARKER,
+    QuickstartResult,
+    _prepare,
+    outcome_lines,
+    run_quickstart,
+)
 from glassbox.cli.main import cli
 from glassbox.errors import InputError
+from tests.audit.conftest import Release
 
 
 @pytest.mark.slow
@@ -33,6 +41,27 @@ def test_quickstart_passes_the_release_and_catches_the_tampered_copy(tmp_path: P
     assert result.ok
     assert result.report_html.is_file() and result.tampered_html.is_file()
     assert elapsed < 120, f"quickstart took {elapsed:.0f} s"
+
+    # The README's search example finds the release in the log quickstart wrote, and so do
+    # the key id verify prints and the bare root digest.
+    runner = CliRunner()
+    found = runner.invoke(cli, ["log", "search", "--name", "digits-mlp"])
+    assert found.exit_code == 0, found.output
+    (index,) = found.stdout.split()
+    got = runner.invoke(cli, ["log", "get", index, "--json"])
+    names = {s["name"] for s in json.loads(got.stdout)["entry"]["subjects"]}
+    assert "model.safetensors" in names
+    verify = runner.invoke(
+        cli, ["verify", str(result.model), "--key", str(result.workdir / "producer.pub")]
+    )
+    short_id = verify.stdout.split("signed by key ")[1].split(",")[0]
+    assert runner.invoke(cli, ["log", "search", "--signer", short_id]).stdout.split() == [
+        "0",
+        "1",
+        "2",
+    ]
+    root = result.report.manifest["root_digest"].split(":")[1] if result.report.manifest else ""
+    assert runner.invoke(cli, ["log", "search", "--digest", root]).stdout.split() == ["0"]
 
     # The consumer re-runs the build from the provenance, and replays two trail segments.
     pub = result.workdir / "producer.pub"
@@ -74,3 +103,26 @@ def test_quickstart_cli_reports_a_missing_recipe(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "recipe not found" in result.stderr
+
+
+def test_quickstart_summary_says_what_each_link_returned(release: Release) -> None:
+    """The summary used to say the tampered copy was "caught by ... transparency" when that link
+    was unknown: only a failure is a catch, and every link's own verdict is printed."""
+    options = AuditOptions(keys=(release.pub,))
+    honest = audit_model(release.model, options)
+    (release.model / "model.safetensors").write_bytes(b"tampered")
+    tampered = audit_model(release.model, options)
+    verdicts = {link.link: link.verdict for link in tampered.links}
+    assert verdicts["integrity"] is Verdict.FAIL and verdicts["transparency"] is Verdict.UNKNOWN
+    result = QuickstartResult(
+        release.root, release.model, honest, Path("r.html"), tampered, Path("t.html")
+    )
+    lines = outcome_lines(result)
+    assert lines[0].startswith("honest release: pass (exit 0): integrity pass, transparency pass")
+    assert "transparency unknown" in lines[1] and "integrity fail" in lines[1]
+    caught = lines[2]
+    assert caught.startswith("tampered copy caught by: integrity")
+    assert "transparency" not in caught.split(";")[0]
+    assert "unknown: transparency" in caught
+    for link in tampered.links:
+        assert f"{link.link} {link.verdict.value}" in lines[1]

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from glassbox.bom.cyclonedx import validate_bom
 from glassbox.cli.main import cli
+from glassbox.errors import InputError
 from tests.audit.conftest import Release, make_release
 
 
@@ -24,7 +25,7 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 
 def test_audit_passes_a_fully_evidenced_release(release: Release, tmp_path: Path) -> None:
-    html = tmp_path / "out" / "report.html"
+    html = tmp_path / "report.html"
     code, out, _ = invoke(
         "audit", str(release.model), "--key", str(release.pub), "--html", str(html)
     )
@@ -50,7 +51,8 @@ def test_require_none_exits_zero_even_without_evidence(tmp_path: Path) -> None:
     (model / "weights.safetensors").write_bytes(b"\x02\0\0\0\0\0\0\0{}")
     code, out, _ = invoke("audit", str(model), "--require", "none", "--no-scan")
     assert code == 0
-    assert "UNKNOWN" in out
+    # Nothing is required, so nothing is drawn as a failure, yet the unknown is still named.
+    assert "? UNKNOWN" in out and "✘" not in out and "Openness (advisory, unknown):" in out
     code, _, _ = invoke("audit", str(model), "--no-scan")
     assert code == 1
 
@@ -69,9 +71,56 @@ def test_usage_errors_exit_2(release: Release, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
     code, _, err = invoke("audit", str(release.model), "--html", str(blocker / "r.html"))
-    assert code == 2 and "cannot write the HTML report" in err
+    assert code == 2 and err.strip() == f"error: {blocker / 'r.html'}: {blocker} is not a directory"
     code, _, err = invoke("bom", str(release.model), "--out", str(blocker / "b.json"))
-    assert code == 2 and "cannot write the BOM" in err
+    assert code == 2 and err.strip() == f"error: {blocker / 'b.json'}: {blocker} is not a directory"
+    missing = tmp_path / "no-such-dir" / "b.json"
+    code, _, err = invoke("bom", str(release.model), "--out", str(missing))
+    assert code == 2 and f"directory {missing.parent} does not exist" in err
+    assert not missing.parent.exists()
+
+
+def test_html_into_a_missing_directory_is_refused_not_created(
+    release: Release, tmp_path: Path
+) -> None:
+    target = tmp_path / "no" / "such" / "report.html"
+    code, out, err = invoke("audit", str(release.model), "--html", str(target))
+    assert code == 2 and out == ""  # refused before the audit ran
+    assert err.strip() == f"error: {target}: directory {target.parent} does not exist"
+    assert not (tmp_path / "no").exists()
+
+
+def test_html_through_a_file_names_the_file_in_the_way(release: Release, tmp_path: Path) -> None:
+    """``--html /etc/passwd/x.html`` used to say "File exists"."""
+    blocker = tmp_path / "passwd"
+    blocker.write_text("root:x:0:0\n")
+    for target in (blocker / "x.html", blocker / "a" / "b" / "x.html"):
+        code, _, err = invoke("audit", str(release.model), "--html", str(target))
+        assert code == 2
+        assert err.strip() == f"error: {target}: {blocker} is not a directory"
+        assert len(err.strip().splitlines()) == 1
+    assert blocker.read_text() == "root:x:0:0\n"
+    code, _, err = invoke("audit", str(release.model), "--html", str(tmp_path))
+    assert code == 2 and "is a directory" in err
+
+
+def test_require_help_uses_the_link_names_the_report_shows() -> None:
+    """One vocabulary: the names in the table (integrity, transparency, ...) are the names
+    ``--require`` documents; the older words are accepted as aliases."""
+    from glassbox.audit import LINKS, parse_require
+
+    code, out, _ = invoke("audit", "--help")
+    assert code == 0
+    help_text = " ".join(out.split())
+    start = help_text.index("--require TEXT")
+    require = help_text[start : help_text.index("--rebuild", start)]
+    for name in LINKS:
+        assert name in require
+    assert "signature=integrity" in require and "log=transparency" in require
+    assert parse_require("signature,log,build,scan,open") == frozenset(LINKS)
+    assert parse_require(",".join(LINKS)) == frozenset(LINKS)
+    with pytest.raises(InputError, match="choose from integrity, transparency, provenance"):
+        parse_require("signatures")
 
 
 def test_bom_command_writes_a_valid_bom(release: Release, tmp_path: Path) -> None:

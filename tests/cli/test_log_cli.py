@@ -56,6 +56,27 @@ def test_add_get_search_prove_verify(signed: tuple[Path, Path, Path], tmp_path: 
     run("log", "verify-proof", str(proof), "--log-key", cp["vkey"], "--witness", wit, code=1)
 
 
+def test_search_says_when_nothing_matches_and_takes_short_ids(
+    signed: tuple[Path, Path, Path],
+) -> None:
+    """It used to print nothing and exit 0 on no match, and want ``sha256:`` and all 64 hex
+    digits of a key id; now: "no entries match" (exit 1, as grep), bare hex, the short id."""
+    bundle, _, pub = signed
+    out = json.loads(run("log", "add", str(bundle), "--public-key", str(pub), "--json"))
+    result = CliRunner().invoke(cli, ["log", "search", "--name", "no-such-model"])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.strip() == "no entries match --name no-such-model"
+    result = CliRunner().invoke(cli, ["log", "search", "--signer", "0" * 16, "--json"])
+    assert result.exit_code == 1 and json.loads(result.stdout) == {"indexes": []}
+    assert run("log", "search", "--signer", out["key_id"][:16]).split() == ["0"]
+    digest = json.loads(run("log", "get", "0", "--json"))["entry"]["subjects"][0]["digest"]
+    assert run("log", "search", "--digest", digest["sha256"]).split() == ["0"]
+    assert run("log", "search", "--digest", f"sha256:{digest['sha256']}").split() == ["0"]
+    bad = CliRunner().invoke(cli, ["log", "search", "--signer", "not-hex"])
+    assert bad.exit_code == 2 and "hex digits" in bad.stderr
+
+
 def test_bad_inputs_exit_2(signed: tuple[Path, Path, Path], tmp_path: Path) -> None:
     bundle, _, pub = signed
     garbage = tmp_path / "garbage.json"
@@ -91,8 +112,9 @@ def test_monitor_export_import(signed: tuple[Path, Path, Path], tmp_path: Path) 
     run("log", "add", str(other), "--public-key", str(pub))
     run("log", "checkpoint")
     report = json.loads(
-        run("log", "monitor", "--state", str(state), "--watch-key", key_id, "--json")
+        run("log", "monitor", "--state", str(state), "--watch-key", key_id[:16], "--json")
     )
+    # The short key id (what verify prints) is watched as well as the whole one.
     assert report["previous_size"] == 1 and [m["index"] for m in report["matches"]] == [1]
     archive = tmp_path / "log.jsonl.gz"
     assert json.loads(run("log", "export", str(archive), "--json"))["size"] == 2

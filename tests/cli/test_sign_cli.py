@@ -73,6 +73,73 @@ def test_sign_and_verify_the_example(model: Path, keys: tuple[Path, Path]) -> No
     assert digest["root_digest"]["sha256"] == EXAMPLE_ROOT
 
 
+def test_sign_refuses_to_overwrite_a_signature_without_force(
+    model: Path, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``sign`` used to replace an existing signature silently; like ``keygen`` it refuses."""
+    private_key, public_key = keys
+    assert run("sign", model, "--key", private_key).exit_code == 0
+    other = run("keygen", "--out", tmp_path / "other")
+    assert other.exit_code == 0
+    signature = model / "model.sig"
+    before = signature.read_bytes()
+    again = run("sign", model, "--key", tmp_path / "other.key")
+    assert again.exit_code == 2
+    assert again.stderr.strip() == (
+        f"error: {signature}: a signature already exists; refusing to overwrite it "
+        "(--force replaces it)"
+    )
+    assert signature.read_bytes() == before
+    assert run("verify", model, "--key", public_key).exit_code == 0
+    # A signature named with --signature is protected the same way.
+    elsewhere = tmp_path / "release.sig"
+    elsewhere.write_text("not mine")
+    named = run("sign", model, "--key", private_key, "--signature", elsewhere)
+    assert named.exit_code == 2 and elsewhere.read_text() == "not mine"
+    forced = run("sign", model, "--key", tmp_path / "other.key", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert run("verify", model, "--key", tmp_path / "other.pub").exit_code == 0
+
+
+def test_one_key_id_everywhere(model: Path, tmp_path: Path) -> None:
+    """keygen, verify, audit and the wrong-key error name a key the same way (the first 16 hex
+    digits of SHA-256 over its DER public key); the wrong-key error names both keys so. It
+    used to print the bundle's model_signing hint and the given key's hint instead."""
+    ids = {}
+    for name in ("alice", "bob"):
+        made = run("keygen", "--out", tmp_path / name)
+        assert made.exit_code == 0
+        full = json.loads(run("keygen", "--out", tmp_path / f"{name}2", "--json").stdout)
+        assert len(full["key_id"]) == 64
+        ids[name] = made.stdout.split("key id ", 1)[1].split()[0]
+        assert len(ids[name]) == 16 and f"(in full: {ids[name]}" in made.stdout
+    alice_key, alice_pub, bob_pub = (
+        tmp_path / "alice.key",
+        tmp_path / "alice.pub",
+        tmp_path / "bob.pub",
+    )
+    assert run("sign", model, "--key", alice_key).exit_code == 0
+    verified = run("verify", model, "--key", alice_pub)
+    assert f"signed by key {ids['alice']}," in verified.stdout
+    wrong = run("verify", model, "--key", bob_pub)
+    assert wrong.exit_code == 1
+    assert wrong.stderr.strip() == (
+        f"error: {model / 'model.sig'}: signed by key {ids['alice']}, "
+        f"not by the given key {ids['bob']}"
+    )
+    audited = run("audit", model, "--key", alice_pub, "--require", "integrity", "--json")
+    integrity = json.loads(audited.stdout)["links"][0]
+    assert integrity["verdict"] == "pass" and integrity["evidence"]["key_id"].startswith(
+        ids["alice"]
+    )
+    assert ids["alice"] in integrity["summary"]
+    refused = run("audit", model, "--key", bob_pub, "--require", "integrity", "--json")
+    integrity = json.loads(refused.stdout)["links"][0]
+    assert integrity["verdict"] == "fail"
+    assert ids["alice"] in integrity["summary"] and ids["bob"] in integrity["summary"]
+    assert integrity["evidence"]["signer_key_id"].startswith(ids["alice"])
+
+
 @pytest.mark.parametrize("method", ["blake3", "sha256-sharded-512"])
 def test_method_is_recorded_and_followed(
     model: Path, keys: tuple[Path, Path], tmp_path: Path, method: str
@@ -202,7 +269,7 @@ def test_usage_errors(model: Path, keys: tuple[Path, Path], tmp_path: Path) -> N
     assert run("sign", model, "--key", private_key).exit_code == 0
     wrong_key = run("verify", model, "--key", tmp_path / "other.pub")
     assert wrong_key.exit_code == 1
-    assert "different key" in wrong_key.stderr
+    assert "not by the given key" in wrong_key.stderr
     wrong_json = run("verify", model, "--key", tmp_path / "other.pub", "--json")
     assert wrong_json.exit_code == 1
     assert json.loads(wrong_json.stdout)["verified"] is False
@@ -280,7 +347,7 @@ def test_verify_names_what_the_signature_leaves_out(model: Path, keys: tuple[Pat
     assert result.stdout.splitlines()[-1] == "not covered by the signature: notes"
     as_json = json.loads(run("verify", model, "--key", public_key, "--json").stdout)
     assert as_json["not_covered"] == ["notes"]
-    plain = run("sign", model, "--key", private_key)
+    plain = run("sign", model, "--key", private_key, "--force")
     assert plain.exit_code == 0
     assert "not covered" not in run("verify", model, "--key", public_key).stdout
 

@@ -58,8 +58,14 @@ def test_sign_and_verify_directory(model_dir: Path) -> None:
     assert ".git" in serialization["ignore_paths"]
     verified = verify_model(model_dir, PUB)
     assert verified.root_digest == signed.manifest.root_digest
-    # Re-signing overwrites the old signature, which is never hashed into the new one.
-    assert sign_model(model_dir, KEY).manifest.root_digest == signed.manifest.root_digest
+    # Re-signing replaces the old signature only when asked to; the old one is never hashed
+    # into the new one.
+    before = signed.signature_path.read_bytes()
+    with pytest.raises(InputError, match="a signature already exists; refusing to overwrite"):
+        sign_model(model_dir, KEY)
+    assert signed.signature_path.read_bytes() == before
+    resigned = sign_model(model_dir, KEY, overwrite=True)
+    assert resigned.manifest.root_digest == signed.manifest.root_digest
 
 
 def test_single_file_model(tmp_path: Path) -> None:
@@ -326,7 +332,7 @@ def test_keys_from_files_and_ed25519(model_dir: Path, ec_keys: tuple[Path, Path]
     verify_model(model_dir, load_public_key(public_path))
     # Ed25519 works within Glassbox (model_signing itself accepts only P-curves).
     ed = generate_private_key("ed25519")
-    sign_model(model_dir, ed)
+    sign_model(model_dir, ed, overwrite=True)
     verify_model(model_dir, ed.public_key())
 
 

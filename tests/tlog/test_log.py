@@ -13,7 +13,14 @@ import pytest
 
 from glassbox.digest import merkle
 from glassbox.errors import InputError, VerificationError
-from glassbox.sign import public_key_id
+from glassbox.sign import (
+    IN_TOTO_PAYLOAD_TYPE,
+    dsse_sign,
+    make_statement,
+    public_key_id,
+    subject,
+)
+from glassbox.sign.statement import statement_bytes
 from glassbox.tlog import (
     LeafFields,
     ProofBundle,
@@ -23,12 +30,15 @@ from glassbox.tlog import (
     WitnessCosigner,
     WitnessPolicy,
     canonical_json,
+    make_submission,
     open_store,
     parse_entry,
     verify_proof_bundle,
 )
 from glassbox.tlog.note import ALG_COSIGNATURE_V1, Signer
 from tests.tlog.helpers import bundle_submission, dsse_submission, new_key
+
+SLSA = "https://slsa.dev/provenance/v1"
 
 
 @pytest.fixture
@@ -84,6 +94,35 @@ def test_add_dedup_get_search(log: TransparencyLog) -> None:
         log.search("colour", "x")
     with pytest.raises(InputError):
         log.get(99)
+
+
+def test_search_takes_what_the_other_commands_print(log: TransparencyLog) -> None:
+    """A bare hex digest (no ``sha256:``), the 16-digit key id ``verify`` prints, a digest
+    prefix, and the release name a build's provenance records all find their entries."""
+    k1, k2 = new_key("ecdsa-p256"), new_key("ecdsa-p256")
+    log.add(parse_entry(bundle_submission(k1, "model-a", "1")))
+    predicate = {"buildDefinition": {"externalParameters": {"name": "digits-mlp"}}}
+    statement = make_statement(
+        [subject("model.safetensors", bytes.fromhex("ab" * 32))], SLSA, predicate
+    )
+    envelope = dsse_sign(statement_bytes(statement), IN_TOTO_PAYLOAD_TYPE, k2)
+    log.add(parse_entry(make_submission(envelope.to_dict(), k2.public_key())))
+    digest = log.get(0).entry().summary()["subjects"][0]["digest"]["sha256"]
+    assert log.search("digest", digest) == [0]
+    assert log.search("digest", digest.upper()) == [0]
+    assert log.search("digest", digest[:16]) == [0]
+    assert log.search("digest", f"sha256:{digest[:16]}") == [0]
+    assert log.search("digest", "ab" * 32) == [1]
+    k2_id = public_key_id(k2.public_key())
+    assert log.search("key", k2_id[:16]) == [1]
+    assert log.search("key", k2_id) == [1]
+    assert log.search("key", public_key_id(k1.public_key())[:16]) == [0]
+    assert log.search("name", "digits-mlp") == [1]
+    assert log.search("name", "model.safetensors") == [1]
+    assert log.search("key", "0" * 16) == []
+    for kind, bad in (("key", "zz"), ("key", "abc"), ("digest", "sha256:xyz"), ("digest", "%")):
+        with pytest.raises(InputError, match="hex digits"):
+            log.search(kind, bad)
 
 
 def test_checkpoints_are_scheduled_not_per_entry(log: TransparencyLog) -> None:

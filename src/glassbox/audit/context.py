@@ -34,6 +34,13 @@ REQUIRE_ALIASES = {
 DEFAULT_REQUIRE = frozenset({"integrity", "transparency", "provenance", "safety"})
 
 
+def require_choices() -> str:
+    """The ``--require`` vocabulary in one line: the link names the reports use, then the
+    aliases (older names) that are still accepted."""
+    aliases = ", ".join(f"{a}={n}" for a, n in REQUIRE_ALIASES.items() if a != n)
+    return f"{', '.join(LINKS)}, all or none (also accepted: {aliases})"
+
+
 def parse_require(text: str) -> frozenset[str]:
     """``signature,log,provenance`` -> link names; ``all`` and ``none`` are accepted too."""
     words = [w.strip().lower() for w in text.split(",") if w.strip()]
@@ -44,8 +51,7 @@ def parse_require(text: str) -> frozenset[str]:
     out = set()
     for word in words:
         if word not in REQUIRE_ALIASES:
-            choices = ", ".join(sorted(REQUIRE_ALIASES))
-            raise InputError(f"--require: unknown link {word!r} (choose from {choices}, all, none)")
+            raise InputError(f"--require: unknown link {word!r}; choose from {require_choices()}")
         out.add(REQUIRE_ALIASES[word])
     return frozenset(out)
 

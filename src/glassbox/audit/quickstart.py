@@ -176,15 +176,33 @@ def _flip_last_byte(path: Path) -> None:
 
 
 def outcome_lines(result: QuickstartResult) -> list[str]:
-    """The closing lines: what held, what the tampering broke."""
+    """The closing lines: what every link returned on each copy, and what the tampering broke.
+
+    Only a link that *failed* on the tampered copy after passing on the release caught it; one
+    that became unknown (say, the log has no entry for the changed bytes) is reported as that,
+    not as a catch.
+    """
     honest = {link.link: link.verdict for link in result.report.links}
     tampered = {link.link: link.verdict for link in result.tampered_report.links}
-    caught = [n for n in LINKS if honest[n] is Verdict.PASS and tampered[n] is not Verdict.PASS]
-    lines = [
-        f"honest release: {result.report.overall.value} (exit {result.report.exit_code})",
-        f"tampered copy:  {result.tampered_report.overall.value} "
-        f"(exit {result.tampered_report.exit_code}); caught by: {', '.join(caught) or 'nothing'}",
+    caught = [n for n in LINKS if honest[n] is Verdict.PASS and tampered[n] is Verdict.FAIL]
+    unsure = [n for n in LINKS if honest[n] is Verdict.PASS and tampered[n] is Verdict.UNKNOWN]
+    verdict = f"caught by: {', '.join(caught) or 'nothing'} (fail)"
+    if unsure:
+        verdict += f"; unknown: {', '.join(unsure)}"
+    return [
+        f"honest release: {_outcome(result.report)}",
+        f"tampered copy:  {_outcome(result.tampered_report)}",
+        f"tampered copy {verdict}",
         f"report: {result.report_html}",
         f"tampered report: {result.tampered_html}",
     ]
-    return lines
+
+
+def _outcome(report: AuditReport) -> str:
+    """``pass (exit 0): integrity pass, ...; openness fail (advisory)``: every link's verdict."""
+    links = ", ".join(
+        f"{link.link} {link.verdict.value}"
+        + ("" if link.link in report.required else " (advisory)")
+        for link in report.links
+    )
+    return f"{report.overall.value} (exit {report.exit_code}): {links}"

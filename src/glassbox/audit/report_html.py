@@ -2,9 +2,11 @@
 
 No network, no external assets, no JavaScript: inline CSS, an inline SVG drawing of the chain
 coloured by verdict (each node links to its section), and ``<details>`` elements so every
-link's evidence can be expanded. Links that did not pass start expanded, because that is what
-the reader came to see. Every value from the model or its evidence is HTML-escaped: a model
-name or a finding message is attacker-controlled text.
+link's evidence can be expanded. Required links that did not pass start expanded, because that
+is what the reader came to see; an advisory link (not required, not passing) is drawn in its
+own neutral colour with its own word and starts closed, since it cannot fail the audit. Every
+value from the model or its evidence is HTML-escaped: a model name or a finding message is
+attacker-controlled text.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from glassbox.audit.engine import AuditReport
-from glassbox.audit.verdict import LINK_QUESTIONS, LINK_TITLES, LinkResult, Verdict
+from glassbox.audit.verdict import LINK_QUESTIONS, LINK_TITLES, LinkResult, Verdict, is_advisory
 from glassbox.errors import InputError
+from glassbox.files import check_output_file
 
 COLOURS = {
     Verdict.PASS: ("#1b7f3b", "#e6f4ea"),
@@ -27,6 +30,21 @@ COLOURS = {
 }
 LABELS = {Verdict.PASS: "PASS", Verdict.FAIL: "FAIL", Verdict.UNKNOWN: "UNKNOWN"}
 ICONS = {Verdict.PASS: "✔", Verdict.FAIL: "✘", Verdict.UNKNOWN: "?"}
+ADVISORY_COLOURS = ("#57606a", "#f6f8fa")
+ADVISORY_LABEL = "ADVISORY"
+ADVISORY_ICON = "ℹ"
+
+
+def link_look(link: LinkResult, required: frozenset[str]) -> tuple[str, str, str, str]:
+    """(foreground, background, icon, word) a person is shown for ``link``."""
+    if is_advisory(link, required):
+        # An advisory unknown still says unknown (missing evidence is never hidden).
+        if link.verdict is Verdict.UNKNOWN:
+            return (*ADVISORY_COLOURS, ICONS[Verdict.UNKNOWN], LABELS[Verdict.UNKNOWN])
+        return (*ADVISORY_COLOURS, ADVISORY_ICON, ADVISORY_LABEL)
+    fg, bg = COLOURS[link.verdict]
+    return fg, bg, ICONS[link.verdict], LABELS[link.verdict]
+
 
 # Flags for photographing a report in headless Chromium (Debian's package, offline, no
 # profile): the one list the browser test and docs/make_screenshot.py both launch with.
@@ -62,7 +80,7 @@ details.link > summary { cursor: pointer; padding: 10px 14px; list-style: none; 
 details.link > summary::-webkit-details-marker { display: none; }
 details.link > summary::before { content: "▸"; color: var(--muted); }
 details.link[open] > summary::before { content: "▾"; }
-details.link .title { font-weight: 700; min-width: 110px; flex-shrink: 0; }
+details.link .title { font-weight: 700; min-width: 124px; flex-shrink: 0; }
 details.link .pill { margin-left: auto; white-space: nowrap; flex-shrink: 0; padding: 0 6px;
   border-radius: 4px; }
 details.link .body { padding: 0 16px 14px 34px; }
@@ -72,6 +90,10 @@ th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line
   vertical-align: top; overflow-wrap: anywhere; }
 th { background: var(--panel); font-weight: 600; white-space: nowrap; }
 td.k { width: 190px; color: var(--muted); font-family: ui-monospace, monospace; }
+td.word, th.word { white-space: nowrap; overflow-wrap: normal; }
+td.licence { overflow-wrap: normal; min-width: 7em; }
+.nobreak { white-space: nowrap; }
+.muted { color: var(--muted); }
 code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12.5px; }
 pre { background: var(--panel); padding: 8px 10px; border-radius: 6px; margin: 0;
   white-space: pre-wrap; overflow-wrap: anywhere; max-height: 320px; overflow: auto; }
@@ -110,7 +132,7 @@ def render_html(report: AuditReport) -> str:
         "<h2>The chain</h2>",
         _chain_svg(report),
         "<h2>Links</h2>",
-        *(_link_section(link, link.link in report.required) for link in report.links),
+        *(_link_section(link, report.required) for link in report.links),
         _findings_section(report.link("safety")),
         _openness_section(report.link("openness")),
         _bom_section(report.bom),
@@ -141,11 +163,16 @@ def _display_name(report: AuditReport) -> str:
     return f"{label} ({report.model.name})"
 
 
+def check_html_target(path: Path) -> None:
+    """Refuse an HTML report path that cannot be written (see ``check_output_file``)."""
+    check_output_file(path, "HTML report")
+
+
 def write_html(report: AuditReport, path: Path) -> Path:
-    """Write the report to ``path`` (parents created) and return it."""
+    """Write the report to ``path`` (its directory must exist) and return it."""
+    check_html_target(path)
     text = render_html(report)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{path}: cannot write the HTML report: {exc.strerror or exc}") from exc
@@ -199,7 +226,7 @@ def _chain_svg(report: AuditReport) -> str:
     ]
     x = x0 + node_w - 40 + gap
     for link in report.links:
-        fg, bg = COLOURS[link.verdict]
+        fg, bg, icon, word = link_look(link, report.required)
         y = (height - node_h) // 2
         out.append(
             f'<line x1="{x - gap}" y1="{height // 2}" x2="{x - 2}" y2="{height // 2}" '
@@ -208,29 +235,36 @@ def _chain_svg(report: AuditReport) -> str:
         dash = ' stroke-dasharray="6 4"' if link.link not in report.required else ""
         out.append(
             f'<a href="#link-{link.link}"><g class="node" data-link="{link.link}" '
-            f'data-verdict="{link.verdict.value}">'
+            f'data-verdict="{link.verdict.value}" '
+            f'data-advisory="{str(is_advisory(link, report.required)).lower()}">'
             f'<rect x="{x}" y="{y}" width="{node_w}" height="{node_h}" rx="10" fill="{bg}" '
             f'stroke="{fg}" stroke-width="2.5"{dash}/>'
             f'<text x="{x + node_w // 2}" y="{y + 30}" text-anchor="middle" font-size="15" '
             f'font-weight="700" fill="#1f2328">{LINK_TITLES[link.link]}</text>'
             f'<text x="{x + node_w // 2}" y="{y + 56}" text-anchor="middle" font-size="15" '
-            f'font-weight="800" fill="{fg}">{ICONS[link.verdict]} {LABELS[link.verdict]}</text>'
+            f'font-weight="800" fill="{fg}">{icon} {word}</text>'
             f'<text x="{x + node_w // 2}" y="{y + 77}" text-anchor="middle" font-size="10.5" '
-            f'fill="#59636e">{"required" if link.link in report.required else "advisory"}'
-            "</text></g></a>"
+            f'fill="#59636e">{_node_note(link, report.required)}</text></g></a>'
         )
         x += node_w + gap
     out.append("</svg>")
     return "".join(out)
 
 
+def _node_note(link: LinkResult, required: frozenset[str]) -> str:
+    if link.link in required:
+        return "required"
+    return f"advisory: {link.verdict.value}" if is_advisory(link, required) else "advisory"
+
+
 def _short(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _link_section(link: LinkResult, required: bool) -> str:
-    fg, bg = COLOURS[link.verdict]
-    is_open = " open" if link.verdict is not Verdict.PASS else ""
+def _link_section(link: LinkResult, policy: frozenset[str]) -> str:
+    required = link.link in policy
+    fg, bg, icon, word = link_look(link, policy)
+    is_open = " open" if required and link.verdict is not Verdict.PASS else ""
     rows = "".join(
         f'<tr><td class="k">{escape(str(k))}</td><td>{_value(v)}</td></tr>'
         for k, v in link.evidence.items()
@@ -246,10 +280,10 @@ def _link_section(link: LinkResult, required: bool) -> str:
     ]
     return (
         f'<details class="link" id="link-{link.link}" data-verdict="{link.verdict.value}"'
+        f' data-advisory="{str(is_advisory(link, policy)).lower()}"'
         f' style="border-left-color:{fg}"{is_open}>'
         f'<summary><span class="title">{LINK_TITLES[link.link]}</span>'
-        f'<span class="badge verdict" style="background:{fg}">{ICONS[link.verdict]} '
-        f"{LABELS[link.verdict]}</span>"
+        f'<span class="badge verdict" style="background:{fg}">{icon} {word}</span>'
         f'<span class="summary">{escape(link.summary)}</span>'
         f'<span class="sub pill" style="background:{bg}">'
         f"{'required' if required else 'advisory'}</span></summary>"
@@ -258,12 +292,18 @@ def _link_section(link: LinkResult, required: bool) -> str:
 
 
 def _value(value: Any) -> str:
-    if isinstance(value, str | int | float | bool) or value is None:
+    """A JSON value as a person reads it: yes/no rather than ``True``, "none" rather than
+    ``[]``, one ``key: value`` line per entry of a flat object rather than its braces."""
+    if isinstance(value, bool):
+        return f'<span class="{"ok" if value else "no"}">{"yes" if value else "no"}</span>'
+    if value is None:
+        return '<span class="muted">—</span>'
+    if isinstance(value, str | int | float):
         return f"<code>{escape(str(value))}</code>"
-    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
-        if not value:
-            return "<code>[]</code>"
-        return "<br>".join(f"<code>{escape(str(v))}</code>" for v in value)
+    if isinstance(value, list | dict) and not value:
+        return '<span class="muted">none</span>'
+    if isinstance(value, list) and all(_is_scalar(v) for v in value):
+        return "<br>".join(_value(v) for v in value)
     if isinstance(value, list) and all(_is_descriptor(v) for v in value):
         # in-toto resource descriptors (inputs, subjects): one line each, name then digests.
         return "<br>".join(
@@ -275,7 +315,34 @@ def _value(value: Any) -> str:
             + ("" if v.get("digest") else ' <span class="no">no digest</span>')
             for v in value
         )
+    if isinstance(value, dict) and all(_is_scalar(v) for v in value.values()):
+        return "<br>".join(
+            f'<span class="muted">{escape(str(k))}:</span> {_value(v)}' for k, v in value.items()
+        )
+    if isinstance(value, list) and all(_is_flat_dict(v) for v in value):
+        # e.g. the keys an integrity check tried: one line per item, its fields side by side.
+        return "<br>".join(
+            " · ".join(
+                f'<span class="muted">{escape(str(k))}:</span> {_value(v)}' for k, v in d.items()
+            )
+            for d in value
+        )
     return f"<pre>{escape(json.dumps(value, indent=2, sort_keys=True, default=str))}</pre>"
+
+
+def _is_flat_dict(value: Any) -> bool:
+    return isinstance(value, dict) and all(_is_scalar(v) for v in value.values())
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _licence(value: Any) -> str:
+    """An SPDX expression that wraps only between its terms, never inside ``Apache-2.0``."""
+    if not value:
+        return '<span class="muted">—</span>'
+    return " ".join(f'<code class="nobreak">{escape(term)}</code>' for term in str(value).split())
 
 
 def _is_descriptor(value: Any) -> bool:
@@ -344,9 +411,9 @@ def _openness_section(openness: LinkResult) -> str:
         rows.append(
             f'<tr data-component="{escape(str(c.get("name")))}" data-status="'
             f'{escape(str(c.get("status")))}"><td>{mark}</td><td>{escape(str(c.get("name")))}</td>'
-            f"<td>{roman}{'' if c.get('required') else ' (optional)'}</td>"
-            f"<td>{escape(str(c.get('status')))}</td>"
-            f"<td><code>{escape(str(c.get('license') or '—'))}</code></td>"
+            f'<td class="word">{roman}{"" if c.get("required") else " (optional)"}</td>'
+            f'<td class="word status">{escape(str(c.get("status")))}</td>'
+            f'<td class="licence">{_licence(c.get("license"))}</td>'
             f"<td>{escape(str(c.get('location') or ''))}</td>"
             f"<td>{escape(str(c.get('source') or ''))}"
             f"{'<br><span class=no>' + escape(str(c['note'])) + '</span>' if c.get('note') else ''}"
@@ -363,19 +430,40 @@ def _openness_section(openness: LinkResult) -> str:
         '<h2>Openness checklist</h2><div id="openness">'
         f'<p><strong id="openness-headline">{escape(openness.summary)}</strong><br>'
         f'<span class="sub">{refs}</span></p>'
-        '<table class="mof"><tr><th></th><th>MOF component</th><th>class</th><th>status</th>'
-        f"<th>licence</th><th>where</th><th>source</th></tr>{''.join(rows)}</table>"
+        '<table class="mof"><tr><th></th><th>MOF component</th><th class="word">class</th>'
+        '<th class="word">status</th><th>licence</th><th>where</th><th>source</th></tr>'
+        f"{''.join(rows)}</table>"
         f"<h3>OSI Open Source AI Definition 1.0</h3>"
         f'<table class="osaid"><tr><th></th><th>requirement</th><th>detail</th></tr>'
         f"{osaid_rows}</table></div>"
     )
 
 
+# The BOM summary's keys (the JSON report's names) as a person reads them.
+BOM_LABELS = {
+    "spec_version": "CycloneDX version",
+    "serial_number": "serial number",
+    "model": "model",
+    "root_digest": "root digest",
+    "licences": "licences",
+    "files": "files",
+    "components_by_type": "components",
+    "datasets": "datasets",
+    "model_card_section": "model card section",
+    "metrics": "metrics",
+    "source": "source",
+    "matches_model": "describes these files",
+    "error": "error",
+}
+
+
 def _bom_section(bom: dict[str, Any] | None) -> str:
     if not bom:
         return '<h2>ML-BOM</h2><p id="bom">No BOM could be made (the model could not be hashed).'
     rows = "".join(
-        f'<tr><td class="k">{escape(str(k))}</td><td>{_value(v)}</td></tr>' for k, v in bom.items()
+        f'<tr data-key="{escape(str(k))}"><td class="k">{escape(BOM_LABELS.get(k, str(k)))}</td>'
+        f"<td>{_value(v)}</td></tr>"
+        for k, v in bom.items()
     )
     return f'<h2>ML-BOM (CycloneDX)</h2><table id="bom">{rows}</table>'
 

@@ -2,7 +2,8 @@
 
 Unknown is drawn in red like a failure (DESIGN: missing evidence is never silently skipped),
 but labelled differently, because "we could not tell" and "this is wrong" call for different
-actions.
+actions. A link the policy does not require and that did not pass is *advisory*: its own word in
+a neutral colour, because it cannot fail the audit and must not look as if it had.
 """
 
 from __future__ import annotations
@@ -12,10 +13,21 @@ from rich.table import Table
 from rich.text import Text
 
 from glassbox.audit.engine import AuditReport
-from glassbox.audit.verdict import LINK_TITLES, Verdict
+from glassbox.audit.verdict import LINK_TITLES, LinkResult, Verdict, is_advisory
 
 STYLE = {Verdict.PASS: "bold green", Verdict.FAIL: "bold red", Verdict.UNKNOWN: "bold red3"}
 MARK = {Verdict.PASS: "✔ PASS", Verdict.FAIL: "✘ FAIL", Verdict.UNKNOWN: "? UNKNOWN"}
+ADVISORY_STYLE = "bold blue"
+ADVISORY_MARK = "ℹ ADVISORY"
+
+
+def _mark(link: LinkResult, required: frozenset[str]) -> Text:
+    if is_advisory(link, required):
+        # An advisory unknown still says unknown (missing evidence is never hidden), but in
+        # the neutral colour: it cannot fail the audit either.
+        mark = ADVISORY_MARK if link.verdict is Verdict.FAIL else MARK[link.verdict]
+        return Text(mark, style=ADVISORY_STYLE)
+    return Text(MARK[link.verdict], style=STYLE[link.verdict])
 
 
 def render(report: AuditReport, console: Console | None = None) -> None:
@@ -36,7 +48,7 @@ def render(report: AuditReport, console: Console | None = None) -> None:
     for link in report.links:
         table.add_row(
             LINK_TITLES[link.link],
-            Text(MARK[link.verdict], style=STYLE[link.verdict]),
+            _mark(link, report.required),
             "●" if link.link in report.required else "○",
             link.summary,
         )
@@ -44,7 +56,11 @@ def render(report: AuditReport, console: Console | None = None) -> None:
     for link in report.links:
         if link.verdict is Verdict.PASS or not link.details:
             continue
-        console.print(Text(f"{LINK_TITLES[link.link]}:", style=STYLE[link.verdict]))
+        advisory = is_advisory(link, report.required)
+        # The check's own verdict stays visible (an unknown is never hidden), in neutral colour.
+        note = f" (advisory, {link.verdict.value})" if advisory else ""
+        heading = f"{LINK_TITLES[link.link]}{note}:"
+        console.print(Text(heading, style=ADVISORY_STYLE if advisory else STYLE[link.verdict]))
         for line in link.details[:8]:
             console.print(f"  - {line}", highlight=False)
     overall = report.overall

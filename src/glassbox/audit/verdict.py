@@ -76,6 +76,13 @@ class LinkResult:
         }
 
 
+def is_advisory(result: LinkResult, required: frozenset[str]) -> bool:
+    """A link the policy does not require and that did not pass: shown as advisory (its own
+    neutral word and colour), not as a red failure, because it cannot change the exit code.
+    A passing advisory link is shown as a pass: there is nothing to warn about."""
+    return result.link not in required and result.verdict is not Verdict.PASS
+
+
 def unavailable(link: str, part: str, missing: str) -> LinkResult:
     """The verdict when the Glassbox part that checks this link is not installed or not built."""
     return LinkResult.unknown(

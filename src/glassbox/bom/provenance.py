@@ -9,6 +9,7 @@ The statement must already be verified by the caller; nothing here checks signat
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -60,8 +61,29 @@ def _datasets(statement: dict[str, Any]) -> Iterator[DatasetInfo]:
             fmt=_str(data.get("format")),
             license=canonical_id(licence) if licence else None,
             location=_str(data.get("path")) or _str(data.get("uri")),
-            role=_str(data.get("role")) or "training",
+            role=dataset_role(name, _str(data.get("role"))),
         )
+
+
+# A recipe names its datasets but (recipe schema v1) does not say what each is for; the usual
+# split names do, and a BOM must not call a test split "training data".
+_ROLE_WORDS = {
+    "test": ("test", "testing", "heldout", "holdout"),
+    "validation": ("val", "valid", "validation", "dev"),
+    "evaluation": ("eval", "evaluation", "benchmark"),
+}
+
+
+def dataset_role(name: str, declared: str | None = None) -> str:
+    """What a dataset is for: its declared ``role`` if any, else what its name says (``test``,
+    ``digits-test``, ``val_split``, ``eval`` ...), else ``training``."""
+    if declared:
+        return declared
+    words = set(re.split(r"[^a-z0-9]+", name.lower()))
+    for role, names in _ROLE_WORDS.items():
+        if words.intersection(names):
+            return role
+    return "training"
 
 
 def byproduct(statement: dict[str, Any], name: str) -> dict[str, Any]:

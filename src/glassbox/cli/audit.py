@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from glassbox.audit.context import DEFAULT_REQUIRE, require_choices
+from glassbox.audit.verdict import LINKS
 from glassbox.cli._common import emit_json, guarded, progress
 
 _EVIDENCE_OPTIONS = (
@@ -67,9 +69,9 @@ _EVIDENCE_OPTIONS = (
 @click.option(
     "--require",
     "require",
-    default="integrity,transparency,provenance,safety",
+    default=",".join(n for n in LINKS if n in DEFAULT_REQUIRE),
     show_default=True,
-    help="Links that must pass for exit 0 (signature, log, provenance, scan, openness, all).",
+    help=f"Links that must pass for exit 0, comma-separated: {require_choices()}.",
 )
 @click.option("--rebuild", is_flag=True, help="Rebuild from the provenance and compare bytes.")
 @click.option(
@@ -113,9 +115,11 @@ def audit(
     Exit 0 when every required link passes; 1 when one fails or is unknown; 2 on bad usage.
     """
     from glassbox.audit import AuditOptions, audit_model, parse_require
-    from glassbox.audit.report_html import write_html
+    from glassbox.audit.report_html import check_html_target, write_html
     from glassbox.audit.report_terminal import render
 
+    if html is not None:
+        check_html_target(html)  # before hashing: a bad path must not cost the whole audit
     evidence = {kind: list(named[opt]) for opt, kind in _EVIDENCE_OPTIONS if named.get(opt)}
     options = AuditOptions(
         keys=keys,

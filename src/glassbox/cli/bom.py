@@ -38,7 +38,11 @@ def bom(
     from glassbox.audit.evidence import as_bundle, discover, statement_of
     from glassbox.bom.cyclonedx import bom_for_model
     from glassbox.errors import InputError, VerificationError
+    from glassbox.files import check_output_file
     from glassbox.sign import load_public_key, verify_bundle
+
+    if out is not None:
+        check_output_file(out, "BOM")  # before hashing the model
 
     model = model.absolute()
     named = {"provenance": [provenance]} if provenance else {}
@@ -77,7 +81,6 @@ def bom(
         click.echo(text, nl=False)
         return
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{out}: cannot write the BOM: {exc.strerror or exc}") from exc

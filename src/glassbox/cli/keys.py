@@ -51,7 +51,13 @@ def passphrase_from_env(var: str | None) -> str | None:
 @guarded
 def keygen(kind: str, prefix: str, passphrase_env: str | None, as_json: bool) -> None:
     """Create a signing key pair (PEM: PKCS#8 private key, SubjectPublicKeyInfo public key)."""
-    from glassbox.sign import generate_private_key, key_hint, public_key_id, write_keypair
+    from glassbox.sign import (
+        generate_private_key,
+        key_hint,
+        public_key_id,
+        short_key_id,
+        write_keypair,
+    )
 
     passphrase = passphrase_from_env(passphrase_env)
     key = generate_private_key(kind)
@@ -68,4 +74,5 @@ def keygen(kind: str, prefix: str, passphrase_env: str | None, as_json: bool) ->
         emit_json(result)
         return
     click.echo(f"wrote {private_path} (private, keep it secret) and {public_path} (public)")
-    click.echo(f"key id {result['key_id']}")
+    # The short form is what verify, audit, the log and every error show, and what they accept.
+    click.echo(f"key id {short_key_id(key)} (in full: {result['key_id']})")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -177,7 +178,7 @@ def get(
     else:
         click.echo(f"entry {index}  leaf {stored.leaf_hash.hex()}")
         if summary:
-            click.echo(f"  {summary['kind']} signed by key {summary['key_id']}")
+            click.echo(f"  {summary['kind']} signed by key {summary['key_id'][:16]}")
             click.echo(f"  predicate {summary['predicate_type']}")
             for s in summary["subjects"]:
                 click.echo(f"  subject {s.get('name')} {s.get('digest')}")
@@ -308,9 +309,9 @@ def checkpoint(
 
 
 @log.command()
-@click.option("--digest", help="Subject digest, ALG:HEX (e.g. sha256:ab12...).")
-@click.option("--signer", "key", help="Signer key id (hex SHA-256 of the public key).")
-@click.option("--name", help="Model or subject name.")
+@click.option("--digest", help="Subject digest: ALG:HEX or bare HEX (a prefix of 8+ digits works).")
+@click.option("--signer", "key", help="Signer key id: the 16 hex digits verify prints, or all 64.")
+@click.option("--name", help="Release name (as its recipe gives it), model or file name.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=100)
 @log_target
 @JSON_OPT
@@ -323,7 +324,10 @@ def search(
     target: LogTarget,
     as_json: bool,
 ) -> None:
-    """Find entries by subject digest, signer key or model name."""
+    """Find entries by subject digest, signer key or name; one index per line.
+
+    Exit 0 when something matches, 1 when nothing does (as grep), 2 on bad input.
+    """
     given = [(k, v) for k, v in (("digest", digest), ("key", key), ("name", name)) if v]
     if len(given) != 1:
         raise InputError("give exactly one of --digest, --signer, --name")
@@ -334,6 +338,11 @@ def search(
     else:
         for i in indexes:
             click.echo(i)
+    if not indexes:
+        # Exit 1, as grep does: a script can test for "found", and a person is told why.
+        option = {"key": "--signer"}.get(given[0][0], f"--{given[0][0]}")
+        click.echo(f"no entries match {option} {given[0][1]}", err=True)
+        sys.exit(1)
 
 
 @log.command()

@@ -72,6 +72,7 @@ def _model_key_signature(key_help: str) -> Callable[[F], F]:
     metavar="VAR",
     help="Read the private key's passphrase from environment variable VAR.",
 )
+@click.option("--force", is_flag=True, help="Replace an existing signature.")
 @_json_option
 @guarded
 def sign(
@@ -83,6 +84,7 @@ def sign(
     allow_symlinks: bool,
     no_cache: bool,
     passphrase_env: str | None,
+    force: bool,
     as_json: bool,
 ) -> None:
     """Sign MODEL (a directory or one file) in the OpenSSF model-signing (OMS) format."""
@@ -108,6 +110,7 @@ def sign(
             use_cache=not no_cache,
             progress=bar.advance,
             ignore_paths=ignore_paths,
+            overwrite=force,
         )
     manifest = signed.manifest
     if as_json:
@@ -153,6 +156,7 @@ def verify(
         default_signature_path,
         load_public_key,
         public_key_id,
+        short_key_id,
         verify_model,
     )
 
@@ -190,7 +194,7 @@ def verify(
     files = len(manifest.file_digests())
     click.echo(
         f"verified {model}: {files} file{'s' if files != 1 else ''} match {sig_path} "
-        f"(signed by key {result['key_id'][:16]}, root sha256:{manifest.root_digest.hex()})"
+        f"(signed by key {short_key_id(pub)}, root sha256:{manifest.root_digest.hex()})"
     )
     if uncovered:
         # The signer chose to leave these out; a consumer should know they are unchecked.

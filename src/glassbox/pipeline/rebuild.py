@@ -79,7 +79,7 @@ class RebuildReport:
 
 def _signature_note(prov: Provenance) -> str:
     if prov.signed_by:
-        return f"verified (key {prov.signed_by[:16]}…)"
+        return f"verified (key {prov.signed_by[:16]})"
     if prov.path.name.endswith(".sigstore.json"):
         return "not checked (no public key given)"
     return "unsigned"

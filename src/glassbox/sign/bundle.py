@@ -24,8 +24,8 @@ from typing import Any
 
 from glassbox.errors import InputError, VerificationError
 from glassbox.files import read_small_file
-from glassbox.sign.dsse import IN_TOTO_PAYLOAD_TYPE, Envelope, dsse_sign, dsse_verify
-from glassbox.sign.keys import PrivateKey, PublicKey, key_hint
+from glassbox.sign.dsse import IN_TOTO_PAYLOAD_TYPE, Envelope, dsse_sign, dsse_verify, pae
+from glassbox.sign.keys import PrivateKey, PublicKey, key_hint, short_key_id
 from glassbox.sign.statement import parse_statement, statement_bytes
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -108,10 +108,7 @@ def verify_bundle(
         )
     hint = material["publicKey"].get("hint")
     if hint and hint != key_hint(pub):
-        raise VerificationError(
-            f"{where}: signed by a different key (bundle key hint {hint[:16]}…, "
-            f"given key {key_hint(pub)[:16]}…)"
-        )
+        raise VerificationError(f"{where}: {_wrong_key(bundle, hint, pub, where)}")
     try:
         payload = dsse_verify(envelope, pub)
     except VerificationError as exc:
@@ -167,3 +164,34 @@ def write_bundle(bundle: dict[str, Any], path: str | os.PathLike[str]) -> None:
         if isinstance(exc, OSError):
             raise InputError(f"{path}: cannot write signature: {exc.strerror or exc}") from None
         raise
+
+
+def bundle_signer_id(bundle: dict[str, Any], *, where: str = "bundle") -> str | None:
+    """The key id (``public_key_id``) of the key that signed ``bundle``, when it can be told
+    without that key: the bundle names its signer only by ``model_signing``'s hint (a hash of
+    the PEM, not the key id), so the ECDSA public key is recovered from the signature and
+    matched to the hint (``glassbox.sign.recover``). ``None`` when there is no hint, or the
+    signer is not an ECDSA key. Unauthenticated: it names a key, it does not trust one."""
+    from glassbox.sign.recover import signer_key_id
+
+    try:
+        hint = _material(bundle, where)["publicKey"].get("hint")
+        envelope = bundle_envelope(bundle, where=where)
+    except InputError:
+        return None
+    if not isinstance(hint, str) or len(envelope.signatures) != 1:
+        return None
+    message = pae(envelope.payload_type, envelope.payload)
+    return signer_key_id(envelope.signatures[0].sig, message, hint)
+
+
+def _wrong_key(bundle: dict[str, Any], hint: str, pub: PublicKey, where: str) -> str:
+    """Name both keys by the one key id every command shows (``short_key_id``)."""
+    given = short_key_id(pub)
+    signer = bundle_signer_id(bundle, where=where)
+    if signer is not None:
+        return f"signed by key {short_key_id(signer)}, not by the given key {given}"
+    return (
+        f"signed by another key than the given key {given} (the bundle names its signer only "
+        f"by model_signing's key hint {hint[:16]}…)"
+    )

@@ -153,6 +153,15 @@ def public_key_id(pub: PrivateKey | PublicKey) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
+SHORT_KEY_ID = 16
+
+
+def short_key_id(key: PrivateKey | PublicKey | str) -> str:
+    """The key id as every command shows it: the first 16 hex digits of ``public_key_id``
+    (64 bits; commands that take a key id accept this prefix or the whole id)."""
+    return (key if isinstance(key, str) else public_key_id(key))[:SHORT_KEY_ID]
+
+
 def key_hint(pub: PrivateKey | PublicKey) -> str:
     """``verificationMaterial.publicKey.hint`` exactly as model_signing computes it.
 

@@ -82,8 +82,13 @@ def sign_model(
     use_cache: bool = True,
     progress: Callable[[int], None] | None = None,
     ignore_paths: Iterable[str | os.PathLike[str]] = (),
+    overwrite: bool = False,
 ) -> SignedModel:
-    """Hash the model, sign its manifest, and write the OMS bundle (default: beside/inside it)."""
+    """Hash the model, sign its manifest, and write the OMS bundle (default: beside/inside it).
+
+    An existing signature is never replaced unless ``overwrite`` is given (``--force``): it may
+    be someone else's, and a signature already published in a log cannot be taken back.
+    """
     model = Path(model_path)
     if not model.exists():
         raise InputError(f"model path {model} does not exist")
@@ -92,6 +97,11 @@ def sign_model(
         raise InputError(f"{sig_path}: the signature cannot overwrite the model file itself")
     if sig_path.is_dir():
         raise InputError(f"{sig_path}: is a directory; give a file name for the signature")
+    if not overwrite and (sig_path.exists() or sig_path.is_symlink()):
+        raise InputError(
+            f"{sig_path}: a signature already exists; refusing to overwrite it "
+            "(--force replaces it)"
+        )
     if not sig_path.absolute().parent.is_dir():
         # Checked before hashing: failing after an hour of hashing would waste the hour.
         raise InputError(f"{sig_path}: directory {sig_path.parent} does not exist")

@@ -102,6 +102,9 @@ class LogEntry:
         ptype = self.statement.get("predicateType")
         if isinstance(ptype, str):
             out.add(("type", ptype))
+            release = _release_name(ptype, self.statement.get("predicate"))
+            if release:
+                out.add(("name", release))
         return tuple(sorted(out))
 
     def summary(self) -> dict[str, Any]:
@@ -111,6 +114,21 @@ class LogEntry:
             "predicate_type": self.statement.get("predicateType"),
             "subjects": self.subjects(),
         }
+
+
+SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
+
+
+def _release_name(predicate_type: str, predicate: Any) -> str | None:
+    """The name a build gives the release it made (SLSA v1 ``externalParameters.name``, as a
+    Glassbox recipe records it), so ``log search --name digits-mlp`` finds a release by the
+    name its producer chose, not only by its file names."""
+    if predicate_type != SLSA_PROVENANCE_V1 or not isinstance(predicate, dict):
+        return None
+    definition = predicate.get("buildDefinition")
+    params = definition.get("externalParameters") if isinstance(definition, dict) else None
+    name = params.get("name") if isinstance(params, dict) else None
+    return name if isinstance(name, str) and 0 < len(name) <= 1024 else None
 
 
 def canonical_json(doc: Any) -> bytes:

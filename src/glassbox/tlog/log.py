@@ -30,6 +30,21 @@ from glassbox.tlog.sequencer import Appended, Pending, Sequencer
 from glassbox.tlog.store import SQLStore
 from glassbox.tlog.tree import StoredTree
 
+# Subject digest algorithms a bare hex digest is looked up under (OMS roots and in-toto subjects).
+_DIGEST_ALGORITHMS = ("sha256", "blake3", "sha384", "sha512")
+_MIN_PREFIX = 8
+
+
+def _hex(value: str, what: str) -> str:
+    text = value.strip().lower()
+    if len(text) < _MIN_PREFIX or len(text) > 128 or any(c not in "0123456789abcdef" for c in text):
+        raise InputError(
+            f"{value!r} is not {what}: give its hex digits (at least {_MIN_PREFIX}, e.g. the "
+            "16 that glassbox verify prints)"
+        )
+    return text
+
+
 # Something that returns cosignature(s) for a freshly signed checkpoint (a witness client).
 Cosigner = Callable[["TransparencyLog", SignedCheckpoint], list[NoteSignature]]
 
@@ -141,8 +156,30 @@ class TransparencyLog:
         return out
 
     def search(self, kind: str, value: str, limit: int = 100) -> list[int]:
+        """Entries by subject digest, signer key id, subject name or predicate type.
+
+        A digest may be ``ALG:HEX`` or bare hex (any algorithm), a key id the whole id or the
+        short one every command prints; either may be a prefix of at least 8 hex digits.
+        """
         if kind not in ("digest", "key", "name", "type"):
             raise InputError(f"cannot search by {kind!r}: use digest, key, name or type")
+        if kind == "key":
+            key = _hex(value, "a signer key id")
+            return self.store.search("key", key, limit, prefix=len(key) < 64)
+        if kind == "digest":
+            alg, sep, hexpart = value.strip().rpartition(":")
+            digest = _hex(hexpart, "a digest")
+            if sep:
+                full = len(digest) in (64, 96, 128)
+                return self.store.search(
+                    "digest", f"{alg.lower()}:{digest}", limit, prefix=not full
+                )
+            found: set[int] = set()
+            for algorithm in _DIGEST_ALGORITHMS:
+                found.update(
+                    self.store.search("digest", f"{algorithm}:{digest}", limit, prefix=True)
+                )
+            return sorted(found)[:limit]
         return self.store.search(kind, value, limit)
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:

@@ -188,10 +188,10 @@ class Monitor:
             raise VerificationError(
                 f"log {self.origin} entry {stored.index}: body does not match the leaf"
             )
-        if entry.key_id in self.watch_keys:
+        # A watched key may be given as the short id every command prints (a prefix).
+        if any(entry.key_id.startswith(key) for key in self.watch_keys):
             report.matches.append(Match(stored.index, f"key {entry.key_id}", entry.summary()))
-        for subject in entry.subjects():
-            if subject.get("name") in self.watch_names:
-                report.matches.append(
-                    Match(stored.index, f"name {subject.get('name')}", entry.summary())
-                )
+        # The names search finds: subject names and the release name a build records.
+        for name in sorted(v for k, v in entry.terms() if k == "name"):
+            if name in self.watch_names:
+                report.matches.append(Match(stored.index, f"name {name}", entry.summary()))

@@ -195,7 +195,9 @@ class Store(ABC):
     def blobs(self) -> Iterator[tuple[bytes, bytes]]: ...
 
     @abstractmethod
-    def search(self, kind: str, value: str, limit: int) -> list[int]: ...
+    def search(self, kind: str, value: str, limit: int, *, prefix: bool = False) -> list[int]:
+        """Indexes of entries with the term (kind, value), or with a value starting with
+        ``value`` when ``prefix`` (callers pass only validated hex, no LIKE wildcards)."""
 
     @abstractmethod
     def terms(self, start: int, end: int) -> list[tuple[str, str, int]]: ...
@@ -480,7 +482,14 @@ class SQLStore(Store):
                 yield bytes(d), bytes(data)
             last = bytes(rows[-1][0])
 
-    def search(self, kind: str, value: str, limit: int) -> list[int]:
+    def search(self, kind: str, value: str, limit: int, *, prefix: bool = False) -> list[int]:
+        if prefix:
+            rows = self._read(
+                "SELECT DISTINCT idx FROM tlog_term WHERE kind = ? AND value LIKE ?"
+                " ORDER BY idx LIMIT ?",
+                (kind, value + "%", limit),
+            )
+            return [int(r[0]) for r in rows]
         rows = self._read(
             "SELECT idx FROM tlog_term WHERE kind = ? AND value = ? ORDER BY idx LIMIT ?",
             (kind, value, limit),

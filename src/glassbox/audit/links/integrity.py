@@ -32,9 +32,10 @@ def check(ctx: AuditContext) -> LinkResult:
     if not keys:
         return LinkResult.unknown(
             LINK,
-            "a signature is present, but no trusted producer key was given (--key)",
+            "a signature is present, but no trusted producer key was given (--key)"
+            + _signed_by(first),
             signature=str(first.path),
-            key_hint=_hint(first),
+            signer_key_id=_signer(first),
         )
     tried: list[dict[str, Any]] = []
     last_error = ""
@@ -84,15 +85,29 @@ def check(ctx: AuditContext) -> LinkResult:
                 files=len(manifest.file_digests()),
                 total_size=manifest.total_size,
             )
+    trusted = ", ".join(k.key_id[:16] for k in keys)
     result = LinkResult.fail(
         LINK,
-        "the signature does not verify with any trusted key",
-        signature_hint=_hint(first),
+        f"the signature does not verify with any trusted key ({trusted}){_signed_by(first)}",
+        signer_key_id=_signer(first),
         trusted_key_ids=[k.key_id for k in keys],
         tried=tried,
     )
     result.details.append(last_error)
     return result
+
+
+def _signer(signature: EvidenceFile) -> str | None:
+    """The signer's key id, recovered from the signature (unauthenticated: names, not trusts)."""
+    from glassbox.sign import bundle_signer_id
+
+    doc = signature.document
+    return bundle_signer_id(doc, where=str(signature.path)) if isinstance(doc, dict) else None
+
+
+def _signed_by(signature: EvidenceFile) -> str:
+    signer = _signer(signature)
+    return f"; it was made by key {signer[:16]}" if signer else ""
 
 
 def _hint(signature: EvidenceFile) -> str | None:
