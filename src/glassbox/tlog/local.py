@@ -19,7 +19,7 @@ from glassbox.errors import InputError
 from glassbox.paths import data_dir
 from glassbox.tlog.checkpoint import Checkpoint, SignedCheckpoint, check_same_history
 from glassbox.tlog.log import Cosigner, TransparencyLog
-from glassbox.tlog.note import ALG_ED25519, Signer
+from glassbox.tlog.note import ALG_ED25519, Signer, Verifier, parse_vkey
 from glassbox.tlog.sqlite_store import immediate
 from glassbox.tlog.store import open_store
 
@@ -65,13 +65,36 @@ def open_log(
     *,
     origin: str | None = None,
     cosigners: list[Cosigner] | None = None,
+    read_only: bool = False,
 ) -> TransparencyLog:
-    """Open (creating on first use) a log. Defaults: the embedded SQLite log and its key."""
+    """Open (creating on first use) a log. Defaults: the embedded SQLite log and its key.
+
+    ``read_only``: what commands that only read a log use. Nothing is created or written (no
+    key, no database, no settings); without the key file the log is opened with the public
+    key recorded in the store, so a copy of a log can be read and proven from anywhere. A
+    read-only log that must sign a new checkpoint does it through a writable open of the
+    same store, only then (``TransparencyLog.issue_checkpoint``)."""
     base = local_log_dir()
     url = store_url or f"sqlite:///{base / 'log.db'}"
     key = Path(key_path) if key_path else base / "log.skey"
-    signer = load_or_create_signer(key, origin)
-    return TransparencyLog(open_store(url), signer, cosigners=cosigners)
+    if not read_only:
+        return TransparencyLog(
+            open_store(url), load_or_create_signer(key, origin), cosigners=cosigners
+        )
+    store = open_store(url, read_only=True)
+    try:
+        signer: Signer | Verifier
+        if key.exists():
+            signer = load_or_create_signer(key, origin)
+        else:
+            vkey = store.get_meta("vkey")
+            if vkey is None:
+                raise InputError(f"{store.where}: the log records no key and {key} does not exist")
+            signer = parse_vkey(vkey)
+        return TransparencyLog(store, signer, cosigners=cosigners)
+    except BaseException:
+        store.close()
+        raise
 
 
 class SeenCheckpoints:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import operator
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -326,6 +327,11 @@ class Sequencer:
         self._open = _Batch(max_batch)
         self._closed = False
         self._state: WriterState | None = None
+        # What the last batches met (read by the server's /health): consecutive failed
+        # batches, and the last error with its time.
+        self.failures = 0
+        self.last_error: BaseException | None = None
+        self.last_error_time: float | None = None
         self._thread = threading.Thread(target=self._run, name="tlog-sequencer", daemon=True)
         self._thread.start()
 
@@ -410,11 +416,23 @@ class Sequencer:
             except BaseException as exc:
                 self._state = None  # it may have been advanced past what was committed
                 if attempt == 2 or not isinstance(exc, Exception):
+                    self.failures += 1
+                    self.last_error, self.last_error_time = exc, time.time()
                     batch.chunks.append(exc)
                     return
             else:
+                self.failures = 0
                 batch.chunks.append(results)
                 return
+
+    def probe(self) -> None:
+        """Check that a batch could be written now (take the tree-head lock and let it go),
+        so a writer that failed is seen to recover without waiting for the next entry.
+        Raises the store's error if it still cannot."""
+        with self.store.write_lock:
+            self.store.begin_append()
+            self.store.rollback()
+        self.failures = 0
 
     def close(self) -> None:
         """Append everything already submitted, then stop."""
