@@ -356,3 +356,22 @@ def test_store_errors_are_typed_and_connections_recover(store_url: str) -> None:
         assert log.store.get_meta("x") == "1"
     finally:
         log.close()
+
+
+def test_serve_logs_to_stderr(capfd: pytest.CaptureFixture[str]) -> None:
+    """``log serve`` shows the log's warnings and errors on stderr, time-stamped, once."""
+    from glassbox.tlog.server import log_to_stderr
+
+    logger = logging.getLogger("glassbox")
+    handlers, level = list(logger.handlers), logger.level
+    try:
+        log_to_stderr()
+        log_to_stderr()
+        logging.getLogger("glassbox.tlog.server").error("checkpoint failed: %s", "locked")
+        err = capfd.readouterr().err.splitlines()
+        assert len(err) == 1 and err[0].endswith(
+            "ERROR glassbox.tlog.server: checkpoint failed: locked"
+        )
+    finally:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)

@@ -234,7 +234,7 @@ def prove(
 
 def _checkpoint_size(lg: Any, log_url: str | None) -> int:
     """The size the bundle's checkpoint will have (the embedded log issues one if it grew)."""
-    cp = lg.latest_checkpoint() if log_url else lg.issue_checkpoint()
+    cp = lg.latest_checkpoint() if log_url else _issue_or_latest(lg, warn=False)
     return 0 if cp is None else int(cp.checkpoint.size)
 
 
@@ -309,7 +309,7 @@ def checkpoint(
         click.echo(cp.serialize(), nl=False)
 
 
-def _issue_or_latest(lg: Any) -> Any:
+def _issue_or_latest(lg: Any, *, warn: bool = True) -> Any:
     """The embedded log's checkpoint over all its entries; on a read-only copy that cannot
     sign one, its latest signed checkpoint, with a warning saying what it does not cover."""
     from glassbox.tlog.faults import READ_ONLY, StoreError
@@ -322,7 +322,8 @@ def _issue_or_latest(lg: Any) -> Any:
         cp = lg.latest_checkpoint()
         if cp is None:
             raise
-        click.echo(f"warning: {exc}; showing the latest signed checkpoint", err=True)
+        if warn:
+            click.echo(f"warning: {exc}; showing the latest signed checkpoint", err=True)
         return cp
 
 
@@ -388,8 +389,9 @@ def serve(
 
     from glassbox.tlog import WitnessCosigner, open_log, parse_vkey
     from glassbox.tlog.log import Cosigner
-    from glassbox.tlog.server import create_app
+    from glassbox.tlog.server import create_app, log_to_stderr
 
+    log_to_stderr()
     cosigners: list[Cosigner] = []
     for spec in witnesses:
         vkey, sep, rest = spec.partition("=http")  # base64 in the vkey may itself hold '='

@@ -374,6 +374,23 @@ def create_witness_app(witness: Witness, *, max_body: int = 64 << 10) -> ASGIApp
     return BodyLimit(app, max_body)
 
 
+def log_to_stderr() -> None:
+    """Send the log's own messages (failed checkpoints, refusals, witnesses) to stderr with a
+    time stamp, as ``log serve`` runs: the operator must see them without configuring
+    anything. Once per process."""
+    import logging
+    import sys
+
+    logger = logging.getLogger("glassbox")
+    if any(getattr(h, "_glassbox_serve", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler._glassbox_serve = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def app_from_env() -> ASGIApp:
     """App factory for ``glassbox log serve --workers N``: each worker process opens the same
     store (PostgreSQL, or one SQLite file) with its own sequencer; batches from different
@@ -384,6 +401,7 @@ def app_from_env() -> ASGIApp:
     from glassbox.tlog.note import parse_vkey
     from glassbox.tlog.witness import WitnessCosigner
 
+    log_to_stderr()
     env = os.environ
     cosigners: list[Any] = []
     for spec in filter(None, env.get("GLASSBOX_TLOG_WITNESSES", "").split(" ")):
