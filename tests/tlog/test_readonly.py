@@ -221,6 +221,11 @@ def test_a_read_only_copy_can_be_audited(copy_of_a_log: tuple[Path, Path]) -> No
     assert refused.returncode == 2
     assert "last signed checkpoint is size 3" in refused.stderr
     assert "Traceback" not in refused.stderr
+    sub = home / "sub.json"
+    sub.write_text(json.dumps(bundle_submission(new_key(), "m9", "9")))
+    added = _cli_as_reader(home, "log", "add", str(sub), "--store", store)
+    assert added.returncode == 2 and "read-only" in added.stderr, added.stderr
+    assert "Traceback" not in added.stderr
     assert _files(db) == before  # nothing written, not even a WAL index
 
 

@@ -74,7 +74,10 @@ class SQLiteStore(SQLStore):
             raise
 
     def _kind(self, exc: BaseException) -> str:
-        return sqlite_kind(exc)
+        kind = sqlite_kind(exc)
+        if kind == MISSING and self.path.is_file() and not os.access(self.path.parent, os.W_OK):
+            return READ_ONLY  # SQLite cannot create the WAL files beside a file it may not write
+        return kind
 
     def _connect(self) -> Any:
         ms = int(self.busy_timeout * 1000)
