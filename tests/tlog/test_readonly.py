@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from glassbox.tlog import open_log, open_store, parse_entry
+from glassbox.tlog import load_or_create_signer, open_log, open_store, parse_entry
 from glassbox.tlog.faults import StoreError
 from tests.tlog.conftest import PG_DSN, drop_pg_schema, fresh_pg_schema, needs_pg, pg_url
 from tests.tlog.helpers import bundle_submission, new_key
@@ -198,9 +198,23 @@ def test_a_read_only_copy_can_be_audited(copy_of_a_log: tuple[Path, Path]) -> No
     db, home = copy_of_a_log
     store = str(db)
     before = _files(db)
+    own = load_or_create_signer(home / "log" / "log.skey")  # the auditor's own embedded log key
+    (home / "log" / "log.skey").chmod(0o644)
     ok = _cli_as_reader(home, "log", "search", "--store", store, "--name", "m0", "--json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["indexes"] == [0, 2]
+    # ... read with the key the copy records, though this machine has its own log key:
+    assert (
+        own.vkey
+        != json.loads(_cli_as_reader(home, "log", "checkpoint", "--store", store, "--json").stdout)[
+            "vkey"
+        ]
+    )
+    own_key = str(home / "log" / "log.skey")
+    wrong = _cli_as_reader(
+        home, "log", "search", "--store", store, "--name", "m0", "--key", own_key
+    )
+    assert wrong.returncode == 2 and "this log was created with key" in wrong.stderr
     got = _cli_as_reader(home, "log", "get", "1", "--store", store, "--json")
     assert got.returncode == 0 and json.loads(got.stdout)["index"] == 1, got.stderr
     checked = _cli_as_reader(home, "log", "verify-store", "--store", store, "--json")

@@ -83,14 +83,16 @@ def open_log(
         )
     store = open_store(url, read_only=True)
     try:
-        signer: Signer | Verifier
+        recorded = store.get_meta("vkey")
+        signer: Signer | Verifier | None = None
         if key.exists():
             signer = load_or_create_signer(key, origin)
-        else:
-            vkey = store.get_meta("vkey")
-            if vkey is None:
+            if key_path is None and recorded is not None and recorded != signer.vkey:
+                signer = None  # someone else's log, not this machine's: read it with its key
+        if signer is None:
+            if recorded is None:
                 raise InputError(f"{store.where}: the log records no key and {key} does not exist")
-            signer = parse_vkey(vkey)
+            signer = parse_vkey(recorded)
         return TransparencyLog(store, signer, cosigners=cosigners)
     except BaseException:
         store.close()

@@ -243,8 +243,10 @@ class TransparencyLog:
             f"{self.store.where}: the log has {size} entries but its last signed checkpoint is"
             f" {have}, and"
         )
-        if self.signer is None or self.store.url is None:
+        if self.signer is None:
             raise StoreError(f"{why} this copy was opened without the log's signing key", READ_ONLY)
+        if self.store.url is None:
+            raise StoreError(f"{why} the store was opened read-only", READ_ONLY)
         from glassbox.tlog.store import open_store
 
         try:
