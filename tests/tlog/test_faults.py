@@ -375,3 +375,97 @@ def test_serve_logs_to_stderr(capfd: pytest.CaptureFixture[str]) -> None:
     finally:
         logger.handlers[:] = handlers
         logger.setLevel(level)
+
+
+@pytest.mark.slow
+def test_log_serve_process_reports_and_survives_a_locked_store(tmp_path: Path) -> None:
+    """``glassbox log serve`` as an operator runs it: it starts on a locked database (opening
+    does not write), logs each failed checkpoint on stderr, answers 503, and recovers."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from glassbox.tlog import open_log
+
+    db, key = tmp_path / "log.db", tmp_path / "log.skey"
+    lg = open_log(str(db), key)
+    lg.add_leaf(b"a")
+    lg.add_leaf(b"b")
+    lg.close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    stderr = tmp_path / "stderr.txt"
+    lock = WriteLock(f"sqlite:///{db}")
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "glassbox", "log", "serve", "--store", str(db), "--key",
+             str(key), "--port", str(port), "--checkpoint-interval", "0.1", "--busy-timeout",
+             "0.2"],
+            env=dict(os.environ, GLASSBOX_HOME=str(tmp_path / "home")),
+            stderr=err,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=60) as http:
+
+            def health() -> httpx.Response | None:
+                try:
+                    return http.get("/health")
+                except httpx.TransportError:
+                    return None  # not listening yet
+
+            resp = wait_for(
+                health,
+                lambda r: r is not None and r.json()["checkpointer"]["consecutive_failures"] >= 2,
+                "failed checkpoints",
+            )
+            assert resp is not None and resp.status_code == 503
+            sub = bundle_submission(new_key(), "served", "1")
+            added = http.post("/v1/entries", content=json.dumps(sub))
+            assert added.status_code == 503 and "Retry-After" in added.headers
+            lock.release()
+            resp = wait_for(health, lambda r: r is not None and r.status_code == 200, "recovery")
+            assert resp is not None and resp.json()["checkpoint"]["size"] == 2
+            assert http.post("/v1/entries", content=json.dumps(sub)).status_code == 201
+    finally:
+        lock.release()
+        proc.terminate()
+        proc.wait(30)
+    text = stderr.read_text()
+    assert "ERROR glassbox.tlog.server:" in text and "locked" in text, text
+    assert "checkpoints resumed" in text, text
+
+
+def test_sequencer_does_not_wait_out_a_lock_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that failed on a lock already waited the whole busy timeout: it is not retried
+    (its submitters hear "locked" after one wait); other errors still get one retry."""
+    store = SQLiteStore(tmp_path / "log.db", busy_timeout=0.1)
+    log = TransparencyLog(store, Signer.generate("retry.example"))
+    calls: list[int] = []
+    real = store.begin_append
+
+    def counted() -> int:
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(store, "begin_append", counted)
+    lock = WriteLock(f"sqlite:///{tmp_path / 'log.db'}")
+    try:
+        with pytest.raises(StoreError, match="locked"):
+            log.add_leaf(b"a")
+        assert len(calls) == 1
+    finally:
+        lock.release()
+    fault = FailingWrites(store._writer())
+    store._wconn = fault
+    calls.clear()
+    with pytest.raises(StoreError, match="disk I/O"):
+        log.add_leaf(b"a")
+    assert len(calls) == 2
+    fault.failing = False
+    assert log.add_leaf(b"a").index == 0
+    log.close()

@@ -364,6 +364,13 @@ def search(
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--checkpoint-interval", type=click.FloatRange(0.05), default=5.0, show_default=True)
 @click.option(
+    "--busy-timeout",
+    type=click.FloatRange(0.0),
+    default=60.0,
+    show_default=True,
+    help="Seconds a write waits for a lock held elsewhere before the request gets 503.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(1, 64),
     default=1,
@@ -381,6 +388,7 @@ def serve(
     host: str,
     port: int,
     checkpoint_interval: float,
+    busy_timeout: float,
     workers: int,
     witnesses: tuple[str, ...],
 ) -> None:
@@ -398,7 +406,7 @@ def serve(
         if not sep:
             raise InputError(f"--witness {spec!r}: expected VKEY=http(s)://URL")
         cosigners.append(WitnessCosigner.http(parse_vkey(vkey), "http" + rest))
-    lg = open_log(store, key_path, origin=origin, cosigners=cosigners)
+    lg = open_log(store, key_path, origin=origin, cosigners=cosigners, busy_timeout=busy_timeout)
     click.echo(f"log {lg.origin} key {lg.vkey}", err=True)
     if workers > 1:  # each worker process opens the log itself (server.app_from_env)
         import os
@@ -410,6 +418,7 @@ def serve(
             GLASSBOX_TLOG_STORE=store or "",
             GLASSBOX_TLOG_KEY=key_path or str(local_log_dir() / "log.skey"),
             GLASSBOX_TLOG_CHECKPOINT_INTERVAL=str(checkpoint_interval),
+            GLASSBOX_TLOG_BUSY_TIMEOUT=str(busy_timeout),
             GLASSBOX_TLOG_WITNESSES=" ".join(witnesses),
         )
         uvicorn.run(

@@ -66,6 +66,7 @@ def open_log(
     origin: str | None = None,
     cosigners: list[Cosigner] | None = None,
     read_only: bool = False,
+    busy_timeout: float | None = None,
 ) -> TransparencyLog:
     """Open (creating on first use) a log. Defaults: the embedded SQLite log and its key.
 
@@ -73,15 +74,18 @@ def open_log(
     key, no database, no settings); without the key file the log is opened with the public
     key recorded in the store, so a copy of a log can be read and proven from anywhere. A
     read-only log that must sign a new checkpoint does it through a writable open of the
-    same store, only then (``TransparencyLog.issue_checkpoint``)."""
+    same store, only then (``TransparencyLog.issue_checkpoint``). ``busy_timeout``: seconds
+    to wait for a lock held elsewhere before failing (``StoreError``, kind ``locked``)."""
     base = local_log_dir()
     url = store_url or f"sqlite:///{base / 'log.db'}"
     key = Path(key_path) if key_path else base / "log.skey"
     if not read_only:
         return TransparencyLog(
-            open_store(url), load_or_create_signer(key, origin), cosigners=cosigners
+            open_store(url, busy_timeout=busy_timeout),
+            load_or_create_signer(key, origin),
+            cosigners=cosigners,
         )
-    store = open_store(url, read_only=True)
+    store = open_store(url, read_only=True, busy_timeout=busy_timeout)
     try:
         recorded = store.get_meta("vkey")
         signer: Signer | Verifier | None = None

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple, overload
 from glassbox.digest.merkle import LEAF_PREFIX
 from glassbox.errors import GlassboxError, InputError
 from glassbox.tlog.dedup import LeafIndex
+from glassbox.tlog.faults import LOCKED, StoreError
 from glassbox.tlog.store import MAX_LEAF, NO_BODY, TILE, NewBundle, Store, encode_entries
 from glassbox.tlog.tree import RightEdge, StoredTree
 
@@ -316,8 +317,8 @@ class Sequencer:
     faster than this one thread and in one run ran at a quarter of its rate. Other writers
     (another process on the same store) are handled by ``append_batch``, which syncs the state
     under the tree-head lock. Entries are acknowledged only after their own commit. A failed
-    batch is retried once from a state re-read from the store (a transient error), then its
-    submitters get the error.
+    batch is retried once from a state re-read from the store (a transient error; not a lock
+    that already outlasted the busy timeout), then its submitters get the error.
     """
 
     def __init__(self, store: Store, *, max_batch: int = 1024) -> None:
@@ -415,7 +416,10 @@ class Sequencer:
                 self._state, results = _append_checked(self.store, self._state, items)
             except BaseException as exc:
                 self._state = None  # it may have been advanced past what was committed
-                if attempt == 2 or not isinstance(exc, Exception):
+                # A lock already waited out the whole busy timeout: a second wait only
+                # doubles how long the submitters hang before they hear "locked".
+                locked = isinstance(exc, StoreError) and exc.kind == LOCKED
+                if attempt == 2 or locked or not isinstance(exc, Exception):
                     self.failures += 1
                     self.last_error, self.last_error_time = exc, time.time()
                     batch.chunks.append(exc)

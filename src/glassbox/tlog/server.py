@@ -411,6 +411,7 @@ def app_from_env() -> ASGIApp:
         env.get("GLASSBOX_TLOG_STORE") or None,
         env.get("GLASSBOX_TLOG_KEY") or None,
         cosigners=cosigners,
+        busy_timeout=float(env.get("GLASSBOX_TLOG_BUSY_TIMEOUT", "60")),
     )
     return create_app(
         log,
