@@ -469,3 +469,40 @@ def test_sequencer_does_not_wait_out_a_lock_twice(
     fault.failing = False
     assert log.add_leaf(b"a").index == 0
     log.close()
+
+
+def test_driver_errors_map_to_kinds() -> None:
+    """The classification behind every StoreError, for errors this suite cannot cause on
+    demand (a full disk, a corrupted PostgreSQL page, an administrator's shutdown)."""
+    from glassbox.tlog.faults import postgres_kind, sqlite_kind, store_error
+
+    sqlite_cases = {
+        "database is locked": "locked",
+        "attempt to write a readonly database": "read-only",
+        "disk I/O error": "io-error",
+        "database or disk is full": "disk-full",
+        "database disk image is malformed": "damaged",
+        "file is not a database": "not-a-log",
+        "unable to open database file": "missing",
+    }
+    for text, kind in sqlite_cases.items():
+        assert sqlite_kind(sqlite3.OperationalError(text)) == kind, text
+    psycopg = pytest.importorskip("psycopg")
+    errors = psycopg.errors
+    pg_cases = {
+        errors.LockNotAvailable: "locked",
+        errors.DeadlockDetected: "locked",
+        errors.QueryCanceled: "locked",
+        errors.ReadOnlySqlTransaction: "read-only",
+        errors.InsufficientPrivilege: "read-only",
+        errors.DiskFull: "disk-full",
+        errors.DataCorrupted: "damaged",
+        errors.UndefinedTable: "not-a-log",
+        errors.AdminShutdown: "unavailable",
+        psycopg.OperationalError: "unavailable",
+    }
+    for cls, kind in pg_cases.items():
+        assert postgres_kind(cls("x")) == kind, cls
+    err = store_error("db", sqlite3.OperationalError("disk I/O error\nmore"), "io-error")
+    assert str(err) == "db: disk I/O error on the log database (disk I/O error)"
+    assert err.transient and not store_error("db", ValueError(), "damaged").transient
