@@ -1,7 +1,9 @@
 """``glassbox log``: use the embedded log or a log server, serve one, monitor one.
 
 Without ``--log URL`` every command works on the embedded SQLite log under the data directory
-(or ``--store``: another SQLite path or a PostgreSQL DSN), with its key in ``--key``.
+(or ``--store``: another SQLite path or a PostgreSQL DSN), with its key in ``--key``. Commands
+that only read a log open it read-only (so a read-only copy can be audited, and they never wait
+behind a writer); ``checkpoint`` and ``prove`` write only to sign a checkpoint the log lacks.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class LogTarget:
     key_path: str | None
     log_vkey: str | None
 
-    def open(self) -> closing[Any]:
+    def open(self, *, read_only: bool = False) -> closing[Any]:
         """The log server client or the embedded log, closed when the ``with`` block ends."""
         if self.log_url:
             from glassbox.tlog.client import LogClient
@@ -53,7 +55,7 @@ class LogTarget:
             return closing(LogClient(self.log_url, self.log_vkey))
         from glassbox.tlog import open_log
 
-        lg = open_log(self.store, self.key_path)
+        lg = open_log(self.store, self.key_path, read_only=read_only)
         if self.log_vkey and self.log_vkey != lg.vkey:
             lg.close()
             raise InputError(f"the embedded log's key is {lg.vkey}, not {self.log_vkey}")
@@ -80,10 +82,10 @@ def log_target(func: Callable[..., R]) -> Callable[..., R]:
 
 
 def _open_store(store: str | None) -> closing[Any]:
-    """``--store``, or the embedded log's own SQLite file."""
+    """``--store``, or the embedded log's own SQLite file, read-only (export, verify-store)."""
     from glassbox.tlog import local_log_dir, open_store
 
-    return closing(open_store(store or f"sqlite:///{local_log_dir() / 'log.db'}"))
+    return closing(open_store(store or f"sqlite:///{local_log_dir() / 'log.db'}", read_only=True))
 
 
 def _read_json(path: str) -> Any:
@@ -165,7 +167,7 @@ def get(
     from glassbox.digest.merkle import leaf_hash
     from glassbox.errors import VerificationError
 
-    with target.open() as lg:
+    with target.open(read_only=True) as lg:
         stored = lg.get(index)
     if leaf_hash(stored.leaf) != stored.leaf_hash:
         raise VerificationError(f"entry {index}: leaf does not match its leaf hash")
@@ -211,7 +213,7 @@ def prove(
 
     if since is not None and no_since:
         raise InputError("give --since SIZE or --no-since, not both")
-    with target.open() as lg:
+    with target.open(read_only=True) as lg:
         if since is None and not no_since:
             with closing(SeenCheckpoints()) as seen:
                 prev = seen.get(lg.origin)
@@ -233,7 +235,7 @@ def prove(
 
 def _checkpoint_size(lg: Any, log_url: str | None) -> int:
     """The size the bundle's checkpoint will have (the embedded log issues one if it grew)."""
-    cp = lg.latest_checkpoint() if log_url else lg.issue_checkpoint()
+    cp = lg.latest_checkpoint() if log_url else _issue_or_latest(lg, warn=False)
     return 0 if cp is None else int(cp.checkpoint.size)
 
 
@@ -285,8 +287,8 @@ def checkpoint(
     """Print the latest signed checkpoint (the embedded log issues one if it grew)."""
     from glassbox.tlog import SeenCheckpoints, remember_checkpoint
 
-    with target.open() as lg:
-        cp = lg.latest_checkpoint() if target.log_url else lg.issue_checkpoint()
+    with target.open(read_only=True) as lg:
+        cp = lg.latest_checkpoint() if target.log_url else _issue_or_latest(lg)
         vkey = lg.vkey
         if cp is None:
             raise InputError("the log has no checkpoint yet")
@@ -306,6 +308,24 @@ def checkpoint(
         )
     else:
         click.echo(cp.serialize(), nl=False)
+
+
+def _issue_or_latest(lg: Any, *, warn: bool = True) -> Any:
+    """The embedded log's checkpoint over all its entries; on a read-only copy that cannot
+    sign one, its latest signed checkpoint, with a warning saying what it does not cover."""
+    from glassbox.tlog.faults import READ_ONLY, StoreError
+
+    try:
+        return lg.issue_checkpoint()
+    except StoreError as exc:
+        if exc.kind != READ_ONLY:
+            raise
+        cp = lg.latest_checkpoint()
+        if cp is None:
+            raise
+        if warn:
+            click.echo(f"warning: {exc}; showing the latest signed checkpoint", err=True)
+        return cp
 
 
 @log.command()
@@ -331,7 +351,7 @@ def search(
     given = [(k, v) for k, v in (("digest", digest), ("key", key), ("name", name)) if v]
     if len(given) != 1:
         raise InputError("give exactly one of --digest, --signer, --name")
-    with target.open() as lg:
+    with target.open(read_only=True) as lg:
         indexes = lg.search(given[0][0], given[0][1], limit)
     if as_json:
         emit_json({"indexes": indexes})
@@ -353,6 +373,13 @@ def search(
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--checkpoint-interval", type=click.FloatRange(0.05), default=5.0, show_default=True)
 @click.option(
+    "--busy-timeout",
+    type=click.FloatRange(0.0),
+    default=60.0,
+    show_default=True,
+    help="Seconds a write waits for a lock held elsewhere before the request gets 503.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(1, 64),
     default=1,
@@ -370,6 +397,7 @@ def serve(
     host: str,
     port: int,
     checkpoint_interval: float,
+    busy_timeout: float,
     workers: int,
     witnesses: tuple[str, ...],
 ) -> None:
@@ -378,15 +406,16 @@ def serve(
 
     from glassbox.tlog import WitnessCosigner, open_log, parse_vkey
     from glassbox.tlog.log import Cosigner
-    from glassbox.tlog.server import create_app
+    from glassbox.tlog.server import create_app, log_to_stderr
 
+    log_to_stderr()
     cosigners: list[Cosigner] = []
     for spec in witnesses:
         vkey, sep, rest = spec.partition("=http")  # base64 in the vkey may itself hold '='
         if not sep:
             raise InputError(f"--witness {spec!r}: expected VKEY=http(s)://URL")
         cosigners.append(WitnessCosigner.http(parse_vkey(vkey), "http" + rest))
-    lg = open_log(store, key_path, origin=origin, cosigners=cosigners)
+    lg = open_log(store, key_path, origin=origin, cosigners=cosigners, busy_timeout=busy_timeout)
     click.echo(f"log {lg.origin} key {lg.vkey}", err=True)
     if workers > 1:  # each worker process opens the log itself (server.app_from_env)
         import os
@@ -398,6 +427,7 @@ def serve(
             GLASSBOX_TLOG_STORE=store or "",
             GLASSBOX_TLOG_KEY=key_path or str(local_log_dir() / "log.skey"),
             GLASSBOX_TLOG_CHECKPOINT_INTERVAL=str(checkpoint_interval),
+            GLASSBOX_TLOG_BUSY_TIMEOUT=str(busy_timeout),
             GLASSBOX_TLOG_WITNESSES=" ".join(witnesses),
         )
         uvicorn.run(
@@ -435,7 +465,7 @@ def monitor(
 
     state_path = Path(state) if state else data_dir() / "monitor.db"
     with (
-        target.open() as lg,
+        target.open(read_only=True) as lg,
         closing(
             Monitor(lg, state_path, watch_keys=list(watch_keys), watch_names=list(watch_names))
         ) as mon,

@@ -19,7 +19,7 @@ from glassbox.errors import InputError
 from glassbox.paths import data_dir
 from glassbox.tlog.checkpoint import Checkpoint, SignedCheckpoint, check_same_history
 from glassbox.tlog.log import Cosigner, TransparencyLog
-from glassbox.tlog.note import ALG_ED25519, Signer
+from glassbox.tlog.note import ALG_ED25519, Signer, Verifier, parse_vkey
 from glassbox.tlog.sqlite_store import immediate
 from glassbox.tlog.store import open_store
 
@@ -65,13 +65,42 @@ def open_log(
     *,
     origin: str | None = None,
     cosigners: list[Cosigner] | None = None,
+    read_only: bool = False,
+    busy_timeout: float | None = None,
 ) -> TransparencyLog:
-    """Open (creating on first use) a log. Defaults: the embedded SQLite log and its key."""
+    """Open (creating on first use) a log. Defaults: the embedded SQLite log and its key.
+
+    ``read_only``: what commands that only read a log use. Nothing is created or written (no
+    key, no database, no settings); without the key file the log is opened with the public
+    key recorded in the store, so a copy of a log can be read and proven from anywhere. A
+    read-only log that must sign a new checkpoint does it through a writable open of the
+    same store, only then (``TransparencyLog.issue_checkpoint``). ``busy_timeout``: seconds
+    to wait for a lock held elsewhere before failing (``StoreError``, kind ``locked``)."""
     base = local_log_dir()
     url = store_url or f"sqlite:///{base / 'log.db'}"
     key = Path(key_path) if key_path else base / "log.skey"
-    signer = load_or_create_signer(key, origin)
-    return TransparencyLog(open_store(url), signer, cosigners=cosigners)
+    if not read_only:
+        return TransparencyLog(
+            open_store(url, busy_timeout=busy_timeout),
+            load_or_create_signer(key, origin),
+            cosigners=cosigners,
+        )
+    store = open_store(url, read_only=True, busy_timeout=busy_timeout)
+    try:
+        recorded = store.get_meta("vkey")
+        signer: Signer | Verifier | None = None
+        if key.exists():
+            signer = load_or_create_signer(key, origin)
+            if key_path is None and recorded is not None and recorded != signer.vkey:
+                signer = None  # someone else's log, not this machine's: read it with its key
+        if signer is None:
+            if recorded is None:
+                raise InputError(f"{store.where}: the log records no key and {key} does not exist")
+            signer = parse_vkey(recorded)
+        return TransparencyLog(store, signer, cosigners=cosigners)
+    except BaseException:
+        store.close()
+        raise
 
 
 class SeenCheckpoints:

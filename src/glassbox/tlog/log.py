@@ -9,6 +9,7 @@ monitors see a small number of tree heads they can cross-check.
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +25,8 @@ from glassbox.tlog.checkpoint import (
     sign_checkpoint,
 )
 from glassbox.tlog.entries import LogEntry, entry_from_body
-from glassbox.tlog.note import NoteSignature, Signer
+from glassbox.tlog.faults import READ_ONLY, StoreError
+from glassbox.tlog.note import NoteSignature, Signer, Verifier
 from glassbox.tlog.proofbundle import ConsistencyProof, ProofBundle
 from glassbox.tlog.sequencer import Appended, Pending, Sequencer
 from glassbox.tlog.store import SQLStore
@@ -47,6 +49,34 @@ def _hex(value: str, what: str) -> str:
 
 # Something that returns cosignature(s) for a freshly signed checkpoint (a witness client).
 Cosigner = Callable[["TransparencyLog", SignedCheckpoint], list[NoteSignature]]
+
+logger = logging.getLogger("glassbox.tlog")
+
+
+@dataclass
+class WitnessStatus:
+    """The last answer of one witness (what ``/health`` shows): a refusing or unreachable
+    witness does not stop the log, so it must at least be seen."""
+
+    name: str
+    ok: bool
+    size: int  # the checkpoint size it was asked to cosign
+    error: str | None
+    time: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "checkpoint_size": self.size,
+            "error": self.error,
+            "time": self.time,
+        }
+
+
+def _cosigner_name(cosigner: Cosigner) -> str:
+    verifier = getattr(cosigner, "verifier", None)
+    return str(getattr(verifier, "name", None) or getattr(cosigner, "__name__", "cosigner"))
 
 
 @dataclass(frozen=True)
@@ -76,16 +106,20 @@ class TransparencyLog:
     def __init__(
         self,
         store: SQLStore,
-        signer: Signer,
+        signer: Signer | Verifier,
         *,
         cosigners: list[Cosigner] | None = None,
         max_batch: int = 4096,
     ) -> None:
+        """``signer`` is the log key; a ``Verifier`` (the public key only) opens a log that
+        can be read and proven from but never signs (a read-only copy, audited elsewhere)."""
         self.store = store
-        self.signer = signer
+        self.signer: Signer | None = signer if isinstance(signer, Signer) else None
+        self._verifier: Verifier = signer.verifier if isinstance(signer, Signer) else signer
         self.origin = signer.name
         self.tree = StoredTree(store)
         self.cosigners = list(cosigners or [])
+        self.witness_status: dict[str, WitnessStatus] = {}
         self._bind_key()
         self.sequencer = Sequencer(store, max_batch=max_batch)
         self._cp_lock = threading.Lock()
@@ -94,16 +128,21 @@ class TransparencyLog:
         """A store belongs to one log key: refuse to sign its tree with another."""
         vkey = self.store.get_meta("vkey")
         if vkey is None:
-            self.store.set_meta("vkey", self.signer.vkey)
-        elif vkey != self.signer.vkey:
+            if not self.store.read_only:
+                self.store.set_meta("vkey", self.verifier.vkey)
+        elif vkey != self.verifier.vkey:
             raise InputError(
                 f"{self.store.description}: this log was created with key {vkey}, "
-                f"not {self.signer.vkey}"
+                f"not {self.verifier.vkey}"
             )
 
     @property
+    def verifier(self) -> Verifier:
+        return self._verifier if self.signer is None else self.signer.verifier
+
+    @property
     def vkey(self) -> str:
-        return self.signer.vkey
+        return self.verifier.vkey
 
     # -- writing -------------------------------------------------------------------------
     def add(self, entry: LogEntry, timeout: float | None = None) -> Appended:
@@ -193,12 +232,12 @@ class TransparencyLog:
         row = self.store.latest_checkpoint()
         if row is None:
             return None
-        return open_checkpoint(row[1], self.signer.verifier)
+        return open_checkpoint(row[1], self.verifier)
 
     def checkpoint_at(self, size: int) -> SignedCheckpoint | None:
         for s, note in reversed(self.store.checkpoints()):
             if s == size:
-                return open_checkpoint(note, self.signer.verifier)
+                return open_checkpoint(note, self.verifier)
         return None
 
     def issue_checkpoint(self) -> SignedCheckpoint:
@@ -209,32 +248,97 @@ class TransparencyLog:
             size = self.size()
             if latest is not None and latest.checkpoint.size >= size:
                 return latest
+            if self.store.read_only or self.signer is None:
+                return self._issue_writable(latest, size)
             root = self.tree.root(size)
             new = Checkpoint(self.origin, size, root)
             if latest is not None:  # our own history must be append-only, check before signing
-                check_same_history(latest.checkpoint, new, self.consistency_proof)
+                try:
+                    check_same_history(latest.checkpoint, new, self.consistency_proof)
+                except VerificationError as exc:
+                    logger.error(
+                        "%s: REFUSING TO SIGN a checkpoint at size %d: the stored tree is not"
+                        " consistent with the log's own checkpoint at size %d (%s)",
+                        self.origin,
+                        size,
+                        latest.checkpoint.size,
+                        exc,
+                    )
+                    raise VerificationError(
+                        f"the log refuses to sign size {size}: its stored tree is not consistent"
+                        f" with its own checkpoint at size {latest.checkpoint.size} ({exc})"
+                    ) from None
             signed = sign_checkpoint(new, self.signer)
             self.store.put_checkpoint(size, signed.serialize())
             return self._cosign(signed)
 
+    def _issue_writable(self, latest: SignedCheckpoint | None, size: int) -> SignedCheckpoint:
+        """A log opened read-only signs only when it must (the tree grew past its last
+        checkpoint), through a writable open of the same store for just that write."""
+        have = "none" if latest is None else f"size {latest.checkpoint.size}"
+        why = (
+            f"{self.store.where}: the log has {size} entries but its last signed checkpoint is"
+            f" {have}, and"
+        )
+        if self.signer is None:
+            raise StoreError(f"{why} this copy was opened without the log's signing key", READ_ONLY)
+        if self.store.url is None:
+            raise StoreError(f"{why} the store was opened read-only", READ_ONLY)
+        from glassbox.tlog.store import open_store
+
+        try:
+            store = open_store(self.store.url, busy_timeout=self.store.busy_timeout)
+            try:
+                writable = TransparencyLog(store, self.signer, cosigners=self.cosigners)
+            except BaseException:
+                store.close()
+                raise
+            try:
+                signed = writable.issue_checkpoint()
+                self.witness_status.update(writable.witness_status)
+                return signed
+            finally:
+                writable.close()
+        except StoreError as exc:
+            if exc.kind != READ_ONLY:
+                raise
+            raise StoreError(f"{why} the database is read-only here ({exc})", READ_ONLY) from None
+
     def _cosign(self, signed: SignedCheckpoint) -> SignedCheckpoint:
         extra: list[NoteSignature] = []
+        size = signed.checkpoint.size
         for cosigner in self.cosigners:
+            name = _cosigner_name(cosigner)
             try:
                 extra.extend(cosigner(self, signed))
-            except (VerificationError, InputError, OSError):
-                continue  # an unreachable or refusing witness must not stop the log
+            except StoreError:
+                raise  # our own storage failed, not the witness
+            except Exception as exc:  # a broken witness must not stop the log
+                logger.warning(
+                    "%s: witness %s did not cosign checkpoint %d: %s", self.origin, name, size, exc
+                )
+                self.witness_status[name] = WitnessStatus(name, False, size, str(exc), time.time())
+                continue
+            before = self.witness_status.get(name)
+            if before is not None and not before.ok:
+                logger.warning("%s: witness %s cosigns again (size %d)", self.origin, name, size)
+            self.witness_status[name] = WitnessStatus(name, True, size, None, time.time())
         if extra:
             signed = SignedCheckpoint(signed.checkpoint, signed.note.with_signatures(extra))
             self.store.replace_checkpoint(signed.checkpoint.size, signed.serialize())
         return signed
 
     def maybe_checkpoint(self, max_age: float) -> SignedCheckpoint | None:
-        """Issue a checkpoint if the tree grew and the latest is older than ``max_age`` s."""
-        issued = self.store.get_meta("checkpoint_time")
+        """Issue a checkpoint if the tree grew and the latest is older than ``max_age`` s.
+
+        Reads only when there is nothing to sign: an idle log (or one whose every entry is
+        already covered) writes nothing, however often this is called."""
+        row = self.store.latest_checkpoint()
+        size = self.size()
+        if size == 0 or (row is not None and row[0] >= size):
+            return None if row is None else open_checkpoint(row[1], self.verifier)
+        issued = self.store.get_meta("checkpoint_time")  # shared by all workers on a store
         if issued is not None and time.time() - float(issued) < max_age:
-            return self.latest_checkpoint()
-        if self.size() == 0:
             return self.latest_checkpoint()
         signed = self.issue_checkpoint()
         self.store.set_meta("checkpoint_time", repr(time.time()))

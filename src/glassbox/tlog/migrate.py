@@ -33,7 +33,7 @@ def upgrade_per_leaf_layout(store: SQLStore) -> int:
     with store.write_lock:
         size = store.begin_append()
         try:
-            if not store._table_exists(store._wconn, OLD_TABLE):
+            if not store._table_exists(store._writer(), OLD_TABLE):
                 store.rollback()
                 return 0
             if store._wexec("SELECT count(*) FROM tlog_bundle")[0][0]:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import operator
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any, NamedTuple, overload
 from glassbox.digest.merkle import LEAF_PREFIX
 from glassbox.errors import GlassboxError, InputError
 from glassbox.tlog.dedup import LeafIndex
+from glassbox.tlog.faults import LOCKED, StoreError
 from glassbox.tlog.store import MAX_LEAF, NO_BODY, TILE, NewBundle, Store, encode_entries
 from glassbox.tlog.tree import RightEdge, StoredTree
 
@@ -315,8 +317,8 @@ class Sequencer:
     faster than this one thread and in one run ran at a quarter of its rate. Other writers
     (another process on the same store) are handled by ``append_batch``, which syncs the state
     under the tree-head lock. Entries are acknowledged only after their own commit. A failed
-    batch is retried once from a state re-read from the store (a transient error), then its
-    submitters get the error.
+    batch is retried once from a state re-read from the store (a transient error; not a lock
+    that already outlasted the busy timeout), then its submitters get the error.
     """
 
     def __init__(self, store: Store, *, max_batch: int = 1024) -> None:
@@ -326,6 +328,11 @@ class Sequencer:
         self._open = _Batch(max_batch)
         self._closed = False
         self._state: WriterState | None = None
+        # What the last batches met (read by the server's /health): consecutive failed
+        # batches, and the last error with its time.
+        self.failures = 0
+        self.last_error: BaseException | None = None
+        self.last_error_time: float | None = None
         self._thread = threading.Thread(target=self._run, name="tlog-sequencer", daemon=True)
         self._thread.start()
 
@@ -409,12 +416,27 @@ class Sequencer:
                 self._state, results = _append_checked(self.store, self._state, items)
             except BaseException as exc:
                 self._state = None  # it may have been advanced past what was committed
-                if attempt == 2 or not isinstance(exc, Exception):
+                # A lock already waited out the whole busy timeout: a second wait only
+                # doubles how long the submitters hang before they hear "locked".
+                locked = isinstance(exc, StoreError) and exc.kind == LOCKED
+                if attempt == 2 or locked or not isinstance(exc, Exception):
+                    self.failures += 1
+                    self.last_error, self.last_error_time = exc, time.time()
                     batch.chunks.append(exc)
                     return
             else:
+                self.failures = 0
                 batch.chunks.append(results)
                 return
+
+    def probe(self) -> None:
+        """Check that a batch could be written now (take the tree-head lock and let it go),
+        so a writer that failed is seen to recover without waiting for the next entry.
+        Raises the store's error if it still cannot."""
+        with self.store.write_lock:
+            self.store.begin_append()
+            self.store.rollback()
+        self.failures = 0
 
     def close(self) -> None:
         """Append everything already submitted, then stop."""

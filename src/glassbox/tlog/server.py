@@ -7,14 +7,17 @@ work and never run inside the sequencer's commit path), then awaits an asyncio f
 sequencer completes after the batch's COMMIT, without holding a worker thread, so many
 concurrent clients share each batch's commit. ``/v1/entries/batch`` takes many entries per
 request (one HTTP round trip, one future) for bulk producers. Checkpoints are issued by a
-timer (``checkpoint_interval``), never per request.
+timer (``checkpoint_interval``, see ``health.Checkpointer``), never per request.
+
+When the storage fails (locked past the busy timeout, read-only, I/O error, database server
+gone) every request answers 503 with ``Retry-After`` and what is wrong, never 500; the timer
+keeps retrying, and ``GET /health`` says what the log can and cannot do right now.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any, NamedTuple
@@ -26,6 +29,8 @@ from starlette.concurrency import run_in_threadpool
 
 from glassbox.errors import GlassboxError, InputError, VerificationError
 from glassbox.tlog.entries import MAX_BODY_BYTES, LogEntry, parse_entry
+from glassbox.tlog.faults import StoreError
+from glassbox.tlog.health import Checkpointer, health
 from glassbox.tlog.log import TransparencyLog
 from glassbox.tlog.sequencer import Appended, Pending
 from glassbox.tlog.store import MAX_INDEX
@@ -160,25 +165,19 @@ def create_app(
     checkpoint_interval: float = 1.0,
     max_body: int = MAX_BODY_BYTES,
     close_log: bool = False,
+    max_backoff: float = 60.0,
 ) -> ASGIApp:
-    stop = threading.Event()
-
-    def checkpointer() -> None:
-        while not stop.wait(checkpoint_interval):
-            try:
-                log.maybe_checkpoint(checkpoint_interval)
-            except GlassboxError:
-                continue
+    timer: list[Checkpointer] = []  # the running one, for /health
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        thread = threading.Thread(target=checkpointer, name="tlog-checkpointer", daemon=True)
-        thread.start()
+        checkpointer = Checkpointer(log, checkpoint_interval, max_backoff)
+        timer[:] = [checkpointer]
+        checkpointer.start()
         try:
             yield
         finally:
-            stop.set()
-            thread.join()
+            checkpointer.stop()
             if close_log:
                 log.close()
 
@@ -197,9 +196,32 @@ def create_app(
     async def _verify(_r: Request, exc: VerificationError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
+    @app.exception_handler(StoreError)
+    async def _storage(_r: Request, exc: StoreError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"the log's storage is unavailable: {exc}", "kind": exc.kind},
+            status_code=503,
+            headers={"Retry-After": "5" if exc.transient else "60"},
+        )
+
     @app.exception_handler(GlassboxError)
     async def _other(_r: Request, exc: GlassboxError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503)
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+    @app.get(
+        "/health",
+        summary="Can the log take entries and sign checkpoints? 200 ok, 503 degraded",
+        description=(
+            "Tree size, last checkpoint (size, time, entries it does not cover yet), the"
+            " checkpoint timer (consecutive failures, last error, next attempt), failed"
+            " writes, each witness's last answer. Degraded (503) while storage faults stop"
+            " writes or checkpoints, or the log refuses to sign; a refusing witness is a"
+            " warning."
+        ),
+    )
+    def health_check() -> JSONResponse:
+        status, body = health(log, timer[0] if timer else None)
+        return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_r: Request, exc: RequestValidationError) -> JSONResponse:
@@ -352,6 +374,23 @@ def create_witness_app(witness: Witness, *, max_body: int = 64 << 10) -> ASGIApp
     return BodyLimit(app, max_body)
 
 
+def log_to_stderr() -> None:
+    """Send the log's own messages (failed checkpoints, refusals, witnesses) to stderr with a
+    time stamp, as ``log serve`` runs: the operator must see them without configuring
+    anything. Once per process."""
+    import logging
+    import sys
+
+    logger = logging.getLogger("glassbox")
+    if any(getattr(h, "_glassbox_serve", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler._glassbox_serve = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def app_from_env() -> ASGIApp:
     """App factory for ``glassbox log serve --workers N``: each worker process opens the same
     store (PostgreSQL, or one SQLite file) with its own sequencer; batches from different
@@ -362,6 +401,7 @@ def app_from_env() -> ASGIApp:
     from glassbox.tlog.note import parse_vkey
     from glassbox.tlog.witness import WitnessCosigner
 
+    log_to_stderr()
     env = os.environ
     cosigners: list[Any] = []
     for spec in filter(None, env.get("GLASSBOX_TLOG_WITNESSES", "").split(" ")):
@@ -371,6 +411,7 @@ def app_from_env() -> ASGIApp:
         env.get("GLASSBOX_TLOG_STORE") or None,
         env.get("GLASSBOX_TLOG_KEY") or None,
         cosigners=cosigners,
+        busy_timeout=float(env.get("GLASSBOX_TLOG_BUSY_TIMEOUT", "60")),
     )
     return create_app(
         log,

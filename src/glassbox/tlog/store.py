@@ -31,6 +31,12 @@ a crashed batch invisible.
 Read methods may be called from any thread (each thread gets its own connection); the write
 methods (``begin_append`` ... ``commit``) are called by one sequencer thread at a time, under
 ``write_lock``.
+
+Every driver error leaving a store is a ``faults.StoreError`` saying what is wrong (locked,
+read-only, I/O, damaged, not a log); a failed write leaves no transaction open and a broken
+connection is replaced on next use, so a store recovers by itself once the fault clears.
+Opening a store writes only to create a new log or upgrade an old one; ``read_only=True``
+never writes at all (SQLite ``mode=ro``, PostgreSQL read-only transactions).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from glassbox.digest.merkle import leaf_hash
 from glassbox.errors import VerificationError
+from glassbox.tlog.faults import NOT_A_LOG, READ_ONLY, UPGRADE, StoreError, store_error
 
 MAX_INDEX = (1 << 48) - 1
 HASH = 32
@@ -233,7 +240,11 @@ _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS tlog_checkpoint (size {BIGINT} PRIMARY KEY, note TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS tlog_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
+TABLES = frozenset(
+    ("tlog_head", "tlog_bundle", "tlog_blob", "tlog_term", "tlog_checkpoint", "tlog_meta")
+)
 _RANGES_PER_QUERY = 200
+DEFAULT_BUSY_TIMEOUT = 60.0
 
 
 class SQLStore(Store):
@@ -244,33 +255,85 @@ class SQLStore(Store):
     insert_ignore = "INSERT OR IGNORE INTO"
     ignore_suffix = ""
 
-    def __init__(self) -> None:
+    # The driver's error base class(es), caught at this boundary and typed (``faults``).
+    _errors: tuple[type[BaseException], ...] = ()
+
+    def __init__(self, *, read_only: bool = False, busy_timeout: float | None = None) -> None:
         self.write_lock = threading.Lock()
         self._local = threading.local()
         self._all_conns: list[Any] = []
         self._conns_lock = threading.Lock()
         self._wconn: Any = None
+        self.read_only = read_only
+        self.busy_timeout = DEFAULT_BUSY_TIMEOUT if busy_timeout is None else busy_timeout
+        self.where = type(self).__name__  # subclasses name the file or server
+        self.url: str | None = None  # set by open_store: how to open it again (e.g. writable)
 
     @abstractmethod
     def _connect(self) -> Any: ...
 
+    def _connect_writer(self) -> Any:
+        return self._connect()
+
+    @abstractmethod
+    def _kind(self, exc: BaseException) -> str:
+        """Which ``faults`` kind a driver error is."""
+
+    def _broken(self, conn: Any) -> bool:
+        """Whether a connection that raised must be replaced (PostgreSQL: the server went)."""
+        return False
+
+    def _fault(self, exc: BaseException) -> StoreError:
+        return store_error(self.where, exc, self._kind(exc))
+
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect()
+            try:
+                conn = self._connect()
+            except self._errors as exc:
+                raise self._fault(exc) from exc
             self._local.conn = conn
             with self._conns_lock:
                 self._all_conns.append(conn)
         return conn
+
+    def _drop_reader(self, conn: Any) -> None:
+        self._local.conn = None
+        with self._conns_lock:
+            if conn in self._all_conns:
+                self._all_conns.remove(conn)
+        with contextlib.suppress(Exception):  # closing a broken connection: best effort
+            conn.close()
+
+    def _writer(self) -> Any:
+        """The write connection, reopened if a fault made the last one unusable."""
+        if self._wconn is None:
+            try:
+                self._wconn = self._connect_writer()
+            except self._errors as exc:
+                raise self._fault(exc) from exc
+        return self._wconn
+
+    def _drop_writer(self) -> None:
+        conn, self._wconn = self._wconn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # closing rolls back whatever was open
+                conn.close()
 
     def _q(self, sql: str) -> str:
         return sql.replace("?", self.ph)
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         conn = self._conn()
-        cur = conn.execute(self._q(sql), tuple(params))
-        rows = list(cur.fetchall())
-        self._end_read(conn)
+        try:
+            cur = conn.execute(self._q(sql), tuple(params))
+            rows = list(cur.fetchall())
+            self._end_read(conn)
+        except self._errors as exc:
+            if self._broken(conn):
+                self._drop_reader(conn)
+            raise self._fault(exc) from exc
         return rows
 
     def _end_read(self, conn: Any) -> None:
@@ -279,6 +342,10 @@ class SQLStore(Store):
     @abstractmethod
     def _table_exists(self, conn: Any, name: str) -> bool: ...
 
+    @abstractmethod
+    def _tables(self, conn: Any) -> set[str]:
+        """The names of the tables the store can see (to tell a log from anything else)."""
+
     def _create_schema(self, conn: Any) -> None:
         for stmt in _SCHEMA:
             conn.execute(stmt.format(**self.types))
@@ -286,20 +353,54 @@ class SQLStore(Store):
             self._q(f"{self.insert_ignore} tlog_head (id, size) VALUES (1, 0){self.ignore_suffix}")
         )
 
+    def _needs_schema(self) -> bool:
+        """Check what is there, reading only. True when a writable open must create the
+        schema or upgrade an old layout; a read-only open that would need either is refused
+        with what it needs, and anything else that is not a log is named as such."""
+        from glassbox.tlog.migrate import OLD_TABLE
+
+        try:
+            have = self._tables(self._writer())
+            if not self.read_only:
+                self._writer().rollback()  # PostgreSQL: no transaction left open by the look
+        except self._errors as exc:
+            raise self._fault(exc) from exc
+        if OLD_TABLE in have:
+            if self.read_only:
+                raise StoreError(
+                    f"{self.where}: this log is in the pre-release layout and must be upgraded"
+                    " by a writable open first (any writing log command on it, e.g. glassbox"
+                    " log add or log serve); it cannot be upgraded while opened read-only",
+                    UPGRADE,
+                )
+            return True
+        if have >= TABLES:
+            return False
+        if self.read_only:
+            what = "an empty database" if not have else "a database without the log's tables"
+            raise StoreError(f"{self.where}: not a log database ({what})", NOT_A_LOG)
+        return True  # a new log (or one whose creation was cut short): create what is missing
+
     def _upgrade(self) -> None:
         """Move a log written in the pre-release per-leaf layout into bundles (``migrate``)."""
         from glassbox.tlog.migrate import OLD_TABLE, upgrade_per_leaf_layout
 
-        if self._table_exists(self._wconn, OLD_TABLE):
+        if self._table_exists(self._writer(), OLD_TABLE):
             upgrade_per_leaf_layout(self)
 
     def _wexec(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        cur = self._wconn.execute(self._q(sql), tuple(params))
-        return list(cur.fetchall()) if cur.description else []
+        try:
+            cur = self._writer().execute(self._q(sql), tuple(params))
+            return list(cur.fetchall()) if cur.description else []
+        except self._errors as exc:
+            raise self._fault(exc) from exc
 
     def _wmany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            self._wconn.cursor().executemany(self._q(sql), rows)
+            try:
+                self._writer().cursor().executemany(self._q(sql), rows)
+            except self._errors as exc:
+                raise self._fault(exc) from exc
 
     # -- write side ----------------------------------------------------------------------
     def leaf_hashes(self, start: int, end: int) -> list[bytes]:
@@ -330,11 +431,36 @@ class SQLStore(Store):
     def set_size(self, size: int) -> None:
         self._wexec("UPDATE tlog_head SET size = ? WHERE id = 1", (size,))
 
+    _head_sql = "SELECT size FROM tlog_head WHERE id = 1"
+
+    def begin_append(self) -> int:
+        self._begin_write()
+        try:
+            return int(self._wexec(self._head_sql)[0][0])
+        except BaseException:
+            self.rollback()  # a failed begin must not leave a transaction open
+            raise
+
     def commit(self) -> None:
-        self._wconn.commit()
+        try:
+            self._writer().commit()
+        except self._errors as exc:
+            self.rollback()  # SQLite keeps a transaction whose COMMIT was busy: end it
+            raise self._fault(exc) from exc
 
     def rollback(self) -> None:
-        self._wconn.rollback()
+        """End the write transaction; never raises. A connection that cannot even roll back
+        is closed (which rolls back) and replaced on next use."""
+        conn = self._wconn
+        if conn is None:
+            return
+        try:
+            conn.rollback()
+        except Exception:  # a fault during recovery: drop the connection
+            self._drop_writer()
+        else:
+            if self._broken(conn):
+                self._drop_writer()
 
     # -- read side -----------------------------------------------------------------------
     def size(self) -> int:
@@ -506,26 +632,33 @@ class SQLStore(Store):
 
     def _begin_write(self) -> None:
         """Hook: SQLite's connection autocommits, so it opens the write transaction itself."""
+        if self.read_only:
+            raise StoreError(f"{self.where}: the log is open read-only", READ_ONLY)
 
-    def _write_small(self, sql: str, params: Sequence[Any]) -> None:
+    def _write_small(self, *statements: tuple[str, Sequence[Any]]) -> None:
+        """Statements in one short write transaction (checkpoints and settings)."""
         with self.write_lock:
             self._begin_write()
             try:
-                self._wexec(sql, params)
+                for sql, params in statements:
+                    self._wexec(sql, params)
             except BaseException:
-                self._wconn.rollback()
+                self.rollback()
                 raise
-            self._wconn.commit()
+            self.commit()
 
     def put_checkpoint(self, size: int, note: str) -> None:
         self._write_small(
-            f"{self.insert_ignore} tlog_checkpoint (size, note) VALUES (?, ?){self.ignore_suffix}",
-            (size, note),
+            (
+                f"{self.insert_ignore} tlog_checkpoint (size, note)"
+                f" VALUES (?, ?){self.ignore_suffix}",
+                (size, note),
+            )
         )
 
     def replace_checkpoint(self, size: int, note: str) -> None:
         """Store a checkpoint note that gained cosignatures since it was first written."""
-        self._write_small("UPDATE tlog_checkpoint SET note = ? WHERE size = ?", (note, size))
+        self._write_small(("UPDATE tlog_checkpoint SET note = ? WHERE size = ?", (note, size)))
 
     def latest_checkpoint(self) -> tuple[int, str] | None:
         rows = self._read("SELECT size, note FROM tlog_checkpoint ORDER BY size DESC LIMIT 1")
@@ -541,10 +674,12 @@ class SQLStore(Store):
 
     def set_meta(self, key: str, value: str) -> None:
         self._write_small(
-            f"{self.insert_ignore} tlog_meta (key, value) VALUES (?, ?){self.ignore_suffix}",
-            (key, value),
+            (
+                f"{self.insert_ignore} tlog_meta (key, value) VALUES (?, ?){self.ignore_suffix}",
+                (key, value),
+            ),
+            ("UPDATE tlog_meta SET value = ? WHERE key = ?", (value, key)),
         )
-        self._write_small("UPDATE tlog_meta SET value = ? WHERE key = ?", (value, key))
 
     def close(self) -> None:
         with self._conns_lock:
@@ -562,13 +697,20 @@ def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
         yield items[i : i + n]
 
 
-def open_store(url: str) -> SQLStore:
-    """``sqlite:///path``, a bare path, or a PostgreSQL DSN/URL (``postgresql://...``)."""
+def open_store(url: str, *, read_only: bool = False, busy_timeout: float | None = None) -> SQLStore:
+    """``sqlite:///path``, a bare path, or a PostgreSQL DSN/URL (``postgresql://...``).
+
+    ``read_only``: never write (what every command that only reads a log uses, so a
+    read-only copy can be audited and readers never wait behind a writer); ``busy_timeout``:
+    seconds to wait for a lock before failing with a ``StoreError`` of kind ``locked``."""
     if url.startswith(("postgresql://", "postgres://")) or "dbname=" in url or "host=" in url:
         from glassbox.tlog.postgres_store import PostgresStore
 
-        return PostgresStore(url)
-    from glassbox.tlog.sqlite_store import SQLiteStore
+        store: SQLStore = PostgresStore(url, read_only=read_only, busy_timeout=busy_timeout)
+    else:
+        from glassbox.tlog.sqlite_store import SQLiteStore
 
-    path = url[len("sqlite://") :] if url.startswith("sqlite://") else url
-    return SQLiteStore(path)
+        path = url[len("sqlite://") :] if url.startswith("sqlite://") else url
+        store = SQLiteStore(path, read_only=read_only, busy_timeout=busy_timeout)
+    store.url = url
+    return store

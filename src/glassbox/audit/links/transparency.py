@@ -108,7 +108,7 @@ def _judge(
             # This machine's own log is at hand: ask it how the two checkpoints relate.
             from glassbox.tlog import open_log
 
-            local = open_log()
+            local = open_log(read_only=True)  # reading a proof: never write the log
             try:
                 status = _prove_consistency(local, seen, verified)
             finally:
@@ -245,7 +245,7 @@ def _open_log(ctx: AuditContext, trusted: dict[str, str]) -> Any:
 
     where = ctx.options.log or ""
     if where in {"embedded", "local"}:
-        return open_log()
+        return open_log(read_only=True)  # signs only if an entry lacks a checkpoint
     if where.startswith(("http://", "https://")):
         from glassbox.tlog.client import LogClient
 
