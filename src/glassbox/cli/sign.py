@@ -203,5 +203,9 @@ def _uncovered(model: Path, sig_path: Path, ignore_paths: tuple[str, ...]) -> li
 
     standard = {*DEFAULT_IGNORES, DEFAULT_SIGNATURE_NAME}
     with contextlib.suppress(ValueError, OSError):
-        standard.add(sig_path.resolve().relative_to(model.resolve()).as_posix())
+        standard.add(
+            (sig_path.absolute().parent.resolve() / sig_path.name)
+            .relative_to(model.resolve())
+            .as_posix()
+        )
     return [p for p in ignore_paths if p not in standard]

@@ -67,7 +67,10 @@ def _signature_ignore(model_path: Path, signature_path: Path) -> list[str]:
         return []
     ignores = [DEFAULT_SIGNATURE_NAME]
     try:
-        rel = signature_path.resolve().relative_to(model_path.resolve())
+        # The directory is resolved, not the file: in a Hugging Face snapshot the signature
+        # itself is a link into the cache's blobs, yet it sits (and is ignored) in the model.
+        where = signature_path.absolute().parent.resolve() / signature_path.name
+        rel = where.relative_to(model_path.resolve())
     except (ValueError, OSError):
         return ignores
     return [*ignores, rel.as_posix()]
