@@ -212,6 +212,8 @@ def is_model_file(
     ``storage_link_stat`` inside a Hugging Face cache snapshot (``link_root``: the cached
     repository; ``None`` detects it from the path). Any other link, and anything unreadable,
     is False: the same links the digest refuses are never read as evidence. Never raises.
+    Only the last component is judged: the caller vouches for the directories above it (a
+    directory of the model it walked, not a path someone else wrote).
     """
     p = Path(path)
     try:
