@@ -209,3 +209,24 @@ def test_cache_is_keyed_on_the_blob(
     changed = hash_model(cached.snapshot)
     assert reads == ["config.json"]
     assert changed.file_digests()["config.json"] != first.file_digests()["config.json"]
+
+
+def test_link_retargeted_after_listing_is_caught(
+    cached: CachedRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk decides on the blob; hashing opens the link and must find that same blob."""
+    import glassbox.digest.model as model_mod
+
+    real = model_mod.list_model_files
+    (cached.repo_dir / "blobs" / "swapped").write_bytes(b'{"evil": 1}')
+
+    def list_then_swap(*args: object, **kwargs: object) -> list[object]:
+        files = real(*args, **kwargs)  # type: ignore[arg-type]
+        link = cached.snapshot / "config.json"
+        link.unlink()
+        link.symlink_to("../../blobs/swapped")
+        return files  # type: ignore[return-value]
+
+    monkeypatch.setattr(model_mod, "list_model_files", list_then_swap)
+    with pytest.raises(InputError, match=r"config\.json was replaced while"):
+        hash_model(cached.snapshot, use_cache=False)
