@@ -230,3 +230,18 @@ def test_link_retargeted_after_listing_is_caught(
     monkeypatch.setattr(model_mod, "list_model_files", list_then_swap)
     with pytest.raises(InputError, match=r"config\.json was replaced while"):
         hash_model(cached.snapshot, use_cache=False)
+
+
+def test_repository_moved_to_another_disk(cached: CachedRepo, tmp_path: Path) -> None:
+    """``models--org--tiny`` is a link to where the bytes really are: still a snapshot."""
+    moved = tmp_path / "bigdisk" / "tiny"
+    moved.parent.mkdir()
+    cached.repo_dir.rename(moved)
+    cached.repo_dir.symlink_to(moved)
+    assert hf_snapshot_repo(cached.snapshot) == moved.resolve()
+    assert hash_model(cached.snapshot).root_digest == hash_model(tmp_path / "src").root_digest
+    # A plain directory reached through a path shaped like a snapshot gains nothing.
+    plain = make_source(tmp_path / "plain")
+    fake = cached.snapshot.parent / "fake"
+    fake.symlink_to(plain)
+    assert hf_snapshot_repo(fake) is None

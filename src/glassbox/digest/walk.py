@@ -98,16 +98,29 @@ HF_SHARED_BLOBS_MARKER = ".huggingface-shared-blobs"
 
 
 def hf_snapshot_repo(path: str | os.PathLike[str]) -> Path | None:
-    """The cached repository directory when ``path`` is (or lies inside) a Hugging Face cache
-    snapshot, else None.
+    """The cached repository directory (its real path) when ``path`` is (or lies inside) a
+    Hugging Face cache snapshot, else None.
 
-    Judged by shape on the real path: ``<repo>/snapshots/<rev>[/...]`` where ``<repo>`` is named
-    ``models--*`` (or ``datasets--*``, ``spaces--*``) and has a ``blobs`` directory beside
-    ``snapshots``. Only the shape is trusted: it grants nothing but following links that stay
-    inside that repository, whose contents are hashed like any file.
+    Judged by shape: ``<repo>/snapshots/<rev>[/...]`` where ``<repo>`` is named ``models--*``
+    (or ``datasets--*``, ``spaces--*``) and has a ``blobs`` directory beside ``snapshots``. The
+    real path is tried first; then the path as written, for a repository directory that is
+    itself a link (moved to another disk), as long as the real path lies in that repository's
+    real ``snapshots``. Only the shape is trusted: it grants nothing but following links that
+    stay inside that repository, whose contents are hashed like any file.
     """
     real = Path(os.path.realpath(path))
-    for snapshot in (real, *real.parents):
+    repo = _snapshot_shape(real)
+    if repo is not None:
+        return repo
+    written = _snapshot_shape(Path(os.path.normpath(Path(path).absolute())))
+    if written is None:
+        return None
+    repo = Path(os.path.realpath(written))
+    return repo if real.is_relative_to(repo / "snapshots") and real != repo / "snapshots" else None
+
+
+def _snapshot_shape(path: Path) -> Path | None:
+    for snapshot in (path, *path.parents):
         snapshots = snapshot.parent
         repo = snapshots.parent
         if snapshot == snapshots or snapshots == repo:
