@@ -11,7 +11,7 @@ import click
 
 from glassbox.audit.context import DEFAULT_REQUIRE, require_choices
 from glassbox.audit.verdict import LINKS
-from glassbox.cli._common import emit_json, guarded, progress
+from glassbox.cli._common import MODEL_PATH, emit_json, guarded, progress
 
 _EVIDENCE_OPTIONS = (
     ("signature", "signature"),
@@ -25,7 +25,7 @@ _EVIDENCE_OPTIONS = (
 
 
 @click.command(name="audit")
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("model", type=MODEL_PATH)
 @click.option(
     "--key",
     "keys",

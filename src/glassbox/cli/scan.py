@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from glassbox.cli._common import emit_json, guarded, progress
+from glassbox.cli._common import MODEL_PATH, emit_json, guarded, progress
 from glassbox.cli.keys import passphrase_from_env
 from glassbox.errors import InputError
 
@@ -65,7 +65,7 @@ def _print_rules(ctx: click.Context, _param: click.Parameter, value: bool) -> No
 
 
 @click.command("scan")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=MODEL_PATH)
 @click.option(
     "--rules",
     is_flag=True,
@@ -154,6 +154,12 @@ def scan(
         )
     if not path.exists() and not path.is_symlink():
         raise InputError(f"{path}: no such file or directory")
+    if attest and out is None:
+        from glassbox.digest.walk import hf_snapshot_repo
+
+        if hf_snapshot_repo(path) is not None:
+            # Beside a snapshot is the cache's snapshots/ folder: a file there corrupts it.
+            raise click.UsageError(f"{path} is in a Hugging Face cache; give --out FILE")
     total = _tree_size(path) if fmt == "text" and sys.stderr.isatty() else None
     with progress("scanning", total, enabled=fmt == "text") as bar:
         report = scan_path(path, workers=workers, progress=bar.advance)

@@ -22,6 +22,7 @@ from glassbox.digest.manifest import (
 )
 from glassbox.digest.merkle import ProofError
 from glassbox.digest.model import hash_model
+from glassbox.digest.walk import hf_snapshot_repo, is_model_file, storage_link_stat
 
 if TYPE_CHECKING:
     from glassbox.digest.dataset import (
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
         verify_absence,
         verify_record,
     )
+    from glassbox.digest.known import manifest_from_json, read_manifest_file
     from glassbox.digest.records import canonical_json, iter_records
 
 _LAZY = {
@@ -51,6 +53,8 @@ _LAZY = {
     "verify_record": "glassbox.digest.dataset",
     "canonical_json": "glassbox.digest.records",
     "iter_records": "glassbox.digest.records",
+    "manifest_from_json": "glassbox.digest.known",
+    "read_manifest_file": "glassbox.digest.known",
 }
 
 
@@ -80,11 +84,16 @@ __all__ = [
     "commit_dataset",
     "hash_file",
     "hash_model",
+    "hf_snapshot_repo",
+    "is_model_file",
     "iter_records",
     "load_proof",
+    "manifest_from_json",
     "prove_absence",
     "prove_record",
     "prove_records",
+    "read_manifest_file",
+    "storage_link_stat",
     "verify_absence",
     "verify_record",
 ]
