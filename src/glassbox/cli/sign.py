@@ -13,13 +13,13 @@ from typing import Any, TypeVar
 
 import click
 
-from glassbox.cli._common import emit_json, guarded, progress
+from glassbox.cli._common import MODEL_PATH, emit_json, guarded, progress
 from glassbox.cli.keys import passphrase_from_env
 from glassbox.errors import InputError, VerificationError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_model_argument = click.argument("model", type=click.Path(path_type=Path))
+_model_argument = click.argument("model", type=MODEL_PATH)
 _signature_option = click.option(
     "--signature",
     "signature",

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from glassbox.digest.walk import hf_snapshot_repo, storage_link_stat
 from glassbox.errors import InputError
 from glassbox.scan.context import Limits, ScanContext, Source
 from glassbox.scan.dispatch import scan_source
@@ -97,6 +98,9 @@ def _collect(root: Path) -> tuple[list[tuple[Path, str, int]], list[Finding]]:
     files: list[tuple[Path, str, int]] = []
     findings: list[Finding] = []
     real_root = root.resolve()
+    # A Hugging Face cache snapshot stores each file as a link into its repository's blobs:
+    # those links are scanned as the files they stand for, under digest's storage-link rule.
+    repo = hf_snapshot_repo(root)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         base = Path(dirpath)
         # VCS internals are never loaded as a model (and a clone holds a second copy of
@@ -109,6 +113,12 @@ def _collect(root: Path) -> tuple[list[tuple[Path, str, int]], list[Finding]]:
                 st = p.lstat()
             except OSError as exc:
                 findings.append(_fs_finding("GBX-FS-002", rel, f"cannot stat ({exc.strerror})"))
+                continue
+            if stat.S_ISLNK(st.st_mode) and repo is not None:
+                try:
+                    files.append((p, rel, storage_link_stat(str(p), str(repo)).st_size))
+                except InputError as exc:
+                    findings.append(_fs_finding("GBX-FS-001", rel, str(exc)))
                 continue
             if stat.S_ISLNK(st.st_mode):
                 target = p.resolve()
