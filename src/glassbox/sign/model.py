@@ -297,6 +297,27 @@ def verify_model(
     bundle = read_bundle(sig_path)
     statement = verify_bundle(bundle, pub, where=where)
     expected = manifest_from_statement(statement, where=where)
+    return check_files(model, expected, sig_path, use_cache=use_cache, progress=progress)
+
+
+def check_files(
+    model_path: str | os.PathLike[str],
+    expected: Manifest,
+    signature_path: str | os.PathLike[str],
+    *,
+    use_cache: bool = False,
+    progress: Callable[[int], None] | None = None,
+    link_root: str | os.PathLike[str] | None = None,
+) -> Manifest:
+    """Hash the model as ``expected`` (an authenticated manifest) says and compare file by file.
+
+    Returns the manifest of the files on disk; raises ``ModelVerificationError`` naming every
+    modified, added, removed or renamed file. ``link_root`` is the cached repository a Hugging
+    Face snapshot's links may reach (detected from the path's shape when ``None``).
+    """
+    model = Path(model_path)
+    sig_path = Path(signature_path)
+    where = str(sig_path)
     if model.is_dir() and any(item.path == "." for item in expected.items):
         raise InputError(f"{where}: signs a single-file model, but {model} is a directory")
     if model.is_file() and any(item.path != "." for item in expected.items):
@@ -309,6 +330,7 @@ def verify_model(
         use_cache=use_cache,
         progress=progress,
         model_name=expected.model_name,
+        link_root=link_root,
     )
     diff = expected.diff(actual)
     if not diff:
