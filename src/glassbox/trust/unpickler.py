@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -58,11 +59,13 @@ class _TorchUnpickler(RestrictedUnpickler):
         _, storage_type, key, _location, _numel = pid
         if not isinstance(key, str) or "/" in key or key in ("", ".", ".."):
             raise InputError(f"{self.where}: bad storage key {key!r}")
-        dtype: Any = (
-            torch.uint8
-            if storage_type is torch.UntypedStorage
-            else getattr(storage_type, "dtype", None)
-        )
+        with warnings.catch_warnings():  # legacy storage classes warn when asked their dtype
+            warnings.simplefilter("ignore", UserWarning)
+            dtype: Any = (
+                torch.uint8
+                if storage_type is torch.UntypedStorage
+                else getattr(storage_type, "dtype", None)
+            )
         if not isinstance(dtype, torch.dtype):
             raise InputError(f"{self.where}: storage type {storage_type!r} has no dtype")
         if key not in self.storages:
