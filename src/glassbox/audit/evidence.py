@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from glassbox.digest.walk import is_model_file
 from glassbox.errors import InputError
 from glassbox.files import read_small_file
 
@@ -118,7 +119,7 @@ def _add_default_signature(model: Path, evidence: Evidence) -> None:
     A damaged ``model.sig`` must fail the integrity link, not vanish into "no signature".
     """
     path = model / "model.sig" if model.is_dir() else model.with_name(model.name + ".sig")
-    if evidence.of("signature") or not path.is_file() or path.is_symlink():
+    if evidence.of("signature") or not is_model_file(path):
         return
     evidence.add(EvidenceFile("signature", path, None))  # add() skips a file already found
 
@@ -145,7 +146,7 @@ def _candidates(model: Path) -> list[Path]:
             if prefix and not name.startswith(prefix) and name not in BUILD_EVIDENCE_NAMES:
                 continue
             if path.suffix.lower() in _CANDIDATE_SUFFIXES and path.is_file():
-                if path.is_symlink() or path == model:
+                if path == model or not is_model_file(path):
                     continue
                 if path not in out:
                     out.append(path)

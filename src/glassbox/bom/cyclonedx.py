@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from glassbox import __version__
 from glassbox.bom.licenses import OPEN_DATA, OSI_APPROVED, canonical_id, parse_expression
+from glassbox.digest.walk import is_model_file
 from glassbox.errors import GlassboxError, InputError
 
 if TYPE_CHECKING:
@@ -349,7 +350,7 @@ def evaluation_metrics(model: Path) -> tuple[tuple[str, str], ...]:
         return ()
     out: list[tuple[str, str]] = []
     for path in sorted(model.iterdir()):
-        if not _METRICS_FILE.match(path.name) or path.is_symlink() or not path.is_file():
+        if not _METRICS_FILE.match(path.name) or not is_model_file(path):
             continue
         try:
             if path.stat().st_size > _MAX_METRICS_BYTES:

@@ -24,6 +24,7 @@ from typing import Any
 
 from glassbox.bom.licenses import canonical_id
 from glassbox.bom.mof import MOF_VERSION, ComponentEntry, component_named
+from glassbox.digest.walk import hf_snapshot_repo, is_model_file
 from glassbox.errors import InputError
 
 MAX_MOF_YAML_BYTES = 1 << 20
@@ -227,7 +228,7 @@ def _check_declared_path(base: Path | None, location: str | None) -> str:
     if candidate.is_absolute() or ".." in candidate.parts:
         return f"is declared at {location}, outside the release"
     target = base / candidate
-    if target.is_symlink() or not target.exists():
+    if not is_model_file(target):
         return f"is declared at {location}, but no such file is in the release"
     return ""
 
@@ -260,13 +261,15 @@ def release_from_directory(root: Path, name: str | None = None) -> Release:
 
 
 def _walk(root: Path) -> list[PurePosixPath]:
-    """Relative paths of regular files under ``root``, never following symlinks out."""
+    """Relative paths of regular files under ``root``, never following symlinks out (a Hugging
+    Face cache snapshot's links into its repository are its files: see ``is_model_file``)."""
     out: list[PurePosixPath] = []
+    repo = hf_snapshot_repo(root)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for filename in sorted(filenames):
             full = Path(dirpath) / filename
-            if filename.startswith(".") or full.is_symlink():
+            if filename.startswith(".") or (full.is_symlink() and not is_model_file(full, repo)):
                 continue
             out.append(PurePosixPath(full.relative_to(root).as_posix()))
             if len(out) >= MAX_FILES:
@@ -277,7 +280,7 @@ def _walk(root: Path) -> list[PurePosixPath]:
 def _directory_licence(root: Path) -> tuple[str, str] | None:
     for candidate in ("LICENSE", "LICENSE.md", "LICENSE.txt", "COPYING", "LICENCE"):
         path = root / candidate
-        if path.is_file() and not path.is_symlink():
+        if is_model_file(path):
             text = _read_head(path)
             tag = _SPDX_TAG.search(text)
             if tag:
@@ -287,7 +290,7 @@ def _directory_licence(root: Path) -> tuple[str, str] | None:
                     return spdx, f"licence from {candidate} (recognised text)"
     for candidate in ("README.md", "MODEL_CARD.md", "model_card.md"):
         path = root / candidate
-        if path.is_file() and not path.is_symlink():
+        if is_model_file(path):
             licence = _card_licence(_read_head(path))
             if licence:
                 return canonical_id(licence), f"licence from {candidate} front matter"
@@ -323,6 +326,6 @@ def find_mof_yaml(root: Path) -> Path | None:
     base = root if root.is_dir() else root.parent
     for name in MOF_YAML_NAMES:
         candidate = base / name
-        if candidate.is_file() and not candidate.is_symlink():
+        if is_model_file(candidate):
             return candidate
     return None

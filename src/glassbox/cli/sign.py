@@ -44,7 +44,30 @@ def _model_key_signature(key_help: str, *, required: bool = True) -> Callable[[F
 
 
 @click.command()
-@_model_key_signature("Private key (PEM; ECDSA P-256/384/521 for OMS, or Ed25519).")
+@click.argument("model", type=MODEL_PATH, required=False)
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Private key (PEM; ECDSA P-256/384/521 for OMS, or Ed25519).",
+)
+@_signature_option
+@click.option(
+    "--from-manifest",
+    "from_manifest",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Sign the files listed in this JSON manifest (path, size, sha256 of each, e.g. as a "
+    "hub reports them; or `glassbox digest --json` output) without reading the files. Gives "
+    "the signature that signing the files would. Takes no MODEL; needs --signature.",
+)
+@click.option(
+    "--name",
+    "model_name",
+    metavar="NAME",
+    help="With --from-manifest: the model name to sign (the model directory's name), "
+    "overriding the manifest's model_name.",
+)
 @click.option(
     "--method",
     default="sha256",
@@ -75,9 +98,11 @@ def _model_key_signature(key_help: str, *, required: bool = True) -> Callable[[F
 @_json_option
 @guarded
 def sign(
-    model: Path,
+    model: Path | None,
     key_path: Path,
     signature: Path | None,
+    from_manifest: Path | None,
+    model_name: str | None,
     method: str,
     ignore_paths: tuple[str, ...],
     allow_symlinks: bool,
@@ -85,11 +110,26 @@ def sign(
     passphrase_env: str | None,
     as_json: bool,
 ) -> None:
-    """Sign MODEL (a directory or one file) in the OpenSSF model-signing (OMS) format."""
+    """Sign MODEL (a directory, one file, or hf:org/name[@REV]) in the OpenSSF model-signing
+    (OMS) format; or, with --from-manifest, sign known digests without the files."""
     from glassbox.cli.digest import progress_total
     from glassbox.digest import HashMethod
     from glassbox.sign import load_private_key, public_key_id, sign_model
 
+    if from_manifest is not None:
+        if model is not None:
+            raise click.UsageError("give MODEL or --from-manifest, not both")
+        if method != "sha256" or ignore_paths or allow_symlinks or no_cache:
+            raise click.UsageError(
+                "--method, --ignore, --allow-symlinks and --no-cache do not apply to "
+                "--from-manifest (the manifest says what was hashed and how)"
+            )
+        _sign_from_manifest(from_manifest, key_path, signature, model_name, passphrase_env, as_json)
+        return
+    if model is None:
+        raise click.UsageError("missing MODEL (or --from-manifest FILE)")
+    if model_name is not None:
+        raise click.UsageError("--name applies to --from-manifest only")
     if model.is_dir() and key_path.resolve().is_relative_to(model.resolve()):
         raise InputError(
             f"{key_path}: the private key is inside the model directory {model}; it would be "
@@ -123,6 +163,40 @@ def sign(
     click.echo(
         f"signed {model}: {files} file{'s' if files != 1 else ''}, "
         f"{manifest.total_size} bytes, {manifest.method.name}, "
+        f"root sha256:{manifest.root_digest.hex()}"
+    )
+    click.echo(f"signature: {signed.signature_path}")
+
+
+def _sign_from_manifest(
+    manifest_path: Path,
+    key_path: Path,
+    signature: Path | None,
+    model_name: str | None,
+    passphrase_env: str | None,
+    as_json: bool,
+) -> None:
+    from glassbox.digest import read_manifest_file
+    from glassbox.sign import load_private_key, public_key_id, sign_manifest
+
+    if signature is None:
+        raise click.UsageError("--from-manifest needs --signature FILE (there is no model here)")
+    manifest = read_manifest_file(manifest_path, model_name=model_name)
+    key = load_private_key(key_path, passphrase_from_env(passphrase_env))
+    signed = sign_manifest(manifest, key, signature)
+    if as_json:
+        emit_json(
+            {
+                "signature": str(signed.signature_path),
+                "key_id": public_key_id(key),
+                "manifest": manifest.to_dict(),
+            }
+        )
+        return
+    files = len(manifest.file_digests())
+    click.echo(
+        f"signed {manifest.model_name} from {manifest_path}: {files} "
+        f"file{'s' if files != 1 else ''}, {manifest.total_size} bytes, {manifest.method.name}, "
         f"root sha256:{manifest.root_digest.hex()}"
     )
     click.echo(f"signature: {signed.signature_path}")
@@ -255,7 +329,11 @@ def _uncovered(model: Path, sig_path: Path, ignore_paths: tuple[str, ...]) -> li
 
     standard = {*DEFAULT_IGNORES, DEFAULT_SIGNATURE_NAME}
     with contextlib.suppress(ValueError, OSError):
-        standard.add(sig_path.resolve().relative_to(model.resolve()).as_posix())
+        standard.add(
+            (sig_path.absolute().parent.resolve() / sig_path.name)
+            .relative_to(model.resolve())
+            .as_posix()
+        )
     return [p for p in ignore_paths if p not in standard]
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         verify_absence,
         verify_record,
     )
+    from glassbox.digest.known import manifest_from_json, read_manifest_file
     from glassbox.digest.records import canonical_json, iter_records
 
 _LAZY = {
@@ -51,6 +52,8 @@ _LAZY = {
     "verify_record": "glassbox.digest.dataset",
     "canonical_json": "glassbox.digest.records",
     "iter_records": "glassbox.digest.records",
+    "manifest_from_json": "glassbox.digest.known",
+    "read_manifest_file": "glassbox.digest.known",
 }
 
 
@@ -82,9 +85,11 @@ __all__ = [
     "hash_model",
     "iter_records",
     "load_proof",
+    "manifest_from_json",
     "prove_absence",
     "prove_record",
     "prove_records",
+    "read_manifest_file",
     "verify_absence",
     "verify_record",
 ]

@@ -14,8 +14,10 @@ same bytes verify with either tool:
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import PureWindowsPath
 from typing import Any, Literal
 
 from glassbox.errors import InputError
@@ -99,6 +101,32 @@ def _split_name(name: str) -> tuple[str, int, int]:
     if match:
         return match["path"], int(match["start"]), int(match["end"])
     return name, 0, 0
+
+
+def check_resource_name(name: str, where: str, *, sharded: bool = False) -> None:
+    """Refuse names that could point outside the model (``../x``, ``/etc/x``) or are not
+    names ``model_signing`` could have produced (``a//b``, ``./a``, NUL); for a sharded
+    manifest, names must be ``PATH:START:END``. Shared by every reader of manifests that come
+    from elsewhere: signatures (``glassbox.sign``) and files of known digests (``known``)."""
+    path = name
+    if sharded:
+        match = _SHARD_NAME.fullmatch(name)
+        if match is None:
+            raise InputError(f"{where}: shard resource {name!r} is not 'PATH:START:END'")
+        path = match["path"]
+    if path == ".":
+        return
+    if not path or "\x00" in path:
+        raise InputError(f"{where}: resource name {name!r} is empty or contains NUL")
+    # On POSIX a leading "/" is exactly what makes a path absolute; a Path object per resource
+    # (once for every file on every verify) is only needed for Windows drive paths.
+    if path.startswith("/") or (os.name == "nt" and PureWindowsPath(path).is_absolute()):
+        raise InputError(f"{where}: resource {name!r} is an absolute path; refusing it")
+    components = path.split("/")
+    if ".." in components:
+        raise InputError(f"{where}: resource {name!r} escapes the model directory; refusing it")
+    if any(c in ("", ".") for c in components):
+        raise InputError(f"{where}: resource name {name!r} is not a normalized relative path")
 
 
 @dataclass(frozen=True)

@@ -202,6 +202,36 @@ def storage_link_stat(
     return st
 
 
+def is_model_file(
+    path: str | os.PathLike[str], link_root: str | os.PathLike[str] | None = None
+) -> bool:
+    """Whether ``path`` is a regular file that belongs to the model, for parts that look for a
+    particular file (a licence, a signature, a metrics file) instead of walking the manifest.
+
+    True for a regular file that is not a link, and for a storage link that passes
+    ``storage_link_stat`` inside a Hugging Face cache snapshot (``link_root``: the cached
+    repository; ``None`` detects it from the path). Any other link, and anything unreadable,
+    is False: the same links the digest refuses are never read as evidence. Never raises.
+    Only the last component is judged: the caller vouches for the directories above it (a
+    directory of the model it walked, not a path someone else wrote).
+    """
+    p = Path(path)
+    try:
+        st = p.lstat()
+    except OSError:
+        return False
+    if not stat.S_ISLNK(st.st_mode):
+        return stat.S_ISREG(st.st_mode)
+    root = hf_snapshot_repo(p.parent) if link_root is None else Path(os.path.realpath(link_root))
+    if root is None:
+        return False
+    try:
+        storage_link_stat(p, root)
+    except InputError:
+        return False
+    return True
+
+
 def _lstat_target(link: Path, target: Path) -> os.stat_result:
     try:
         return target.lstat()

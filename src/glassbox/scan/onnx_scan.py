@@ -7,11 +7,13 @@ into a tensor; a custom domain needs a native library registered by the runtime.
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from glassbox.digest.walk import is_model_file
 from glassbox.scan.context import ScanContext, Source
 from glassbox.scan.findings import Severity
 
@@ -62,7 +64,13 @@ def _escape_reason(location: str, base: Path | None) -> str | None:
         try:
             target.relative_to(base.resolve())
         except ValueError:
-            return "resolves (through a symlink) outside the model directory"
+            # In a Hugging Face cache snapshot every file is a link into the repository's
+            # blobs; such a storage link, in a directory of the model, is the model's own
+            # file (digest's rule decides).
+            candidate = base / norm
+            in_model = Path(os.path.realpath(candidate.parent)).is_relative_to(base.resolve())
+            if not (in_model and candidate.is_symlink() and is_model_file(candidate)):
+                return "resolves (through a symlink) outside the model directory"
     return None
 
 

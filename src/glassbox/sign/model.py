@@ -14,14 +14,13 @@ change the model's files can usually change the cache as well.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from glassbox.digest import DEFAULT_SIGNATURE_NAME, HashMethod, Manifest, ManifestDiff, hash_model
-from glassbox.digest.manifest import ALGORITHMS, ManifestItem
+from glassbox.digest.manifest import ALGORITHMS, ManifestItem, check_resource_name
 from glassbox.errors import InputError, VerificationError
 from glassbox.sign.bundle import read_bundle, sign_statement, verify_bundle, write_bundle
 from glassbox.sign.keys import PrivateKey, PublicKey
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
     from cryptography import x509
 
 OMS_PREDICATE_TYPE = "https://model_signing/signature/v1.0"
-_DECIMAL = re.compile(r"[0-9]+")
 # model_signing 0.2 wrote this; it records neither the hash method nor the model's full file
 # list, so it cannot prove a file was not added. Refused with a clear message.
 _OMS_LEGACY_PREDICATE_TYPE = "https://model_signing/Digests/v0.1"
@@ -70,7 +68,10 @@ def _signature_ignore(model_path: Path, signature_path: Path) -> list[str]:
         return []
     ignores = [DEFAULT_SIGNATURE_NAME]
     try:
-        rel = signature_path.resolve().relative_to(model_path.resolve())
+        # The directory is resolved, not the file: in a Hugging Face snapshot the signature
+        # itself is a link into the cache's blobs, yet it sits (and is ignored) in the model.
+        where = signature_path.absolute().parent.resolve() / signature_path.name
+        rel = where.relative_to(model_path.resolve())
     except (ValueError, OSError):
         return ignores
     return [*ignores, rel.as_posix()]
@@ -108,11 +109,38 @@ def sign_model(
     manifest = hash_model(
         model, method or HashMethod(), ignore_paths=ignores, use_cache=use_cache, progress=progress
     )
-    statement = make_statement(
+    return sign_manifest(manifest, key, sig_path, certificate=certificate, chain=chain)
+
+
+def oms_statement(manifest: Manifest) -> dict[str, Any]:
+    """The in-toto statement an OMS signature of ``manifest`` signs."""
+    return make_statement(
         [subject(manifest.model_name, manifest.root_digest)],
         OMS_PREDICATE_TYPE,
         {"serialization": manifest.serialization(), "resources": manifest.resources()},
     )
+
+
+def sign_manifest(
+    manifest: Manifest,
+    key: PrivateKey,
+    signature_path: str | os.PathLike[str],
+    *,
+    certificate: x509.Certificate | None = None,
+    chain: Sequence[x509.Certificate] = (),
+) -> SignedModel:
+    """Sign a manifest as it stands, without reading any model file, and write the bundle.
+
+    ``sign_model`` ends here after hashing; a manifest of known digests (a hub's file list,
+    see ``glassbox.digest.known``) gives the same statement, so the same signature, as
+    signing the files would. With ``certificate`` (and ``chain``), OMS's certificate method.
+    """
+    sig_path = Path(signature_path)
+    if sig_path.is_dir():
+        raise InputError(f"{sig_path}: is a directory; give a file name for the signature")
+    if not sig_path.absolute().parent.is_dir():
+        raise InputError(f"{sig_path}: directory {sig_path.parent} does not exist")
+    statement = oms_statement(manifest)
     if certificate is not None:
         from glassbox.sign.certificates import sign_statement_with_certificate
 
@@ -121,30 +149,6 @@ def sign_model(
         bundle = sign_statement(statement, key)
     write_bundle(bundle, sig_path)
     return SignedModel(sig_path, manifest, bundle)
-
-
-def _check_resource_name(name: str, method: str, where: str) -> None:
-    """Refuse names that could point outside the model (``../x``, ``/etc/x``) or are not
-    names ``model_signing`` could have produced."""
-    path = name
-    if method == "shards":
-        parts = name.rsplit(":", 2)
-        if len(parts) != 3 or not (_DECIMAL.fullmatch(parts[1]) and _DECIMAL.fullmatch(parts[2])):
-            raise InputError(f"{where}: shard resource {name!r} is not 'PATH:START:END'")
-        path = parts[0]
-    if path == ".":
-        return
-    if not path or "\x00" in path:
-        raise InputError(f"{where}: resource name {name!r} is empty or contains NUL")
-    # On POSIX a leading "/" is exactly what makes a path absolute; a Path object per resource
-    # (once for every file on every verify) is only needed for Windows drive paths.
-    if path.startswith("/") or (os.name == "nt" and Path(path).is_absolute()):
-        raise InputError(f"{where}: resource {name!r} is an absolute path; refusing it")
-    components = path.split("/")
-    if ".." in components:
-        raise InputError(f"{where}: resource {name!r} escapes the model directory; refusing it")
-    if any(c in ("", ".") for c in components):
-        raise InputError(f"{where}: resource name {name!r} is not a normalized relative path")
 
 
 def manifest_from_statement(statement: dict[str, Any], *, where: str = "signature") -> Manifest:
@@ -209,7 +213,7 @@ def manifest_from_statement(statement: dict[str, Any], *, where: str = "signatur
                 f"{where}: resource {name!r} uses {algorithm!r} but the signature says "
                 f"{method.algorithm!r}"
             )
-        _check_resource_name(name, method_name, where)
+        check_resource_name(name, where, sharded=method_name == "shards")
         try:
             digest = bytes.fromhex(digest_hex)
         except ValueError:
