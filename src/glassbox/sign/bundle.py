@@ -96,14 +96,11 @@ def verify_bundle(
     """The in-toto statement ``bundle`` carries, if its one signature verifies with ``pub``.
 
     Structure problems are ``InputError`` (exit 2); a signature that does not verify, or a
-    hint naming another key, is ``VerificationError`` (exit 1).
+    hint naming another key, is ``VerificationError`` (exit 1). A certificate-method bundle
+    verifies here only with its signing certificate's own key (the log admits it that way);
+    trusting its chain is ``verify_bundle_certificates``.
     """
     material = _material(bundle, where)
-    if "publicKey" not in material:
-        raise VerificationError(
-            f"{where}: signed with an X.509 certificate chain, not a bare key: verify it "
-            "against trusted certificates (a trust policy's publisher certificates)"
-        )
     envelope = bundle_envelope(bundle, where=where)
     if len(envelope.signatures) != 1:
         raise InputError(
@@ -114,7 +111,20 @@ def verify_bundle(
         raise InputError(
             f"{where}: payloadType is {envelope.payload_type!r}, expected {IN_TOTO_PAYLOAD_TYPE!r}"
         )
-    hint = material["publicKey"].get("hint")
+    if "publicKey" not in material:
+        # Certificate method: ``pub`` must be the signing certificate's own key. Whether the
+        # chain is trusted is ``certificates.verify_bundle_certificates``' question, not this.
+        from glassbox.sign.certificates import bundle_certificates
+
+        leaf = bundle_certificates(bundle, where=where)[0]
+        if leaf.public_key() != pub:
+            raise VerificationError(
+                f"{where}: signed by certificate {leaf.subject.rfc4514_string()}, whose key is "
+                "not the given key"
+            )
+        hint = None
+    else:
+        hint = material["publicKey"].get("hint")
     if hint and hint != key_hint(pub):
         raise VerificationError(
             f"{where}: signed by a different key (bundle key hint {hint[:16]}…, "
