@@ -319,3 +319,31 @@ def test_tiny_model_helper_is_deterministic(tmp_path: Path) -> None:
 
 def _acme(keys: Keys) -> tuple[Path, Path]:
     return keys.acme_key, keys.acme_pub
+
+
+def test_scan_results_are_reused_only_for_the_same_bytes(
+    model: Path, policy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Warm loads reuse scan results by (name, signed SHA-256, scanner fingerprint)."""
+    import glassbox.scan.scanner as scanner
+
+    with open_verified(model, policy) as first:
+        assert first.result.scan is not None
+    calls: list[str] = []
+    original = scanner.scan_file
+
+    def counting(path, display, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(display)
+        return original(path, display, *args, **kwargs)
+
+    monkeypatch.setattr(scanner, "scan_file", counting)
+    with open_verified(model, policy):
+        pass
+    assert calls == []  # every file's result came from the cache
+    with open_verified(model, policy, use_cache=False):
+        pass
+    assert "model.safetensors" in calls
+    # Changed bytes are refused before any scan result could be reused for them.
+    (model / "config.json").write_text("{}")
+    with pytest.raises(ChangedFiles):
+        load_pretrained(model, policy)

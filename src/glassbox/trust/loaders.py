@@ -124,9 +124,13 @@ def open_verified(
             if reason is not None:
                 result.reasons.append(reason)
         if not copy.reasons:
-            from glassbox.scan import scan_path
+            from glassbox.trust.scancache import scan_files
 
-            summary, reasons = check_scan(trust, scan_path(copy.root, workers=1))
+            # The copy matched the signature, so its files' digests are the signed ones.
+            report = scan_files(
+                copy.directory, copy.files, sha256_of(auth.expected), use_cache=use_cache
+            )
+            summary, reasons = check_scan(trust, report)
             result.scan = summary
             result.reasons.extend(reasons)
         result.raise_if_refused()
