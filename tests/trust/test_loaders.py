@@ -347,3 +347,23 @@ def test_scan_results_are_reused_only_for_the_same_bytes(
     (model / "config.json").write_text("{}")
     with pytest.raises(ChangedFiles):
         load_pretrained(model, policy)
+
+
+def test_pickle_beside_safetensors_is_left_out(
+    tmp_path: Path, tiny_source: Path, keys: Keys
+) -> None:
+    """A repository shipping both formats loads its safetensors when pickles are refused;
+    alone, the pickle weights are refused."""
+    from transformers import BertModel
+
+    src = tmp_path / "src"
+    shutil.copytree(tiny_source, src)
+    weights = BertModel.from_pretrained(tiny_source).state_dict()
+    torch.save(weights, src / "pytorch_model.bin")
+    model = release(src, tmp_path / "m", *_acme(keys))
+    policy = write_policy(tmp_path / "p.toml", keys.acme_pub)
+    assert load_pretrained(model, policy).config.hidden_size == 16
+    (src / "model.safetensors").unlink()
+    only_bin = release(src, tmp_path / "only-bin", *_acme(keys))
+    with pytest.raises(PickleRefused, match=r"pytorch_model\.bin"):
+        load_pretrained(only_bin, policy)

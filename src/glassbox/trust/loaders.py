@@ -72,8 +72,13 @@ def open_verified(
     provenance: list[Path] | None = None,
     use_cache: bool = True,
     workdir: str | os.PathLike[str] | None = None,
+    skip_unused_pickles: bool = False,
 ) -> Iterator[VerifiedModel]:
     """Run the gate on a private copy of ``model`` and yield it; the copy is removed on exit.
+
+    ``skip_unused_pickles``: when the policy refuses pickles and the model also ships
+    safetensors weights (many repositories carry both), leave the pickle files out of the copy
+    instead of refusing the model; they are still verified and scanned, never loaded.
 
     Raises a ``TrustRefused`` subclass (exit code 1) when any link fails, ``InputError`` for
     unreadable input.
@@ -131,12 +136,31 @@ def open_verified(
                 copy.directory, copy.files, sha256_of(auth.expected), use_cache=use_cache
             )
             summary, reasons = check_scan(trust, report)
+            if skip_unused_pickles and any(n.endswith(".safetensors") for n in copy.files):
+                reasons = _leave_out_pickles(copy, summary, reasons, result.notes)
             result.scan = summary
             result.reasons.extend(reasons)
         result.raise_if_refused()
         yield VerifiedModel(copy.root, copy, result)
     finally:
         copy.remove()
+
+
+def _leave_out_pickles(
+    copy: VerifiedCopy, summary: dict[str, Any], reasons: list[Reason], notes: list[str]
+) -> list[Reason]:
+    """Drop the "pickles not allowed" reason by removing those files from the private copy."""
+    pickles = [n for n in summary.get("pickle_files", []) if n in copy.files]
+    if not pickles or any(
+        r.link == "pickle" and not r.message.startswith("pickle-based") for r in reasons
+    ):
+        return reasons
+    for name in pickles:
+        copy.files.pop(name).unlink()
+    notes.append(
+        f"left out of the load (pickles not allowed; safetensors used): {', '.join(pickles)}"
+    )
+    return [r for r in reasons if r.link != "pickle"]
 
 
 def load_safetensors(
@@ -212,6 +236,7 @@ def load_pretrained(
         provenance=provenance,
         use_cache=use_cache,
         workdir=workdir,
+        skip_unused_pickles=True,
     ) as verified:
         if trust_remote_code:
             _check_remote_code(verified, str(model))
