@@ -236,3 +236,38 @@ def test_interop_with_model_signing_certificates(
         .set_hashing_config(model_signing.hashing.Config().set_ignored_paths(paths=["model.sig"]))
         .verify(ours, ours / "model.sig")
     )
+
+
+def test_cli_sign_with_certificate_then_verify_policy(
+    tmp_path: Path, tiny_source: Path, pki: Pki
+) -> None:
+    from click.testing import CliRunner
+
+    from glassbox.cli.main import cli
+
+    model = tmp_path / "tiny-bert"
+    shutil.copytree(tiny_source, model)
+    runner = CliRunner()
+    signed = runner.invoke(
+        cli,
+        [
+            "sign",
+            str(model),
+            "--key",
+            str(pki.dir / "leaf.key"),
+            "--certificate",
+            str(pki.dir / "leaf.pem"),
+            "--certificate-chain",
+            str(pki.dir / "intermediate.pem"),
+        ],
+    )
+    assert signed.exit_code == 0, signed.output
+    log_release(model, model / "model.sig", leaf_pub(pki))
+    policy = cert_policy(tmp_path / "p.toml", pki.dir / "root.pem")
+    out = runner.invoke(cli, ["verify", str(model), "--policy", str(policy)])
+    assert out.exit_code == 0, out.output
+    assert "signed by Acme PKI (certificate CN=Acme model signing" in out.output
+    wrong = runner.invoke(
+        cli, ["sign", str(model), "--key", str(pki.dir / "leaf.key"), "--certificate", "nope.pem"]
+    )
+    assert wrong.exit_code == 2

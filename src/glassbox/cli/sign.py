@@ -95,6 +95,20 @@ def _model_key_signature(key_help: str, *, required: bool = True) -> Callable[[F
     metavar="VAR",
     help="Read the private key's passphrase from environment variable VAR.",
 )
+@click.option(
+    "--certificate",
+    "certificate",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The key's X.509 signing certificate (PEM): sign with OMS's certificate method, so "
+    "verifiers trust a CA instead of this one key.",
+)
+@click.option(
+    "--certificate-chain",
+    "certificate_chain",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="With --certificate: the intermediate CA certificates (PEM) above it. Repeatable.",
+)
 @_json_option
 @guarded
 def sign(
@@ -108,6 +122,8 @@ def sign(
     allow_symlinks: bool,
     no_cache: bool,
     passphrase_env: str | None,
+    certificate: Path | None,
+    certificate_chain: tuple[Path, ...],
     as_json: bool,
 ) -> None:
     """Sign MODEL (a directory, one file, or hf:org/name[@REV]) in the OpenSSF model-signing
@@ -116,7 +132,11 @@ def sign(
     from glassbox.digest import HashMethod
     from glassbox.sign import load_private_key, public_key_id, sign_model
 
+    if certificate_chain and certificate is None:
+        raise click.UsageError("--certificate-chain needs --certificate")
     if from_manifest is not None:
+        if certificate is not None:
+            raise click.UsageError("--certificate does not apply to --from-manifest")
         if model is not None:
             raise click.UsageError("give MODEL or --from-manifest, not both")
         if method != "sha256" or ignore_paths or allow_symlinks or no_cache:
@@ -138,6 +158,12 @@ def sign(
     parsed = HashMethod.parse(method)
     hash_method = HashMethod(parsed.algorithm, parsed.shard_size, allow_symlinks)
     key = load_private_key(key_path, passphrase_from_env(passphrase_env))
+    leaf = chain = None
+    if certificate is not None:
+        from glassbox.sign import read_certificates
+
+        leaf = read_certificates(certificate)[0]
+        chain = [c for path in certificate_chain for c in read_certificates(path)]
     total = progress_total(model, ignore_paths, allow_symlinks)
     with progress(f"hashing {model.name or model}", total) as bar:
         signed = sign_model(
@@ -148,6 +174,8 @@ def sign(
             use_cache=not no_cache,
             progress=bar.advance,
             ignore_paths=ignore_paths,
+            certificate=leaf,
+            chain=chain or (),
         )
     manifest = signed.manifest
     if as_json:

@@ -17,6 +17,7 @@ from glassbox.sign.bundle import (
 from glassbox.sign.certificates import (
     CertificateSigner,
     bundle_certificates,
+    read_certificates,
     sign_statement_with_certificate,
     verify_bundle_certificates,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "public_key_of",
     "public_pem",
     "read_bundle",
+    "read_certificates",
     "sign_bytes",
     "sign_manifest",
     "sign_model",

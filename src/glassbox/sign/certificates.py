@@ -11,8 +11,10 @@ be meant for signing (key usage ``digitalSignature`` or extended key usage ``cod
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -41,6 +43,18 @@ class CertificateSigner:
     @property
     def key_id(self) -> str:
         return public_key_id(_ec_or_ed(self.leaf.public_key(), "certificate"))
+
+
+def read_certificates(path: str | os.PathLike[str]) -> list[x509.Certificate]:
+    """The PEM certificates in ``path`` (one or more), or one ``InputError`` naming it."""
+    from glassbox.files import read_small_file
+
+    data = read_small_file(Path(path), 1 << 20, "certificate")
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise InputError(f"{path}: not PEM X.509 certificates ({exc})") from None
+    return certs
 
 
 def _ec_or_ed(key: Any, where: str) -> PublicKey:
