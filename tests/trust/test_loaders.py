@@ -350,7 +350,7 @@ def test_scan_results_are_reused_only_for_the_same_bytes(
 
 
 def test_pickle_beside_safetensors_is_left_out(
-    tmp_path: Path, tiny_source: Path, keys: Keys
+    tmp_path: Path, tiny_source: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A repository shipping both formats loads its safetensors when pickles are refused;
     alone, the pickle weights are refused."""
@@ -367,3 +367,13 @@ def test_pickle_beside_safetensors_is_left_out(
     only_bin = release(src, tmp_path / "only-bin", *_acme(keys))
     with pytest.raises(PickleRefused, match=r"pytorch_model\.bin"):
         load_pretrained(only_bin, policy)
+    # Allowed by the policy, pickle weights load through the allowlist unpickler.
+    allowing = write_policy(tmp_path / "a.toml", keys.acme_pub, extra="[pickle]\nallow = true\n")
+
+    def no_torch_load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("torch.load must not read a model file")
+
+    monkeypatch.setattr(torch, "load", no_torch_load)
+    loaded = load_pretrained(only_bin, allowing)
+    got = loaded.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in weights.items() if k in got)

@@ -244,12 +244,49 @@ def load_pretrained(
             from transformers import AutoModel
 
             model_class = AutoModel
+        scan = verified.result.scan or {}
+        pickles = [n for n in scan.get("pickle_files", []) if n in verified.copy.files]
+        if pickles:
+            # Weights only as pickles (the policy allows them): unpickled here, with the
+            # scanner's allowlist, never by transformers' own torch.load.
+            return _from_pickled_weights(verified, pickles, model_class, trust_remote_code, kwargs)
         return model_class.from_pretrained(
             str(verified.path),
             local_files_only=True,
             trust_remote_code=trust_remote_code,
             **kwargs,
         )
+
+
+def _from_pickled_weights(
+    verified: VerifiedModel,
+    pickles: list[str],
+    model_class: Any,
+    trust_remote_code: bool,
+    kwargs: dict[str, Any],
+) -> Any:
+    """``from_pretrained(None, config=..., state_dict=...)`` with the state dict read from the
+    verified copy by the allowlist unpickler."""
+    from transformers import AutoConfig
+
+    from glassbox.trust.unpickler import load_torch_file
+
+    if trust_remote_code:
+        raise InputError(
+            f"{verified.result.model}: remote code with pickle weights is not loaded; "
+            "publish safetensors weights"
+        )
+    weights = [n for n in pickles if not n.endswith(".json")]
+    state_dict: dict[str, Any] = {}
+    for name in sorted(weights):
+        loaded = load_torch_file(verified.copy.files[name], f"{verified.result.model}/{name}")
+        if not isinstance(loaded, dict):
+            raise InputError(f"{verified.result.model}/{name}: not a state dict")
+        state_dict.update(loaded)
+    config = AutoConfig.from_pretrained(str(verified.path), local_files_only=True)
+    mapping = getattr(model_class, "_model_mapping", None)
+    cls = mapping[type(config)] if mapping is not None else model_class
+    return cls.from_pretrained(None, config=config, state_dict=state_dict, **kwargs)
 
 
 def _expect_file(verified: VerifiedModel, path: str | os.PathLike[str]) -> None:
