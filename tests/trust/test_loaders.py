@@ -377,3 +377,20 @@ def test_pickle_beside_safetensors_is_left_out(
     loaded = load_pretrained(only_bin, allowing)
     got = loaded.state_dict()
     assert all(torch.equal(got[k], v) for k, v in weights.items() if k in got)
+
+
+def test_load_safetensors_from_a_cache_snapshot_file(
+    tmp_path: Path, tiny_source: Path, keys: Keys
+) -> None:
+    """One file of a snapshot (a link into blobs/) loads with its signature beside it."""
+    repo = add_to_hf_cache(tmp_path / "hub", "acme/tiny-bert", tiny_source)
+    weights = repo.snapshot / "model.safetensors"
+    assert weights.is_symlink()
+    signature = tmp_path / "weights.sig"
+    sign_model(weights, load_private_key(keys.acme_key), signature_path=signature)
+    proof = log_release(tmp_path / "weights", signature, keys.acme_pub)
+    policy = write_policy(tmp_path / "p.toml", keys.acme_pub)
+    loaded = load_safetensors(weights, policy, signature=signature, proofs=[proof])
+    expected = load_file(tiny_source / "model.safetensors")
+    assert loaded.keys() == expected.keys()
+    assert all(torch.equal(loaded[k], expected[k]) for k in expected)
