@@ -173,3 +173,17 @@ def test_a_directory_named_like_a_spec_is_reachable(tmp_path: Path, tiny_model: 
     shutil.copytree(tiny_model, weird)
     code, _, err = invoke("digest", str(weird))  # an absolute path never starts with "hf:"
     assert code == 0, err
+
+
+def test_scan_attestation_is_not_written_into_the_cache(cached: CachedRepo, tmp_path: Path) -> None:
+    priv, _ = write_keypair(generate_private_key(), tmp_path / "k")
+    code, _, err = invoke("scan", "hf:org/tiny-bert", "--attest", "--key", str(priv))
+    assert code == 2
+    assert "give --out" in err
+    assert not scan_cache_dir(cached.cache_dir).warnings
+    out = tmp_path / "scan.json"
+    code, _, err = invoke(
+        "scan", "hf:org/tiny-bert", "--attest", "--key", str(priv), "--out", str(out)
+    )
+    assert code == 0, err
+    assert out.is_file()

@@ -209,3 +209,39 @@ def test_cache_is_keyed_on_the_blob(
     changed = hash_model(cached.snapshot)
     assert reads == ["config.json"]
     assert changed.file_digests()["config.json"] != first.file_digests()["config.json"]
+
+
+def test_link_retargeted_after_listing_is_caught(
+    cached: CachedRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk decides on the blob; hashing opens the link and must find that same blob."""
+    import glassbox.digest.model as model_mod
+
+    real = model_mod.list_model_files
+    (cached.repo_dir / "blobs" / "swapped").write_bytes(b'{"evil": 1}')
+
+    def list_then_swap(*args: object, **kwargs: object) -> list[object]:
+        files = real(*args, **kwargs)  # type: ignore[arg-type]
+        link = cached.snapshot / "config.json"
+        link.unlink()
+        link.symlink_to("../../blobs/swapped")
+        return files  # type: ignore[return-value]
+
+    monkeypatch.setattr(model_mod, "list_model_files", list_then_swap)
+    with pytest.raises(InputError, match=r"config\.json was replaced while"):
+        hash_model(cached.snapshot, use_cache=False)
+
+
+def test_repository_moved_to_another_disk(cached: CachedRepo, tmp_path: Path) -> None:
+    """``models--org--tiny`` is a link to where the bytes really are: still a snapshot."""
+    moved = tmp_path / "bigdisk" / "tiny"
+    moved.parent.mkdir()
+    cached.repo_dir.rename(moved)
+    cached.repo_dir.symlink_to(moved)
+    assert hf_snapshot_repo(cached.snapshot) == moved.resolve()
+    assert hash_model(cached.snapshot).root_digest == hash_model(tmp_path / "src").root_digest
+    # A plain directory reached through a path shaped like a snapshot gains nothing.
+    plain = make_source(tmp_path / "plain")
+    fake = cached.snapshot.parent / "fake"
+    fake.symlink_to(plain)
+    assert hf_snapshot_repo(fake) is None

@@ -183,3 +183,9 @@ def test_snapshot_copied_out_with_links_resolved(
     copy = tmp_path / "copied"
     shutil.copytree(cached.snapshot, copy, symlinks=False)
     verify_model(copy, load_public_key(public), signature_path=sig)
+
+
+def test_sign_does_not_write_into_the_cache(cached: CachedRepo, ec_keys: tuple[Path, Path]) -> None:
+    with pytest.raises(InputError, match="give --signature"):
+        sign_model(cached.snapshot, load_private_key(ec_keys[0]))
+    assert not (cached.snapshot / "model.sig").exists()

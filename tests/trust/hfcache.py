@@ -23,7 +23,8 @@ API::
     repo.snapshot      # .../models--org--name/snapshots/<commit>  (pass as MODEL)
     repo.repo_dir      # .../models--org--name  (the symlink boundary)
     repo.commit        # 40 hex; refs/main holds it
-    save_tiny_model(dest)  # a tiny random BERT saved with save_pretrained (no download)
+    save_tiny_model(dest)  # a tiny random BERT saved with save_pretrained (no download);
+                           # safe_serialization=False gives pytorch_model.bin instead
 """
 
 from __future__ import annotations
@@ -121,8 +122,10 @@ def add_to_hf_cache(
     return CachedRepo(cache_dir, repo_id, repo_dir, snapshot, commit)
 
 
-def save_tiny_model(dest: Path, *, seed: int = 0) -> Path:
-    """A tiny random BERT (config, safetensors weights) saved with ``save_pretrained``."""
+def save_tiny_model(dest: Path, *, seed: int = 0, safe_serialization: bool = True) -> Path:
+    """A tiny random BERT saved with ``save_pretrained``: ``config.json`` and
+    ``model.safetensors`` (``pytorch_model.bin``, a torch pickle, with
+    ``safe_serialization=False``)."""
     import torch
     from transformers import BertConfig, BertModel
 
@@ -135,5 +138,11 @@ def save_tiny_model(dest: Path, *, seed: int = 0) -> Path:
         intermediate_size=32,
         max_position_embeddings=32,
     )
-    BertModel(config).save_pretrained(dest)
+    model = BertModel(config)
+    model.save_pretrained(dest)
+    if not safe_serialization:
+        # transformers 5 only writes safetensors; a legacy checkpoint is torch's zip pickle
+        # of the state dict under the name from_pretrained looks for.
+        (dest / "model.safetensors").unlink()
+        torch.save(model.state_dict(), dest / "pytorch_model.bin")
     return dest

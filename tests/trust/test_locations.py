@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from glassbox.errors import InputError
 from glassbox.trust import ModelLocation, hf_hub_cache, resolve_model
@@ -139,3 +141,37 @@ def test_cache_dir_agrees_with_huggingface_hub(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert hf_hub_cache() == Path(out)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.one_of(
+        st.text(max_size=40),
+        st.text(alphabet="org/tiny@.-_main\\:~$%", max_size=30),
+        st.builds(lambda r: f"org/tiny@{r}", st.text(alphabet="./refsmain-_ab", max_size=20)),
+    )
+)
+def test_any_name_resolves_inside_the_cache_or_is_refused(cached: CachedRepo, body: str) -> None:
+    try:
+        loc = resolve_model("hf:" + body)
+    except InputError:
+        return
+    real = Path(os.path.realpath(loc.path))
+    assert real.is_relative_to(cached.cache_dir.resolve())
+    assert real.parent.name == "snapshots"
+
+
+def test_ref_that_is_a_fifo_or_a_link(cached: CachedRepo, tmp_path: Path) -> None:
+    main = cached.repo_dir / "refs" / "main"
+    main.unlink()
+    os.mkfifo(main)
+    with pytest.raises(InputError, match="not a regular file"):
+        resolve_model("hf:org/tiny")  # and never blocks opening it
+    main.unlink()
+    elsewhere = tmp_path / "ref"
+    elsewhere.write_text(cached.commit)
+    main.symlink_to(elsewhere)
+    with pytest.raises(InputError, match="not a regular file"):
+        resolve_model("hf:org/tiny")

@@ -154,6 +154,12 @@ def scan(
         )
     if not path.exists() and not path.is_symlink():
         raise InputError(f"{path}: no such file or directory")
+    if attest and out is None:
+        from glassbox.digest.walk import hf_snapshot_repo
+
+        if hf_snapshot_repo(path) is not None:
+            # Beside a snapshot is the cache's snapshots/ folder: a file there corrupts it.
+            raise click.UsageError(f"{path} is in a Hugging Face cache; give --out FILE")
     total = _tree_size(path) if fmt == "text" and sys.stderr.isatty() else None
     with progress("scanning", total, enabled=fmt == "text") as bar:
         report = scan_path(path, workers=workers, progress=bar.advance)

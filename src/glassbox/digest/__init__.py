@@ -22,6 +22,7 @@ from glassbox.digest.manifest import (
 )
 from glassbox.digest.merkle import ProofError
 from glassbox.digest.model import hash_model
+from glassbox.digest.walk import hf_snapshot_repo, is_model_file, storage_link_stat
 
 if TYPE_CHECKING:
     from glassbox.digest.dataset import (
@@ -83,6 +84,8 @@ __all__ = [
     "commit_dataset",
     "hash_file",
     "hash_model",
+    "hf_snapshot_repo",
+    "is_model_file",
     "iter_records",
     "load_proof",
     "manifest_from_json",
@@ -90,6 +93,7 @@ __all__ = [
     "prove_record",
     "prove_records",
     "read_manifest_file",
+    "storage_link_stat",
     "verify_absence",
     "verify_record",
 ]

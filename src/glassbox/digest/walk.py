@@ -98,16 +98,29 @@ HF_SHARED_BLOBS_MARKER = ".huggingface-shared-blobs"
 
 
 def hf_snapshot_repo(path: str | os.PathLike[str]) -> Path | None:
-    """The cached repository directory when ``path`` is (or lies inside) a Hugging Face cache
-    snapshot, else None.
+    """The cached repository directory (its real path) when ``path`` is (or lies inside) a
+    Hugging Face cache snapshot, else None.
 
-    Judged by shape on the real path: ``<repo>/snapshots/<rev>[/...]`` where ``<repo>`` is named
-    ``models--*`` (or ``datasets--*``, ``spaces--*``) and has a ``blobs`` directory beside
-    ``snapshots``. Only the shape is trusted: it grants nothing but following links that stay
-    inside that repository, whose contents are hashed like any file.
+    Judged by shape: ``<repo>/snapshots/<rev>[/...]`` where ``<repo>`` is named ``models--*``
+    (or ``datasets--*``, ``spaces--*``) and has a ``blobs`` directory beside ``snapshots``. The
+    real path is tried first; then the path as written, for a repository directory that is
+    itself a link (moved to another disk), as long as the real path lies in that repository's
+    real ``snapshots``. Only the shape is trusted: it grants nothing but following links that
+    stay inside that repository, whose contents are hashed like any file.
     """
     real = Path(os.path.realpath(path))
-    for snapshot in (real, *real.parents):
+    repo = _snapshot_shape(real)
+    if repo is not None:
+        return repo
+    written = _snapshot_shape(Path(os.path.normpath(Path(path).absolute())))
+    if written is None:
+        return None
+    repo = Path(os.path.realpath(written))
+    return repo if real.is_relative_to(repo / "snapshots") and real != repo / "snapshots" else None
+
+
+def _snapshot_shape(path: Path) -> Path | None:
+    for snapshot in (path, *path.parents):
         snapshots = snapshot.parent
         repo = snapshots.parent
         if snapshot == snapshots or snapshots == repo:
@@ -136,18 +149,35 @@ def _is_shared_store(directory: Path) -> bool:
         return False
 
 
-def _hop(link: Path) -> Path:
+def _hop(link: str, real_dirs: dict[str, str]) -> str:
     """Where ``link`` points, with every directory on the way resolved but the last component
-    kept, so the caller can ``lstat`` it and see whether it is itself a link."""
+    kept, so the caller can ``lstat`` it and see whether it is itself a link.
+
+    ``real_dirs`` memoises resolved directories for one walk: every link of a snapshot points
+    into the same ``blobs``, and resolving it once instead of once per file is most of the
+    walk's cost. (What the walk decides is pinned anyway: hashing checks that the file it opens
+    is the one judged here, by device and inode.)
+    """
+    try:
+        raw = os.readlink(link)  # noqa: PTH115 - plain strings: this runs once per file
+    except OSError as exc:
+        raise InputError(f"cannot read symlink {link}: {exc.strerror or exc}") from None
     # No normpath: ``dir/../x`` must be resolved by the file system when ``dir`` is a link.
-    target = link.parent / link.readlink()
-    if target.name in ("", ".."):
-        return Path(os.path.realpath(target))
-    return Path(os.path.realpath(target.parent)) / target.name
+    target = raw if raw.startswith(os.sep) else os.path.split(link)[0] + os.sep + raw
+    head, name = os.path.split(target)
+    if name in ("", ".", ".."):
+        return os.path.realpath(target)
+    real = real_dirs.get(head)
+    if real is None:
+        real = real_dirs[head] = os.path.realpath(head)
+    return real.rstrip(os.sep) + os.sep + name
 
 
 def storage_link_stat(
-    path: str | os.PathLike[str], link_root: str | os.PathLike[str]
+    path: str | os.PathLike[str],
+    link_root: str | os.PathLike[str],
+    *,
+    real_dirs: dict[str, str] | None = None,
 ) -> os.stat_result:
     """The ``stat`` of the file a storage link (a Hugging Face snapshot entry) stands for, or
     one ``InputError`` saying why the link is refused.
@@ -157,33 +187,28 @@ def storage_link_stat(
     (``../../blobs/<etag>``), or at a repository blob that is itself a link to a regular file
     in the cache's shared blob store (``<cache>/blobs/``, recognised by its marker). Any other
     chain, a loop, a dangling link, a link to a directory, FIFO or device, and a link leaving
-    the repository (into another cached repository too) are refused.
+    the repository (into another cached repository too) are refused. ``real_dirs`` is a cache
+    of resolved directories shared by the calls of one walk (see ``_hop``).
     """
-    link = Path(path)
-    root = Path(link_root)
-    try:
-        link.stat()
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise InputError(f"symlink {link} is a symlink loop") from None
-        if exc.errno != errno.ENOENT:
-            raise InputError(f"cannot read {link}: {exc.strerror or exc}") from None
-        # Dangling: said after the containment check, which names where it points.
-    target = _hop(link)
-    if not _inside(str(target), str(root)):
+    link = os.fspath(path)
+    root = os.fspath(link_root)
+    dirs = {} if real_dirs is None else real_dirs
+    target = _hop(link, dirs)
+    if not _inside(target, root):
         raise InputError(
             f"symlink {link} points outside the cached repository {root} (to {target})"
         )
     st = _lstat_target(link, target)
     if stat.S_ISLNK(st.st_mode):
-        store = root.parent / "blobs"
-        if not (target.parent == root / "blobs" and _is_shared_store(store)):
+        store = os.path.split(root)[0] + os.sep + "blobs"
+        in_repo_blobs = os.path.split(target)[0] == root + os.sep + "blobs"
+        if not (in_repo_blobs and _is_shared_store(Path(store))):
             raise InputError(
                 f"symlink {link} points at another symlink ({target}); only the cache's own "
                 "layout (snapshot -> blobs -> shared blob store) is followed"
             )
-        final = _hop(target)
-        if not _inside(str(final), os.path.realpath(store)):
+        final = _hop(target, dirs)
+        if not _inside(final, os.path.realpath(store)):
             raise InputError(
                 f"symlink {link}: its blob {target} points outside the shared blob store "
                 f"(to {final})"
@@ -232,13 +257,22 @@ def is_model_file(
     return True
 
 
-def _lstat_target(link: Path, target: Path) -> os.stat_result:
+def _lstat_target(link: str, target: str) -> os.stat_result:
     try:
-        return target.lstat()
+        st = os.lstat(target)
     except FileNotFoundError:
         raise InputError(f"symlink {link} is broken (its target {target} does not exist)") from None
     except OSError as exc:
         raise InputError(f"cannot read {target} (via {link}): {exc.strerror or exc}") from None
+    if stat.S_ISLNK(st.st_mode):
+        # Only now (off the common path) ask the kernel to follow the whole chain: a loop
+        # deserves its own message.
+        try:
+            os.stat(link)  # noqa: PTH116 - a plain string like the rest of the walk
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise InputError(f"symlink {link} is a symlink loop") from None
+    return st
 
 
 def list_model_files(
@@ -272,6 +306,7 @@ def list_model_files(
         storage_root = os.path.realpath(link_root)
         if not _inside(root_real, storage_root):
             raise InputError(f"model {root} is not inside {link_root}, the directory it links into")
+    real_dirs: dict[str, str] = {}
     if "." in ignores:
         return []
     # An ignored directory is never entered, so matching whole relative paths is enough to
@@ -301,7 +336,8 @@ def list_model_files(
                 if entry.is_file(follow_symlinks=False):
                     found.append(ModelFile(rel, path, entry.stat(follow_symlinks=False)))
                 elif entry.is_symlink() and storage_root is not None:
-                    found.append(ModelFile(rel, path, storage_link_stat(path, storage_root)))
+                    st = storage_link_stat(path, storage_root, real_dirs=real_dirs)
+                    found.append(ModelFile(rel, path, st))
                 elif entry.is_symlink():
                     _add_symlink(found, entry, rel, root_real, allow_symlinks)
                 elif entry.is_dir(follow_symlinks=False):

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from glassbox.digest import DEFAULT_SIGNATURE_NAME, HashMethod, Manifest, ManifestDiff, hash_model
 from glassbox.digest.manifest import ALGORITHMS, ManifestItem, check_resource_name
+from glassbox.digest.walk import hf_snapshot_repo
 from glassbox.errors import InputError, VerificationError
 from glassbox.sign.bundle import read_bundle, sign_statement, verify_bundle, write_bundle
 from glassbox.sign.keys import PrivateKey, PublicKey
@@ -97,6 +98,13 @@ def sign_model(
     model = Path(model_path)
     if not model.exists():
         raise InputError(f"model path {model} does not exist")
+    if signature_path is None and hf_snapshot_repo(model) is not None:
+        # MODEL/model.sig would be a file of ours among the repository's files in someone
+        # else's cache, shadowing the publisher's own model.sig if the repository gains one.
+        raise InputError(
+            f"{model} is a Hugging Face cache snapshot; give --signature FILE (Glassbox does "
+            "not write into the cache)"
+        )
     sig_path = Path(signature_path) if signature_path is not None else default_signature_path(model)
     if model.is_file() and sig_path.absolute() == model.absolute():
         raise InputError(f"{sig_path}: the signature cannot overwrite the model file itself")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,7 +151,12 @@ def _resolve_hf(spec: str, cache: Path) -> ModelLocation:
 def _read_ref(spec: str, repo_dir: Path, ref: str) -> str:
     ref_file = repo_dir / "refs" / ref
     try:
-        with ref_file.open("rb") as handle:
+        # A regular file, not followed if it is a link, and opened without blocking: a FIFO
+        # planted as a ref must not hang the command.
+        if not stat.S_ISREG(ref_file.lstat().st_mode):
+            raise InputError(f"{ref_file}: ref {ref!r} is not a regular file")
+        fd = os.open(ref_file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as handle:
             raw = handle.read(_REF_LIMIT + 1)
     except FileNotFoundError:
         refs = repo_dir / "refs"
