@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 import glassbox
@@ -394,3 +397,54 @@ def test_load_safetensors_from_a_cache_snapshot_file(
     expected = load_file(tiny_source / "model.safetensors")
     assert loaded.keys() == expected.keys()
     assert all(torch.equal(loaded[k], expected[k]) for k in expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_bytes_unpickle_to_data_or_one_error(data: bytes) -> None:
+    """Hostile streams: the allowlist unpickler returns plain data or raises a Glassbox error."""
+    from glassbox.errors import GlassboxError
+    from glassbox.trust.unpickler import unpickle_restricted
+
+    try:
+        unpickle_restricted(data, "fuzz.pkl")
+    except GlassboxError as exc:
+        assert "\n" not in str(exc)
+
+
+PROTO_OPS = [
+    b"cos\nsystem\n",
+    b"cbuiltins\neval\n",
+    b"ccollections\nOrderedDict\n",
+    b"cbuiltins\nlist\n",
+    b"(",
+    b")",
+    b"t",
+    b"R",
+    b"N",
+    b"K\x01",
+    b"X\x02\x00\x00\x00ab",
+    b"]",
+    b"}",
+    b"a",
+    b"s",
+    b"q\x00",
+    b"h\x00",
+    b"\x85",
+    b"\x86",
+    b"b",
+    b"0",
+]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(PROTO_OPS), min_size=1, max_size=30))
+def test_opcode_soup_never_escapes(ops: list[bytes]) -> None:
+    """Streams built from real opcodes (GLOBAL of dangerous names included) never run them."""
+    from glassbox.errors import GlassboxError
+    from glassbox.trust.unpickler import unpickle_restricted
+
+    marker = Path("/tmp/glassbox-soup-ran")
+    with contextlib.suppress(GlassboxError):
+        unpickle_restricted(b"\x80\x02" + b"".join(ops) + b".", "soup.pkl")
+    assert not marker.exists()

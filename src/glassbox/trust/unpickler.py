@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from glassbox.errors import InputError
+from glassbox.errors import GlassboxError, InputError
 from glassbox.scan.callables import Verdict, classify
 from glassbox.trust.errors import PickleRefused, Reason
 
@@ -102,5 +102,27 @@ def load_torch_file(path: Path, where: str) -> Any:
             data = archive.read(info)
             unpickler = _TorchUnpickler(io.BytesIO(data), where=where, archive=archive)
             return unpickler.load()
-    except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError) as exc:
-        raise InputError(f"{where}: malformed checkpoint: {exc}") from None
+    except GlassboxError:
+        raise
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputError(f"{where}: malformed checkpoint: {_one_line(exc)}") from None
+    except Exception as exc:  # a malformed stream can fail inside any allowed constructor
+        raise InputError(
+            f"{where}: malformed checkpoint: {type(exc).__name__}: {_one_line(exc)}"
+        ) from None
+
+
+def unpickle_restricted(data: bytes, where: str) -> Any:
+    """One pickle stream through the allowlist; any malformation is one ``InputError``."""
+    try:
+        return RestrictedUnpickler(io.BytesIO(data), where=where).load()
+    except GlassboxError:
+        raise
+    except Exception as exc:  # truncated, bad opcodes, wrong arguments to allowed callables
+        raise InputError(
+            f"{where}: malformed pickle: {type(exc).__name__}: {_one_line(exc)}"
+        ) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
