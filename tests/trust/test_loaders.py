@@ -448,3 +448,39 @@ def test_opcode_soup_never_escapes(ops: list[bytes]) -> None:
     with contextlib.suppress(GlassboxError):
         unpickle_restricted(b"\x80\x02" + b"".join(ops) + b".", "soup.pkl")
     assert not marker.exists()
+
+
+def test_verified_store_makes_warm_loads_copy_nothing(
+    model: Path, policy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a store, a warm load links verified files instead of copying them; a store entry
+    changed behind the cache's back, or a changed model, is never loaded."""
+    import glassbox.digest.cache as digest_cache
+
+    monkeypatch.setattr(digest_cache, "RACY_WINDOW_NS", 0)
+    store = tmp_path / "store"
+    with open_verified(model, policy, store=store) as cold:
+        assert cold.copy.hashed_bytes > 0
+    with open_verified(model, policy, store=store) as warm:
+        assert warm.copy.hashed_bytes == 0
+        assert warm.copy.cached_files == len(warm.copy.files)
+        linked = warm.path / "model.safetensors"
+        assert linked.is_symlink() and linked.resolve().is_relative_to(store.resolve())
+        entry = linked.resolve()
+    assert load_pretrained(model, policy, store=store).config.hidden_size == 16
+    # Tamper with the store entry: the cache no longer vouches for it (ctime moved), so the
+    # warm load copies afresh from the (still vouched) model and replaces the entry.
+    entry.chmod(0o600)
+    data = bytearray(entry.read_bytes())
+    data[-1] ^= 1
+    entry.write_bytes(bytes(data))
+    with open_verified(model, policy, store=store) as again:
+        got = (again.path / "model.safetensors").read_bytes()
+        assert got == (model / "model.safetensors").read_bytes()
+    # A changed model is refused even though the store holds the signed bytes.
+    weights = model / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ChangedFiles):
+        load_pretrained(model, policy, store=store)

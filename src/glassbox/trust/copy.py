@@ -97,12 +97,22 @@ def make_verified_copy(
     link_root: Path | None = None,
     use_cache: bool = True,
     workdir: str | os.PathLike[str] | None = None,
+    store: str | os.PathLike[str] | None = None,
 ) -> VerifiedCopy:
     """Copy every file ``expected`` lists into a private directory, checking each copy.
+
+    ``store`` (opt-in; default ``$GLASSBOX_VERIFIED_STORE``) keeps verified files in a private,
+    content-addressed directory of yours, so a warm load hard-links them instead of copying:
+    no byte is read or written. The price is a second copy of every model loaded, on the
+    store's disk. A store entry is used only while the digest cache vouches for its own
+    (device, inode, size, mtime, ctime), and the source file must still be vouched for too, so
+    a changed model is still refused.
 
     Mismatches are returned as ``files`` reasons (the copy is then removed); the caller turns
     them into a refusal. Unreadable input is ``InputError``.
     """
+    store = store or os.environ.get("GLASSBOX_VERIFIED_STORE") or None
+    store_dir = Path(store) if store is not None and use_cache else None
     from glassbox.digest.walk import list_model_files, normalize_ignores
     from glassbox.sign.model import _signature_ignore
 
@@ -125,7 +135,16 @@ def make_verified_copy(
     if added:
         reasons.append(Reason("files", f"not covered by the signature: {', '.join(added[:10])}"))
     total = sum(f.stat.st_size for f in files)
-    base = choose_workdir(total, workdir)
+    if store_dir is not None:
+        # Hard links need the private directory on the store's file system.
+        base = store_dir / "loads"
+        try:
+            base.mkdir(parents=True, exist_ok=True, mode=0o700)
+            store_dir.chmod(0o700)
+        except OSError as exc:
+            raise InputError(f"cannot use the store {store_dir}: {exc.strerror or exc}") from None
+    else:
+        base = choose_workdir(total, workdir)
     try:
         directory = Path(tempfile.mkdtemp(prefix="glassbox-verified-", dir=base))
     except OSError as exc:
@@ -143,12 +162,27 @@ def make_verified_copy(
         for f in files:
             dest = directory / (f.name if f.name != "." else Path(f.path).name)
             vouched = cached.get(keys[f.name]) == want[f.name]
+            entry = _store_entry(store_dir, want[f.name], method) if store_dir else None
+            if (
+                vouched
+                and entry is not None
+                and _link_store(entry, dest, want[f.name], cache, method)
+            ):
+                copy.cached_files += 1
+                copy.files[f.name] = dest
+                continue
+            # With a store, the copy is written there and the private directory links to it.
+            target = dest if entry is None else entry.with_name(f".{os.urandom(6).hex()}.tmp")
+            if entry is not None:
+                entry.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             try:
-                digests, key = _copy_one(f, dest, method, hash_it=not vouched)
+                digests, key = _copy_one(f, target, method, hash_it=not vouched)
                 if digests is None and key != keys[f.name]:
                     # It changed since it was listed: what the cache said is moot.
-                    digests, key = _copy_one(f, dest, method, hash_it=True)
+                    digests, key = _copy_one(f, target, method, hash_it=True)
             except _ChangedWhileCopied:
+                if entry is not None:
+                    target.unlink(missing_ok=True)
                 copy.reasons.append(
                     Reason("files", f"{f.name} was written to while being read; try again")
                 )
@@ -163,6 +197,13 @@ def make_verified_copy(
                     )
                 elif key.settled(started):
                     fresh.append((key, digests))
+            if entry is not None:
+                if digests is None or digests == want[f.name]:
+                    _into_store(target, entry, want[f.name], cache, method)
+                    if not _link_store(entry, dest, want[f.name], cache, method):
+                        raise InputError(f"cannot use the store entry {entry} for {f.name}")
+                else:
+                    target.unlink()
             copy.files[f.name] = dest
         cache.store(fresh, method.name)
     except BaseException:
@@ -269,6 +310,46 @@ def _kernel_copy(src: int, dst: int, size: int) -> None:
         if not got:
             raise InputError(f"file shrank while being copied ({done} of {size} bytes)")
         done += got
+
+
+def _store_entry(store: Path, digests: tuple[bytes, ...], method: HashMethod) -> Path:
+    name = hashlib.sha256(method.name.encode() + b"\0" + b"".join(digests)).hexdigest()
+    return store / "files" / name[:2] / name
+
+
+def _link_store(
+    entry: Path, dest: Path, want: tuple[bytes, ...], cache: DigestCache, method: HashMethod
+) -> bool:
+    """Point ``dest`` at a store entry the digest cache vouches for; False if there is none.
+
+    A symbolic link, not a hard one: linking changes the entry's ctime, which would void the
+    very cache record that vouches for it.
+    """
+    try:
+        st = os.lstat(entry)
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+        return False
+    key = FileKey.of(st)
+    if cache.lookup([key], method.name).get(key) != want:
+        return False
+    dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        dest.symlink_to(entry)
+    except OSError:
+        return False
+    return True
+
+
+def _into_store(
+    verified: Path, entry: Path, digests: tuple[bytes, ...], cache: DigestCache, method: HashMethod
+) -> None:
+    """Move a verified file (written by this process) into the store and record its identity;
+    no racy window to wait out, its bytes are the ones just verified."""
+    verified.chmod(0o400)
+    verified.replace(entry)
+    cache.store([(FileKey.of(os.lstat(entry)), digests)], method.name)
 
 
 @contextlib.contextmanager

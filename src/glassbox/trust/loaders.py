@@ -72,6 +72,7 @@ def open_verified(
     provenance: list[Path] | None = None,
     use_cache: bool = True,
     workdir: str | os.PathLike[str] | None = None,
+    store: str | os.PathLike[str] | None = None,
     skip_unused_pickles: bool = False,
 ) -> Iterator[VerifiedModel]:
     """Run the gate on a private copy of ``model`` and yield it; the copy is removed on exit.
@@ -103,6 +104,7 @@ def open_verified(
         link_root=location.repo_root,
         use_cache=use_cache,
         workdir=workdir,
+        store=store,
     )
     try:
         result.reasons.extend(copy.reasons)
@@ -220,6 +222,7 @@ def load_pretrained(
     provenance: list[Path] | None = None,
     use_cache: bool = True,
     workdir: str | os.PathLike[str] | None = None,
+    store: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> Any:
     """A ``transformers`` model from a verified directory or cache snapshot (or ``hf:`` name).
@@ -236,6 +239,7 @@ def load_pretrained(
         provenance=provenance,
         use_cache=use_cache,
         workdir=workdir,
+        store=store,
         skip_unused_pickles=True,
     ) as verified:
         if trust_remote_code:
