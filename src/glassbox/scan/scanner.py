@@ -213,23 +213,3 @@ def scan_path(
     report.merge(findings)
     report.duration_s = time.monotonic() - started
     return report
-
-
-def scan_bytes(data: bytes, name: str, *, limits: Limits | None = None) -> ScanReport:
-    """Scan a file's bytes already in memory, as ``scan_path`` scans one file.
-
-    A loader that verified these exact bytes scans them rather than the path: the file on disk
-    could be swapped between the scan and the load, the bytes in hand cannot.
-    """
-    started = time.monotonic()
-    ctx = ScanContext(name, limits or _DEFAULT_LIMITS)
-    try:
-        scan_source(ctx, Source.of_bytes(data, None, name=name), 0)
-    except Exception as exc:
-        ctx.report("GBX-LIM-002", f"scanner failed on this file ({type(exc).__name__}: {exc})")
-    report = ScanReport(root=name, files=[name], files_scanned=1)
-    report.file_formats[name] = sorted(ctx.formats)
-    report.formats = dict.fromkeys(ctx.formats, 1)
-    report.merge(ctx.findings)
-    report.duration_s = time.monotonic() - started
-    return report
