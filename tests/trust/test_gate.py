@@ -248,3 +248,45 @@ def test_cli_verify_policy(model: Path, policy: Path, tmp_path: Path) -> None:
     broken = runner.invoke(cli, ["verify", str(model), "--policy", str(bad_policy)])
     assert broken.exit_code == 2
     assert "scan.fail_on" in broken.output
+
+
+def test_provenance_required(model: Path, tmp_path: Path, keys: Keys) -> None:
+    """[provenance] require: signed SLSA v1 provenance by the same publisher naming these files."""
+    import hashlib
+
+    from glassbox.sign import make_statement, sign_statement, subject, write_bundle
+
+    policy = load_policy(
+        write_policy(tmp_path / "p.toml", keys.acme_pub, extra="[provenance]\nrequire = true\n")
+    )
+    missing = verify_model_with_policy(model, policy)
+    assert links(missing) == ["provenance"]
+    assert "none was found" in missing.reasons[0].message
+
+    files = {
+        p.relative_to(model).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in model.rglob("*")
+        if p.is_file() and p.name != "model.sig"
+    }
+    statement = make_statement(
+        [subject(name, digest) for name, digest in sorted(files.items())],
+        "https://slsa.dev/provenance/v1",
+        {"buildDefinition": {"buildType": "https://glassbox.dev/build/recipe/v1"}},
+    )
+    provenance = model.with_name(model.name + ".provenance.json")
+    write_bundle(sign_statement(statement, load_private_key(keys.other_key)), provenance)
+    by_other = verify_model_with_policy(model, policy)
+    assert links(by_other) == ["provenance"]
+    assert "not signed by 'Acme AI'" in by_other.reasons[0].message
+
+    write_bundle(sign_statement(statement, load_private_key(keys.acme_key)), provenance)
+    assert verify_model_with_policy(model, policy).ok
+
+    partial = make_statement(
+        [subject("config.json", files["config.json"])],
+        "https://slsa.dev/provenance/v1",
+        {},
+    )
+    write_bundle(sign_statement(partial, load_private_key(keys.acme_key)), provenance)
+    short = verify_model_with_policy(model, policy)
+    assert "does not cover these files as signed: model.safetensors" in short.reasons[0].message
