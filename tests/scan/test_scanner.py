@@ -174,3 +174,20 @@ def test_limits_survive_pickling() -> None:
     limits = Limits(max_depth=3, seconds_per_file=1.5)
     rebuild, args = limits.__reduce__()
     assert rebuild(*args) == limits
+
+
+def test_report_names_the_formats_of_each_file(tmp_path: Path) -> None:
+    """A policy refuses pickle-based files by what they hold, whatever their name."""
+    import io
+    import pickle
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps({"w": [1, 2]}, protocol=2))
+    (tmp_path / "weights.txt").write_bytes(buf.getvalue())  # a torch-style zip, oddly named
+    (tmp_path / "config.json").write_text("{}")
+    report = scan_path(tmp_path, workers=1)
+    assert "pickle" in report.file_formats["weights.txt"]
+    assert "zip" in report.file_formats["weights.txt"]
+    assert "pickle" not in report.file_formats["config.json"]

@@ -17,6 +17,7 @@ from glassbox.errors import InputError
 
 if TYPE_CHECKING:
     from glassbox.digest import Manifest
+    from glassbox.trust.policy import TrustPolicy
 
 # ``--require`` accepts the link names and the words people use for them.
 REQUIRE_ALIASES = {
@@ -71,6 +72,11 @@ class AuditOptions:
     fail_on: str = "high"
     scan_now: bool = True
     behavior: bool = False
+    # A trust policy (``--policy``): integrity then names the publisher it matched, and its
+    # publishers' keys, logs and witnesses are trusted as the matching options would be.
+    policy: TrustPolicy | None = None
+    # The name the policy's publisher patterns match (default: hf repo id or directory name).
+    model_name: str | None = None
     # Called with byte counts while the model is hashed (a progress bar on a terminal).
     progress: Callable[[int], None] | None = None
 
@@ -106,7 +112,20 @@ class AuditContext:
             for path in self.options.keys:
                 pub = load_public_key(path)
                 self._keys.append(TrustedKey(path, pub, public_key_id(pub), key_hint(pub)))
+            if self.options.policy is not None:
+                for publisher in self.options.policy.publishers_for(self.model_name()):
+                    for key in publisher.keys:
+                        self._keys.append(
+                            TrustedKey(Path(key.source), key.key, key.key_id, key_hint(key.key))
+                        )
         return self._keys
+
+    def model_name(self) -> str:
+        """The name a trust policy's publisher patterns are matched against."""
+        from glassbox.trust.gate import model_name
+        from glassbox.trust.locations import resolve_model
+
+        return model_name(resolve_model(self.model), self.options.model_name)
 
     def sha256_files(self) -> dict[str, str]:
         """Each model file's SHA-256 (hex) by relative path; a single-file model by its name.

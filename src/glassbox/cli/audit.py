@@ -12,6 +12,7 @@ import click
 from glassbox.audit.context import DEFAULT_REQUIRE, require_choices
 from glassbox.audit.verdict import LINKS
 from glassbox.cli._common import MODEL_PATH, emit_json, guarded, progress
+from glassbox.errors import InputError
 
 _EVIDENCE_OPTIONS = (
     ("signature", "signature"),
@@ -67,6 +68,22 @@ _EVIDENCE_OPTIONS = (
     help='JSON {"k": N, "witnesses": [vkey, ...]}: cosignatures a checkpoint needs.',
 )
 @click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Trust policy (TOML): integrity names the publisher it matched (or says the key is "
+    "unknown); its publishers, logs, witnesses and fail-on level are trusted and used.",
+)
+@click.option(
+    "--name",
+    "model_name",
+    default=None,
+    metavar="NAME",
+    help="With --policy: the model name its publisher patterns match (default: the Hugging "
+    "Face repository id of a cache snapshot, else the directory name).",
+)
+@click.option(
     "--require",
     "require",
     default=",".join(n for n in LINKS if n in DEFAULT_REQUIRE),
@@ -82,7 +99,11 @@ _EVIDENCE_OPTIONS = (
     metavar="K",
     help="Replay K random segments of the training trail.",
 )
-@click.option("--fail-on", default="high", show_default=True, help="Scan severity that fails.")
+@click.option(
+    "--fail-on",
+    default=None,
+    help="Scan severity that fails (default: the policy's fail-on, else high).",
+)
 @click.option("--no-scan", is_flag=True, help="Do not run the scanner when no attestation.")
 @click.option("--behavior", is_flag=True, help="Also run the behavioural (backdoor) scan.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (versioned).")
@@ -100,10 +121,12 @@ def audit(
     log: str | None,
     log_keys: tuple[Path, ...],
     witness_policy: Path | None,
+    policy_path: Path | None,
+    model_name: str | None,
     require: str,
     rebuild: bool,
     spot_check: int | None,
-    fail_on: str,
+    fail_on: str | None,
     no_scan: bool,
     behavior: bool,
     as_json: bool,
@@ -121,7 +144,18 @@ def audit(
     if html is not None:
         check_html_target(html)  # before hashing: a bad path must not cost the whole audit
     evidence = {kind: list(named[opt]) for opt, kind in _EVIDENCE_OPTIONS if named.get(opt)}
+    policy = None
+    if policy_path is not None:
+        from glassbox.trust.policy import load_policy
+
+        policy = load_policy(policy_path)
+    elif model_name is not None:
+        raise InputError("--name needs --policy")
+    if fail_on is None:
+        fail_on = str(policy.fail_on) if policy is not None else "high"
     options = AuditOptions(
+        policy=policy,
+        model_name=model_name,
         keys=keys,
         evidence=evidence,
         log=log,

@@ -174,6 +174,7 @@ def scan_path(
         for fmt in fmts:
             formats[fmt] = formats.get(fmt, 0) + 1
         report.files.append(display)
+        report.file_formats[display] = fmts
         if progress is not None:
             progress(size)
 

@@ -61,11 +61,14 @@ def _material(bundle: object, where: str) -> dict[str, Any]:
     material = bundle.get("verificationMaterial")
     if not isinstance(material, dict):
         raise InputError(f"{where}: bundle has no verificationMaterial")
+    if "x509CertificateChain" in material and "publicKey" not in material:
+        # OMS's certificate method: checked against trust anchors by ``certificates``.
+        return material
     if "publicKey" not in material:
-        if "certificate" in material or "x509CertificateChain" in material:
+        if "certificate" in material:
             raise InputError(
-                f"{where}: bundle is certificate-based (Sigstore/PKI); Glassbox verifies "
-                "key-based OMS signatures (verificationMaterial.publicKey)"
+                f"{where}: bundle is certificate-based (Sigstore keyless); Glassbox verifies "
+                "key-based OMS signatures and X.509 chains (x509CertificateChain)"
             )
         raise InputError(f"{where}: bundle has no verificationMaterial.publicKey")
     public_key = material["publicKey"]
@@ -93,7 +96,9 @@ def verify_bundle(
     """The in-toto statement ``bundle`` carries, if its one signature verifies with ``pub``.
 
     Structure problems are ``InputError`` (exit 2); a signature that does not verify, or a
-    hint naming another key, is ``VerificationError`` (exit 1).
+    hint naming another key, is ``VerificationError`` (exit 1). A certificate-method bundle
+    verifies here only with its signing certificate's own key (the log admits it that way);
+    trusting its chain is ``verify_bundle_certificates``.
     """
     material = _material(bundle, where)
     envelope = bundle_envelope(bundle, where=where)
@@ -106,7 +111,20 @@ def verify_bundle(
         raise InputError(
             f"{where}: payloadType is {envelope.payload_type!r}, expected {IN_TOTO_PAYLOAD_TYPE!r}"
         )
-    hint = material["publicKey"].get("hint")
+    if "publicKey" not in material:
+        # Certificate method: ``pub`` must be the signing certificate's own key. Whether the
+        # chain is trusted is ``certificates.verify_bundle_certificates``' question, not this.
+        from glassbox.sign.certificates import bundle_certificates
+
+        leaf = bundle_certificates(bundle, where=where)[0]
+        if leaf.public_key() != pub:
+            raise VerificationError(
+                f"{where}: signed by certificate {leaf.subject.rfc4514_string()}, whose key is "
+                "not the given key"
+            )
+        hint = None
+    else:
+        hint = material["publicKey"].get("hint")
     if hint and hint != key_hint(pub):
         raise VerificationError(f"{where}: {_wrong_key(bundle, hint, pub, where)}")
     try:

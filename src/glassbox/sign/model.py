@@ -14,10 +14,10 @@ change the model's files can usually change the cache as well.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from glassbox.digest import DEFAULT_SIGNATURE_NAME, HashMethod, Manifest, ManifestDiff, hash_model
 from glassbox.digest.manifest import ALGORITHMS, ManifestItem, check_resource_name
@@ -26,6 +26,9 @@ from glassbox.errors import InputError, VerificationError
 from glassbox.sign.bundle import read_bundle, sign_statement, verify_bundle, write_bundle
 from glassbox.sign.keys import PrivateKey, PublicKey
 from glassbox.sign.statement import make_statement, subject
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 OMS_PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 # model_signing 0.2 wrote this; it records neither the hash method nor the model's full file
@@ -85,11 +88,15 @@ def sign_model(
     progress: Callable[[int], None] | None = None,
     ignore_paths: Iterable[str | os.PathLike[str]] = (),
     overwrite: bool = False,
+    certificate: x509.Certificate | None = None,
+    chain: Sequence[x509.Certificate] = (),
 ) -> SignedModel:
     """Hash the model, sign its manifest, and write the OMS bundle (default: beside/inside it).
 
     An existing signature is never replaced unless ``overwrite`` is given (``--force``): it may
     be someone else's, and a signature already published in a log cannot be taken back.
+    With ``certificate`` (the key's X.509 signing certificate) and ``chain`` (the CAs above it),
+    the bundle uses OMS's certificate method instead of a key hint.
     """
     model = Path(model_path)
     if not model.exists():
@@ -118,7 +125,7 @@ def sign_model(
     manifest = hash_model(
         model, method or HashMethod(), ignore_paths=ignores, use_cache=use_cache, progress=progress
     )
-    return sign_manifest(manifest, key, sig_path)
+    return sign_manifest(manifest, key, sig_path, certificate=certificate, chain=chain)
 
 
 def oms_statement(manifest: Manifest) -> dict[str, Any]:
@@ -131,20 +138,31 @@ def oms_statement(manifest: Manifest) -> dict[str, Any]:
 
 
 def sign_manifest(
-    manifest: Manifest, key: PrivateKey, signature_path: str | os.PathLike[str]
+    manifest: Manifest,
+    key: PrivateKey,
+    signature_path: str | os.PathLike[str],
+    *,
+    certificate: x509.Certificate | None = None,
+    chain: Sequence[x509.Certificate] = (),
 ) -> SignedModel:
     """Sign a manifest as it stands, without reading any model file, and write the bundle.
 
     ``sign_model`` ends here after hashing; a manifest of known digests (a hub's file list,
     see ``glassbox.digest.known``) gives the same statement, so the same signature, as
-    signing the files would.
+    signing the files would. With ``certificate`` (and ``chain``), OMS's certificate method.
     """
     sig_path = Path(signature_path)
     if sig_path.is_dir():
         raise InputError(f"{sig_path}: is a directory; give a file name for the signature")
     if not sig_path.absolute().parent.is_dir():
         raise InputError(f"{sig_path}: directory {sig_path.parent} does not exist")
-    bundle = sign_statement(oms_statement(manifest), key)
+    statement = oms_statement(manifest)
+    if certificate is not None:
+        from glassbox.sign.certificates import sign_statement_with_certificate
+
+        bundle = sign_statement_with_certificate(statement, key, certificate, chain)
+    else:
+        bundle = sign_statement(statement, key)
     write_bundle(bundle, sig_path)
     return SignedModel(sig_path, manifest, bundle)
 
@@ -299,6 +317,27 @@ def verify_model(
     bundle = read_bundle(sig_path)
     statement = verify_bundle(bundle, pub, where=where)
     expected = manifest_from_statement(statement, where=where)
+    return check_files(model, expected, sig_path, use_cache=use_cache, progress=progress)
+
+
+def check_files(
+    model_path: str | os.PathLike[str],
+    expected: Manifest,
+    signature_path: str | os.PathLike[str],
+    *,
+    use_cache: bool = False,
+    progress: Callable[[int], None] | None = None,
+    link_root: str | os.PathLike[str] | None = None,
+) -> Manifest:
+    """Hash the model as ``expected`` (an authenticated manifest) says and compare file by file.
+
+    Returns the manifest of the files on disk; raises ``ModelVerificationError`` naming every
+    modified, added, removed or renamed file. ``link_root`` is the cached repository a Hugging
+    Face snapshot's links may reach (detected from the path's shape when ``None``).
+    """
+    model = Path(model_path)
+    sig_path = Path(signature_path)
+    where = str(sig_path)
     if model.is_dir() and any(item.path == "." for item in expected.items):
         raise InputError(f"{where}: signs a single-file model, but {model} is a directory")
     if model.is_file() and any(item.path != "." for item in expected.items):
@@ -311,6 +350,7 @@ def verify_model(
         use_cache=use_cache,
         progress=progress,
         model_name=expected.model_name,
+        link_root=link_root,
     )
     diff = expected.diff(actual)
     if not diff:

@@ -27,6 +27,8 @@ def check(ctx: AuditContext) -> LinkResult:
         return LinkResult.unknown(
             LINK, "no OMS signature found beside the model (model.sig) or given with --signature"
         )
+    if ctx.options.policy is not None:
+        return _check_with_policy(ctx, signatures)
     keys = ctx.trusted_keys()
     first = signatures[0]
     if not keys:
@@ -108,6 +110,85 @@ def _signer(signature: EvidenceFile) -> str | None:
 def _signed_by(signature: EvidenceFile) -> str:
     signer = _signer(signature)
     return f"; it was made by key {signer[:16]}" if signer else ""
+
+
+def _check_with_policy(ctx: AuditContext, signatures: list[EvidenceFile]) -> LinkResult:
+    """Integrity under a trust policy: who signed it, by the policy's name for them.
+
+    The publisher is decided by ``glassbox.trust``'s gate (the same code ``verify --policy``
+    and the loaders run), so a pass says "signed by <publisher>", never merely "signed".
+    """
+    from glassbox.sign import ModelVerificationError, check_files
+    from glassbox.trust.gate import authenticate
+    from glassbox.trust.locations import resolve_model
+
+    policy = ctx.options.policy
+    assert policy is not None
+    name = ctx.model_name()
+    messages: list[str] = []
+    for signature in signatures:
+        try:
+            auth, reason = authenticate(signature.path, policy, name)
+        except InputError as exc:
+            return LinkResult.fail(
+                LINK, f"signature is malformed: {exc}", signature=str(signature.path)
+            )
+        if auth is None:
+            messages.append(reason.message if reason else "refused")
+            continue
+        try:
+            manifest = check_files(
+                ctx.model,
+                auth.expected,
+                signature.path,
+                progress=ctx.options.progress,
+                link_root=resolve_model(ctx.model).repo_root,
+            )
+        except ModelVerificationError as exc:
+            result = LinkResult.fail(
+                LINK,
+                f"signed by {auth.publisher.name}, but files differ from the signed manifest: "
+                f"{_describe(exc.diff)}",
+                signature=str(signature.path),
+                publisher=auth.publisher.name,
+                key_id=auth.key_id,
+                modified=list(exc.diff.modified),
+                added=list(exc.diff.added),
+                removed=list(exc.diff.removed),
+            )
+            result.details.append(str(exc))
+            return result
+        ctx.verified_manifest = manifest
+        if isinstance(signature.document, dict):
+            ctx.signature_bundle = signature.document
+        return LinkResult.passed(
+            LINK,
+            f"signed by {auth.publisher.name} ({auth.signer}); "
+            f"{len(manifest.file_digests())} files match",
+            signature=str(signature.path),
+            publisher=auth.publisher.name,
+            signer=auth.signer,
+            model_name=name,
+            key_id=auth.key_id,
+            root_digest="sha256:" + manifest.root_digest.hex(),
+            hash_method=manifest.method.name,
+            files=len(manifest.file_digests()),
+            total_size=manifest.total_size,
+        )
+    unknown = all("does not know" in m for m in messages)
+    result = LinkResult.fail(
+        LINK,
+        "signed by a key your policy does not know"
+        if unknown
+        else messages[0]
+        if messages
+        else "no signature the policy accepts",
+        signature=str(signatures[0].path),
+        model_name=name,
+        policy=str(policy.source),
+    )
+    result.details.extend(messages)
+    return result
 
 
 def _hint(signature: EvidenceFile) -> str | None:

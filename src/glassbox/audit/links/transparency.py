@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from glassbox.audit.context import AuditContext, AuditOptions
-from glassbox.audit.evidence import subject_sha256
 from glassbox.audit.verdict import LinkResult, Verdict
-from glassbox.errors import GlassboxError, InputError, VerificationError
+from glassbox.errors import GlassboxError, InputError
 
 if TYPE_CHECKING:
     from glassbox.tlog import ProofBundle, WitnessPolicy
@@ -29,10 +28,16 @@ MAX_POLICY_BYTES = 1 << 20  # a k and a list of witness keys
 
 
 def check(ctx: AuditContext) -> LinkResult:
-    from glassbox.tlog import ProofBundle, SeenCheckpoints
+    from glassbox.tlog import ProofBundle
 
     trusted = _trusted_log_keys(ctx)
     policy = _policy(ctx.options.witness_policy)
+    if ctx.options.policy is not None:
+        # A trust policy names logs and witnesses too; options given on the command line add.
+        for vkey, source in ctx.options.policy.log.trusted_vkeys().items():
+            trusted.setdefault(vkey, f"trust policy ({source})")
+        if policy is None:
+            policy = ctx.options.policy.log.witnesses
     root = ctx.manifest().root_digest.hex()
     notes: list[str] = []
     candidates: list[tuple[str, ProofBundle]] = []
@@ -56,11 +61,7 @@ def check(ctx: AuditContext) -> LinkResult:
             )
             result.details.extend(notes)
             return result
-        seen = SeenCheckpoints()
-        try:
-            return _judge(ctx, candidates, trusted, policy, root, seen, log, notes)
-        finally:
-            seen.close()
+        return _judge(ctx, candidates, trusted, policy, root, log, notes)
     finally:
         if log is not None:
             log.close()
@@ -72,110 +73,42 @@ def _judge(
     trusted: dict[str, str],
     policy: WitnessPolicy | None,
     root: str,
-    seen: Any,
     log: Any,
     notes: list[str],
 ) -> LinkResult:
-    from glassbox.tlog import verify_proof_bundle
+    """The verdict from ``glassbox.trust``'s log check, the one the gate and loaders use."""
+    from glassbox.trust.logproof import check_log_proofs, relate_with, relate_with_embedded_log
 
     trusted_signers = {k.key_id for k in ctx.trusted_keys()}
-    failures: list[str] = []
-    for source, bundle in candidates:
-        if bundle.log_vkey not in trusted:
-            notes.append(f"{source}: log {bundle.log_vkey.split('+')[0]} is not a trusted log")
-            continue
-        try:
-            verified, status = verify_proof_bundle(bundle, bundle.log_vkey, policy, seen)
-        except VerificationError as exc:
-            failures.append(f"{source}: {exc}")
-            continue
-        except InputError as exc:
-            notes.append(f"{source}: {exc}")
-            continue
-        entry = verified.entry
-        if entry is None:
-            notes.append(f"{source}: the bundle carries no entry body, so its subject is unknown")
-            continue
-        if not any(subject_sha256(s) == root for s in entry.subjects()):
-            notes.append(f"{source}: entry {verified.index} is about another model")
-            continue
-        if trusted_signers and entry.key_id not in trusted_signers:
-            notes.append(f"{source}: entry {verified.index} was signed by an untrusted key")
-            continue
-        if status == "unverified" and log is not None:
-            status = _prove_consistency(log, seen, verified)
-        elif status == "unverified" and trusted[bundle.log_vkey] == "embedded log":
-            # This machine's own log is at hand: ask it how the two checkpoints relate.
-            from glassbox.tlog import open_log
 
-            local = open_log(read_only=True)  # reading a proof: never write the log
-            try:
-                status = _prove_consistency(local, seen, verified)
-            finally:
-                local.close()
-        evidence: dict[str, Any] = {
-            "source": source,
-            "log": bundle.log_vkey,
-            "origin": verified.origin,
-            "index": verified.index,
-            "tree_size": verified.tree_size,
-            "checkpoint_root": verified.checkpoint.checkpoint.root.hex(),
-            "entry_key_id": entry.key_id,
-            "entry_predicate": entry.statement.get("predicateType"),
-            "witnesses": verified.witnesses,
-            "witness_policy": policy.to_dict() if policy else None,
-            "consistency_with_last_seen": status,
-        }
-        if status == "unverified":
-            result = LinkResult(
-                LINK,
-                Verdict.UNKNOWN,
-                "entry included, but this machine saw a different checkpoint of that log and "
-                "no consistency proof links them (give --log to fetch one)",
-                evidence,
-            )
-        else:
-            cosigned = (
-                f"{len(verified.witnesses)} witness cosignature(s)"
-                if policy
-                else "no witness policy given"
-            )
-            result = LinkResult(
-                LINK,
-                Verdict.PASS,
-                f"entry {verified.index} of {verified.origin} (tree size {verified.tree_size}); "
-                f"{cosigned}; checkpoint {status}",
-                evidence,
-            )
-            if not trusted_signers:
-                result.details.append("the entry's signer was not checked: no --key given")
-        result.details.extend(notes)
-        return result
-    if failures:
-        result = LinkResult.fail(LINK, failures[0], root_digest=f"sha256:{root}")
-        result.details.extend(failures[1:] + notes)
-        return result
-    result = LinkResult.unknown(
-        LINK, "no trusted log entry proves this model was recorded", root_digest=f"sha256:{root}"
-    )
-    result.details.extend(notes)
+    def relate(vkey: str, verified: Any, seen: Any) -> str:
+        # A log named with --log answers for itself; else this machine's own log, if it is.
+        if log is not None:
+            return relate_with(log, verified, seen)
+        return relate_with_embedded_log(vkey, verified, seen)
+
+    check = check_log_proofs(candidates, root, trusted, policy, trusted_signers, relate=relate)
+    details = [*check.failures, *notes, *check.notes]
+    if check.status == "pass":
+        result = LinkResult(LINK, Verdict.PASS, check.summary, check.evidence)
+        if not trusted_signers:
+            result.details.append("the entry's signer was not checked: no --key given")
+    elif check.status == "unverified":
+        summary = (
+            "entry included, but this machine saw a different checkpoint of that log and "
+            "no consistency proof links them (give --log to fetch one)"
+        )
+        result = LinkResult(LINK, Verdict.UNKNOWN, summary, check.evidence)
+    elif check.status == "fail":
+        result = LinkResult.fail(LINK, check.summary, root_digest=f"sha256:{root}")
+    else:
+        result = LinkResult.unknown(
+            LINK,
+            "no trusted log entry proves this model was recorded",
+            root_digest=f"sha256:{root}",
+        )
+    result.details.extend(details)
     return result
-
-
-def _prove_consistency(log: Any, seen: Any, verified: Any) -> str:
-    """Fetch a consistency proof between the remembered checkpoint and this one, and record."""
-    old = seen.get(verified.origin)
-    if old is None:
-        return "unverified"
-    small, large = sorted((old.size, verified.tree_size))
-    try:
-        proof = log.consistency_proof(small, large)
-        status: str = seen.update(verified.checkpoint, proof)
-    except VerificationError:
-        raise
-    except GlassboxError:
-        return "unverified"
-    return status
 
 
 def validate_options(options: AuditOptions) -> None:
@@ -245,7 +178,7 @@ def _open_log(ctx: AuditContext, trusted: dict[str, str]) -> Any:
 
     where = ctx.options.log or ""
     if where in {"embedded", "local"}:
-        return open_log(read_only=True)  # signs only if an entry lacks a checkpoint
+        return open_log()
     if where.startswith(("http://", "https://")):
         from glassbox.tlog.client import LogClient
 

@@ -1,0 +1,121 @@
+"""Scan results remembered by content, so a warm load does not re-scan unchanged files.
+
+A loader scans the private copy it verified; each file's SHA-256 is then known (it matched the
+signature). The scanner is deterministic in a file's bytes, its name and the scanner's own code,
+so a result is stored under (name, SHA-256, scanner fingerprint), the fingerprint being a hash
+of the ``glassbox.scan`` package's files: editing a rule or the allowlist starts afresh.
+
+The trust rule is the digest cache's: the database lives in the user's cache directory, and
+whoever can write there can plant a clean result for a malicious digest. ``use_cache=False``
+scans everything. Files whose digest is not known as SHA-256 (BLAKE3 or sharded signatures) are
+always scanned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from glassbox.scan import ScanReport
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS scans (
+    name TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    scanner TEXT NOT NULL,
+    result TEXT NOT NULL,
+    PRIMARY KEY (name, sha256, scanner)
+) WITHOUT ROWID
+"""
+
+
+@functools.cache
+def scanner_fingerprint() -> str:
+    """SHA-256 over the scanner package's own files (source and compiled modules)."""
+    import glassbox.scan
+
+    root = Path(glassbox.scan.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".so", ".pyd") and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _connect() -> sqlite3.Connection | None:
+    from glassbox import paths
+
+    try:
+        db = sqlite3.connect(paths.cache_dir() / "scans.sqlite3", timeout=10, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(_SCHEMA)
+    except (sqlite3.Error, OSError):
+        return None  # no cache directory: scan everything
+    return db
+
+
+def scan_files(
+    root: Path, files: dict[str, Path], sha256: dict[str, str] | None, *, use_cache: bool
+) -> ScanReport:
+    """Scan ``files`` (manifest name -> path under ``root``), reusing remembered results.
+
+    A single-file model (name ``.``) is reported under its file name, as ``scan_path`` does.
+    """
+    import time
+
+    from glassbox.scan import ScanReport
+    from glassbox.scan.findings import Finding
+    from glassbox.scan.scanner import scan_file
+
+    started = time.monotonic()
+    report = ScanReport(root=str(root))
+    db = _connect() if use_cache and sha256 is not None else None
+    fingerprint = scanner_fingerprint() if db is not None else ""
+    fresh: list[tuple[str, str, str]] = []
+    findings: list[Finding] = []
+    try:
+        for name, path in sorted(files.items()):
+            display = path.name if name == "." else name
+            digest = (sha256 or {}).get(name)
+            result: dict[str, Any] | None = None
+            if db is not None and digest is not None:
+                row = db.execute(
+                    "SELECT result FROM scans WHERE name = ? AND sha256 = ? AND scanner = ?",
+                    (display, digest, fingerprint),
+                ).fetchone()
+                if row is not None:
+                    with contextlib.suppress(ValueError, TypeError):
+                        result = json.loads(row[0])
+            if result is None:
+                ctx = scan_file(path, display)
+                result = {
+                    "findings": [f.to_dict() for f in ctx.findings],
+                    "formats": sorted(ctx.formats),
+                }
+                if db is not None and digest is not None:
+                    fresh.append((display, digest, json.dumps(result)))
+            findings.extend(Finding.from_dict(d) for d in result["findings"])
+            report.files.append(display)
+            report.file_formats[display] = list(result["formats"])
+            for fmt in result["formats"]:
+                report.formats[fmt] = report.formats.get(fmt, 0) + 1
+        if db is not None and fresh:
+            with contextlib.suppress(sqlite3.Error):
+                db.executemany(
+                    "INSERT OR REPLACE INTO scans VALUES (?, ?, ?, ?)",
+                    [(n, d, fingerprint, r) for n, d, r in fresh],
+                )
+    finally:
+        if db is not None:
+            db.close()
+    report.files_scanned = len(files)
+    report.merge(findings)
+    report.duration_s = time.monotonic() - started
+    return report
