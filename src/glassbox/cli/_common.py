@@ -71,3 +71,32 @@ def progress(description: str, total: int | None, *, enabled: bool = True) -> It
     ) as bar:
         task = bar.add_task(description, total=total)
         yield Progress(lambda n: bar.advance(task, n))
+
+
+class ModelPath(click.ParamType):  # type: ignore[type-arg]
+    """A MODEL argument: a path, or ``hf:org/name[@REVISION]`` looked up in the local Hugging
+    Face cache (never downloaded) and replaced by its snapshot directory.
+
+    A bad ``hf:`` name is a usage error (exit 2, one line); a path is passed on unchecked, as
+    ``click.Path`` would, so each command reports a missing file in its own words.
+    """
+
+    name = "model"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from pathlib import Path
+
+        if isinstance(value, Path):
+            return value
+        text = str(value)
+        if not text.startswith("hf:"):
+            return Path(text)
+        from glassbox.trust import resolve_model  # only for hf: names
+
+        try:
+            return resolve_model(text).path
+        except GlassboxError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+MODEL_PATH = ModelPath()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from glassbox.cli._common import emit_json, guarded, progress
+from glassbox.cli._common import MODEL_PATH, emit_json, guarded, progress
 
 _EVIDENCE_OPTIONS = (
     ("signature", "signature"),
@@ -23,7 +23,7 @@ _EVIDENCE_OPTIONS = (
 
 
 @click.command(name="audit")
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("model", type=MODEL_PATH)
 @click.option(
     "--key",
     "keys",

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from glassbox.cli._common import guarded
+from glassbox.cli._common import MODEL_PATH, guarded
 
 
 @click.command(name="bom")
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("model", type=MODEL_PATH)
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None, help="Write here.")
 @click.option(
     "--provenance",

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import click
 
-from glassbox.cli._common import emit_json, guarded, progress
+from glassbox.cli._common import MODEL_PATH, emit_json, guarded, progress
 from glassbox.digest import DEFAULT_SIGNATURE_NAME, HashMethod, hash_model
 
 DATASET_FORMATS = ("csv", "jsonl", "parquet", "files")
 
 
 @click.command()
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=MODEL_PATH)
 @click.option(
     "--method",
     default="sha256",

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from glassbox.cli._common import emit_json, guarded, progress
+from glassbox.cli._common import MODEL_PATH, emit_json, guarded, progress
 from glassbox.cli.keys import passphrase_from_env
 from glassbox.errors import InputError
 
@@ -65,7 +65,7 @@ def _print_rules(ctx: click.Context, _param: click.Parameter, value: bool) -> No
 
 
 @click.command("scan")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=MODEL_PATH)
 @click.option(
     "--rules",
     is_flag=True,

@@ -13,13 +13,13 @@ from typing import Any, TypeVar
 
 import click
 
-from glassbox.cli._common import emit_json, guarded, progress
+from glassbox.cli._common import MODEL_PATH, emit_json, guarded, progress
 from glassbox.cli.keys import passphrase_from_env
 from glassbox.errors import InputError, VerificationError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_model_argument = click.argument("model", type=click.Path(path_type=Path))
+_model_argument = click.argument("model", type=MODEL_PATH)
 _signature_option = click.option(
     "--signature",
     "signature",
@@ -30,11 +30,11 @@ _signature_option = click.option(
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
-def _model_key_signature(key_help: str) -> Callable[[F], F]:
+def _model_key_signature(key_help: str, *, required: bool = True) -> Callable[[F], F]:
     """MODEL, ``--key`` and ``--signature``, in that order: sign and verify take the same three
     and differ only in which half of the key pair ``--key`` names."""
     key_option = click.option(
-        "--key", "key_path", required=True, type=click.Path(path_type=Path), help=key_help
+        "--key", "key_path", required=required, type=click.Path(path_type=Path), help=key_help
     )
 
     def decorate(func: F) -> F:
@@ -129,7 +129,10 @@ def sign(
 
 
 @click.command()
-@_model_key_signature("The signer's public key (PEM).")
+@_model_key_signature(
+    "The signer's public key (PEM). Not needed with --policy, whose publishers say whom to trust.",
+    required=False,
+)
 @click.option(
     "--cache",
     "use_cache",
@@ -138,15 +141,64 @@ def sign(
     "unchanged. Faster, but anyone who can change the files can usually change the cache "
     "too; without this flag every byte is re-read.",
 )
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(path_type=Path),
+    help="Trust policy (TOML): run the whole gate (signature by a trusted publisher, files, "
+    "log proof with cosignatures, provenance if required, scan) and name the publisher.",
+)
+@click.option(
+    "--name",
+    "model_name",
+    metavar="NAME",
+    help="With --policy: the model name publisher patterns match (default: the Hugging Face "
+    "repository id of a cache snapshot, else the directory or file name).",
+)
+@click.option(
+    "--proof",
+    "proofs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="With --policy: an offline log proof bundle (default: MODEL.proof.json beside it).",
+)
+@click.option(
+    "--provenance",
+    "provenance",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="With --policy: signed SLSA provenance (default: MODEL.provenance.json beside it).",
+)
 @_json_option
 @guarded
 def verify(
-    model: Path, key_path: Path, signature: Path | None, use_cache: bool, as_json: bool
+    model: Path,
+    key_path: Path | None,
+    signature: Path | None,
+    use_cache: bool,
+    policy_path: Path | None,
+    model_name: str | None,
+    proofs: tuple[Path, ...],
+    provenance: tuple[Path, ...],
+    as_json: bool,
 ) -> None:
     """Verify MODEL against its OMS signature; on failure name every changed file.
 
-    Exit status: 0 verified, 1 verification failed, 2 bad usage or unreadable input.
+    With --policy, run the trust policy's whole gate and say which publisher signed it.
+
+    Exit status: 0 verified, 1 verification or policy failed, 2 bad usage or unreadable input.
     """
+    if policy_path is not None:
+        if key_path is not None:
+            raise InputError("--key and --policy: the policy names the trusted keys; give one")
+        _verify_policy(
+            model, policy_path, signature, use_cache, model_name, proofs, provenance, as_json
+        )
+        return
+    if key_path is None:
+        raise InputError("verify needs --key (the signer's public key) or --policy FILE")
+    if model_name or proofs or provenance:
+        raise InputError("--name, --proof and --provenance need --policy")
     from glassbox.cli.digest import progress_total
     from glassbox.sign import (
         ModelVerificationError,
@@ -205,3 +257,55 @@ def _uncovered(model: Path, sig_path: Path, ignore_paths: tuple[str, ...]) -> li
     with contextlib.suppress(ValueError, OSError):
         standard.add(sig_path.resolve().relative_to(model.resolve()).as_posix())
     return [p for p in ignore_paths if p not in standard]
+
+
+def _verify_policy(
+    model: Path,
+    policy_path: Path,
+    signature: Path | None,
+    use_cache: bool,
+    model_name: str | None,
+    proofs: tuple[Path, ...],
+    provenance: tuple[Path, ...],
+    as_json: bool,
+) -> None:
+    """The gate from the command line: exit 1 with one line per failed link."""
+    from glassbox.cli.digest import progress_total
+    from glassbox.trust.gate import verify_model_with_policy
+    from glassbox.trust.policy import load_policy
+
+    policy = load_policy(policy_path)
+    total = progress_total(model, [], allow_symlinks=True) if model.exists() else None
+    with progress(f"verifying {model.name or model}", total) as bar:
+        result = verify_model_with_policy(
+            model,
+            policy,
+            name=model_name,
+            signature=signature,
+            proofs=list(proofs) or None,
+            provenance=list(provenance) or None,
+            use_cache=use_cache,
+            progress=bar.advance,
+        )
+    if as_json:
+        emit_json({**result.to_dict(), "policy": policy.to_dict()})
+        if not result.ok:
+            raise SystemExit(1)
+        return
+    if not result.ok:
+        for reason in result.reasons:
+            click.echo(f"refused: {reason}", err=True)
+        raise SystemExit(1)
+    files = len(result.manifest.file_digests()) if result.manifest else 0
+    click.echo(
+        f"verified {model} ({result.model_name}): signed by {result.publisher} "
+        f"({result.signer}); {files} file{'s' if files != 1 else ''} match, "
+        f"root {result.root_digest}"
+    )
+    if result.log is not None:
+        click.echo(f"log: {result.log.summary}")
+    if result.scan is not None:
+        click.echo(
+            f"scan: no finding at or above {result.scan['fail_on']} in "
+            f"{result.scan['files_scanned']} file(s)"
+        )

@@ -55,6 +55,7 @@ def hash_model(
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     model_name: str | None = None,
+    link_root: str | os.PathLike[str] | None = None,
 ) -> Manifest:
     """Hash the model at ``path`` (a directory or one file) into its OMS manifest.
 
@@ -62,6 +63,8 @@ def hash_model(
     accepted, e.g. the signature file); ``DEFAULT_IGNORES`` are always added, and the full list is
     recorded in the manifest. ``use_cache=False`` re-reads every byte (fresh results are still
     written to the cache). ``progress`` receives byte counts, possibly from worker threads.
+    ``link_root`` is the directory storage links may reach (a Hugging Face cached repository);
+    ``None`` detects a cache snapshot from the path (see ``glassbox.digest.walk``).
     """
     method = method or HashMethod()
     if method.algorithm == "blake3" and method.shard_size is not None:
@@ -71,7 +74,9 @@ def hash_model(
     root = Path(path)
     started_ns = time.time_ns()
     ignores = normalize_ignores(root, ignore_paths) if root.exists() else ()
-    files = list_model_files(root, ignores, allow_symlinks=method.allow_symlinks)
+    files = list_model_files(
+        root, ignores, allow_symlinks=method.allow_symlinks, link_root=link_root
+    )
     if not files:
         raise InputError(f"model {root} has no files to hash (empty, or everything is ignored)")
     workers = max(1, workers or default_workers())

@@ -57,6 +57,8 @@ from typing import Any
 
 from glassbox.errors import InputError
 from glassbox.files import read_small_file
+from glassbox.tomlkeys import key_lines
+from glassbox.tomlkeys import line_for as _line_for
 
 BUILD_TYPE = "https://glassbox.dev/build/recipe/v1"
 MAX_RECIPE_BYTES = 1 << 20
@@ -218,71 +220,6 @@ def parse_recipe(text: str, source: Path) -> Recipe:
         raise RecipeError(f"{source}: recipe nests arrays or tables too deeply") from None
     lines = key_lines(text)
     return _Validator(source, data, lines).recipe()
-
-
-def key_lines(text: str) -> dict[str, int]:
-    """Map dotted key paths (``datasets.0.path``) to the line that defines them.
-
-    ``tomllib`` keeps no positions, so this scans headers and ``key =`` lines. It is only
-    used to point error messages at a line, so a multi-line value confusing it costs a less
-    precise line number, never a wrong verdict.
-    """
-    lines: dict[str, int] = {}
-    table: list[str] = []
-    arrays: dict[str, int] = {}
-    in_multiline: str | None = None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if in_multiline is not None:
-            if in_multiline in line:
-                in_multiline = None
-            continue
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("[["):
-            name = line[2:].split("]]", 1)[0].strip()
-            parts = _split_key(name)
-            joined = ".".join(parts)
-            arrays[joined] = arrays.get(joined, -1) + 1
-            table = [*parts, str(arrays[joined])]
-            lines.setdefault(joined, number)
-            lines[".".join(table)] = number
-            continue
-        if line.startswith("["):
-            name = line[1:].split("]", 1)[0].strip()
-            table = _split_key(name)
-            lines[".".join(table)] = number
-            continue
-        key, sep, value = line.partition("=")
-        if not sep:
-            continue
-        full = ".".join([*table, *_split_key(key.strip())])
-        lines.setdefault(full, number)
-        value = value.strip()
-        for quote in ('"""', "'''"):
-            if value.startswith(quote) and value.count(quote) == 1:
-                in_multiline = quote
-    return lines
-
-
-def _split_key(key: str) -> list[str]:
-    parts = []
-    for part in re.findall(r'"[^"]*"|\'[^\']*\'|[^.]+', key):
-        part = part.strip()
-        if part[:1] in "\"'":
-            part = part[1:-1]
-        parts.append(part)
-    return parts
-
-
-def _line_for(lines: Mapping[str, int], path: Sequence[str | int]) -> int:
-    parts = [str(p) for p in path]
-    while parts:
-        found = lines.get(".".join(parts))
-        if found is not None:
-            return found
-        parts.pop()
-    return 1
 
 
 class _Validator:

@@ -11,7 +11,7 @@ from glassbox.scan.context import Limits
 from glassbox.scan.findings import Finding, Severity
 from glassbox.scan.report import ScanReport, render_text, to_sarif
 from glassbox.scan.rules import RULES, Rule
-from glassbox.scan.scanner import scan_path
+from glassbox.scan.scanner import scan_bytes, scan_path
 
 __all__ = [
     "RULES",
@@ -25,6 +25,7 @@ __all__ = [
     "attest_scan",
     "classify",
     "render_text",
+    "scan_bytes",
     "scan_path",
     "scan_statement",
     "to_sarif",

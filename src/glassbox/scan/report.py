@@ -40,6 +40,9 @@ class ScanReport:
     formats: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    # The formats found in each file (nested ones included: a torch zip is zip and pickle), so
+    # a policy can refuse pickle-based files whatever their name.
+    file_formats: dict[str, list[str]] = field(default_factory=dict)
     scanner_version: str = __version__
     duration_s: float = 0.0
 

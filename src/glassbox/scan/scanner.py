@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from glassbox.digest.walk import hf_snapshot_repo, storage_link_stat
 from glassbox.errors import InputError
 from glassbox.scan.context import Limits, ScanContext, Source
 from glassbox.scan.dispatch import scan_source
@@ -97,6 +98,9 @@ def _collect(root: Path) -> tuple[list[tuple[Path, str, int]], list[Finding]]:
     files: list[tuple[Path, str, int]] = []
     findings: list[Finding] = []
     real_root = root.resolve()
+    # A Hugging Face cache snapshot stores each file as a link into its repository's blobs:
+    # those links are scanned as the files they stand for, under digest's storage-link rule.
+    repo = hf_snapshot_repo(root)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         base = Path(dirpath)
         # VCS internals are never loaded as a model (and a clone holds a second copy of
@@ -109,6 +113,12 @@ def _collect(root: Path) -> tuple[list[tuple[Path, str, int]], list[Finding]]:
                 st = p.lstat()
             except OSError as exc:
                 findings.append(_fs_finding("GBX-FS-002", rel, f"cannot stat ({exc.strerror})"))
+                continue
+            if stat.S_ISLNK(st.st_mode) and repo is not None:
+                try:
+                    files.append((p, rel, storage_link_stat(str(p), str(repo)).st_size))
+                except InputError as exc:
+                    findings.append(_fs_finding("GBX-FS-001", rel, str(exc)))
                 continue
             if stat.S_ISLNK(st.st_mode):
                 target = p.resolve()
@@ -164,6 +174,7 @@ def scan_path(
         for fmt in fmts:
             formats[fmt] = formats.get(fmt, 0) + 1
         report.files.append(display)
+        report.file_formats[display] = fmts
         if progress is not None:
             progress(size)
 
@@ -200,5 +211,25 @@ def scan_path(
     report.files_scanned = len(files)
     report.formats = formats
     report.merge(findings)
+    report.duration_s = time.monotonic() - started
+    return report
+
+
+def scan_bytes(data: bytes, name: str, *, limits: Limits | None = None) -> ScanReport:
+    """Scan a file's bytes already in memory, as ``scan_path`` scans one file.
+
+    A loader that verified these exact bytes scans them rather than the path: the file on disk
+    could be swapped between the scan and the load, the bytes in hand cannot.
+    """
+    started = time.monotonic()
+    ctx = ScanContext(name, limits or _DEFAULT_LIMITS)
+    try:
+        scan_source(ctx, Source.of_bytes(data, None, name=name), 0)
+    except Exception as exc:
+        ctx.report("GBX-LIM-002", f"scanner failed on this file ({type(exc).__name__}: {exc})")
+    report = ScanReport(root=name, files=[name], files_scanned=1)
+    report.file_formats[name] = sorted(ctx.formats)
+    report.formats = dict.fromkeys(ctx.formats, 1)
+    report.merge(ctx.findings)
     report.duration_s = time.monotonic() - started
     return report

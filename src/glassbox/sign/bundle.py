@@ -61,11 +61,14 @@ def _material(bundle: object, where: str) -> dict[str, Any]:
     material = bundle.get("verificationMaterial")
     if not isinstance(material, dict):
         raise InputError(f"{where}: bundle has no verificationMaterial")
+    if "x509CertificateChain" in material and "publicKey" not in material:
+        # OMS's certificate method: checked against trust anchors by ``certificates``.
+        return material
     if "publicKey" not in material:
-        if "certificate" in material or "x509CertificateChain" in material:
+        if "certificate" in material:
             raise InputError(
-                f"{where}: bundle is certificate-based (Sigstore/PKI); Glassbox verifies "
-                "key-based OMS signatures (verificationMaterial.publicKey)"
+                f"{where}: bundle is certificate-based (Sigstore keyless); Glassbox verifies "
+                "key-based OMS signatures and X.509 chains (x509CertificateChain)"
             )
         raise InputError(f"{where}: bundle has no verificationMaterial.publicKey")
     public_key = material["publicKey"]
@@ -96,6 +99,11 @@ def verify_bundle(
     hint naming another key, is ``VerificationError`` (exit 1).
     """
     material = _material(bundle, where)
+    if "publicKey" not in material:
+        raise VerificationError(
+            f"{where}: signed with an X.509 certificate chain, not a bare key: verify it "
+            "against trusted certificates (a trust policy's publisher certificates)"
+        )
     envelope = bundle_envelope(bundle, where=where)
     if len(envelope.signatures) != 1:
         raise InputError(

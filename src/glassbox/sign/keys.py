@@ -56,7 +56,7 @@ def key_type(key: PrivateKey | PublicKey) -> str:
     return names.get(key.curve.name, f"ecdsa-{key.curve.name}")
 
 
-def _supported(key: object, path: Path) -> PrivateKey | PublicKey:
+def _supported(key: object, path: Path | str) -> PrivateKey | PublicKey:
     """Refuse key types that OMS verifiers (or Glassbox) cannot use, naming the file."""
     if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
         return key
@@ -113,7 +113,12 @@ def load_private_key(
 def load_public_key(path: str | os.PathLike[str]) -> PublicKey:
     """Load a PEM (or DER) SubjectPublicKeyInfo public key, as ``openssl ... -pubout`` writes."""
     path = Path(path)
-    data = read_small_file(path, _MAX_KEY_FILE, "key")
+    return parse_public_key(read_small_file(path, _MAX_KEY_FILE, "key"), where=str(path))
+
+
+def parse_public_key(data: bytes, *, where: str = "key") -> PublicKey:
+    """A public key from PEM (or DER) bytes, e.g. one written inline in a trust policy."""
+    path = where
     if b"PRIVATE KEY-----" in data:
         raise InputError(f"{path}: is a private key; verification needs the public key (.pub)")
     loader = (

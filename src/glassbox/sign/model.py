@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from glassbox.digest import DEFAULT_SIGNATURE_NAME, HashMethod, Manifest, ManifestDiff, hash_model
 from glassbox.digest.manifest import ALGORITHMS, ManifestItem
@@ -26,6 +26,9 @@ from glassbox.errors import InputError, VerificationError
 from glassbox.sign.bundle import read_bundle, sign_statement, verify_bundle, write_bundle
 from glassbox.sign.keys import PrivateKey, PublicKey
 from glassbox.sign.statement import make_statement, subject
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 OMS_PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 _DECIMAL = re.compile(r"[0-9]+")
@@ -82,8 +85,14 @@ def sign_model(
     use_cache: bool = True,
     progress: Callable[[int], None] | None = None,
     ignore_paths: Iterable[str | os.PathLike[str]] = (),
+    certificate: x509.Certificate | None = None,
+    chain: Sequence[x509.Certificate] = (),
 ) -> SignedModel:
-    """Hash the model, sign its manifest, and write the OMS bundle (default: beside/inside it)."""
+    """Hash the model, sign its manifest, and write the OMS bundle (default: beside/inside it).
+
+    With ``certificate`` (the key's X.509 signing certificate) and ``chain`` (the CAs above it),
+    the bundle uses OMS's certificate method instead of a key hint.
+    """
     model = Path(model_path)
     if not model.exists():
         raise InputError(f"model path {model} does not exist")
@@ -104,7 +113,12 @@ def sign_model(
         OMS_PREDICATE_TYPE,
         {"serialization": manifest.serialization(), "resources": manifest.resources()},
     )
-    bundle = sign_statement(statement, key)
+    if certificate is not None:
+        from glassbox.sign.certificates import sign_statement_with_certificate
+
+        bundle = sign_statement_with_certificate(statement, key, certificate, chain)
+    else:
+        bundle = sign_statement(statement, key)
     write_bundle(bundle, sig_path)
     return SignedModel(sig_path, manifest, bundle)
 
@@ -283,6 +297,27 @@ def verify_model(
     bundle = read_bundle(sig_path)
     statement = verify_bundle(bundle, pub, where=where)
     expected = manifest_from_statement(statement, where=where)
+    return check_files(model, expected, sig_path, use_cache=use_cache, progress=progress)
+
+
+def check_files(
+    model_path: str | os.PathLike[str],
+    expected: Manifest,
+    signature_path: str | os.PathLike[str],
+    *,
+    use_cache: bool = False,
+    progress: Callable[[int], None] | None = None,
+    link_root: str | os.PathLike[str] | None = None,
+) -> Manifest:
+    """Hash the model as ``expected`` (an authenticated manifest) says and compare file by file.
+
+    Returns the manifest of the files on disk; raises ``ModelVerificationError`` naming every
+    modified, added, removed or renamed file. ``link_root`` is the cached repository a Hugging
+    Face snapshot's links may reach (detected from the path's shape when ``None``).
+    """
+    model = Path(model_path)
+    sig_path = Path(signature_path)
+    where = str(sig_path)
     if model.is_dir() and any(item.path == "." for item in expected.items):
         raise InputError(f"{where}: signs a single-file model, but {model} is a directory")
     if model.is_file() and any(item.path != "." for item in expected.items):
@@ -295,6 +330,7 @@ def verify_model(
         use_cache=use_cache,
         progress=progress,
         model_name=expected.model_name,
+        link_root=link_root,
     )
     diff = expected.diff(actual)
     if not diff:

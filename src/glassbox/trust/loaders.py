@@ -1,0 +1,288 @@
+"""Verify, then load: the policy's gate runs first, and what loads is what was verified.
+
+Every loader calls ``open_verified``: it authenticates the signature against the policy,
+copies the signed files into a private directory while checking each copy
+(``glassbox.trust.copy``), checks the log proof and (if required) provenance, and scans the
+copy. Only then is the copy deserialised:
+
+* ``load_safetensors``: a dict of tensors (``safetensors``, mapped from the private copy);
+* ``load_torch``: a PyTorch zip checkpoint through the allowlist unpickler, only if the policy
+  allows pickles;
+* ``load_gguf``: a ``gguf.GGUFReader`` (metadata fields and tensors);
+* ``load_pretrained``: a ``transformers`` model via ``from_pretrained(local_files_only=True)``
+  on the private copy; ``trust_remote_code`` only when every code file is signed and scanned.
+
+A refusal raises a ``TrustRefused`` subclass naming each failed link.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from glassbox.errors import InputError
+from glassbox.trust.copy import VerifiedCopy, make_verified_copy
+from glassbox.trust.errors import Reason, RemoteCodeRefused, refusal
+from glassbox.trust.gate import (
+    GateResult,
+    authenticate,
+    check_log,
+    check_provenance,
+    check_scan,
+    default_proofs,
+    default_provenance,
+    model_identity,
+    model_name,
+    sha256_of,
+)
+from glassbox.trust.policy import TrustPolicy, load_policy
+
+if TYPE_CHECKING:
+    from gguf import GGUFReader
+
+PolicyArg = TrustPolicy | str | os.PathLike[str]
+
+
+@dataclass
+class VerifiedModel:
+    """A model that passed the gate: its private copy (``path``) and the gate's findings."""
+
+    path: Path
+    copy: VerifiedCopy
+    result: GateResult
+
+
+def _policy(policy: PolicyArg) -> TrustPolicy:
+    return policy if isinstance(policy, TrustPolicy) else load_policy(policy)
+
+
+@contextmanager
+def open_verified(
+    model: str | os.PathLike[str],
+    policy: PolicyArg,
+    *,
+    name: str | None = None,
+    signature: str | os.PathLike[str] | None = None,
+    proofs: list[Path] | None = None,
+    provenance: list[Path] | None = None,
+    use_cache: bool = True,
+    workdir: str | os.PathLike[str] | None = None,
+) -> Iterator[VerifiedModel]:
+    """Run the gate on a private copy of ``model`` and yield it; the copy is removed on exit.
+
+    Raises a ``TrustRefused`` subclass (exit code 1) when any link fails, ``InputError`` for
+    unreadable input.
+    """
+    from glassbox.sign import default_signature_path
+
+    trust = _policy(policy)
+    location = model_identity(model)
+    result = GateResult(str(model), model_name(location, name))
+    sig_path = Path(signature) if signature is not None else default_signature_path(location.path)
+    auth, reason = authenticate(sig_path, trust, result.model_name)
+    if auth is None:
+        raise refusal(str(model), [reason] if reason else [])
+    result.publisher = auth.publisher.name
+    result.key_id = auth.key_id
+    result.signer = auth.signer
+    result.root_digest = "sha256:" + auth.expected.root_digest.hex()
+    copy = make_verified_copy(
+        location.path,
+        auth.expected,
+        sig_path,
+        link_root=location.repo_root,
+        use_cache=use_cache,
+        workdir=workdir,
+    )
+    try:
+        result.reasons.extend(copy.reasons)
+        if not copy.reasons:
+            result.manifest = auth.expected
+        log, reason = check_log(
+            trust,
+            auth.expected.root_digest.hex(),
+            auth.key_id,
+            proofs if proofs is not None else default_proofs(location),
+        )
+        result.log = log
+        result.notes.extend(log.notes)
+        if reason is not None:
+            result.reasons.append(reason)
+        if trust.require_provenance:
+            files = sha256_of(auth.expected)
+            paths = provenance if provenance is not None else default_provenance(location)
+            reason = (
+                check_provenance(auth, files, paths)
+                if files is not None
+                else Reason("provenance", "provenance subjects need a sha256 (files) signature")
+            )
+            if reason is not None:
+                result.reasons.append(reason)
+        if not copy.reasons:
+            from glassbox.scan import scan_path
+
+            summary, reasons = check_scan(trust, scan_path(copy.root, workers=1))
+            result.scan = summary
+            result.reasons.extend(reasons)
+        result.raise_if_refused()
+        yield VerifiedModel(copy.root, copy, result)
+    finally:
+        copy.remove()
+
+
+def load_safetensors(
+    path: str | os.PathLike[str], policy: PolicyArg, **options: Any
+) -> dict[str, Any]:
+    """The tensors of a verified ``.safetensors`` file (torch tensors)."""
+    from safetensors.torch import load_file
+
+    with open_verified(path, policy, **options) as verified:
+        _expect_file(verified, path)
+        tensors: dict[str, Any] = load_file(verified.path)
+        return tensors
+
+
+def load_torch(path: str | os.PathLike[str], policy: PolicyArg, **options: Any) -> Any:
+    """A verified PyTorch zip checkpoint, unpickled with the scanner's allowlist only."""
+    from glassbox.trust.errors import PickleRefused
+    from glassbox.trust.unpickler import load_torch_file
+
+    trust = _policy(policy)
+    if not trust.allow_pickle:
+        raise PickleRefused(
+            str(path),
+            [
+                Reason(
+                    "pickle",
+                    "the policy does not allow pickle-based files ([pickle] allow = false)",
+                )
+            ],
+        )
+    with open_verified(path, trust, **options) as verified:
+        _expect_file(verified, path)
+        return load_torch_file(verified.path, str(path))
+
+
+def load_gguf(path: str | os.PathLike[str], policy: PolicyArg, **options: Any) -> GGUFReader:
+    """A ``gguf.GGUFReader`` over the verified copy (fields: metadata; tensors: arrays)."""
+    from gguf import GGUFReader
+
+    with open_verified(path, policy, **options) as verified:
+        _expect_file(verified, path)
+        try:
+            return GGUFReader(verified.path)
+        except (ValueError, KeyError, IndexError) as exc:
+            raise InputError(f"{path}: not a readable GGUF file: {exc}") from None
+
+
+def load_pretrained(
+    model: str | os.PathLike[str],
+    policy: PolicyArg,
+    *,
+    model_class: Any = None,
+    trust_remote_code: bool = False,
+    name: str | None = None,
+    signature: str | os.PathLike[str] | None = None,
+    proofs: list[Path] | None = None,
+    provenance: list[Path] | None = None,
+    use_cache: bool = True,
+    workdir: str | os.PathLike[str] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A ``transformers`` model from a verified directory or cache snapshot (or ``hf:`` name).
+
+    ``model_class`` defaults to ``AutoModel``; ``kwargs`` go to ``from_pretrained``.
+    """
+    trust = _policy(policy)
+    with open_verified(
+        model,
+        trust,
+        name=name,
+        signature=signature,
+        proofs=proofs,
+        provenance=provenance,
+        use_cache=use_cache,
+        workdir=workdir,
+    ) as verified:
+        if trust_remote_code:
+            _check_remote_code(verified, str(model))
+        if model_class is None:
+            from transformers import AutoModel
+
+            model_class = AutoModel
+        return model_class.from_pretrained(
+            str(verified.path),
+            local_files_only=True,
+            trust_remote_code=trust_remote_code,
+            **kwargs,
+        )
+
+
+def _expect_file(verified: VerifiedModel, path: str | os.PathLike[str]) -> None:
+    if "." not in verified.copy.files:
+        raise InputError(f"{path}: is a model directory; this loader reads one file")
+
+
+def _check_remote_code(verified: VerifiedModel, model: str) -> None:
+    """``trust_remote_code`` runs Python from the model: every module its config names must be
+    among the signed files (the private copy holds nothing else) and the gate's scan must have
+    covered it; code the signer left out of the signature is refused."""
+    manifest = verified.result.manifest
+    reasons: list[Reason] = []
+    if manifest is None:  # pragma: no cover - the gate refused already
+        reasons.append(Reason("remote-code", "the files were not verified"))
+    else:
+        excluded = [p for p in manifest.ignore_paths if p.endswith(".py") or "*" in p]
+        if excluded:
+            reasons.append(
+                Reason(
+                    "remote-code",
+                    f"the signature leaves out {', '.join(excluded[:5])}: code outside the "
+                    "signature cannot be trusted",
+                )
+            )
+    modules = _auto_map_modules(verified.path / "config.json", model)
+    for module in modules:
+        if module not in verified.copy.files:
+            reasons.append(
+                Reason(
+                    "remote-code",
+                    f"config.json names code {module} that is not covered by the signature",
+                )
+            )
+    if not modules:
+        reasons.append(
+            Reason("remote-code", "trust_remote_code asked, but config.json names no code")
+        )
+    if reasons:
+        raise RemoteCodeRefused(model, reasons)
+
+
+def _auto_map_modules(config: Path, model: str) -> list[str]:
+    """The ``.py`` files a config's ``auto_map`` points at (``module.Class`` -> ``module.py``);
+    references into other repositories (``org/repo--module.Class``) are not allowed."""
+    try:
+        doc = json.loads(config.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{model}: config.json is unreadable: {exc}") from None
+    auto_map = doc.get("auto_map") if isinstance(doc, dict) else None
+    if not isinstance(auto_map, dict):
+        return []
+    modules: set[str] = set()
+    for value in auto_map.values():
+        for ref in value if isinstance(value, list) else [value]:
+            if not isinstance(ref, str):
+                continue
+            if "--" in ref:
+                raise RemoteCodeRefused(
+                    model,
+                    [Reason("remote-code", f"auto_map points into another repository: {ref}")],
+                )
+            module = ref.rsplit(".", 1)[0]
+            modules.add(module.replace(".", "/") + ".py")
+    return sorted(modules)
