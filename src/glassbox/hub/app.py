@@ -230,6 +230,18 @@ def create_app(
 
         return dict(mirror_proof_bundle(hub.db, origin, index, since).to_dict())
 
+    @app.get("/api/v1/mirrors/{origin:path}/tile/{rest:path}", summary="A mirrored log's tile")
+    def mirror_tile(origin: str, rest: str) -> Response:
+        from glassbox.hub.federation import db_source
+
+        return Response(db_source(hub.db, origin)("tile/" + rest))
+
+    @app.get("/api/v1/mirrors/{origin:path}/bodies/{rest:path}", summary="A mirrored body")
+    def mirror_body(origin: str, rest: str) -> Response:
+        from glassbox.hub.federation import db_source
+
+        return Response(db_source(hub.db, origin)("bodies/" + rest))
+
     @app.get("/api/v1/mirrors/{origin:path}/checkpoint", summary="A mirrored log's checkpoint")
     def mirror_checkpoint(origin: str) -> Response:
         from glassbox.hub.federation import mirrored_checkpoint
