@@ -58,7 +58,8 @@ def start_hub(db_url: str, tmp: Path, port: int) -> subprocess.Popen[bytes]:
         except httpx.HTTPError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "no hub")
+                why = proc.stderr.read().decode() if proc.stderr else "no hub"
+                raise RuntimeError(why) from None
             time.sleep(0.1)
 
 

@@ -8,6 +8,7 @@ scheduler of our own here.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import shutil
@@ -26,26 +27,26 @@ def dask_client(
 ) -> Iterator[Any]:
     """A ``distributed.Client``: to ``scheduler`` if given, else to a fresh ``LocalCluster``."""
     try:
-        from distributed import Client, LocalCluster
+        distributed: Any = importlib.import_module("distributed")
     except ImportError:
         from glassbox.errors import InputError
 
         raise InputError("bulk jobs need Dask: pip install 'glassbox[hub]'") from None
     if scheduler:
-        client = Client(scheduler)
+        client = distributed.Client(scheduler)
         try:
             yield client
         finally:
             client.close()
         return
-    cluster = LocalCluster(
+    cluster = distributed.LocalCluster(
         n_workers=workers,
         threads_per_worker=1,
         processes=processes,
         dashboard_address=None,
         silence_logs=40,
     )
-    client = Client(cluster)
+    client = distributed.Client(cluster)
     try:
         yield client
     finally:
@@ -157,7 +158,7 @@ def reverify_all(
     try:
         releases = db.all_releases()
         keys_by_org: dict[str, list[KeyRow]] = {}
-        for key in db.keys():
+        for key in db.keys():  # noqa: SIM118 - a method of HubDB, not a dict
             keys_by_org.setdefault(key.org, []).append(key)
         args = [
             (
