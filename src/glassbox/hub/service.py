@@ -266,8 +266,17 @@ class Hub:
         audit_doc = None
         checks: dict[str, Any] = {"scan": scan, "gate": "pass"}
         if audit and hosted:
+            # The audit relates the proof to the checkpoint this machine last saw of the hub's
+            # own log, so it gets a bundle carrying the consistency proof from that size.
+            from glassbox.hub.client import remembered_size
+
+            since = remembered_size(self.log.origin)
+            if since and since <= self.log.size():
+                audit_bundle = self.log.proof_bundle(appended.index, since)
+            else:
+                audit_bundle = bundle
             proof_path = stage / "model.proof.json"
-            bundle.write(proof_path)
+            audit_bundle.write(proof_path)
             key_path = stage / "publisher.pub"
             key_path.write_text(key.pem)
             vkey_path = stage / "log.vkey"
