@@ -169,7 +169,8 @@ def main() -> None:
             verify_proof_bundle(ProofBundle.from_dict(a["proof"]), parse_vkey(vkey))
         policy = tmp / "policy.toml"
         policy.write_text(  # pickles allowed: the bench's releases carry a benign one
-            f'version = 1\n[pickle]\nallow = true\n[[publisher]]\nname = "Acme"\nmodels = ["acme/*"]\n'
+            "version = 1\n[pickle]\nallow = true\n"
+            '[[publisher]]\nname = "Acme"\nmodels = ["acme/*"]\n'
             f'keys = ["{pub_path}"]\n[log]\nrequire = true\nkeys = ["{vkey}"]\n'
         )
 
