@@ -59,6 +59,23 @@ def hub() -> None:
     show_default=True,
     help="Publishes per key per minute (counted in the database).",
 )
+@click.option(
+    "--witness",
+    "witnesses",
+    multiple=True,
+    help="A witness to gather cosignatures from, as VKEY=http(s)://URL (repeat).",
+)
+@click.option(
+    "--cosign-key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Be a witness too (POST /witness/add-checkpoint) with this cosignature skey.",
+)
+@click.option(
+    "--cosign-log",
+    "cosign_logs",
+    multiple=True,
+    help="A log (its vkey) this hub witnesses (repeat).",
+)
 @guarded
 def serve(
     db: str | None,
@@ -70,11 +87,23 @@ def serve(
     workers: int,
     max_upload: int,
     rate: int,
+    witnesses: tuple[str, ...],
+    cosign_key: str | None,
+    cosign_logs: tuple[str, ...],
 ) -> None:
     """Serve the hub (API under /api/v1, pages at /, OpenAPI at /docs)."""
     import uvicorn
 
     from glassbox.hub import open_hub
+    from glassbox.tlog import parse_vkey
+
+    for spec in witnesses:
+        vkey, sep, _rest = spec.partition("=http")
+        if not sep:
+            raise InputError(f"--witness {spec!r}: expected VKEY=http(s)://URL")
+        parse_vkey(vkey)
+    for vkey in cosign_logs:
+        parse_vkey(vkey)
 
     opened = open_hub(_db(db), _blobs(blobs), _log_key(log_key), origin=origin)
     click.echo(f"hub log {opened.log.origin} key {opened.log.vkey}", err=True)
@@ -85,6 +114,10 @@ def serve(
         GLASSBOX_HUB_LOG_KEY=_log_key(log_key),
         GLASSBOX_HUB_MAX_UPLOAD=str(max_upload),
         GLASSBOX_HUB_RATE=str(rate),
+        GLASSBOX_HUB_WITNESSES=" ".join(witnesses),
+        GLASSBOX_HUB_COSIGN_KEY=cosign_key or "",
+        GLASSBOX_HUB_COSIGN_LOGS=" ".join(cosign_logs),
+        GLASSBOX_HUB_WITNESS_STATE=str(_hub_dir() / "witness.db"),
     )
     uvicorn.run(
         "glassbox.hub.app:app_from_env",

@@ -28,6 +28,11 @@ DEFAULT_MAX_UPLOAD = 1 << 30
 DEFAULT_RATE = 60  # publishes per key per minute
 
 
+_FIELDS = frozenset(
+    {"name", "version", "signature", "file"} | {f"evidence:{k}" for k in EVIDENCE_KINDS}
+)
+
+
 class _TooLarge(Exception):
     pass
 
@@ -150,6 +155,9 @@ def create_app(
         except Exception as exc:  # malformed multipart: python-multipart's own errors
             raise HubRefused(400, [f"not a multipart form: {exc}"]) from None
         try:
+            for field in form:
+                if field not in _FIELDS:
+                    raise HubRefused(400, [f"unknown form field {field[:80]!r}"])
             name = _text(form.get("name"), "name")
             version = _text(form.get("version"), "version")
             signature = await _bytes(form.get("signature"), "signature")
@@ -297,15 +305,28 @@ async def _bytes(value: Any, what: str) -> bytes:
 def app_from_env() -> ASGIApp:
     """App factory for several worker processes over one database (``--workers N``)."""
     from glassbox.hub.service import open_hub
+    from glassbox.tlog import Signer, Witness, WitnessCosigner, parse_vkey
 
     env = os.environ
+    cosigners: list[Any] = []
+    for spec in filter(None, env.get("GLASSBOX_HUB_WITNESSES", "").split(" ")):
+        vkey, _sep, rest = spec.partition("=http")
+        cosigners.append(WitnessCosigner.http(parse_vkey(vkey), "http" + rest))
     hub = open_hub(
         env["GLASSBOX_HUB_DB"],
         env["GLASSBOX_HUB_BLOBS"],
         env["GLASSBOX_HUB_LOG_KEY"],
+        cosigners=cosigners,
     )
+    witness = None
+    if env.get("GLASSBOX_HUB_COSIGN_KEY"):
+        with open(env["GLASSBOX_HUB_COSIGN_KEY"], encoding="utf-8") as fh:  # noqa: PTH123
+            signer = Signer.from_skey(fh.read().strip())
+        logs = [parse_vkey(v) for v in env.get("GLASSBOX_HUB_COSIGN_LOGS", "").split(" ") if v]
+        witness = Witness(env["GLASSBOX_HUB_WITNESS_STATE"], signer, logs)
     return create_app(
         hub,
+        witness=witness,
         max_upload=int(env.get("GLASSBOX_HUB_MAX_UPLOAD", str(DEFAULT_MAX_UPLOAD))),
         rate_per_minute=int(env.get("GLASSBOX_HUB_RATE", str(DEFAULT_RATE))),
         close_hub=True,

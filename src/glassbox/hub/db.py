@@ -45,6 +45,8 @@ _SCHEMA = (
     " detail TEXT NOT NULL, document TEXT NOT NULL, PRIMARY KEY (release_id, seq))",
     "CREATE TABLE IF NOT EXISTS hub_rate (bucket TEXT NOT NULL, win {BIGINT} NOT NULL,"
     " n INTEGER NOT NULL, PRIMARY KEY (bucket, win))",
+    "CREATE TABLE IF NOT EXISTS hub_claim (name TEXT NOT NULL, version TEXT NOT NULL,"
+    " created DOUBLE PRECISION NOT NULL, PRIMARY KEY (name, version))",
     "CREATE TABLE IF NOT EXISTS hub_scan (release_id TEXT PRIMARY KEY, scanned DOUBLE PRECISION"
     " NOT NULL, report TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS hub_mirror (origin TEXT PRIMARY KEY, vkey TEXT NOT NULL,"
@@ -260,6 +262,21 @@ class HubDB:
         return int(rows[0][0])
 
     # -- releases ------------------------------------------------------------------------
+    def claim(self, name: str, version: str) -> bool:
+        """Reserve ``name@version`` before anything is logged for it, so two processes
+        publishing the same release concurrently cannot both log it: ``False`` if taken."""
+        with self.transaction() as cur:
+            rows = cur.execute(
+                "INSERT INTO hub_claim (name, version, created) VALUES (?, ?, ?)"
+                " ON CONFLICT (name, version) DO NOTHING RETURNING name",
+                (name, version, time.time()),
+            )
+        return bool(rows)
+
+    def unclaim(self, name: str, version: str) -> None:
+        with self.transaction() as cur:
+            cur.execute("DELETE FROM hub_claim WHERE name = ? AND version = ?", (name, version))
+
     def insert_release(
         self, release: ReleaseRow, files: list[FileRow], evidence: list[EvidenceRow]
     ) -> bool:

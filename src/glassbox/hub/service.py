@@ -171,6 +171,9 @@ class Hub:
             return self._publish_staged(
                 stage, key, name, version, signature, uploads, evidence, audit
             )
+        except (HubRefused, InputError, VerificationError) as exc:
+            _hide_paths(exc, stage)
+            raise
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
@@ -257,8 +260,53 @@ class Hub:
             audit_kind = "provenance" if kind == "attestation" else kind
             evidence_paths[audit_kind].append(path)
             ev_rows.append(EvidenceRow(seq, kind, predicate, None, "unknown", "", raw.decode()))
-        # Everything holds: record every statement in the log, then the release.
-        appended = self.log.add(entries[0])
+        # Everything holds: claim the name, record every statement in the log, then the release.
+        if not self.db.claim(name, version):
+            raise HubRefused(409, [f"{name}@{version} is already published (releases are final)"])
+        try:
+            return self._record(
+                stage,
+                key,
+                name,
+                version,
+                sig_doc,
+                entries[0],
+                ev_entries,
+                ev_rows,
+                evidence_paths,
+                files,
+                hosted,
+                scan,
+                root,
+                model_dir,
+                sig_path,
+                audit,
+            )
+        except BaseException:
+            if self.db.release(name, version) is None:
+                self.db.unclaim(name, version)
+            raise
+
+    def _record(
+        self,
+        stage: Path,
+        key: KeyRow,
+        name: str,
+        version: str,
+        sig_doc: dict[str, Any],
+        entry: Any,
+        ev_entries: dict[int, Any],
+        ev_rows: list[EvidenceRow],
+        evidence_paths: dict[str, list[Path]],
+        files: list[FileRow],
+        hosted: bool,
+        scan: dict[str, Any] | None,
+        root: str,
+        model_dir: Path,
+        sig_path: Path,
+        audit: bool,
+    ) -> Published:
+        appended = self.log.add(entry)
         for seq, entry in ev_entries.items():
             done = self.log.add(entry)
             ev_rows[seq] = EvidenceRow(**{**ev_rows[seq].__dict__, "log_index": done.index})
@@ -378,6 +426,14 @@ class Hub:
         if not self.db.blob_known(sha256) or not path.is_file():
             raise LookupError(f"no file with SHA-256 {sha256} on this hub")
         return path
+
+
+def _hide_paths(exc: Exception, stage: Path) -> None:
+    """Errors name the upload's parts, not the server's staging paths."""
+    for where, what in ((f"{stage}/model.sig.json", "signature"), (f"{stage}/model/", "")):
+        exc.args = tuple(a.replace(where, what) if isinstance(a, str) else a for a in exc.args)
+        if isinstance(exc, HubRefused):
+            exc.reasons = [r.replace(where, what) for r in exc.reasons]
 
 
 def _sha256_files(manifest: Any) -> dict[str, str]:
