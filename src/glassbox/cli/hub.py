@@ -16,7 +16,9 @@ from glassbox.errors import InputError
 def _hub_dir() -> Path:
     from glassbox.paths import data_dir
 
-    return data_dir() / "hub"
+    path = data_dir() / "hub"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _db(db: str | None) -> str:
