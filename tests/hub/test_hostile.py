@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -151,3 +152,24 @@ def test_tile_proofs_equal_the_logs_own(
     assert tree.root(size) == log.tree.root(size)
     assert tree.inclusion_proof(index, size) == log.inclusion_proof(index, size)
     assert tree.consistency_proof(old, size) == log.consistency_proof(old, size)
+
+
+def test_chunked_upload_over_the_limit_is_cut_off(hub: Hub, served: Served, tmp_path: Path) -> None:
+    acme = add_publisher(hub, tmp_path, "acme")
+
+    def body() -> Iterator[bytes]:  # no Content-Length: the limit must hold while streaming
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.bin"\r\n\r\n'
+        for _ in range(10):
+            yield b"0" * (1 << 20)
+        yield b"\r\n--b--\r\n"
+
+    resp = httpx.post(
+        served.url + "/api/v1/releases",
+        content=body(),
+        headers={
+            "Authorization": f"Bearer {acme.token}",
+            "content-type": "multipart/form-data; boundary=b",
+        },
+    )
+    assert resp.status_code == 413
+    nothing_stored(hub, tmp_path / "blobs", 0)

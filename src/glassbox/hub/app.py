@@ -151,7 +151,7 @@ def create_app(
         try:
             form = await request.form(max_files=100_000, max_fields=1000)
         except _TooLarge:
-            raise
+            raise HubRefused(413, [f"request body over {max_upload} bytes"]) from None
         except Exception as exc:  # malformed multipart: python-multipart's own errors
             raise HubRefused(400, [f"not a multipart form: {exc}"]) from None
         try:
