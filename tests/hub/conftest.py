@@ -79,9 +79,11 @@ def make_model(root: Path, seed: int = 1, size: int = 64) -> Path:
     return root
 
 
-def evil_pickle() -> bytes:
-    """A pickle that would call os.system if loaded (it never is: only scanned)."""
-    return b"cposix\nsystem\n(S'id'\ntR."
+def evil_pickle(marker: Path | None = None) -> bytes:
+    """A pickle that would call os.system if loaded (it never is: only scanned); with
+    ``marker``, the command would create that file, so a test can see it was never run."""
+    command = f"touch {marker}" if marker else "id"
+    return b"cposix\nsystem\n(S'" + command.encode() + b"'\ntR."
 
 
 @dataclass

@@ -149,7 +149,8 @@ def test_path_traversal_refused(hub: Hub, served: Served, tmp_path: Path, bad: s
 def test_scan_finding_refused(hub: Hub, served: Served, tmp_path: Path) -> None:
     acme = add_publisher(hub, tmp_path, "acme")
     model = make_model(tmp_path / "m")
-    (model / "pytorch_model.bin").write_bytes(evil_pickle())
+    marker = tmp_path / "pwned"
+    (model / "pytorch_model.bin").write_bytes(evil_pickle(marker))
     with pytest.raises(HubError) as caught:
         publish_model(
             model, served.url, load_private_key(acme.key), acme.token, name="acme/m", version="1"
@@ -157,6 +158,7 @@ def test_scan_finding_refused(hub: Hub, served: Served, tmp_path: Path) -> None:
     assert caught.value.status == 422
     assert "scan:" in str(caught.value) and "system" in str(caught.value)
     nothing_stored(hub, tmp_path / "blobs", 0)
+    assert not marker.exists()  # scanned, never run
 
 
 def test_bad_token_extra_file_and_limits(hub: Hub, served: Served, tmp_path: Path) -> None:

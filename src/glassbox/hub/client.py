@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +63,7 @@ def publish_model(
     *,
     name: str,
     version: str,
-    evidence: list[tuple[str, Path]] = (),  # type: ignore[assignment]
+    evidence: Sequence[tuple[str, Path]] = (),
     manifest_only: bool = False,
 ) -> dict[str, Any]:
     """Sign ``model`` with ``key`` (OMS, default method) and upload it with its evidence.

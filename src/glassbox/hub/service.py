@@ -22,7 +22,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -140,7 +140,7 @@ class Hub:
         version: str,
         signature: bytes,
         uploads: list[Upload],
-        evidence: list[tuple[str, bytes]] = (),  # type: ignore[assignment]
+        evidence: Sequence[tuple[str, bytes]] = (),
         *,
         audit: bool = True,
     ) -> Published:
@@ -185,7 +185,7 @@ class Hub:
         version: str,
         signature: bytes,
         uploads: list[Upload],
-        evidence: list[tuple[str, bytes]],
+        evidence: Sequence[tuple[str, bytes]],
         audit: bool,
     ) -> Published:
         from glassbox.tlog import make_submission, parse_entry
