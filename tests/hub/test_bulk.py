@@ -69,3 +69,20 @@ def test_reverify_catches_an_edited_database(hub: Hub, published: list[dict]) ->
     assert len(failed) == 2
     assert any("acme/m0" in f and "file list" in f for f in failed)
     assert any(f.startswith("acme/m2") for f in failed)
+
+
+def test_scheduler_address_is_used_as_given(
+    hub: Hub, published: list[dict], tmp_path: Path
+) -> None:
+    """``--scheduler ADDR``: the jobs go to an existing cluster's scheduler (here a local one
+    started by the test, reached over TCP like a remote one)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith(("tcp://", "inproc://"))
+        done = rescan_all(hub.db.url, str(tmp_path / "blobs"), scheduler=address)
+        assert done["releases"] == 3 and done["failing"] == 0
+        assert reverify_all(hub.db.url, scheduler=address)["failed"] == []
