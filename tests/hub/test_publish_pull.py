@@ -260,3 +260,34 @@ def test_pull_unknown_release_and_bad_ref(hub: Hub, served: Served, tmp_path: Pa
         pull_model("acme/none@1", served.url, policy, tmp_path / "o")
     with pytest.raises(InputError, match="NAME@VERSION"):
         pull_model("acme/none", served.url, policy, tmp_path / "o")
+
+
+def test_replace_swaps_only_a_verified_release(hub: Hub, served: Served, tmp_path: Path) -> None:
+    acme = add_publisher(hub, tmp_path, "acme")
+    key = load_private_key(acme.key)
+    for version, seed in (("1", 1), ("2", 2)):
+        publish_model(
+            make_model(tmp_path / f"m{version}", seed=seed),
+            served.url,
+            key,
+            acme.token,
+            name="acme/m",
+            version=version,
+        )
+    policy = write_policy(tmp_path / "policy.toml", acme.pub, hub.log.vkey)
+    out = tmp_path / "out"
+    pull_model("acme/m@1", served.url, policy, out)
+    with pytest.raises(InputError, match="--replace"):
+        pull_model("acme/m@2", served.url, policy, out)
+    v1 = (out / "config.json").read_text()
+    # Version 2's weights are swapped on the server: the refused pull leaves version 1 intact.
+    doc = httpx.get(served.url + "/api/v1/releases/acme/m/2").json()
+    sha = next(f["sha256"] for f in doc["files"] if f["path"] == "config.json")
+    (tmp_path / "blobs" / "sha256" / sha).write_text('{"seed": 666}')
+    with pytest.raises(TrustRefused):
+        pull_model("acme/m@2", served.url, policy, out, replace=True)
+    assert (out / "config.json").read_text() == v1
+    (tmp_path / "blobs" / "sha256" / sha).write_text(json.dumps({"model_type": "tiny", "seed": 2}))
+    pull_model("acme/m@2", served.url, policy, out, replace=True)
+    assert json.loads((out / "config.json").read_text())["seed"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []
