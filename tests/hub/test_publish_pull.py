@@ -70,6 +70,8 @@ def test_manifest_only_release(hub: Hub, served: Served, tmp_path: Path) -> None
     assert answer["release"]["verdict"] == "unknown"
     assert len(answer["files"]) == 3
     assert hub.log.size() == 1
+    page = httpx.get(served.url + "/models/acme/remote").text
+    assert "manifest only" in page and "verdict-unknown" in page and "Not audited" in page
 
 
 def test_wrong_namespace_refused_and_nothing_left(hub: Hub, served: Served, tmp_path: Path) -> None:
