@@ -133,6 +133,16 @@ def test_tampered_upload_refused(hub: Hub, served: Served, tmp_path: Path) -> No
     nothing_stored(hub, tmp_path / "blobs", 0)
 
 
+def test_file_and_directory_of_one_name_refused(hub: Hub, served: Served, tmp_path: Path) -> None:
+    acme = add_publisher(hub, tmp_path, "acme")
+    model = make_model(tmp_path / "m")
+    sig = _signed(model, acme.key)
+    files = [("a", b"x"), ("a/b", b"y")]
+    resp = _raw_publish(served.url, acme.token, "acme/m", files, sig)
+    assert resp.status_code == 400 and "conflicts" in resp.json()["detail"]
+    nothing_stored(hub, tmp_path / "blobs", 0)
+
+
 @pytest.mark.parametrize(
     "bad", ["../evil.bin", "/etc/passwd", "a/../../x", "a//b", "./x", "a\\..\\x", "model.sig"]
 )

@@ -358,10 +358,16 @@ class Hub:
     def _receive(self, model_dir: Path, upload: Upload) -> FileRow:
         """Copy one upload into the staging model, hashing as it goes (never executed)."""
         target = model_dir / upload.path
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            out = target.open("xb")
+        except OSError:  # "a" and "a/b" both uploaded: one is a file, the other needs a dir
+            raise HubRefused(
+                400, [f"file name {upload.path!r} conflicts with another uploaded file"]
+            ) from None
         h = hashlib.sha256()
         size = 0
-        with target.open("xb") as out:
+        with out:
             while chunk := upload.stream.read(CHUNK):
                 h.update(chunk)
                 size += len(chunk)
