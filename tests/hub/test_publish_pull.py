@@ -303,3 +303,21 @@ def test_replace_swaps_only_a_verified_release(hub: Hub, served: Served, tmp_pat
     pull_model("acme/m@2", served.url, policy, out, replace=True)
     assert json.loads((out / "config.json").read_text())["seed"] == 2
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []
+
+
+def test_token_of_one_key_cannot_upload_another_keys_signature(
+    hub: Hub, served: Served, tmp_path: Path
+) -> None:
+    first = add_publisher(hub, tmp_path, "acme")
+    second = add_publisher(hub, tmp_path, "acme")  # a second key of the same namespace
+    with pytest.raises(HubError) as caught:
+        publish_model(
+            make_model(tmp_path / "m"),
+            served.url,
+            load_private_key(second.key),
+            first.token,
+            name="acme/m",
+            version="1",
+        )
+    assert caught.value.status == 403 and "token is bound to key" in str(caught.value)
+    nothing_stored(hub, tmp_path / "blobs", 0)
