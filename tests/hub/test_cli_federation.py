@@ -106,6 +106,8 @@ def test_witnessed_hub_mirror_gossip_and_bulk_jobs(tmp_path: Path) -> None:
         )
         checkpoint = json.loads(out)["proof"]["checkpoint"]
         assert "— witness.hub.test/b " in checkpoint  # B cosigned A's checkpoint
+        log_page = httpx.get(a_url + "/log").text
+        assert "witness.hub.test/b</td><td>1</td>" in log_page
         policy = write_policy(
             tmp_path / "policy.toml",
             pub,

@@ -289,6 +289,18 @@ def log_page(hub: Hub) -> str:
             body += f"<p>{badge('unknown')} No witness has cosigned the latest checkpoint.</p>"
     else:
         body += f"<p>{badge('unknown')} No checkpoint yet.</p>"
+    last = _last_cosigned(hub)
+    if last:
+        rows = "".join(
+            f"<tr><td>{escape(name)}</td><td>{size}</td>"
+            f"<td>{badge('pass' if latest and size == latest.checkpoint.size else 'unknown')}"
+            "</td></tr>"
+            for name, size in sorted(last.items())
+        )
+        body += (
+            "<h2>Witnesses</h2><table><tr><th>witness</th><th>last cosigned tree size</th>"
+            f"<th>cosigned the latest</th></tr>{rows}</table>"
+        )
     history = hub.log.store.checkpoints()[-20:]
     rows = "".join(f"<tr><td>{size}</td></tr>" for size, _note in reversed(history))
     body += f"<h2>Checkpoints</h2><table><tr><th>tree size</th></tr>{rows}</table>"
@@ -310,6 +322,19 @@ def log_page(hub: Hub) -> str:
             f"caught {_when(seen)}: {escape(detail)}</div>"
         )
     return page("Log", body)
+
+
+def _last_cosigned(hub: Hub, depth: int = 1000) -> dict[str, int]:
+    """Each witness and the largest checkpoint of this hub's log it cosigned (of the last
+    ``depth`` checkpoints), so a witness that stopped cosigning shows."""
+    from glassbox.tlog.note import parse_note
+
+    last: dict[str, int] = {}
+    for size, text in reversed(hub.log.store.checkpoints()[-depth:]):
+        for sig in parse_note(text).signatures:
+            if sig.name != hub.log.origin:
+                last.setdefault(sig.name, size)
+    return last
 
 
 def _cosigners(hub: Hub, origin: str) -> list[str]:
