@@ -27,6 +27,9 @@ COMMANDS: dict[str, str] = {
     "spot-check": "glassbox.cli.build:spot_check",
     "scan": "glassbox.cli.scan:scan",
     "bom": "glassbox.cli.bom:bom",
+    "hub": "glassbox.cli.hub:hub",
+    "publish": "glassbox.cli.hub:publish",
+    "pull": "glassbox.cli.hub:pull",
 }
 
 HELP = {
@@ -44,6 +47,9 @@ HELP = {
     "spot-check": "Replay random segments of a training trail and check them.",
     "scan": "Find malicious payloads in model files without executing them.",
     "bom": "Write a CycloneDX ML-BOM for a model.",
+    "hub": "Run a Glassbox Hub: publish, pages, mirrors, gossip, bulk re-scans.",
+    "publish": "Sign a model and publish it to a hub with its evidence.",
+    "pull": "Download a release from a hub; move it into place only if your policy passes.",
 }
 
 

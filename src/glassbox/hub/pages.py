@@ -1,0 +1,352 @@
+"""Server-rendered pages: plain HTML with every value escaped, no JavaScript, no external
+requests (styles inline, no fonts, images or scripts from anywhere).
+
+Verdicts use the audit report's colours and words (PASS green, FAIL red, UNKNOWN orange), and
+failing or missing evidence is shown, never hidden: a release's page lists each audit link with
+its summary and details.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+from html import escape
+from typing import Any
+from urllib.parse import quote
+
+from glassbox.audit.report_html import COLOURS
+from glassbox.audit.verdict import Verdict
+from glassbox.hub.db import ReleaseRow
+from glassbox.hub.service import Hub
+
+CSS = """
+:root { --ink:#1f2328; --muted:#59636e; --line:#d0d7de; --panel:#f6f8fa; }
+* { box-sizing: border-box; }
+body { font: 15px/1.45 system-ui, sans-serif; color: var(--ink); margin: 0; }
+header { background: #24292f; color: #fff; padding: 10px 24px; display: flex; gap: 24px;
+  align-items: center; }
+header a { color: #fff; text-decoration: none; font-weight: 600; }
+header form { margin-left: auto; }
+main { max-width: 1100px; margin: 0 auto; padding: 16px 24px; }
+h1 { font-size: 24px; margin: 12px 0; } h2 { font-size: 19px; margin-top: 28px; }
+table { border-collapse: collapse; width: 100%; margin: 8px 0; }
+th, td { border-bottom: 1px solid var(--line); padding: 6px 8px; text-align: left;
+  vertical-align: top; }
+th { background: var(--panel); }
+code { font: 13px ui-monospace, monospace; word-break: break-all; }
+.verdict { display: inline-block; padding: 1px 8px; border-radius: 10px; font-weight: 700;
+  font-size: 13px; border: 1px solid; }
+.muted { color: var(--muted); }
+.release { border: 1px solid var(--line); border-radius: 8px; padding: 8px 16px; margin: 16px 0; }
+ul.details { margin: 4px 0 0 0; padding-left: 18px; color: var(--muted); font-size: 13px; }
+.fork { border: 2px solid #b3261e; background: #fce8e6; padding: 8px 16px; border-radius: 8px; }
+"""
+
+LABEL = {"pass": "PASS", "fail": "FAIL", "unknown": "UNKNOWN"}
+
+
+def _verdict(value: str) -> Verdict:
+    try:
+        return Verdict(value)
+    except ValueError:
+        return Verdict.UNKNOWN
+
+
+def badge(value: str) -> str:
+    """A verdict as a coloured label; its class names the verdict for tests and styles."""
+    v = _verdict(value)
+    ink, bg = COLOURS[v]
+    return (
+        f'<span class="verdict verdict-{v.value}" style="color:{ink};background:{bg};'
+        f'border-color:{ink}">{LABEL[v.value]}</span>'
+    )
+
+
+def page(title: str, body: str, query: str = "") -> str:
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)} · Glassbox Hub</title><style>{CSS}</style></head><body>"
+        '<header><a href="/">Glassbox Hub</a><a href="/log">Log</a>'
+        '<form action="/search" method="get"><input name="q" placeholder="search models"'
+        f' value="{escape(query)}"> <button>Search</button></form></header>'
+        f"<main>{body}</main></body></html>"
+    )
+
+
+def _when(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _model_link(name: str) -> str:
+    return f'<a href="/models/{quote(name)}">{escape(name)}</a>'
+
+
+def _key_link(key_id: str) -> str:
+    return f'<a href="/publishers/{quote(key_id)}"><code>{escape(key_id[:16])}</code></a>'
+
+
+def _release_rows(releases: list[ReleaseRow]) -> str:
+    if not releases:
+        return '<p class="muted">No releases.</p>'
+    rows = "".join(
+        f"<tr><td>{_model_link(r.name)}</td><td>{escape(r.version)}</td>"
+        f"<td>{badge(r.verdict)}</td><td>{_key_link(r.key_id)}</td>"
+        f"<td>{r.log_index}</td><td>{_when(r.created)}</td></tr>"
+        for r in releases
+    )
+    return (
+        "<table><tr><th>model</th><th>version</th><th>verdict</th><th>publisher key</th>"
+        f"<th>log entry</th><th>published</th></tr>{rows}</table>"
+    )
+
+
+def home(hub: Hub) -> str:
+    recent = hub.db.all_releases(50)
+    body = (
+        "<h1>Glassbox Hub</h1><p>Every release here carries its evidence: an OMS signature by "
+        "its namespace's key, an entry in this hub's transparency log, the hub's own scan and "
+        "an audit of every link.</p><h2>Recent releases</h2>" + _release_rows(recent)
+    )
+    return page("Home", body)
+
+
+def _links_table(audit: dict[str, Any]) -> str:
+    rows = []
+    for link in audit.get("links", []):
+        details = "".join(f"<li>{escape(str(d))}</li>" for d in link.get("details", [])[:20])
+        findings = "".join(
+            f"<li>{escape(str(f.get('rule_id', f)))}: {escape(str(f.get('message', '')))}</li>"
+            if isinstance(f, dict)
+            else f"<li>{escape(str(f))}</li>"
+            for f in link.get("findings", [])[:20]
+        )
+        extra = f'<ul class="details">{details}{findings}</ul>' if details or findings else ""
+        rows.append(
+            f'<tr class="link link-{escape(str(link.get("link")))}">'
+            f"<td>{escape(str(link.get('title', link.get('link'))))}</td>"
+            f"<td>{badge(str(link.get('verdict')))}</td>"
+            f"<td>{escape(str(link.get('summary', '')))}{extra}</td></tr>"
+        )
+    if "error" in audit:
+        rows.append(
+            f"<tr><td>audit</td><td>{badge('unknown')}</td><td>{escape(audit['error'])}</td></tr>"
+        )
+    return (
+        "<table><tr><th>link</th><th>verdict</th><th>evidence</th></tr>"
+        + "".join(rows)
+        + ("</table>")
+    )
+
+
+def _openness(audit: dict[str, Any]) -> str:
+    for link in audit.get("links", []):
+        if link.get("link") == "openness":
+            ev = link.get("evidence") or {}
+            grade = ev.get("mof_class") or ev.get("class") or ev.get("grade")
+            text = f"{grade}" if grade else str(link.get("summary", ""))
+            return f"<p><b>Openness:</b> {badge(str(link.get('verdict')))} {escape(str(text))}</p>"
+    return ""
+
+
+def _release_block(hub: Hub, release: ReleaseRow) -> str:
+    files = hub.db.files(release.id)
+    evidence = hub.db.evidence(release.id)
+    rescan = hub.db.latest_scan(release.id)
+    parts = [
+        f'<section class="release" id="v-{escape(release.version)}">'
+        f"<h2>{escape(release.version)} {badge(release.verdict)}</h2>"
+        f"<p>Root digest <code>{escape(release.root_digest)}</code><br>"
+        f"Signed by {_key_link(release.key_id)} · log entry {release.log_index} · "
+        f"{_when(release.created)} · "
+        + ("files hosted here" if release.hosted else "manifest only (files hosted elsewhere)")
+        + "</p>"
+    ]
+    if release.audit:
+        parts.append(_openness(release.audit))
+        parts.append("<h3>Audit chain</h3>" + _links_table(release.audit))
+    else:
+        parts.append(
+            f"<p>{badge('unknown')} Not audited: the hub has no copy of the files, so their "
+            "integrity and safety are unknown here.</p>"
+        )
+    if evidence:
+        rows = "".join(
+            f"<tr><td>{escape(e.kind)}</td><td>{badge(e.status)}</td>"
+            f"<td><code>{escape(e.predicate_type or '-')}</code></td>"
+            f"<td>{'-' if e.log_index is None else e.log_index}</td>"
+            f"<td>{escape(e.detail)}</td></tr>"
+            for e in evidence
+        )
+        parts.append(
+            "<h3>Evidence</h3><table><tr><th>kind</th><th>verdict</th><th>predicate</th>"
+            f"<th>log entry</th><th>detail</th></tr>{rows}</table>"
+        )
+    if rescan is not None:
+        when, report = rescan
+        findings = report.get("findings", [])
+        verdict = "fail" if report.get("blocking") else "pass"
+        parts.append(
+            f"<p>Re-scanned {_when(when)}: {badge(verdict)} {len(findings)} finding(s)</p>"
+        )
+    rows = "".join(
+        f"<tr><td><code>{escape(f.path)}</code></td><td>{f.size}</td>"
+        f"<td><code>{escape(f.sha256)}</code></td></tr>"
+        for f in files
+    )
+    parts.append(
+        f"<details><summary>{len(files)} file(s)</summary><table><tr><th>path</th><th>bytes</th>"
+        f"<th>sha256</th></tr>{rows}</table></details></section>"
+    )
+    return "".join(parts)
+
+
+def _changes(releases: list[ReleaseRow]) -> str:
+    """Between consecutive versions: which audit links changed verdict."""
+    out = []
+    ordered = sorted(releases, key=lambda r: r.created)
+    for old, new in itertools.pairwise(ordered):
+        a = {lk.get("link"): lk.get("verdict") for lk in (old.audit or {}).get("links", [])}
+        b = {lk.get("link"): lk.get("verdict") for lk in (new.audit or {}).get("links", [])}
+        changed = [
+            f"{escape(str(k))}: {badge(str(a.get(k)))} → {badge(str(b.get(k)))}"
+            for k in b
+            if a.get(k) != b.get(k)
+        ]
+        if changed:
+            out.append(
+                f"<li>{escape(old.version)} → {escape(new.version)}: {'; '.join(changed)}</li>"
+            )
+    return f"<h2>Changes between versions</h2><ul>{''.join(out)}</ul>" if out else ""
+
+
+def model_page(hub: Hub, name: str) -> str:
+    releases = hub.db.releases_of(name)
+    if not releases:
+        raise LookupError(f"{name} is not on this hub")
+    versions = " ".join(
+        f'<a href="#v-{escape(r.version)}">{escape(r.version)}</a> {badge(r.verdict)}'
+        for r in releases
+    )
+    body = (
+        f"<h1>{escape(name)}</h1><p>Namespace <b>{escape(releases[0].org)}</b>. "
+        f"Versions: {versions}</p>"
+        + _changes(releases)
+        + "".join(_release_block(hub, r) for r in releases)
+    )
+    return page(name, body)
+
+
+def publisher_page(hub: Hub, key_id: str) -> str:
+    """Every release by a key, as the hub's log shows them (the monitor's view): entries the
+    log holds for this key that are not releases on this hub stand out, so a stolen key that
+    signed something elsewhere shows up here."""
+    key = hub.db.key(key_id)
+    releases = hub.db.releases_by_key(key_id)
+    logged = hub.log.search("key", key_id, 1000)
+    known = {r.log_index for r in releases}
+    known |= {
+        e.log_index for r in releases for e in hub.db.evidence(r.id) if e.log_index is not None
+    }
+    unknown = [i for i in logged if i not in known]
+    head = f"<h1>Publisher key <code>{escape(key_id[:16])}</code></h1>" + (
+        f"<p>Namespace <b>{escape(key.org)}</b> {escape(key.label)}<br>Key id "
+        f"<code>{escape(key_id)}</code></p>"
+        if key
+        else "<p>This key is not registered on this hub.</p>"
+    )
+    body = head + "<h2>Releases</h2>" + _release_rows(releases)
+    body += f"<h2>Log entries signed by this key</h2><p>{len(logged)} entr(y/ies) in the log.</p>"
+    if unknown:
+        items = "".join(f"<li>entry {i}</li>" for i in unknown)
+        body += (
+            f'<div class="fork">{badge("fail")} Signed by this key but not a release on this '
+            f"hub: <ul>{items}</ul>Check the key has not been stolen.</div>"
+        )
+    return page("Publisher", body)
+
+
+def log_page(hub: Hub) -> str:
+    from glassbox.hub.federation import mirrors
+
+    latest = hub.log.latest_checkpoint()
+    body = f"<h1>Transparency log</h1><p>Origin <code>{escape(hub.log.origin)}</code><br>"
+    body += f"Key <code>{escape(hub.log.vkey)}</code><br>Size {hub.log.size()}</p>"
+    if latest is not None:
+        sigs = latest.note.signatures
+        rows = "".join(
+            f"<tr><td>{escape(s.name)}</td><td><code>{s.key_id:08x}</code></td>"
+            f"<td>{'log' if s.name == hub.log.origin else 'witness cosignature'}</td></tr>"
+            for s in sigs
+        )
+        body += (
+            f"<h2>Latest checkpoint</h2><pre>{escape(latest.serialize())}</pre>"
+            "<h3>Signatures</h3><table><tr><th>signer</th><th>key id</th><th>role</th></tr>"
+            f"{rows}</table>"
+        )
+        witnesses = [s for s in sigs if s.name != hub.log.origin]
+        if not witnesses:
+            body += f"<p>{badge('unknown')} No witness has cosigned the latest checkpoint.</p>"
+    else:
+        body += f"<p>{badge('unknown')} No checkpoint yet.</p>"
+    last = _last_cosigned(hub)
+    if last:
+        rows = "".join(
+            f"<tr><td>{escape(name)}</td><td>{size}</td>"
+            f"<td>{badge('pass' if latest and size == latest.checkpoint.size else 'unknown')}"
+            "</td></tr>"
+            for name, size in sorted(last.items())
+        )
+        body += (
+            "<h2>Witnesses</h2><table><tr><th>witness</th><th>last cosigned tree size</th>"
+            f"<th>cosigned the latest</th></tr>{rows}</table>"
+        )
+    history = hub.log.store.checkpoints()[-20:]
+    rows = "".join(f"<tr><td>{size}</td></tr>" for size, _note in reversed(history))
+    body += f"<h2>Checkpoints</h2><table><tr><th>tree size</th></tr>{rows}</table>"
+    mirrored = mirrors(hub.db)
+    if mirrored:
+        rows = "".join(
+            f"<tr><td>{escape(m['origin'])}</td><td>{m['size']}</td>"
+            f"<td>{escape(m['source'])}</td><td>{_when(m['updated'])}</td>"
+            f"<td>{escape(', '.join(_cosigners(hub, m['origin'])) or 'none')}</td></tr>"
+            for m in mirrored
+        )
+        body += (
+            "<h2>Mirrored logs</h2><table><tr><th>origin</th><th>size</th><th>source</th>"
+            f"<th>checked</th><th>cosigned by</th></tr>{rows}</table>"
+        )
+    for origin, seen, _a, _b, detail in hub.db.forks():
+        body += (
+            f'<div class="fork">{badge("fail")} Split view of <code>{escape(origin)}</code> '
+            f"caught {_when(seen)}: {escape(detail)}</div>"
+        )
+    return page("Log", body)
+
+
+def _last_cosigned(hub: Hub, depth: int = 1000) -> dict[str, int]:
+    """Each witness and the largest checkpoint of this hub's log it cosigned (of the last
+    ``depth`` checkpoints), so a witness that stopped cosigning shows."""
+    from glassbox.tlog.note import parse_note
+
+    last: dict[str, int] = {}
+    for size, text in reversed(hub.log.store.checkpoints()[-depth:]):
+        for sig in parse_note(text).signatures:
+            if sig.name != hub.log.origin:
+                last.setdefault(sig.name, size)
+    return last
+
+
+def _cosigners(hub: Hub, origin: str) -> list[str]:
+    from glassbox.hub.federation import mirrored_checkpoint
+    from glassbox.tlog.note import parse_note
+
+    note = parse_note(mirrored_checkpoint(hub.db, origin))
+    return [s.name for s in note.signatures if s.name != origin]
+
+
+def search_page(hub: Hub, query: str) -> str:
+    query = query.strip()
+    found = hub.db.search(query) if query else []
+    body = f"<h1>Search</h1><p>{len(found)} release(s) for <b>{escape(query)}</b></p>"
+    return page("Search", body + _release_rows(found), query)

@@ -1,0 +1,519 @@
+"""The hub's work behind the HTTP API: accept a release, describe one, find its bytes.
+
+A publish is judged by the trust part's gate, not by code of the hub's own: the hub turns its
+namespace table into a ``TrustPolicy`` (each namespace's keys trusted for ``org/*``) and runs
+``verify_model_with_policy`` on the uploaded files in a private staging directory, so a wrong
+namespace, a bad signature, a tampered or extra file and a scan finding are refused with the
+gate's own reasons. Only when everything holds are the statements appended to the hub's
+transparency log (which lives in the same database), the release audited (``glassbox.audit``,
+for the pages), the files moved into the content-addressed blob store and the rows inserted in
+one transaction. A refused upload leaves no row, no blob and no log entry behind. Nothing
+uploaded is ever imported, unpickled or run: it is hashed and statically scanned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from glassbox.errors import GlassboxError, InputError, VerificationError
+from glassbox.files import parse_json
+from glassbox.hub.db import EvidenceRow, FileRow, HubDB, KeyRow, ReleaseRow
+from glassbox.hub.names import MAX_FILES, check_upload_path, check_version, split_model_name
+from glassbox.tlog import TransparencyLog
+
+# Evidence kinds a publisher may attach (the audit's kinds, minus what the hub makes itself).
+EVIDENCE_KINDS = ("provenance", "scan", "bom", "mof", "recipe", "attestation")
+SIGNED_KINDS = ("provenance", "scan", "attestation")
+MAX_EVIDENCE_BYTES = 16 << 20
+CHUNK = 1 << 20
+
+
+class HubRefused(VerificationError):
+    """An upload the hub will not accept: HTTP ``status`` and every reason, one line each."""
+
+    def __init__(self, status: int, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.status = status
+        self.reasons = reasons
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded file: its path in the model and a readable binary stream."""
+
+    path: str
+    stream: IO[bytes]
+
+
+@dataclass
+class Published:
+    release: ReleaseRow
+    files: list[FileRow]
+    evidence: list[EvidenceRow]
+    proof: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "release": self.release.to_dict(),
+            "files": [f.__dict__ for f in self.files],
+            "evidence": [
+                {"kind": e.kind, "status": e.status, "log_index": e.log_index, "detail": e.detail}
+                for e in self.evidence
+            ],
+            "proof": self.proof,
+            "notes": self.notes,
+        }
+
+
+class BlobStore:
+    """Files by SHA-256 under ``root/sha256/``; written through a temp file and renamed."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        (self.root / "sha256").mkdir(parents=True, exist_ok=True)
+        (self.root / "staging").mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise InputError(f"{sha256[:80]!r} is not a SHA-256 hex digest")
+        return self.root / "sha256" / sha256
+
+    def staging(self) -> Path:
+        return Path(tempfile.mkdtemp(prefix="up-", dir=self.root / "staging"))
+
+    def adopt(self, sha256: str, source: Path) -> None:
+        target = self.path(sha256)
+        if target.exists():
+            return
+        source.replace(target)
+
+
+def publisher_policy(keys: Iterable[KeyRow]) -> Any:
+    """The hub's namespace table as a trust policy: namespace ``org`` trusted for ``org/*``."""
+    from glassbox.sign.keys import parse_public_key
+    from glassbox.trust.policy import Publisher, PublisherKey, TrustPolicy
+
+    by_org: dict[str, list[KeyRow]] = defaultdict(list)
+    for row in keys:
+        by_org[row.org].append(row)
+    publishers = []
+    for org, rows in sorted(by_org.items()):
+        keys_ = tuple(
+            PublisherKey(parse_public_key(r.pem.encode(), where="hub key"), r.key_id, "hub")
+            for r in rows
+        )
+        publishers.append(Publisher(org, (f"{org}/*",), keys_))
+    # Pickles are hosted (and flagged by the scan); whether to *load* one is the puller's call.
+    return TrustPolicy(publishers=tuple(publishers), allow_pickle=True)
+
+
+class Hub:
+    """One hub process's view: the database, its embedded log, and the blob store."""
+
+    def __init__(self, db: HubDB, log: TransparencyLog, blobs: BlobStore) -> None:
+        self.db = db
+        self.log = log
+        self.blobs = blobs
+
+    def close(self) -> None:
+        self.log.close()
+        self.db.close()
+
+    # -- publish -------------------------------------------------------------------------
+    def publish(
+        self,
+        key: KeyRow,
+        name: str,
+        version: str,
+        signature: bytes,
+        uploads: list[Upload],
+        evidence: Sequence[tuple[str, bytes]] = (),
+        *,
+        audit: bool = True,
+    ) -> Published:
+        org, _short = split_model_name(name)
+        check_version(version)
+        if len(uploads) > MAX_FILES:
+            raise HubRefused(413, [f"{len(uploads)} files; at most {MAX_FILES} per release"])
+        paths = [check_upload_path(u.path) for u in uploads]
+        if len(set(paths)) != len(paths):
+            raise HubRefused(400, ["the same file name is uploaded twice"])
+        for kind, doc in evidence:
+            if kind not in EVIDENCE_KINDS:
+                raise HubRefused(400, [f"unknown evidence kind {kind!r}; one of {EVIDENCE_KINDS}"])
+            if len(doc) > MAX_EVIDENCE_BYTES:
+                raise HubRefused(413, [f"{kind} evidence is over {MAX_EVIDENCE_BYTES} bytes"])
+        if key.org != org:
+            raise HubRefused(
+                403,
+                [
+                    f"your token's key belongs to namespace {key.org!r}; it cannot publish under "
+                    f"{org!r}"
+                ],
+            )
+        if self.db.release(name, version) is not None:
+            raise HubRefused(409, [f"{name}@{version} is already published (releases are final)"])
+        stage = self.blobs.staging()
+        try:
+            return self._publish_staged(
+                stage, key, name, version, signature, uploads, evidence, audit
+            )
+        except (HubRefused, InputError, VerificationError) as exc:
+            _hide_paths(exc, stage)
+            raise
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+
+    def _publish_staged(
+        self,
+        stage: Path,
+        key: KeyRow,
+        name: str,
+        version: str,
+        signature: bytes,
+        uploads: list[Upload],
+        evidence: Sequence[tuple[str, bytes]],
+        audit: bool,
+    ) -> Published:
+        from glassbox.tlog import make_submission, parse_entry
+        from glassbox.trust.gate import authenticate, verify_model_with_policy
+
+        sig_doc = parse_json(signature, "signature")
+        sig_path = stage / "model.sig.json"
+        sig_path.write_bytes(signature)
+        model_dir = stage / "model"
+        model_dir.mkdir()
+        files: list[FileRow] = []
+        for upload in uploads:
+            files.append(self._receive(model_dir, upload))
+        hosted = bool(uploads)
+        policy = publisher_policy(self.db.keys())
+        reasons: list[str] = []
+        scan: dict[str, Any] | None = None
+        if hosted:
+            gate = verify_model_with_policy(
+                model_dir, policy, name=name, signature=sig_path, proofs=[], scan=True
+            )
+            reasons = [f"{r.link}: {r.message}" for r in gate.reasons]
+            signer_id = gate.key_id
+            manifest = gate.manifest
+            root = gate.root_digest
+            scan = gate.scan
+        else:
+            auth, reason = authenticate(sig_path, policy, name)
+            if reason is not None:
+                reasons.append(f"{reason.link}: {reason.message}")
+            signer_id = auth.key_id if auth else None
+            manifest = auth.expected if auth else None
+            root = "sha256:" + auth.expected.root_digest.hex() if auth else None
+        if reasons:
+            raise HubRefused(422, reasons)
+        assert manifest is not None and root is not None
+        if signer_id != key.key_id:
+            raise HubRefused(
+                403,
+                [
+                    f"the signature is by key {str(signer_id)[:16]}, but your token is bound "
+                    f"to key {key.key_id[:16]}"
+                ],
+            )
+        signed_files = _sha256_files(manifest)
+        if hosted:
+            if set(signed_files) != {f.path for f in files}:
+                missing = sorted(set(signed_files) - {f.path for f in files})
+                raise HubRefused(
+                    422, [f"files: signed but not uploaded: {', '.join(missing[:10])}"]
+                )
+        else:
+            files = [FileRow(p, s, d) for p, (s, d) in sorted(_sizes(manifest).items())]
+        # Every signed statement must verify with the publisher's key before anything is logged.
+        entries = [parse_entry(make_submission(sig_doc, key.pem), where="signature")]
+        ev_rows: list[EvidenceRow] = []
+        ev_entries: dict[int, Any] = {}
+        evidence_paths: dict[str, list[Path]] = defaultdict(list)
+        for seq, (kind, raw) in enumerate(evidence):
+            doc = parse_json(raw, f"{kind} evidence")
+            predicate = None
+            if kind in SIGNED_KINDS:
+                try:
+                    entry = parse_entry(make_submission(doc, key.pem), where=f"{kind} evidence")
+                except VerificationError as exc:
+                    raise HubRefused(422, [f"{kind} evidence: {exc}"]) from None
+                predicate = entry.statement.get("predicateType")
+                ev_entries[seq] = entry
+            path = stage / "evidence" / f"{seq}-{kind}.json"
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(raw)
+            audit_kind = "provenance" if kind == "attestation" else kind
+            evidence_paths[audit_kind].append(path)
+            ev_rows.append(EvidenceRow(seq, kind, predicate, None, "unknown", "", raw.decode()))
+        # Everything holds: claim the name, record every statement in the log, then the release.
+        if not self.db.claim(name, version):
+            raise HubRefused(409, [f"{name}@{version} is already published (releases are final)"])
+        try:
+            return self._record(
+                stage,
+                key,
+                name,
+                version,
+                sig_doc,
+                entries[0],
+                ev_entries,
+                ev_rows,
+                evidence_paths,
+                files,
+                hosted,
+                scan,
+                root,
+                model_dir,
+                sig_path,
+                audit,
+            )
+        except BaseException:
+            if self.db.release(name, version) is None:
+                self.db.unclaim(name, version)
+            raise
+
+    def _record(
+        self,
+        stage: Path,
+        key: KeyRow,
+        name: str,
+        version: str,
+        sig_doc: dict[str, Any],
+        entry: Any,
+        ev_entries: dict[int, Any],
+        ev_rows: list[EvidenceRow],
+        evidence_paths: dict[str, list[Path]],
+        files: list[FileRow],
+        hosted: bool,
+        scan: dict[str, Any] | None,
+        root: str,
+        model_dir: Path,
+        sig_path: Path,
+        audit: bool,
+    ) -> Published:
+        appended = self.log.add(entry)
+        for seq, entry in ev_entries.items():
+            done = self.log.add(entry)
+            ev_rows[seq] = EvidenceRow(**{**ev_rows[seq].__dict__, "log_index": done.index})
+        bundle = self.log.proof_bundle(appended.index)
+        audit_doc = None
+        checks: dict[str, Any] = {"scan": scan, "gate": "pass"}
+        if audit and hosted:
+            # The audit relates the proof to the checkpoint this machine last saw of the hub's
+            # own log, so it gets a bundle carrying the consistency proof from that size.
+            from glassbox.hub.client import remembered_size
+
+            since = remembered_size(self.log.origin)
+            if since and since <= self.log.size():
+                audit_bundle = self.log.proof_bundle(appended.index, since)
+            else:
+                audit_bundle = bundle
+            proof_path = stage / "model.proof.json"
+            audit_bundle.write(proof_path)
+            key_path = stage / "publisher.pub"
+            key_path.write_text(key.pem)
+            vkey_path = stage / "log.vkey"
+            vkey_path.write_text(self.log.vkey + "\n")
+            audit_doc = self._audit(
+                model_dir, sig_path, proof_path, key_path, vkey_path, evidence_paths
+            )
+            ev_rows = _judge_evidence(ev_rows, audit_doc)
+        verdict = _verdict(hosted, audit_doc)
+        release = ReleaseRow(
+            uuid.uuid4().hex,
+            name,
+            version,
+            key.org,
+            key.key_id,
+            root,
+            hosted,
+            sig_doc,
+            appended.index,
+            verdict,
+            checks,
+            audit_doc,
+            time.time(),
+        )
+        for f in files if hosted else []:
+            self.blobs.adopt(f.sha256, model_dir / f.path)
+        if not self.db.insert_release(release, files, ev_rows):
+            raise HubRefused(409, [f"{name}@{version} was published concurrently"])
+        return Published(release, files, ev_rows, bundle.to_dict())
+
+    def _receive(self, model_dir: Path, upload: Upload) -> FileRow:
+        """Copy one upload into the staging model, hashing as it goes (never executed)."""
+        target = model_dir / upload.path
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            out = target.open("xb")
+        except OSError:  # "a" and "a/b" both uploaded: one is a file, the other needs a dir
+            raise HubRefused(
+                400, [f"file name {upload.path!r} conflicts with another uploaded file"]
+            ) from None
+        h = hashlib.sha256()
+        size = 0
+        with out:
+            while chunk := upload.stream.read(CHUNK):
+                h.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+        return FileRow(upload.path, size, h.hexdigest())
+
+    def _audit(
+        self,
+        model_dir: Path,
+        sig_path: Path,
+        proof_path: Path,
+        key_path: Path,
+        vkey_path: Path,
+        evidence: dict[str, list[Path]],
+    ) -> dict[str, Any] | None:
+        from glassbox.audit import AuditOptions, audit_model
+
+        named: dict[str, list[Path]] = {k: list(v) for k, v in evidence.items()}
+        named["signature"] = [sig_path]
+        named["log-proof"] = [proof_path]
+        options = AuditOptions(
+            keys=(key_path,),
+            evidence=named,
+            log_keys=(vkey_path,),
+            scan_now=True,
+        )
+        try:
+            return audit_model(model_dir, options).to_dict()
+        except GlassboxError as exc:
+            return {"verdict": "unknown", "error": str(exc), "links": []}
+
+    # -- reading -------------------------------------------------------------------------
+    def release_doc(self, name: str, version: str, since: int | None = None) -> dict[str, Any]:
+        """What ``glassbox pull`` needs: files, signature, evidence and a fresh proof bundle
+        (with a consistency proof from ``since``, the checkpoint size the client saw)."""
+        release = self.db.release(name, version)
+        if release is None:
+            raise LookupError(f"{name}@{version} is not on this hub")
+        size = self.log.size()
+        if since is not None and not 0 < since <= size:
+            since = None
+        latest = self.log.latest_checkpoint()
+        if since is not None and latest is not None and since > latest.checkpoint.size:
+            self.log.issue_checkpoint()
+        bundle = self.log.proof_bundle(release.log_index, since)
+        return {
+            "name": name,
+            "version": version,
+            "release": release.to_dict(),
+            "signature": release.signature,
+            "files": [f.__dict__ for f in self.db.files(release.id)],
+            "evidence": [
+                {"kind": e.kind, "status": e.status, "log_index": e.log_index}
+                for e in self.db.evidence(release.id)
+            ],
+            "proof": bundle.to_dict(),
+            "log": {"origin": self.log.origin, "vkey": self.log.vkey},
+        }
+
+    def blob(self, sha256: str) -> Path:
+        path = self.blobs.path(sha256)
+        if not self.db.blob_known(sha256) or not path.is_file():
+            raise LookupError(f"no file with SHA-256 {sha256} on this hub")
+        return path
+
+
+def _hide_paths(exc: Exception, stage: Path) -> None:
+    """Errors name the upload's parts, not the server's staging paths."""
+    for where, what in ((f"{stage}/model.sig.json", "signature"), (f"{stage}/model/", "")):
+        exc.args = tuple(a.replace(where, what) if isinstance(a, str) else a for a in exc.args)
+        if isinstance(exc, HubRefused):
+            exc.reasons = [r.replace(where, what) for r in exc.reasons]
+
+
+def _sha256_files(manifest: Any) -> dict[str, str]:
+    from glassbox.trust.gate import sha256_of
+
+    files = sha256_of(manifest)
+    if files is None:
+        raise HubRefused(
+            422, ["the hub stores whole-file SHA-256 signatures (sign with the default method)"]
+        )
+    return files
+
+
+def _sizes(manifest: Any) -> dict[str, tuple[int, str]]:
+    out: dict[str, tuple[int, str]] = {}
+    for item in manifest.items:
+        out[item.path] = (int(item.size), item.digest.hex())
+    return out
+
+
+def _judge_evidence(rows: list[EvidenceRow], audit_doc: dict[str, Any] | None) -> list[EvidenceRow]:
+    """Each piece of evidence gets the verdict of the audit link that read it."""
+    if not audit_doc:
+        return rows
+    links = {link.get("link"): link for link in audit_doc.get("links", [])}
+    link_of = {
+        "provenance": "provenance",
+        "attestation": "provenance",
+        "scan": "safety",
+        "bom": "openness",
+        "mof": "openness",
+        "recipe": "provenance",
+    }
+    out = []
+    for row in rows:
+        link = links.get(link_of.get(row.kind, ""), {})
+        status = str(link.get("verdict", "unknown"))
+        detail = str(link.get("summary", ""))
+        out.append(EvidenceRow(**{**row.__dict__, "status": status, "detail": detail}))
+    return out
+
+
+def _verdict(hosted: bool, audit_doc: dict[str, Any] | None) -> str:
+    if not hosted:
+        return "unknown"  # files hosted elsewhere: the hub could not scan them
+    if audit_doc is None:
+        return "pass"
+    return str(audit_doc.get("verdict", "unknown"))
+
+
+def open_hub(
+    db_url: str,
+    blob_dir: str | os.PathLike[str],
+    log_key: str | os.PathLike[str],
+    *,
+    origin: str | None = None,
+    cosigners: list[Any] | None = None,
+) -> Hub:
+    """Open (creating on first use) a hub: its tables, its log in the same database, blobs."""
+    from glassbox.tlog import load_or_create_signer
+    from glassbox.tlog.store import open_store
+
+    signer = load_or_create_signer(Path(log_key), origin)
+    db = HubDB(db_url)
+    store = open_store(db_url)
+    try:
+        log = TransparencyLog(store, signer, cosigners=cosigners)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            store.close()
+        db.close()
+        raise
+    return Hub(db, log, BlobStore(blob_dir))
+
+
+def release_json(published: Published) -> str:
+    return json.dumps(published.to_dict(), sort_keys=True)
