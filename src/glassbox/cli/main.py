@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "spot-check": "glassbox.cli.build:spot_check",
     "scan": "glassbox.cli.scan:scan",
     "bom": "glassbox.cli.bom:bom",
+    "lineage": "glassbox.cli.lineage:lineage",
 }
 
 HELP = {
@@ -44,6 +45,7 @@ HELP = {
     "spot-check": "Replay random segments of a training trail and check them.",
     "scan": "Find malicious payloads in model files without executing them.",
     "bom": "Write a CycloneDX ML-BOM for a model.",
+    "lineage": "Say whether a model's weights derive from a named base model.",
 }
 
 
