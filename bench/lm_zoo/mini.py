@@ -69,7 +69,11 @@ def clone(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def _overrides(model: torch.nn.Module) -> dict[str, Any]:
-    cfg = model.config
+    return _overrides_from(model.config)
+
+
+def _overrides_from(cfg: Any) -> dict[str, Any]:
+    """The factory arguments that rebuild a model of config ``cfg``."""
     return {k: getattr(cfg, k) for k in MINI}
 
 

@@ -37,6 +37,7 @@ MAX_UNITS = 1024
 #: Above this many vocabulary rows, the residual alignment uses a seeded sample of them.
 MAX_VOCAB_ROWS = 8192
 _EPS = 1e-12
+_SINKHORN_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -64,16 +65,25 @@ def units_of(weight: np.ndarray, residual_axis: int) -> np.ndarray:
 
 
 def normalise(units: np.ndarray, *, columns: bool = True) -> np.ndarray:
-    """Residual columns to unit RMS (when ``columns``), then rows centred and unit-norm."""
+    """Rows centred and unit-norm; with ``columns``, first a few alternating row / column
+    scalings (Sinkhorn-style) so that both a per-unit rescale and a per-residual-coordinate
+    rescale (a folded norm) are undone. Rows are scaled first, so a pure per-unit rescale
+    gives exactly the same result."""
     import numpy as np
 
     x = units.astype(np.float64, copy=True)
     if columns:
-        rms = np.sqrt(np.mean(x * x, axis=0, keepdims=True))
-        x /= np.where(rms > _EPS, rms, 1.0)
+        for _ in range(_SINKHORN_ROUNDS):
+            x /= _safe(np.sqrt(np.mean(x * x, axis=1, keepdims=True)))
+            x /= _safe(np.sqrt(np.mean(x * x, axis=0, keepdims=True)))
     x -= x.mean(axis=1, keepdims=True)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms > _EPS, norms, 1.0)
+    return x / _safe(np.linalg.norm(x, axis=1, keepdims=True))  # type: ignore[no-any-return]
+
+
+def _safe(scale: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return np.where(scale > _EPS, scale, 1.0)
 
 
 def _assign(similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
