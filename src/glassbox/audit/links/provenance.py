@@ -140,12 +140,14 @@ def _base_lineage(ctx: AuditContext, statement: dict[str, Any], result: LinkResu
         result.evidence["lineage"] = {"checked": False, "reason": "base model not found"}
         return
     from glassbox.digest import hash_model
+    from glassbox.pipeline.inputs import signature_ignores
 
-    got = hash_model(path, use_cache=False).root_digest.hex()
-    if got != want:
+    got = hash_model(path, ignore_paths=signature_ignores(path), use_cache=False)
+    got_hex = got.root_digest.hex()
+    if got_hex != want:
         result.verdict = Verdict.FAIL
         result.summary = f"the base model at {path} is not the one the provenance declares"
-        result.evidence["lineage"] = {"checked": False, "base": str(path), "digest": got}
+        result.evidence["lineage"] = {"checked": False, "base": str(path), "digest": got_hex}
         return
     try:
         from glassbox.lm import compare_weights
