@@ -89,6 +89,16 @@ def test_fine_tune_naming_the_wrong_base_fails_with_the_evidence(
     assert [layer["layer"] for layer in lineage["layers"]] == [None, 0, 1]
 
 
+def test_html_report_shows_the_base_model_chain(zoo: MiniZoo, tmp_path: Path) -> None:
+    from glassbox.audit.report_html import render_html
+
+    model, pub = _release(zoo, tmp_path, model="ft", declared_base="other")
+    report = audit_model(model, AuditOptions(keys=(pub,), scan_now=False))
+    html = render_html(report)
+    assert 'id="lineage-chain" data-verdict="not derived"' in html
+    assert "lineage: not derived (score" in html and "this model" in html
+
+
 def test_swapped_base_files_fail(zoo: MiniZoo, tmp_path: Path) -> None:
     model, pub = _release(zoo, tmp_path, model="ft", declared_base="base")
     shutil.copyfile(

@@ -183,3 +183,16 @@ def test_cka_is_invariant_to_rotation_and_scale() -> None:
     assert linear_cka(x, 3.0 * x @ q) == pytest.approx(1.0)
     assert linear_cka(x, rng.standard_normal((100, 16))) < 0.5
     assert np.allclose(np.linalg.norm(normalise(x), axis=1), 1.0)
+
+
+def test_wide_layers_match_every_unit_against_all_base_units() -> None:
+    """A sampled candidate unit must find its partner among *all* base units (a wide MLP of
+    a real model), and the greedy path above the solver's size still tells copy from noise."""
+    from glassbox.lm import align
+
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((align.MAX_ASSIGN + 500, 24))
+    perm = rng.permutation(base.shape[0])
+    copy = base[perm] + 0.05 * rng.standard_normal(base.shape)
+    assert match_units(copy, base).score > 0.9
+    assert match_units(rng.standard_normal(base.shape), base).score < 0.3

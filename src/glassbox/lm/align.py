@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 MAX_UNITS = 1024
 #: Above this many vocabulary rows, the residual alignment uses a seeded sample of them.
 MAX_VOCAB_ROWS = 8192
+#: Above this many base units, each candidate unit takes its best match (see ``_assign``).
+MAX_ASSIGN = 4096
 _EPS = 1e-12
 _SINKHORN_ROUNDS = 3
 
@@ -87,10 +89,23 @@ def _safe(scale: np.ndarray) -> np.ndarray:
 
 
 def _assign(similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The one-to-one assignment of rows to columns with the largest total similarity.
+
+    When every row's best column is a different column, that is the optimum (the sum of row
+    maxima bounds every assignment), so derived models, where it usually holds, skip the
+    O(n^3) solver. Above ``MAX_ASSIGN`` columns the solver is too slow and each row takes its
+    best column (not one-to-one; the null is computed the same way, so scores stay comparable).
+    """
+    import numpy as np
+
+    best = similarity.argmax(axis=1)
+    rows = np.arange(similarity.shape[0])
+    if len(np.unique(best)) == len(best) or similarity.shape[1] > MAX_ASSIGN:
+        return rows, best
     from scipy.optimize import linear_sum_assignment
 
-    rows, cols = linear_sum_assignment(similarity, maximize=True)
-    return rows, cols
+    r, c = linear_sum_assignment(similarity, maximize=True)
+    return r, c
 
 
 def _rng(seed: int) -> np.random.Generator:
@@ -111,8 +126,6 @@ def match_units(candidate: np.ndarray, base: np.ndarray, *, seed: int = 0) -> Ma
     b = normalise(base)
     if a.shape[0] > MAX_UNITS:
         a = a[np.sort(rng.choice(a.shape[0], MAX_UNITS, replace=False))]
-    if b.shape[0] > 4 * MAX_UNITS:
-        b = b[np.sort(rng.choice(b.shape[0], 4 * MAX_UNITS, replace=False))]
     sim = np.abs(a @ b.T)
     rows, cols = _assign(sim)
     matched = float(sim[rows, cols].mean())
