@@ -9,6 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from glassbox.audit import AuditOptions, Verdict, audit_model
 from glassbox.digest import hash_model
 from glassbox.sign import (
@@ -115,3 +117,32 @@ def test_missing_base_is_reported_not_passed_silently(zoo: MiniZoo, tmp_path: Pa
     link = _provenance(model, pub)
     assert link.evidence["lineage"] == {"checked": False, "reason": "base model not found"}
     assert any("lineage of the weights was not checked" in d for d in link.details)
+
+
+def test_html_chain_in_chromium(zoo: MiniZoo, tmp_path: Path) -> None:
+    """What a person sees: the base -> lineage -> model chain, in the failure colour."""
+    import shutil as sh
+
+    chromium = sh.which("chromium") or sh.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium binary on PATH")
+    playwright = pytest.importorskip("playwright.sync_api")
+    from glassbox.audit.report_html import CHROMIUM_ARGS, COLOURS, write_html
+
+    model, pub = _release(zoo, tmp_path, model="ft", declared_base="other")
+    html = write_html(
+        audit_model(model, AuditOptions(keys=(pub,), scan_now=False)), tmp_path / "r.html"
+    )
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=list(CHROMIUM_ARGS))
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(html.as_uri())
+        chain = page.locator("#lineage-chain")
+        assert chain.is_visible()
+        text = chain.inner_text()
+        assert "base model" in text and "lineage: not derived" in text and "this model" in text
+        pill = chain.locator(".pill").nth(1)
+        r, g, b = (int(COLOURS[Verdict.FAIL][0][i : i + 2], 16) for i in (1, 3, 5))
+        assert pill.evaluate("e => getComputedStyle(e).color") == f"rgb({r}, {g}, {b})"
+        assert page.locator("#link-provenance").evaluate("e => e.open") is True
+        browser.close()

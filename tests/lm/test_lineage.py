@@ -134,3 +134,38 @@ def test_evidence_names_every_layer(zoo: MiniZoo) -> None:
     for tensor in result["tensors"]:
         assert 0.0 <= tensor["score"] <= 1.0
         assert tensor["nullCorrelation"] < tensor["matchedCorrelation"]
+
+
+def test_gpt2_checkpoints_with_conv1d_weights(tmp_path) -> None:
+    """GPT-2's Conv1D weights are stored [in, out] and its attention is one fused matrix: a
+    perturbed, unit-permuted copy is derived, another initialisation is not."""
+    from safetensors.torch import save_file
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    cfg = GPT2Config(vocab_size=256, n_positions=64, n_embd=32, n_layer=2, n_head=4)
+    torch.manual_seed(0)
+    base = {k: v.clone() for k, v in GPT2LMHeadModel(cfg).state_dict().items()}
+    torch.manual_seed(1)
+    other = {k: v.clone() for k, v in GPT2LMHeadModel(cfg).state_dict().items()}
+    gen = torch.Generator().manual_seed(2)
+    tuned = {k: v + 0.3 * v.std() * torch.randn(v.shape, generator=gen) for k, v in base.items()}
+    for i in range(cfg.n_layer):  # permute MLP hidden units: c_fc columns with c_proj rows
+        perm = torch.randperm(4 * cfg.n_embd, generator=gen)
+        p = f"transformer.h.{i}.mlp."
+        tuned[p + "c_fc.weight"] = tuned[p + "c_fc.weight"][:, perm]
+        tuned[p + "c_fc.bias"] = tuned[p + "c_fc.bias"][perm]
+        tuned[p + "c_proj.weight"] = tuned[p + "c_proj.weight"][perm]
+    for name, state in (("base", base), ("tuned", tuned), ("other", other)):
+        (tmp_path / name).mkdir()
+        state = {k: v.contiguous() for k, v in state.items() if k != "lm_head.weight"}
+        save_file(state, str(tmp_path / name / "model.safetensors"))
+    derived = compare_weights(tmp_path / "tuned", tmp_path / "base")
+    assert derived.verdict == DERIVED, derived.reason
+    assert {t.kind for t in derived.tensors} >= {
+        "attn_qkv",
+        "attn_o",
+        "mlp_up",
+        "mlp_down",
+        "embed",
+    }
+    assert compare_weights(tmp_path / "other", tmp_path / "base").verdict == NOT_DERIVED
