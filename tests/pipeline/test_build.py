@@ -295,3 +295,43 @@ def test_changed_code_that_breaks_training_is_still_named(
     assert report.verdict == INPUTS_DIFFER and not report.ok
     assert report.input_changes == [f"code file train.py changed at line {line}"]
     assert "training failed" in report.notes[0] and "paramz" in report.notes[0]
+
+
+def test_base_model_signed_by_the_declared_key_is_required(built: Built, tmp_path: Path) -> None:
+    """A recipe can name the key that must have signed its base: the build verifies the
+    base's OMS signature before training and records the signer in the provenance."""
+    from glassbox.digest import hash_model
+    from glassbox.sign import generate_private_key, public_key_id, sign_model, write_keypair
+    from tests.pipeline.conftest import copy_example
+
+    base = tmp_path / "base"
+    base.mkdir()
+    shutil.copy(built.out / "model" / "model.safetensors", base / "model.safetensors")
+    digest = hash_model(base, use_cache=False).root_digest.hex()
+    publisher = generate_private_key()
+    attacker = generate_private_key()
+    recipe = copy_example(
+        tmp_path / "ft",
+        {
+            "[hyperparameters]": f'[base_model]\npath = "{base}"\ndigest = "sha256:{digest}"\n'
+            'key = "publisher.pub"\n\n[hyperparameters]'
+        },
+    )
+    _, pub = write_keypair(publisher, recipe.parent / "publisher")
+    line = next(i for i, t in enumerate(recipe.read_text().splitlines(), 1) if t.startswith("key"))
+    with pytest.raises(
+        VerificationError, match=rf"recipe.toml:{line}: base model .* is not signed"
+    ):
+        build(recipe, tmp_path / "unsigned")
+    sign_model(base, attacker)
+    with pytest.raises(VerificationError, match=r"is not signed by publisher\.pub"):
+        build(recipe, tmp_path / "wrong-signer")
+    sign_model(base, publisher)
+    result = build(recipe, tmp_path / "out")
+    deps = result.statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    base_dep = next(d for d in deps if d["name"] == "base-model")
+    assert base_dep["digest"] == {"sha256": digest}
+    assert base_dep["annotations"]["signedBy"] == public_key_id(publisher)
+    params = result.statement["predicate"]["buildDefinition"]["externalParameters"]
+    assert params["base_model"]["key"] == "publisher.pub"
+    del pub

@@ -68,6 +68,9 @@ class BomInputs:
     properties: tuple[tuple[str, str], ...] = ()
     limitations: tuple[str, ...] = ()
     use_cases: tuple[str, ...] = field(default=())
+    #: Base models this one was fine-tuned (or otherwise derived) from: (name, sha256 OMS root
+    #: digest), nearest first. Written as CycloneDX ``pedigree.ancestors``.
+    ancestors: tuple[tuple[str, str], ...] = ()
 
 
 def build_bom(
@@ -132,6 +135,7 @@ def build_bom(
         licenses=_licences(inputs.license),
         properties=model_props,
         components=[] if model_hashes else files,
+        pedigree=_pedigree(inputs.ancestors) if inputs.ancestors else None,
     )
     datasets = [
         Component(
@@ -188,6 +192,28 @@ def build_bom(
     _add_ml_sections(document, inputs, openness)
     validate_bom(document)
     return document
+
+
+def _pedigree(ancestors: tuple[tuple[str, str], ...]) -> Any:
+    """``pedigree.ancestors``: each base model by name and OMS root digest (SHA-256)."""
+    from cyclonedx.model import HashAlgorithm, HashType, Property
+    from cyclonedx.model.component import Component, ComponentType, Pedigree
+
+    return Pedigree(
+        ancestors=[
+            Component(
+                type=ComponentType.MACHINE_LEARNING_MODEL,
+                name=name,
+                bom_ref=f"base-model:{i}:{digest[:16]}",
+                hashes=[HashType(alg=HashAlgorithm.SHA_256, content=digest)],
+                properties=[
+                    Property(name="glassbox:oms:root-digest", value="sha256:" + digest),
+                    Property(name="glassbox:relationship", value="derived-from (base model)"),
+                ],
+            )
+            for i, (name, digest) in enumerate(ancestors)
+        ]
+    )
 
 
 def _serialise(bom: Any) -> dict[str, Any]:

@@ -189,4 +189,16 @@ def bom_inputs_from_provenance(
         platform=_str(env.get("platform")),
         architecture=_str(model.get("factory")),
         properties=tuple(props),
+        ancestors=tuple(_base_models(statement)),
     )
+
+
+def _base_models(statement: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """The base model a build declares (its ``base-model`` resolved dependency)."""
+    build = _dict(_dict(statement.get("predicate")).get("buildDefinition"))
+    for dep in _list(build.get("resolvedDependencies")):
+        dep = _dict(dep)
+        digest = _str(_dict(dep.get("digest")).get("sha256"))
+        if dep.get("name") == "base-model" and digest:
+            path = _str(_dict(dep.get("annotations")).get("path")) or "base model"
+            yield path.rstrip("/") or "base model", digest

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "hub": "glassbox.cli.hub:hub",
     "publish": "glassbox.cli.hub:publish",
     "pull": "glassbox.cli.hub:pull",
+    "lineage": "glassbox.cli.lineage:lineage",
 }
 
 HELP = {
@@ -50,6 +51,7 @@ HELP = {
     "hub": "Run a Glassbox Hub: publish, pages, mirrors, gossip, bulk re-scans.",
     "publish": "Sign a model and publish it to a hub with its evidence.",
     "pull": "Download a release from a hub; move it into place only if your policy passes.",
+    "lineage": "Say whether a model's weights derive from a named base model.",
 }
 
 

@@ -137,11 +137,21 @@ def resolve_inputs(recipe: Recipe, *, exclude: list[Path] | None = None) -> Reso
     datasets = {d.name: commit_dataset(d.path, fmt=d.format) for d in recipe.datasets}
     base = None
     if recipe.base_model is not None:
-        base = hash_model(recipe.base_model.path)
+        base = hash_model(
+            recipe.base_model.path, ignore_paths=signature_ignores(recipe.base_model.path)
+        )
     chunks = {
         d.name: record_chunks(d.path, d.format, datasets[d.name].size) for d in recipe.datasets
     }
     return ResolvedInputs(code, line_hashes(recipe.code_dir, code), datasets, base, chunks)
+
+
+def signature_ignores(model: Path) -> list[str]:
+    """A model directory's own OMS signature (``model.sig``) is not part of the model: its
+    digest is the OMS root digest, the one ``glassbox digest`` prints and a signature covers."""
+    from glassbox.digest.manifest import DEFAULT_SIGNATURE_NAME
+
+    return [DEFAULT_SIGNATURE_NAME] if model.is_dir() else []
 
 
 def check_declared(recipe: Recipe, inputs: ResolvedInputs) -> None:
@@ -169,6 +179,36 @@ def check_declared(recipe: Recipe, inputs: ResolvedInputs) -> None:
                 f"has digest sha256:{root}, not the declared one; "
                 f'if the change is intended set digest = "sha256:{root}"'
             )
+        if recipe.base_model.key is not None:
+            check_base_signature(recipe)
+
+
+def check_base_signature(recipe: Recipe) -> str:
+    """The declared base model carries an OMS signature by the declared key, over exactly
+    the declared digest; returns the key's id. Checked before any training starts."""
+    from glassbox.errors import InputError
+    from glassbox.sign import load_public_key, public_key_id, verify_model
+
+    spec = recipe.base_model
+    assert spec is not None and spec.key is not None
+    where = recipe.where("base_model", "key")
+    pub = load_public_key(spec.key)
+    try:
+        manifest = verify_model(spec.path, pub, signature_path=spec.signature)
+    except InputError as exc:
+        raise VerificationError(
+            f"{where}: base model {spec.relpath} is not signed: {exc}"
+        ) from None
+    except VerificationError as exc:
+        raise VerificationError(
+            f"{where}: base model {spec.relpath} is not signed by {spec.key_relpath}: {exc}"
+        ) from None
+    if manifest.root_digest.hex() != spec.digest:
+        raise VerificationError(
+            f"{where}: the signature over base model {spec.relpath} covers other files "
+            f"(sha256:{manifest.root_digest.hex()}) than the declared digest"
+        )
+    return public_key_id(pub)
 
 
 def changed_lines(recorded: list[str], current: list[str]) -> list[int]:

@@ -99,11 +99,18 @@ def resolved_dependencies(recipe: Recipe, inputs: ResolvedInputs) -> list[dict[s
             }
         )
     if recipe.base_model is not None and inputs.base_model is not None:
+        annotations: dict[str, Any] = {"kind": "base-model", "path": recipe.base_model.relpath}
+        if recipe.base_model.key is not None:
+            from glassbox.sign import load_public_key, public_key_id
+
+            # Verified before training (``inputs.check_base_signature``); recorded so an
+            # auditor knows whose release the fine-tune started from.
+            annotations["signedBy"] = public_key_id(load_public_key(recipe.base_model.key))
         deps.append(
             {
                 "name": "base-model",
                 "digest": {"sha256": inputs.base_model.root_digest.hex()},
-                "annotations": {"kind": "base-model", "path": recipe.base_model.relpath},
+                "annotations": annotations,
             }
         )
     return deps

@@ -31,6 +31,8 @@ Schema (buildType ``https://glassbox.dev/build/recipe/v1``)::
     [base_model]                    # optional
     path = "base/"
     digest = "sha256:<hex>"         # OMS manifest root digest
+    key = "publisher.pub"           # optional: the base must carry an OMS signature by this key
+    signature = "base/model.sig"    # optional: where that signature is (default: the base's own)
 
     [hyperparameters]               # free-form, passed to the training code
     lr = 0.1
@@ -89,7 +91,7 @@ _TOP_KEYS = {
 _CODE_KEYS = {"dir", "entry"}
 _MODEL_KEYS = {"factory", "config"}
 _DATASET_KEYS = {"name", "path", "format", "commitment", "records", "licence"}
-_BASE_KEYS = {"path", "digest"}
+_BASE_KEYS = {"path", "digest", "key", "signature"}
 _RUN_KEYS = {"seed", "threads", "checkpoint_interval", "cpu_capability"}
 _OUTPUT_KEYS = {"keep"}
 
@@ -118,6 +120,12 @@ class BaseModelSpec:
     relpath: str
     digest: str
     line: int = 0
+    #: The public key whose OMS signature the base must carry (resolved, and as written).
+    key: Path | None = None
+    key_relpath: str | None = None
+    #: Where that signature is; ``None``: the base's default (``BASE/model.sig``).
+    signature: Path | None = None
+    signature_relpath: str | None = None
 
 
 @dataclass(frozen=True)
@@ -190,7 +198,15 @@ class Recipe:
             ],
         }
         if self.base_model is not None:
-            out["base_model"] = {"path": self.base_model.relpath, "digest": self.base_model.digest}
+            base: dict[str, Any] = {
+                "path": self.base_model.relpath,
+                "digest": self.base_model.digest,
+            }
+            if self.base_model.key_relpath is not None:
+                base["key"] = self.base_model.key_relpath
+            if self.base_model.signature_relpath is not None:
+                base["signature"] = self.base_model.signature_relpath
+            out["base_model"] = base
         return out
 
 
@@ -400,8 +416,32 @@ class _Validator:
                     ["base_model", "digest"],
                     "base model digest must be 'sha256:<64 hex digits>' (its OMS manifest root)",
                 )
+            key_rel = base.get("key")
+            key_path = None
+            if key_rel is not None:
+                key_rel = self.string(base, "key", ["base_model"])
+                key_path = self.relative(code_dir, key_rel, ["base_model", "key"], "base model key")
+            sig_rel = base.get("signature")
+            sig_path = None
+            if sig_rel is not None:
+                if key_rel is None:
+                    raise self.fail(
+                        ["base_model", "signature"],
+                        "'signature' needs 'key': name the public key it must verify with",
+                    )
+                sig_rel = self.string(base, "signature", ["base_model"])
+                sig_path = self.relative(
+                    code_dir, sig_rel, ["base_model", "signature"], "base model signature"
+                )
             base_model = BaseModelSpec(
-                base_path, rel, digest, _line_for(self.lines, ["base_model"])
+                base_path,
+                rel,
+                digest,
+                _line_for(self.lines, ["base_model"]),
+                key_path,
+                key_rel,
+                sig_path,
+                sig_rel,
             )
 
         hyper = self.table("hyperparameters", required=False)
