@@ -27,13 +27,15 @@ COMMANDS: dict[str, str] = {
     "spot-check": "glassbox.cli.build:spot_check",
     "scan": "glassbox.cli.scan:scan",
     "bom": "glassbox.cli.bom:bom",
+    "pipeline": "glassbox.cli.pipeline:pipeline",
+    "label": "glassbox.cli.pipeline:label",
 }
 
 HELP = {
     "quickstart": "Build, sign, log, scan and audit the digits example end to end.",
     "audit": "Walk the whole chain for a model and report, link by link, what holds.",
     "digest": "Hash a model (OMS-compatible manifest) or commit to a dataset.",
-    "dataset": "Prove or verify that a record is in a committed dataset.",
+    "dataset": "Prove or verify that a record is in a committed dataset; diff two datasets.",
     "keygen": "Create a signing key pair (PEM).",
     "sign": "Sign a model in the OpenSSF model-signing (OMS) format.",
     "verify": "Verify a model's OMS signature and name any changed files.",
@@ -44,6 +46,8 @@ HELP = {
     "spot-check": "Replay random segments of a training trail and check them.",
     "scan": "Find malicious payloads in model files without executing them.",
     "bom": "Write a CycloneDX ML-BOM for a model.",
+    "pipeline": "Run or rebuild a pipeline of steps from upstream data to a model.",
+    "label": "Sign label decisions (one attestation per labeller per batch).",
 }
 
 
