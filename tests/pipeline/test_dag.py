@@ -263,9 +263,7 @@ def test_upstream_pin_is_checked_before_any_step(tmp_path: Path) -> None:
     pipeline = _mini(tmp_path, GOOD_FILTER)
     with (pipeline.parent / "data.jsonl").open("a") as f:
         f.write('{"id": 99, "v": 0, "label": 0}\n')
-    with pytest.raises(
-        VerificationError, match=r"pipeline.toml:9: upstream 'd' .* does not match"
-    ):
+    with pytest.raises(VerificationError, match=r"pipeline.toml:9: upstream 'd' .* does not match"):
         run_pipeline(pipeline, tmp_path / "out")
 
 
