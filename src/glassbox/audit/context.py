@@ -67,6 +67,8 @@ class AuditOptions:
     behavior: bool = False
     # Called with byte counts while the model is hashed (a progress bar on a terminal).
     progress: Callable[[int], None] | None = None
+    # The consumer's own list of labellers (name -> public key file), for pipeline lineage.
+    labellers: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -101,6 +103,14 @@ class AuditContext:
                 pub = load_public_key(path)
                 self._keys.append(TrustedKey(path, pub, public_key_id(pub), key_hint(pub)))
         return self._keys
+
+    def labeller_keys(self) -> dict[str, Any] | None:
+        """The labellers the user trusts (``--labeller NAME=KEY``), or ``None`` if none given."""
+        if not self.options.labellers:
+            return None
+        from glassbox.sign import load_public_key
+
+        return {name: load_public_key(path) for name, path in self.options.labellers.items()}
 
     def sha256_files(self) -> dict[str, str]:
         """Each model file's SHA-256 (hex) by relative path; a single-file model by its name.

@@ -80,6 +80,14 @@ _EVIDENCE_OPTIONS = (
     metavar="K",
     help="Replay K random segments of the training trail.",
 )
+@click.option(
+    "--labeller",
+    "labellers",
+    multiple=True,
+    metavar="NAME=KEY",
+    help="A labeller you trust, with their public key (pipeline lineage); repeatable. Labels "
+    "signed by anyone else are findings.",
+)
 @click.option("--fail-on", default="high", show_default=True, help="Scan severity that fails.")
 @click.option("--no-scan", is_flag=True, help="Do not run the scanner when no attestation.")
 @click.option("--behavior", is_flag=True, help="Also run the behavioural (backdoor) scan.")
@@ -101,6 +109,7 @@ def audit(
     require: str,
     rebuild: bool,
     spot_check: int | None,
+    labellers: tuple[str, ...],
     fail_on: str,
     no_scan: bool,
     behavior: bool,
@@ -129,6 +138,7 @@ def audit(
         fail_on=fail_on,
         scan_now=not no_scan,
         behavior=behavior,
+        labellers=_labellers(labellers),
     )
     with progress("verifying", _size_of(model), enabled=not as_json) as bar:
         options.progress = bar.advance
@@ -142,6 +152,16 @@ def audit(
         if html is not None:
             click.echo(f"HTML report: {html}")
     sys.exit(report.exit_code)
+
+
+def _labellers(values: tuple[str, ...]) -> dict[str, Path]:
+    out = {}
+    for value in values:
+        name, sep, key = value.partition("=")
+        if not sep or not name or not key:
+            raise click.UsageError(f"--labeller {value!r}: write NAME=PUBLIC_KEY_FILE")
+        out[name] = Path(key)
+    return out
 
 
 def _size_of(model: Path) -> int | None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from glassbox.digest import Manifest, hash_file, hash_model
 from glassbox.errors import InputError, VerificationError
-from glassbox.pipeline.inputs import CACHE_DIRS, DATASET_DIGEST_KEY
+from glassbox.pipeline.inputs import CACHE_DIRS, DATASET_DIGEST_KEY, record_chunks
 from glassbox.pipeline.provenance import BUNDLE_NAME, STATEMENT_NAME
 from glassbox.pipeline.spec import PIPELINE_TYPE, Pipeline, Step
 
@@ -508,6 +508,7 @@ def step_provenance(
                     "key": dataset.key,
                     "localPath": str(dataset.path.resolve()),
                     "format": dataset.fmt,
+                    "chunks": record_chunks(dataset.path, dataset.fmt, dataset.size),
                 },
             }
         )

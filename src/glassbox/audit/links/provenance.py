@@ -101,11 +101,39 @@ def check(ctx: AuditContext) -> LinkResult:
         result.details.append(
             "files not among the build's outputs (added after the build): " + ", ".join(uncovered)
         )
+    _lineage(ctx, item.path, result)
     if ctx.options.rebuild:
         _rebuild(ctx, item.path, key_path, result)
     if ctx.options.spot_check:
         _spot_check(ctx, item.path, key_path, ctx.options.spot_check, result)
     return result
+
+
+def _lineage(ctx: AuditContext, provenance: Path, result: LinkResult) -> None:
+    """A model built by a pipeline: walk its data back to the upstream commitments."""
+    from glassbox.pipeline.lineage import find_lock, verify_lineage
+
+    lock = find_lock(provenance)
+    if lock is None:
+        return
+    report = verify_lineage(
+        lock,
+        [k.key for k in ctx.trusted_keys()],
+        labellers=ctx.labeller_keys(),
+        model_step=provenance.parent.name,
+    )
+    result.evidence["lineage"] = report.to_dict()
+    steps = len(report.steps)
+    if report.verdict == "pass":
+        result.summary += f"; data lineage of {steps} pipeline step(s) verified to upstream"
+        return
+    findings = report.findings
+    if report.verdict == "fail":
+        result.verdict = Verdict.FAIL
+        result.summary = f"data lineage: {findings[0]}" if findings else "data lineage failed"
+    else:
+        result.summary += f"; data lineage unknown: {findings[0] if findings else '?'}"
+    result.details.extend(findings[1:] if report.verdict == "fail" else findings)
 
 
 def _build_def(statement: dict[str, Any]) -> dict[str, Any]:
