@@ -90,6 +90,8 @@ class AuditContext:
         self.signature_statement: dict[str, Any] | None = None
         self.signature_bundle: dict[str, Any] | None = None
         self.provenance_statement: dict[str, Any] | None = None
+        # The pipeline lineage the provenance link verified (``LineageReport.to_dict()``).
+        self.lineage: dict[str, Any] | None = None
         self._keys: list[TrustedKey] | None = None
         self._manifest: Manifest | None = None
 

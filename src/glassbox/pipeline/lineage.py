@@ -426,6 +426,9 @@ def _check_label_signatures(
         ann = dep.get("annotations", {})
         labeller = str(ann.get("labeller"))
         bundles[f"{labeller}'s attestation"] = ann.get("bundle") or {}
+        on_disk = Path(str(ann.get("localPath")))
+        if on_disk.is_file() and hash_file(on_disk).hex() != dep.get("digest", {}).get("sha256"):
+            _fail(verdict, f"{labeller}'s attestation {on_disk} differs from the one the step used")
         if labellers is None:
             try:
                 keys[labeller] = load_pem_public_key(str(ann.get("publicKey")).encode())

@@ -216,7 +216,13 @@ def reusable(out_dir: Path, key: str) -> StepResult | None:
             path = out_dir / rel
             if not path.is_file() or hash_file(path).hex() != sha:
                 return None
-        return load_result(out_dir, record)
+        result = load_result(out_dir, record)
+        from glassbox.digest import commit_dataset
+
+        for dataset in result.outputs.values():  # what the next step will be told it reads
+            if commit_dataset(dataset.path, fmt=dataset.fmt).root.hex() != dataset.root:
+                return None
+        return result
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -531,6 +537,7 @@ def step_provenance(
                 "digest": {"sha256": att["sha256"]},
                 "annotations": {
                     "kind": "label-attestation",
+                    "localPath": att["path"],
                     "labeller": att["labeller"],
                     "keyId": att["key_id"],
                     "publicKey": att["public_key"],

@@ -123,6 +123,7 @@ def _lineage(ctx: AuditContext, provenance: Path, result: LinkResult) -> None:
         model_step=provenance.parent.name,
     )
     result.evidence["lineage"] = report.to_dict()
+    ctx.lineage = result.evidence["lineage"]
     steps = len(report.steps)
     if report.verdict == "pass":
         result.summary += f"; data lineage of {steps} pipeline step(s) verified to upstream"
