@@ -29,7 +29,7 @@ from typing import IO, Any
 
 from glassbox.digest.dataset import DatasetCommitment, RecordProof, verify_record
 from glassbox.digest.merkle import Frontier, leaf_hash, streaming_inclusion_proofs
-from glassbox.digest.records import canonical_json, open_records
+from glassbox.digest.records import open_records
 from glassbox.errors import InputError, VerificationError
 
 DIFF_TYPE = "https://glassbox.dev/dataset-diff/v1"
@@ -156,7 +156,7 @@ class _Side:
         if self.key is None:
             key = index.to_bytes(8, "big")
         else:
-            key = canonical_json(self._field(value, self.key, key_at, index, required=True))
+            key = _canonical(self._field(value, self.key, key_at, index, required=True))
             if len(key) > MAX_KEY_BYTES:
                 raise InputError(
                     f"{self.path}: record {index}: key {self.key!r} is longer than "
@@ -166,7 +166,7 @@ class _Side:
         if self.label is not None:
             found = self._field(value, self.label, label_at, index, required=False)
             if found is not _MISSING:
-                label = canonical_json(found)
+                label = _canonical(found)
                 rest = _without(value, self.label, label_at)
         return (key, index, leaf, rest, label)
 
@@ -185,6 +185,17 @@ class _Side:
 
 
 _MISSING = object()
+# Records come from the readers as JSON already (JSON Lines as written, CSV and Parquet rows as
+# canonical JSON), so their values are JSON-native and need none of canonical_json's tagging.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+
+
+def _canonical(value: Any) -> bytes:
+    if type(value) is int:
+        return str(value).encode()
+    return _CANONICAL(value).encode("utf-8")
 
 
 def _column(
@@ -209,7 +220,7 @@ def _without(value: Any, label: str, column: int | None) -> bytes:
         rest: Any = {k: v for k, v in value.items() if k != label}
     else:
         rest = [v for i, v in enumerate(value) if i != column]
-    return hashlib.sha256(canonical_json(rest)).digest()[:16]
+    return hashlib.sha256(_canonical(rest)).digest()[:16]
 
 
 # --- external sort ------------------------------------------------------------------------
