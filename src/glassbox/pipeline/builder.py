@@ -107,7 +107,12 @@ def training_job(
         "seed": recipe.seed,
         "interval": recipe.checkpoint_interval,
         "datasets": [
-            {"name": d.name, "path": str(d.path.resolve()), "format": d.format}
+            {
+                "name": d.name,
+                "path": str(d.path.resolve()),
+                "format": d.format,
+                "records": inputs.datasets[d.name].size,
+            }
             for d in recipe.datasets
         ],
         "base_model": str(recipe.base_model.path.resolve()) if recipe.base_model else None,

@@ -25,14 +25,15 @@ from typing import Any  # noqa: E402
 
 
 def _load_datasets(job: dict[str, Any]) -> dict[str, Any]:
-    from glassbox.digest import iter_records
     from glassbox.pipeline.context import DatasetView
 
     views = {}
     for spec in job["datasets"]:
         path = Path(spec["path"])
-        records = tuple(iter_records(path, spec.get("format")))
-        views[spec["name"]] = DatasetView(spec["name"], path, spec.get("format"), records)
+        # Lazy: nothing is read until the training code asks (see DatasetView).
+        views[spec["name"]] = DatasetView(
+            spec["name"], path, spec.get("format"), None, spec.get("records")
+        )
     return views
 
 
