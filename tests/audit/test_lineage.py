@@ -242,3 +242,20 @@ def test_html_draws_the_dag_with_each_steps_verdict(
     assert all(url.startswith("file:") for url in requests)
     page.screenshot(path=str(tmp_path / "lineage.png"), full_page=True)
     assert (tmp_path / "lineage.png").stat().st_size > 10_000
+
+
+def test_hostile_lock_cannot_point_outside_the_run(ran: Prepared, tmp_path: Path) -> None:
+    from glassbox.pipeline import verify_lineage
+    from glassbox.sign import load_public_key
+
+    run = copy_run(ran, tmp_path)
+    lock_path = run.out / "pipeline.lock.json"
+    lock = json.loads(lock_path.read_text())
+    lock["steps"][0]["dir"] = "../../../etc"
+    lock["steps"][1]["outputs"]["digits"]["file"] = "/etc/passwd"
+    lock_path.write_text(json.dumps(lock))
+    report = verify_lineage(lock_path, [load_public_key(run.builder_pub)])
+    by_name = {s.name: s for s in report.steps}
+    assert by_name["filter"].verdict == "fail"
+    assert "outside the run" in by_name["filter"].problems[0]
+    assert report.verdict == "fail"

@@ -19,14 +19,18 @@ named by key where the data is at hand.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from glassbox.errors import GlassboxError, InputError
 from glassbox.files import read_small_file
+from glassbox.pipeline.provenance import safe_relative
 
 LOCK_NAME = "pipeline.lock.json"
+# A step's directory is a plain name inside the run directory (the lock is untrusted input).
+_STEP_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 MAX_LOCK_BYTES = 64 << 20
 
 
@@ -154,9 +158,10 @@ def verify_lineage(
     }
     for entry in steps:
         for stem, o in dict(entry.get("outputs", {})).items():
-            located[f"{entry.get('name')}.{stem}"] = (
-                out / str(entry.get("dir")) / str(o.get("file"))
-            )
+            if _STEP_DIR.match(str(entry.get("dir"))) and safe_relative(o.get("file")):
+                located[f"{entry.get('name')}.{stem}"] = (
+                    out / str(entry.get("dir")) / str(o.get("file"))
+                )
     for entry in steps:
         verdict = _check_step(out, entry, trusted_keys, produced, labellers, located)
         report.steps.append(verdict)
@@ -229,8 +234,11 @@ def _check_step(
     from glassbox.digest import hash_file
 
     name, kind = str(entry.get("name")), str(entry.get("kind"))
-    step_dir = out / str(entry.get("dir", name))
     verdict = StepVerdict(name, kind, "pass", inputs=dict(entry.get("inputs", {})))
+    if not _STEP_DIR.match(str(entry.get("dir", name))):
+        _fail(verdict, f"the lock names step directory {entry.get('dir')!r}, outside the run")
+        return verdict
+    step_dir = out / str(entry.get("dir", name))
     statement = _load_statement(step_dir, keys, verdict)
     if statement is None:
         return verdict
@@ -241,7 +249,7 @@ def _check_step(
         rel = str(subject.get("name"))
         path = step_dir / ("model/" + rel if model_step else rel)
         want = subject.get("digest", {}).get("sha256")
-        if ".." in Path(rel).parts or not path.is_file():
+        if not safe_relative(rel) or not path.is_file():
             _fail(verdict, f"output {rel} named in the provenance is missing")
         elif hash_file(path).hex() != want:
             _fail(verdict, f"output {rel} differs from its signed provenance")
@@ -357,6 +365,9 @@ def _check_changes(
     if entry.get("kind") == "label":
         covered = _check_label_signatures(verdict, deps, datasets[0], labellers)
     for stem, o in verdict.outputs.items():
+        if not safe_relative(o.get("file")):
+            _fail(verdict, f"output {stem}: file name {o.get('file')!r} leaves the step directory")
+            continue
         path = out / str(entry.get("dir", verdict.name)) / str(o.get("file"))
         if not isinstance(local, str) or not Path(local).is_file() or not path.is_file():
             verdict.notes.append(f"output {stem}: data not at hand; record changes not re-checked")
