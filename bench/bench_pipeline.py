@@ -47,15 +47,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def write_pair(directory: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
+def write_pair(directory: Path, n: int, seed: int = 0, text_len: int = 24) -> tuple[Path, Path]:
     """The upstream dataset and a derived copy with known changes (shuffled order)."""
     rng = random.Random(seed)
-    up = directory / f"up-{n}.jsonl"
-    down = directory / f"down-{n}.jsonl"
+    up = directory / f"up-{n}-{text_len}.jsonl"
+    down = directory / f"down-{n}-{text_len}.jsonl"
+    pad = "x" * max(0, text_len - 24)
     derived: list[str] = []
     with up.open("w") as f:
         for i in range(n):
-            text = "".join(rng.choice("abcdefghij") for _ in range(24))
+            text = "".join(rng.choice("abcdefghij") for _ in range(24)) + pad
             line = json.dumps({"id": i, "text": text, "label": i % 10}, separators=(",", ":"))
             f.write(line + "\n")
             roll = rng.random()
@@ -283,6 +284,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--pipeline-records", type=int, default=100_000)
+    parser.add_argument(
+        "--large-records",
+        type=int,
+        default=20_000,
+        help="Also measure this many ~4 KB records (per-record cost amortised); 0 to skip.",
+    )
     parser.add_argument("--zoo", action="store_true", help="Also score diffs on the backdoor zoo.")
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -298,8 +305,11 @@ def main() -> None:
         print("dataset commitment and diff (keyed by id, proofs for the first 1000 changes)")
         floor = in_process("idle", [])
         print(f"  idle interpreter with glassbox.digest imported: peak {floor['peak_mib']:.0f} MiB")
-        for n in sorted({max(1000, args.records // 4), args.records}):
-            up, down = write_pair(directory, n)
+        sizes = [(n, 24) for n in sorted({max(1000, args.records // 4), args.records})]
+        if args.large_records:
+            sizes.append((args.large_records, 4000))
+        for n, text_len in sizes:
+            up, down = write_pair(directory, n, text_len=text_len)
             size_up = up.stat().st_size
             size_both = size_up + down.stat().st_size
             ceiling = in_process("sha256", [up])
