@@ -76,7 +76,7 @@ def test_fine_tune_of_the_declared_base_passes_with_lineage(zoo: MiniZoo, tmp_pa
     link = _provenance(model, pub)
     assert link.verdict is Verdict.PASS, link.summary
     assert "derives from the declared base" in link.summary
-    assert link.evidence["lineage"]["verdict"] == "derived"
+    assert link.evidence["base_model"]["verdict"] == "derived"
 
 
 def test_fine_tune_naming_the_wrong_base_fails_with_the_evidence(
@@ -86,7 +86,7 @@ def test_fine_tune_naming_the_wrong_base_fails_with_the_evidence(
     link = _provenance(model, pub)
     assert link.verdict is Verdict.FAIL
     assert "do not derive from the declared base" in link.summary
-    lineage = link.evidence["lineage"]
+    lineage = link.evidence["base_model"]
     assert lineage["verdict"] == "not derived" and lineage["score"] < 0.2
     assert [layer["layer"] for layer in lineage["layers"]] == [None, 0, 1]
 
@@ -115,7 +115,7 @@ def test_missing_base_is_reported_not_passed_silently(zoo: MiniZoo, tmp_path: Pa
     model, pub = _release(zoo, tmp_path, model="ft", declared_base="base")
     shutil.rmtree(tmp_path / "recipe" / "base")
     link = _provenance(model, pub)
-    assert link.evidence["lineage"] == {"checked": False, "reason": "base model not found"}
+    assert link.evidence["base_model"] == {"checked": False, "reason": "base model not found"}
     assert any("lineage of the weights was not checked" in d for d in link.details)
 
 

@@ -326,7 +326,7 @@ def test_base_model_signed_by_the_declared_key_is_required(built: Built, tmp_pat
     sign_model(base, attacker)
     with pytest.raises(VerificationError, match=r"is not signed by publisher\.pub"):
         build(recipe, tmp_path / "wrong-signer")
-    sign_model(base, publisher)
+    sign_model(base, publisher, overwrite=True)  # the publisher re-signs over the attacker
     result = build(recipe, tmp_path / "out")
     deps = result.statement["predicate"]["buildDefinition"]["resolvedDependencies"]
     base_dep = next(d for d in deps if d["name"] == "base-model")

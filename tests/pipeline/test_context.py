@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from glassbox.digest import iter_records
 from glassbox.pipeline.context import DatasetView, SegmentDone, TrainingAPIError, TrainingContext
 from glassbox.pipeline.trail import TrainingState, checkpoint_name
 
@@ -176,3 +180,52 @@ def test_isolated_imports_never_reuse_another_code_dirs_module(tmp_path: Path) -
     # Nothing leaks: the next importer of 'model' or 'helpers' is not handed recipe code.
     assert "model" not in set(sys.modules) - before
     assert "helpers" not in set(sys.modules) - before
+
+
+# --- lazy datasets -----------------------------------------------------------------------------
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(
+        st.dictionaries(st.sampled_from("abc"), st.integers() | st.text(max_size=5)),
+        min_size=1,
+        max_size=20,
+    ),
+    bom=st.booleans(),
+    newline=st.sampled_from(["\n", "\r\n"]),
+    blank=st.booleans(),
+)
+def test_take_reads_exactly_the_committed_records(
+    tmp_path: Path, rows: list[dict[str, object]], bom: bool, newline: str, blank: bool
+) -> None:
+    path = tmp_path / "d.jsonl"
+    lines = [json.dumps(r) for r in rows]
+    if blank:
+        lines.insert(len(lines) // 2, "   ")
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + newline.join(lines).encode() + b"\n")
+    committed = list(iter_records(path))
+    view = DatasetView("d", path, "jsonl", None, len(committed))
+    order = list(reversed(range(len(committed))))
+    assert view.take(order) == [committed[i] for i in order]
+    assert view._records is None  # take() did not load the dataset
+    assert len(view) == len(committed)
+    assert list(view.iter_records()) == committed
+    assert view.records() == tuple(committed)
+
+
+def test_lazy_view_falls_back_for_other_formats(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("a,b\n1,2\n3,4\n")
+    view = DatasetView("d", path, "csv")
+    assert len(view) == 2 and view.take([1]) == [b'["3","4"]']
+    with pytest.raises(TrainingAPIError, match="record 5 is not in dataset"):
+        DatasetView("j", _jsonl(tmp_path), "jsonl").take([5])
+
+
+def _jsonl(tmp_path: Path) -> Path:
+    path = tmp_path / "j.jsonl"
+    path.write_text('{"a": 1}\n')
+    return path

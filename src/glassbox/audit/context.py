@@ -79,6 +79,8 @@ class AuditOptions:
     model_name: str | None = None
     # Called with byte counts while the model is hashed (a progress bar on a terminal).
     progress: Callable[[int], None] | None = None
+    # The consumer's own list of labellers (name -> public key file), for pipeline lineage.
+    labellers: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -100,6 +102,8 @@ class AuditContext:
         self.signature_statement: dict[str, Any] | None = None
         self.signature_bundle: dict[str, Any] | None = None
         self.provenance_statement: dict[str, Any] | None = None
+        # The pipeline lineage the provenance link verified (``LineageReport.to_dict()``).
+        self.lineage: dict[str, Any] | None = None
         self._keys: list[TrustedKey] | None = None
         self._manifest: Manifest | None = None
 
@@ -126,6 +130,14 @@ class AuditContext:
         from glassbox.trust.locations import resolve_model
 
         return model_name(resolve_model(self.model), self.options.model_name)
+
+    def labeller_keys(self) -> dict[str, Any] | None:
+        """The labellers the user trusts (``--labeller NAME=KEY``), or ``None`` if none given."""
+        if not self.options.labellers:
+            return None
+        from glassbox.sign import load_public_key
+
+        return {name: load_public_key(path) for name, path in self.options.labellers.items()}
 
     def sha256_files(self) -> dict[str, str]:
         """Each model file's SHA-256 (hex) by relative path; a single-file model by its name.

@@ -134,6 +134,7 @@ def render_html(report: AuditReport) -> str:
         _lineage_chain(report),
         "<h2>Links</h2>",
         *(_link_section(link, report.required) for link in report.links),
+        _lineage_section(report.link("provenance")),
         _findings_section(report.link("safety")),
         _openness_section(report.link("openness")),
         _bom_section(report.bom),
@@ -269,7 +270,8 @@ def _link_section(link: LinkResult, policy: frozenset[str]) -> str:
     rows = "".join(
         f'<tr><td class="k">{escape(str(k))}</td><td>{_value(v)}</td></tr>'
         for k, v in link.evidence.items()
-        if link.link != "openness" or k in {"headline", "verdict", "references"}
+        if (link.link != "openness" or k in {"headline", "verdict", "references"})
+        and k not in {"lineage", "base_model"}  # drawn as their own sections
     )
     details = "".join(f"<li>{escape(d)}</li>" for d in link.details)
     body = [
@@ -289,6 +291,97 @@ def _link_section(link: LinkResult, policy: frozenset[str]) -> str:
         f'<span class="sub pill" style="background:{bg}">'
         f"{'required' if required else 'advisory'}</span></summary>"
         f'<div class="body">{"".join(body)}</div></details>'
+    )
+
+
+_STEP_COLOURS = {
+    "pass": COLOURS[Verdict.PASS],
+    "fail": COLOURS[Verdict.FAIL],
+    "unknown": COLOURS[Verdict.UNKNOWN],
+}
+
+
+def _lineage_section(provenance: LinkResult) -> str:
+    """The pipeline behind the model as a DAG (inline SVG), each step coloured by its verdict,
+    upstream datasets on the left; then one row per step with what was found."""
+    lineage = provenance.evidence.get("lineage")
+    if not isinstance(lineage, dict):
+        return ""
+    steps = [s for s in lineage.get("steps", []) if isinstance(s, dict)]
+    raw_upstream = lineage.get("upstream")
+    upstream: dict[str, Any] = raw_upstream if isinstance(raw_upstream, dict) else {}
+    layer: dict[str, int] = {f"upstream.{n}": 0 for n in upstream}
+    nodes: list[tuple[str, str, str, int]] = [
+        (f"upstream.{n}", str(n), "upstream", 0) for n in upstream
+    ]
+    edges: list[tuple[str, str]] = []
+    for step in steps:
+        name = str(step.get("name"))
+        sources = [str(r) for r in (step.get("inputs") or {}).values()]
+        depth = 1 + max(
+            (layer.get(r if r.startswith("upstream.") else r.split(".")[0], 0) for r in sources),
+            default=0,
+        )
+        layer[name] = depth
+        nodes.append((name, name, str(step.get("kind")), depth))
+        for ref in sources:
+            edges.append((ref if ref.startswith("upstream.") else ref.split(".")[0], name))
+    columns: dict[int, list[str]] = {}
+    for node_id, _label, _kind, depth in nodes:
+        columns.setdefault(depth, []).append(node_id)
+    w, h, gap_x, gap_y = 150, 52, 60, 22
+    pos = {}
+    for depth, ids in columns.items():
+        for row, node_id in enumerate(ids):
+            pos[node_id] = (20 + depth * (w + gap_x), 20 + row * (h + gap_y))
+    width = 40 + (max(columns) + 1) * (w + gap_x)
+    height = 40 + max(len(v) for v in columns.values()) * (h + gap_y)
+    verdicts = {str(s.get("name")): str(s.get("verdict")) for s in steps}
+    problems = {str(s.get("name")): [str(p) for p in s.get("problems", [])] for s in steps}
+    out = [
+        f'<svg class="chain" id="lineage-dag" viewBox="0 0 {width} {height}" '
+        'xmlns="http://www.w3.org/2000/svg" role="img" '
+        'aria-label="the pipeline behind the model, each step coloured by verdict">'
+    ]
+    for src, dst in edges:
+        if src in pos and dst in pos:
+            (x1, y1), (x2, y2) = pos[src], pos[dst]
+            out.append(
+                f'<line x1="{x1 + w}" y1="{y1 + h / 2}" x2="{x2}" y2="{y2 + h / 2}" '
+                'stroke="#59636e" stroke-width="1.5"/>'
+            )
+    for node_id, label, kind, _depth in nodes:
+        x, y = pos[node_id]
+        verdict = "pass" if kind == "upstream" else verdicts.get(node_id, "unknown")
+        fg, bg = _STEP_COLOURS.get(verdict, COLOURS[Verdict.UNKNOWN])
+        tip = "; ".join(problems.get(node_id, [])) or verdict
+        out.append(
+            f'<g class="step" data-step="{escape(node_id)}" data-verdict="{escape(verdict)}">'
+            f"<title>{escape(tip)}</title>"
+            f'<rect x="{x}" y="{y}" width="{w}" height="{h}" rx="8" fill="{bg}" stroke="{fg}" '
+            'stroke-width="2"/>'
+            f'<text x="{x + 10}" y="{y + 21}" font-size="14" font-weight="700" fill="{fg}">'
+            f"{escape(_short(label, 18))}</text>"
+            f'<text x="{x + 10}" y="{y + 40}" font-size="12" fill="#59636e">'
+            f"{escape(kind)} · {escape(verdict)}</text></g>"
+        )
+    out.append("</svg>")
+    rows = "".join(
+        f'<tr data-step="{escape(str(s.get("name")))}">'
+        f'<td class="k">{escape(str(s.get("name")))}</td>'
+        f"<td>{escape(str(s.get('kind')))}</td>"
+        f'<td class="{"ok" if s.get("verdict") == "pass" else "no"}">'
+        f"{escape(str(s.get('verdict')).upper())}</td>"
+        f"<td>{'<br>'.join(escape(str(p)) for p in s.get('problems', [])) or '—'}</td></tr>"
+        for s in steps
+    )
+    return (
+        '<h2 id="lineage">Data lineage</h2>'
+        f'<p class="sub">Pipeline {escape(str(lineage.get("pipeline")))}: every step from the '
+        "upstream commitments to this model, each judged on its own signed provenance.</p>"
+        + "".join(out)
+        + '<table id="lineage-steps"><tr><th>step</th><th>kind</th><th>verdict</th>'
+        f"<th>findings</th></tr>{rows}</table>"
     )
 
 
@@ -496,7 +589,7 @@ def _lineage_chain(report: AuditReport) -> str:
         provenance = report.link("provenance")
     except KeyError:
         return ""
-    lineage = provenance.evidence.get("lineage")
+    lineage = provenance.evidence.get("base_model")
     if not isinstance(lineage, dict):
         return ""
     checked = bool(lineage.get("checked"))

@@ -48,6 +48,10 @@ class DatasetInfo:
     license: str | None = None
     location: str | None = None
     role: str = "training"
+    # Data lineage (a pipeline's datasets): what this dataset was derived from, and by which
+    # step. Parents are other lineage datasets' names (``upstream.digits``, ``filter.digits``).
+    parents: tuple[str, ...] = ()
+    producer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ class BomInputs:
     description: str | None = None
     license: str | None = None
     datasets: tuple[DatasetInfo, ...] = ()
+    # Every dataset of the pipeline behind the model (role "lineage"), each with its parents.
+    lineage: tuple[DatasetInfo, ...] = ()
     packages: tuple[tuple[str, str], ...] = ()
     python: str | None = None
     platform: str | None = None
@@ -150,11 +156,13 @@ def build_bom(
                     ("records", str(d.records) if d.records is not None else None),
                     ("format", d.fmt),
                     ("role", d.role),
+                    ("producer", d.producer),
+                    ("derived-from", ", ".join(d.parents) if d.parents else None),
                 )
                 if v
             ],
         )
-        for d in inputs.datasets
+        for d in (*inputs.datasets, *inputs.lineage)
     ]
     libraries = [
         Component(
@@ -187,11 +195,29 @@ def build_bom(
         metadata=BomMetaData(tools=tools, timestamp=timestamp or datetime.now(UTC)),
         components=[model, *datasets, *libraries, *platform],
     )
-    bom.register_dependency(model, [*datasets, *libraries, *platform])
+    bom.register_dependency(model, [*datasets[: len(inputs.datasets)], *libraries, *platform])
+    _register_lineage(bom, inputs, datasets)
     document = _serialise(bom)
     _add_ml_sections(document, inputs, openness)
     validate_bom(document)
     return document
+
+
+def _register_lineage(bom: Any, inputs: BomInputs, components: list[Any]) -> None:
+    """Each lineage dataset depends on its parents; a training dataset on the lineage dataset
+    at its location (a pipeline names it ``STEP.OUTPUT``): the BOM's dependency graph is then
+    the data's path from the upstream commitments to the model."""
+    if not inputs.lineage:
+        return
+    everything = (*inputs.datasets, *inputs.lineage)
+    by_name = {
+        d.name: c for d, c in zip(inputs.lineage, components[len(inputs.datasets) :], strict=True)
+    }
+    for info, component in zip(everything, components, strict=True):
+        parents = info.parents if info.role == "lineage" else (info.location or "",)
+        found = [by_name[p] for p in parents if p in by_name]
+        if found:
+            bom.register_dependency(component, found)
 
 
 def _pedigree(ancestors: tuple[tuple[str, str], ...]) -> Any:
@@ -265,7 +291,7 @@ def _add_ml_sections(
     if props:
         card["properties"] = props
     model["modelCard"] = card
-    for dataset in inputs.datasets:
+    for dataset in (*inputs.datasets, *inputs.lineage):
         component = by_ref[_dataset_ref(dataset)]
         contents: dict[str, Any] = {}
         if dataset.location:
@@ -275,6 +301,10 @@ def _add_ml_sections(
             described.append(f"{dataset.records} records")
         if dataset.commitment:
             described.append(f"Merkle commitment {dataset.commitment}")
+        if dataset.producer:
+            described.append(f"made by pipeline step {dataset.producer}")
+        if dataset.parents:
+            described.append(f"derived from {', '.join(dataset.parents)}")
         entry: dict[str, Any] = {
             "type": "dataset",
             "name": dataset.name,

@@ -100,6 +100,14 @@ _EVIDENCE_OPTIONS = (
     help="Replay K random segments of the training trail.",
 )
 @click.option(
+    "--labeller",
+    "labellers",
+    multiple=True,
+    metavar="NAME=KEY",
+    help="A labeller you trust, with their public key (pipeline lineage); repeatable. Labels "
+    "signed by anyone else are findings.",
+)
+@click.option(
     "--fail-on",
     default=None,
     help="Scan severity that fails (default: the policy's fail-on, else high).",
@@ -126,6 +134,7 @@ def audit(
     require: str,
     rebuild: bool,
     spot_check: int | None,
+    labellers: tuple[str, ...],
     fail_on: str | None,
     no_scan: bool,
     behavior: bool,
@@ -167,6 +176,7 @@ def audit(
         fail_on=fail_on,
         scan_now=not no_scan,
         behavior=behavior,
+        labellers=_labellers(labellers),
     )
     with progress("verifying", _size_of(model), enabled=not as_json) as bar:
         options.progress = bar.advance
@@ -180,6 +190,16 @@ def audit(
         if html is not None:
             click.echo(f"HTML report: {html}")
     sys.exit(report.exit_code)
+
+
+def _labellers(values: tuple[str, ...]) -> dict[str, Path]:
+    out = {}
+    for value in values:
+        name, sep, key = value.partition("=")
+        if not sep or not name or not key:
+            raise click.UsageError(f"--labeller {value!r}: write NAME=PUBLIC_KEY_FILE")
+        out[name] = Path(key)
+    return out
 
 
 def _size_of(model: Path) -> int | None:

@@ -31,13 +31,15 @@ COMMANDS: dict[str, str] = {
     "publish": "glassbox.cli.hub:publish",
     "pull": "glassbox.cli.hub:pull",
     "lineage": "glassbox.cli.lineage:lineage",
+    "pipeline": "glassbox.cli.pipeline:pipeline",
+    "label": "glassbox.cli.pipeline:label",
 }
 
 HELP = {
     "quickstart": "Build, sign, log, scan and audit the digits example end to end.",
     "audit": "Walk the whole chain for a model and report, link by link, what holds.",
     "digest": "Hash a model (OMS-compatible manifest) or commit to a dataset.",
-    "dataset": "Prove or verify that a record is in a committed dataset.",
+    "dataset": "Prove or verify that a record is in a committed dataset; diff two datasets.",
     "keygen": "Create a signing key pair (PEM).",
     "sign": "Sign a model in the OpenSSF model-signing (OMS) format.",
     "verify": "Verify a model's OMS signature and name any changed files.",
@@ -52,6 +54,8 @@ HELP = {
     "publish": "Sign a model and publish it to a hub with its evidence.",
     "pull": "Download a release from a hub; move it into place only if your policy passes.",
     "lineage": "Say whether a model's weights derive from a named base model.",
+    "pipeline": "Run or rebuild a pipeline of steps from upstream data to a model.",
+    "label": "Sign label decisions (one attestation per labeller per batch).",
 }
 
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         verify_absence,
         verify_record,
     )
+    from glassbox.digest.diff import DatasetDiff, RecordChange, diff_datasets
     from glassbox.digest.known import manifest_from_json, read_manifest_file
     from glassbox.digest.records import canonical_json, iter_records
 
@@ -51,6 +52,9 @@ _LAZY = {
     "prove_records": "glassbox.digest.dataset",
     "verify_absence": "glassbox.digest.dataset",
     "verify_record": "glassbox.digest.dataset",
+    "DatasetDiff": "glassbox.digest.diff",
+    "RecordChange": "glassbox.digest.diff",
+    "diff_datasets": "glassbox.digest.diff",
     "canonical_json": "glassbox.digest.records",
     "iter_records": "glassbox.digest.records",
     "manifest_from_json": "glassbox.digest.known",
@@ -74,14 +78,17 @@ __all__ = [
     "AbsenceProof",
     "Algorithm",
     "DatasetCommitment",
+    "DatasetDiff",
     "HashMethod",
     "Manifest",
     "ManifestDiff",
     "ManifestItem",
     "ProofError",
+    "RecordChange",
     "RecordProof",
     "canonical_json",
     "commit_dataset",
+    "diff_datasets",
     "hash_file",
     "hash_model",
     "hf_snapshot_repo",

@@ -219,8 +219,13 @@ def commit_dataset(
         root, size = root_of(leaves), len(leaves)
     else:
         frontier = Frontier()
+        batch: list[bytes] = []
         for record in stream.records:
-            frontier.append(leaf_hash(record))
+            batch.append(leaf_hash(record))
+            if len(batch) == 4096:  # extend() binds its locals once per batch, not per record
+                frontier.extend(batch)
+                batch.clear()
+        frontier.extend(batch)
         root, size = frontier.root(), frontier.size
     return DatasetCommitment(
         root=root,

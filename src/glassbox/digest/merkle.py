@@ -175,6 +175,104 @@ def inclusion_proofs(leaves: Sequence[bytes], indices: Iterable[int]) -> list[li
     return proofs
 
 
+def proof_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges ``[lo, hi)`` whose roots make up PATH(index, D[size]), deepest first.
+
+    Every range is a node of the RFC 9162 tree: either a perfect subtree aligned on its width,
+    or a suffix ``[lo, size)`` starting on a boundary of ``size``'s binary decomposition.
+    """
+    if not 0 <= index < size:
+        raise ValueError(f"leaf index {index} out of range for tree size {size}")
+    ranges: list[tuple[int, int]] = []
+    lo, hi = 0, size
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index < lo + k:
+            ranges.append((lo + k, hi))
+            hi = lo + k
+        else:
+            ranges.append((lo, lo + k))
+            lo = lo + k
+    ranges.reverse()
+    return ranges
+
+
+def streaming_inclusion_proofs(
+    leaves: Iterable[bytes], size: int, indices: Iterable[int]
+) -> dict[int, list[bytes]]:
+    """``inclusion_proofs`` from one pass over a stream of ``size`` leaf hashes.
+
+    Memory is O(log n) plus O(log n) hashes per wanted index, never the leaves themselves, so
+    proofs about a few records of a ten-million-record dataset cost one more streaming read.
+    Perfect subtrees are caught as the frontier completes them; the ragged right edge is folded
+    from the final frontier. Raises ``ValueError`` if the stream does not hold ``size`` leaves.
+    """
+    wanted = sorted(set(indices))
+    needed: dict[int, list[tuple[int, int]]] = {i: proof_ranges(i, size) for i in wanted}
+    aligned: set[tuple[int, int]] = set()
+    suffixes: set[int] = set()
+    for ranges in needed.values():
+        for lo, hi in ranges:
+            width = hi - lo
+            if width & (width - 1) == 0 and lo % width == 0:
+                aligned.add((lo, width))
+            else:
+                suffixes.add(lo)
+    found: dict[tuple[int, int], bytes] = {}
+    frontier = Frontier()
+    batch: list[bytes] = []
+
+    def flush() -> None:
+        start = frontier.size
+        completed = frontier.extend(batch)
+        for offset, leaf in enumerate(batch):
+            at = start + offset
+            if (at, 1) in aligned:
+                found[(at, 1)] = leaf
+            nodes = completed[offset]
+            end = at + 1
+            for level in range(len(nodes) // HASH_SIZE):
+                width = 2 << level
+                key = (end - width, width)
+                if key in aligned:
+                    found[key] = nodes[level * HASH_SIZE : (level + 1) * HASH_SIZE]
+        batch.clear()
+
+    for leaf in leaves:
+        batch.append(leaf)
+        if len(batch) >= 4096:
+            flush()
+    flush()
+    if frontier.size != size:
+        raise ValueError(f"expected {size} leaves, the stream held {frontier.size}")
+    if suffixes:
+        # Frontier hashes cover [0,p1), [p1,p1+p2), ...: fold each suffix from the right.
+        bounds, at = [], 0
+        for bit in reversed(range(size.bit_length())):
+            if size >> bit & 1:
+                bounds.append(at)
+                at += 1 << bit
+        hashes = frontier.hashes
+        node = hashes[-1]
+        suffix_root = {bounds[-1]: node}
+        for i in range(len(hashes) - 2, -1, -1):
+            node = node_hash(hashes[i], node)
+            suffix_root[bounds[i]] = node
+        for lo in suffixes:
+            found[(lo, -1)] = suffix_root[lo]
+    out: dict[int, list[bytes]] = {}
+    for index, ranges in needed.items():
+        path = []
+        for lo, hi in ranges:
+            width = hi - lo
+            if width & (width - 1) == 0 and lo % width == 0:
+                path.append(found[(lo, width)])
+            else:
+                path.append(found[(lo, -1)])
+        out[index] = path
+    return out
+
+
 def consistency_proof(leaves: Sequence[bytes], old_size: int) -> list[bytes]:
     """RFC 9162 2.1.4.1 PROOF(m, D[n]) over leaf hashes; recursion depth is O(log n)."""
     n = len(leaves)

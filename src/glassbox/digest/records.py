@@ -243,6 +243,13 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# One decoder for every line: ``json.loads`` with hooks builds a new decoder per call, which
+# was a fifth of the cost of reading a JSON Lines record.
+_STRICT_DECODE = json.JSONDecoder(
+    parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys
+).decode
+
+
 def _jsonl_records(path: Path) -> Iterator[bytes]:
     with _open_binary(path) as f:
         line_no = 0
@@ -259,11 +266,7 @@ def _jsonl_records(path: Path) -> Iterator[bytes]:
             if not record:
                 continue
             try:
-                json.loads(
-                    record.decode("utf-8"),
-                    parse_constant=_reject_constant,
-                    object_pairs_hook=_no_duplicate_keys,
-                )
+                _STRICT_DECODE(record.decode("utf-8"))
             except UnicodeDecodeError as exc:
                 raise InputError(f"{path}: line {line_no} is not valid UTF-8") from exc
             except (ValueError, RecursionError) as exc:

@@ -11,7 +11,10 @@ Importing this package does not import torch; the training itself runs in a chil
 
 from glassbox.pipeline.builder import BuildResult, NotHermeticError, build
 from glassbox.pipeline.context import DatasetView, SegmentDone, TrainingAPIError, TrainingContext
+from glassbox.pipeline.dag import PipelineRebuild, PipelineRun, rebuild_pipeline, run_pipeline
 from glassbox.pipeline.hermetic import Hermeticity, RefusedError
+from glassbox.pipeline.labels import LABEL_PREDICATE_TYPE, LabelCheck, check_labels, sign_labels
+from glassbox.pipeline.lineage import LineageReport, StepVerdict, find_lock, verify_lineage
 from glassbox.pipeline.loader import load_built_model
 from glassbox.pipeline.provenance import (
     BUILDER_ID,
@@ -24,20 +27,33 @@ from glassbox.pipeline.provenance import (
 from glassbox.pipeline.rebuild import RebuildReport, rebuild
 from glassbox.pipeline.recipe import BUILD_TYPE, Recipe, RecipeError, load_recipe, parse_recipe
 from glassbox.pipeline.runner import BuildFailed
+from glassbox.pipeline.spec import PIPELINE_TYPE, Pipeline, PipelineError, load_pipeline
 from glassbox.pipeline.spotcheck import SegmentCheck, SpotCheckReport, spot_check
+from glassbox.pipeline.step_context import InputDataset, StepContext
+from glassbox.pipeline.steps import STEP_BUILD_TYPE
 from glassbox.pipeline.trail import Trail, TrailEntry, TrainingState
 
 __all__ = [
     "BUILDER_ID",
     "BUILD_TYPE",
     "BUNDLE_NAME",
+    "LABEL_PREDICATE_TYPE",
+    "PIPELINE_TYPE",
     "SLSA_PREDICATE_TYPE",
     "STATEMENT_NAME",
+    "STEP_BUILD_TYPE",
     "BuildFailed",
     "BuildResult",
     "DatasetView",
     "Hermeticity",
+    "InputDataset",
+    "LabelCheck",
+    "LineageReport",
     "NotHermeticError",
+    "Pipeline",
+    "PipelineError",
+    "PipelineRebuild",
+    "PipelineRun",
     "Provenance",
     "RebuildReport",
     "Recipe",
@@ -46,16 +62,25 @@ __all__ = [
     "SegmentCheck",
     "SegmentDone",
     "SpotCheckReport",
+    "StepContext",
+    "StepVerdict",
     "Trail",
     "TrailEntry",
     "TrainingAPIError",
     "TrainingContext",
     "TrainingState",
     "build",
+    "check_labels",
+    "find_lock",
     "load_built_model",
+    "load_pipeline",
     "load_provenance",
     "load_recipe",
     "parse_recipe",
     "rebuild",
+    "rebuild_pipeline",
+    "run_pipeline",
+    "sign_labels",
     "spot_check",
+    "verify_lineage",
 ]

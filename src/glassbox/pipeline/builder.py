@@ -107,7 +107,12 @@ def training_job(
         "seed": recipe.seed,
         "interval": recipe.checkpoint_interval,
         "datasets": [
-            {"name": d.name, "path": str(d.path.resolve()), "format": d.format}
+            {
+                "name": d.name,
+                "path": str(d.path.resolve()),
+                "format": d.format,
+                "records": inputs.datasets[d.name].size,
+            }
             for d in recipe.datasets
         ],
         "base_model": str(recipe.base_model.path.resolve()) if recipe.base_model else None,
@@ -179,9 +184,29 @@ def build(
     Raises ``VerificationError`` if an input does not match its declared digest, if training
     fails or touches the network, or (``strict``) if the run was not hermetic.
     """
+    return build_recipe(
+        load_recipe(recipe_path),
+        out_dir,
+        key=key,
+        strict=strict,
+        keep_checkpoints=keep_checkpoints,
+        timeout=timeout,
+    )
+
+
+def build_recipe(
+    recipe: Recipe,
+    out_dir: str | Path,
+    *,
+    key: Any = None,
+    strict: bool = False,
+    keep_checkpoints: bool = False,
+    timeout: float | None = None,
+) -> BuildResult:
+    """``build`` for a recipe already in memory: a pipeline's train step builds one it made
+    from the pipeline file, with the datasets its earlier steps produced."""
     from glassbox.sign import sign_statement, write_bundle
 
-    recipe = load_recipe(recipe_path)
     out = Path(out_dir).absolute()  # the training child runs in its own working directory
     _prepare_out(out)
     inputs = resolve_inputs(recipe, exclude=[out])

@@ -25,14 +25,15 @@ from typing import Any  # noqa: E402
 
 
 def _load_datasets(job: dict[str, Any]) -> dict[str, Any]:
-    from glassbox.digest import iter_records
     from glassbox.pipeline.context import DatasetView
 
     views = {}
     for spec in job["datasets"]:
         path = Path(spec["path"])
-        records = tuple(iter_records(path, spec.get("format")))
-        views[spec["name"]] = DatasetView(spec["name"], path, spec.get("format"), records)
+        # Lazy: nothing is read until the training code asks (see DatasetView).
+        views[spec["name"]] = DatasetView(
+            spec["name"], path, spec.get("format"), None, spec.get("records")
+        )
     return views
 
 
@@ -116,13 +117,55 @@ def _run(job: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _run_step(job: dict[str, Any]) -> dict[str, Any]:
+    """A pipeline data step: no torch, no trail; the same audit hook and refusals."""
+    from glassbox.pipeline.context import import_callable
+    from glassbox.pipeline.environment import capture_basic
+    from glassbox.pipeline.hermetic import classify, environment_roots
+    from glassbox.pipeline.step_context import InputDataset, StepContext
+
+    with _RECORDER.paused():
+        env = capture_basic()
+        env_roots = environment_roots()
+    if job.get("builtin") == "label":
+        from glassbox.pipeline.labels import apply_labels as entry
+    else:
+        entry = import_callable(Path(job["code_dir"]), job["entry"])
+    output_dir = Path(job["output_dir"])
+    output_dir.mkdir(parents=True, exist_ok=True)
+    ctx = StepContext(
+        params=job["params"],
+        seed=int(job["seed"]),
+        inputs={
+            i["name"]: InputDataset(i["name"], Path(i["path"]), i.get("format"))
+            for i in job["inputs"]
+        },
+        outputs=job["outputs"],
+        output_dir=output_dir,
+    )
+    started = time.perf_counter()
+    entry(ctx)
+    result: dict[str, Any] = {"environment": env, "seconds": time.perf_counter() - started}
+    _RECORDER.active = False
+    herm = classify(
+        _RECORDER.opened,
+        _RECORDER.refused,
+        declared_files=job["declared_files"],
+        declared_roots=job["declared_roots"],
+        internal_roots=job["internal_roots"],
+        environment=env_roots,
+    )
+    result["hermeticity"] = herm.to_dict()
+    return result
+
+
 def main(argv: list[str]) -> int:
     job_path = Path(argv[1])
     job = json.loads(job_path.read_text())
     result_path = Path(job["result"])
     status = 0
     try:
-        result = _run(job)
+        result = _run_step(job) if job["mode"] == "step" else _run(job)
     except BaseException as exc:  # report everything, including SystemExit from training code
         _RECORDER.active = False
         result = {

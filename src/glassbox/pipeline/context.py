@@ -62,22 +62,90 @@ class TrainingAPIError(InputError):
 
 @dataclass(frozen=True)
 class DatasetView:
-    """A declared dataset as its committed records (record ``i`` is commitment leaf ``i``)."""
+    """A declared dataset as its committed records (record ``i`` is commitment leaf ``i``).
+
+    Nothing is read until the training code asks: ``len()`` comes from the commitment's record
+    count, ``iter_records()`` streams, and ``take(indices)`` reads just those records (through
+    an index of byte offsets for plain JSON Lines files, 8 bytes per record). Only
+    ``records()`` and ``json()`` hold the whole dataset in memory, as their callers asked.
+    """
 
     name: str
     path: Path
     format: str | None
-    _records: tuple[bytes, ...]
+    _records: tuple[bytes, ...] | None = None
+    size: int | None = None
 
     def __len__(self) -> int:
-        return len(self._records)
+        if self._records is not None:
+            return len(self._records)
+        if self.size is None:
+            object.__setattr__(self, "size", sum(1 for _ in self.iter_records()))
+        assert self.size is not None
+        return self.size
 
     def records(self) -> tuple[bytes, ...]:
+        if self._records is None:
+            object.__setattr__(self, "_records", tuple(self.iter_records()))
+        assert self._records is not None
         return self._records
+
+    def iter_records(self) -> Iterator[bytes]:
+        """The records in commitment order, streamed from the file (bounded memory)."""
+        if self._records is not None:
+            return iter(self._records)
+        from glassbox.digest import iter_records
+
+        return iter_records(self.path, self.format)
+
+    def take(self, indices: Sequence[int] | Any) -> list[bytes]:
+        """The records at ``indices`` (a list or a 1-D tensor), in that order."""
+        wanted = [int(i) for i in indices]
+        if self._records is not None:
+            return [self._records[i] for i in wanted]
+        offsets = self._offsets()
+        if offsets is None:
+            records = self.records()
+            return [records[i] for i in wanted]
+        out = []
+        with self.path.open("rb") as handle:
+            for i in wanted:
+                if not 0 <= i < len(offsets) - 1:
+                    raise TrainingAPIError(f"record {i} is not in dataset {self.name!r}")
+                handle.seek(offsets[i])
+                out.append(handle.read(offsets[i + 1] - offsets[i]).strip(b" \t\r\n"))
+        return out
+
+    def _offsets(self) -> Any:
+        """Start offsets of each record (and the end), for plain JSON Lines; else ``None``."""
+        cached = self.__dict__.get("_offset_index")
+        if cached is not None or self.__dict__.get("_no_offsets"):
+            return cached
+        from array import array
+
+        from glassbox.digest.records import detect_format
+
+        if self.path.suffix.lower() == ".gz" or detect_format(self.path, self.format) != "jsonl":
+            object.__setattr__(self, "_no_offsets", True)
+            return None
+        offsets = array("Q")
+        end = 0
+        with self.path.open("rb") as handle:
+            for line in handle:
+                if line.strip(b" \t\r\n") and not (end == 0 and line.strip() == b"\xef\xbb\xbf"):
+                    offsets.append(
+                        end + (3 if end == 0 and line.startswith(b"\xef\xbb\xbf") else 0)
+                    )
+                    last = end + len(line)
+                end += len(line)
+        if offsets:
+            offsets.append(last)
+        object.__setattr__(self, "_offset_index", offsets)
+        return offsets
 
     def json(self) -> list[Any]:
         """Records parsed as JSON (for JSON Lines datasets)."""
-        return [json.loads(r) for r in self._records]
+        return [json.loads(r) for r in self.records()]
 
 
 def derive_seed(seed: int, *labels: str | int) -> int:

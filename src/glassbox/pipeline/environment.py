@@ -80,6 +80,20 @@ def capture(threads: int) -> dict[str, Any]:
     return env
 
 
+def capture_basic() -> dict[str, Any]:
+    """``capture`` without torch and numpy: the environment of a pipeline data step."""
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "cpu": _cpu_model(),
+        "packages": installed_packages(),
+    }
+
+
 def determinism_key(env: dict[str, Any]) -> dict[str, Any]:
     return {name: env.get(name) for name in DETERMINISM_FIELDS}
 

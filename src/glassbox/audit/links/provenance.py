@@ -101,12 +101,41 @@ def check(ctx: AuditContext) -> LinkResult:
         result.details.append(
             "files not among the build's outputs (added after the build): " + ", ".join(uncovered)
         )
+    _lineage(ctx, item.path, result)
     _base_lineage(ctx, verified, result)
     if ctx.options.rebuild:
         _rebuild(ctx, item.path, key_path, result)
     if ctx.options.spot_check:
         _spot_check(ctx, item.path, key_path, ctx.options.spot_check, result)
     return result
+
+
+def _lineage(ctx: AuditContext, provenance: Path, result: LinkResult) -> None:
+    """A model built by a pipeline: walk its data back to the upstream commitments."""
+    from glassbox.pipeline.lineage import find_lock, verify_lineage
+
+    lock = find_lock(provenance)
+    if lock is None:
+        return
+    report = verify_lineage(
+        lock,
+        [k.key for k in ctx.trusted_keys()],
+        labellers=ctx.labeller_keys(),
+        model_step=provenance.parent.name,
+    )
+    result.evidence["lineage"] = report.to_dict()
+    ctx.lineage = result.evidence["lineage"]
+    steps = len(report.steps)
+    if report.verdict == "pass":
+        result.summary += f"; data lineage of {steps} pipeline step(s) verified to upstream"
+        return
+    findings = report.findings
+    if report.verdict == "fail":
+        result.verdict = Verdict.FAIL
+        result.summary = f"data lineage: {findings[0]}" if findings else "data lineage failed"
+    else:
+        result.summary += f"; data lineage unknown: {findings[0] if findings else '?'}"
+    result.details.extend(findings[1:] if report.verdict == "fail" else findings)
 
 
 def _declared_base(statement: dict[str, Any]) -> tuple[dict[str, Any] | None, Path | None]:
@@ -137,7 +166,7 @@ def _base_lineage(ctx: AuditContext, statement: dict[str, Any], result: LinkResu
             f"the declared base model (sha256 {str(want)[:16]}…) is not available here, so the "
             "lineage of the weights was not checked"
         )
-        result.evidence["lineage"] = {"checked": False, "reason": "base model not found"}
+        result.evidence["base_model"] = {"checked": False, "reason": "base model not found"}
         return
     from glassbox.digest import hash_model
     from glassbox.pipeline.inputs import signature_ignores
@@ -147,7 +176,7 @@ def _base_lineage(ctx: AuditContext, statement: dict[str, Any], result: LinkResu
     if got_hex != want:
         result.verdict = Verdict.FAIL
         result.summary = f"the base model at {path} is not the one the provenance declares"
-        result.evidence["lineage"] = {"checked": False, "base": str(path), "digest": got_hex}
+        result.evidence["base_model"] = {"checked": False, "base": str(path), "digest": got_hex}
         return
     try:
         from glassbox.lm import compare_weights
@@ -160,7 +189,7 @@ def _base_lineage(ctx: AuditContext, statement: dict[str, Any], result: LinkResu
         result.details.append(f"lineage not checked: {exc}")
         return
     summary = lineage.to_dict()
-    result.evidence["lineage"] = {
+    result.evidence["base_model"] = {
         "checked": True,
         "base": str(path),
         "baseDigest": want,
