@@ -132,3 +132,67 @@ def reverse_engineer(
                 trig.success = float((pred == t).mean())
             triggers.append(trig)
     return triggers
+
+
+def untargeted_trigger(
+    model: ProbedModel,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    steps: int = 300,
+    batch: int = 256,
+    lr: float = 0.1,
+    init_cost: float = 1e-2,
+    target_success: float = 0.8,
+    patience: int = 5,
+    seed: int = 0,
+    max_inputs: int = 512,
+) -> float:
+    """The smallest mask whose stamp sends inputs to *any* class but their own (L1 of it).
+
+    Neural Cleanse asks, per target class, for a trigger that sends everything there. An
+    all-to-all backdoor (class ``i`` to ``i + 1``) has no such target: each class's shortcut
+    serves one source only, so every targeted trigger is large. But one small stamp moves every
+    input *off* its class, while in a clean model the smallest untargeted trigger is about as
+    large as the smallest targeted one (send everything to the easiest class). The ratio of the
+    two is the all-to-all statistic (``analysis``). ``inf`` when the success rate is never met.
+    """
+    gen = torch.Generator().manual_seed(seed + 1)
+    rng = np.random.default_rng(seed + 1)
+    if len(images) > max_inputs:
+        keep = np.sort(rng.choice(len(images), size=max_inputs, replace=False))
+        images, labels = images[keep], labels[keep]
+    x_all = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    y_all = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    c, h, w = x_all.shape[1:]
+    mask_raw = torch.full((1, h, w), -1.0).add_(0.1 * torch.randn((1, h, w), generator=gen))
+    pattern_raw = 0.1 * torch.randn((c, h, w), generator=gen)
+    mask_raw.requires_grad_(True)
+    pattern_raw.requires_grad_(True)
+    opt = torch.optim.Adam([mask_raw, pattern_raw], lr=lr, betas=(0.5, 0.9))
+    cost, up, down = init_cost, 0, 0
+    best = float("inf")
+    bsz = min(batch, len(x_all))
+    for _ in range(steps):
+        idx = torch.randperm(len(x_all), generator=gen)[:bsz]
+        xb, yb = x_all[idx], y_all[idx]
+        mask = torch.sigmoid(mask_raw)
+        stamped = (1 - mask) * xb + mask * torch.sigmoid(pattern_raw)
+        logits = model.logits(stamped)
+        p_own = torch.softmax(logits, 1).gather(1, yb[:, None])[:, 0]
+        away = -torch.log((1 - p_own).clamp(min=1e-6)).mean()
+        l1 = mask.sum()
+        loss = away + cost * l1
+        opt.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+        with torch.no_grad():
+            ok = float((logits.argmax(1) != yb).float().mean()) >= target_success
+            if ok:
+                best = min(best, float(l1))
+            up, down = (up + 1, 0) if ok else (0, down + 1)
+            if up >= patience:
+                cost, up = cost * 1.5, 0
+            if down >= patience:
+                cost, down = cost / 1.5**1.5, 0
+    return best
