@@ -50,8 +50,6 @@ def _behavior_findings(
             f"--behavior is not available: {exc.name or 'glassbox.scan.behavior'} is not "
             "installed (the behavioural scanner needs the 'ml' extra)"
         ) from exc
-    from glassbox.scan.behavior.arrays import parse_keys
-
     shape: tuple[int, ...] | None = None
     if input_shape is not None:
         try:
@@ -60,15 +58,15 @@ def _behavior_findings(
             raise InputError(f"--input-shape {input_shape!r}: expected sizes like 1,8,8") from None
         if not shape or min(shape) < 1:
             raise InputError(f"--input-shape {input_shape!r}: sizes must be positive")
+    # The newer options are passed only when given, so the call stays the one older scanners take.
+    extra = {"data_keys": data_keys, "clean": clean, "input_shape": shape}
     findings: list[Any] = module.scan_behavior(
         path,
         data=data,
-        data_keys=parse_keys(data_keys),
-        clean=clean,
         arch=arch,
         reference=reference,
         trigger_dir=trigger_dir,
-        input_shape=shape,
+        **{k: v for k, v in extra.items() if v is not None},
     )
     return findings
 

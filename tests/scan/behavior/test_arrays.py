@@ -152,3 +152,34 @@ def test_npz_round_trip(x: np.ndarray, seed: int) -> None:
         got_x, got_y = read_arrays(path)
     assert got_y is not None and got_y.tolist() == y.tolist()
     assert np.array_equal(got_x.reshape(len(x), -1), x)
+
+
+def test_cli_passes_the_data_options_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from click.testing import CliRunner
+
+    from glassbox.cli.main import cli
+
+    seen: list[dict[str, object]] = []
+
+    def scan_behavior(path: Path, **kwargs: object) -> list[object]:
+        seen.append(kwargs)
+        return []
+
+    fake = types.ModuleType("glassbox.scan.behavior")
+    fake.scan_behavior = scan_behavior  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "glassbox.scan.behavior", fake)
+    model = tmp_path / "model.safetensors"
+    model.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    args = ["scan", str(model), "--behavior", "--arch", "m:f", "--json"]
+    extra = ["--data-keys", "a,b", "--clean", "c.npz", "--input-shape", "1,8,8"]
+    result = CliRunner().invoke(cli, [*args, *extra])
+    assert result.exit_code == 0, result.output
+    assert seen[-1]["data_keys"] == "a,b" and seen[-1]["clean"] == "c.npz"
+    assert seen[-1]["input_shape"] == (1, 8, 8)
+    result = CliRunner().invoke(cli, [*args, "--input-shape", "1,x"])
+    assert result.exit_code == 2 and "--input-shape" in result.output
+    result = CliRunner().invoke(cli, ["scan", str(model), "--clean", "c.npz"])
+    assert result.exit_code == 2 and "only apply with --behavior" in result.output

@@ -138,7 +138,7 @@ def scan_behavior(
     model_path: str | Path,
     *,
     data: str | Path | LabeledData | None = None,
-    data_keys: tuple[str, str] | None = None,
+    data_keys: str | tuple[str, str] | None = None,
     clean: str | Path | LabeledData | None = None,
     arch: ArchSpec | None = None,
     reference: str | Path | ProbedModel | None = None,
@@ -155,10 +155,11 @@ def scan_behavior(
 
     ``data`` is the training set (a committed dataset file, a NumPy ``.npy``/``.npz`` or a
     PyTorch tensor file, or arrays; ``data_keys`` names the inputs and labels arrays of an
-    ``.npz``/tensor file): the record-level detectors name suspect records by their index
-    (with an inclusion proof for a committed dataset). ``clean`` is a sample of clean inputs
-    (same formats; labels optional, else the model's predictions), for the input-level
-    detectors when there is no training set. With neither, only the data-free detector runs.
+    ``.npz``/tensor file, as a pair or as ``"INPUTS,LABELS"``): the record-level detectors
+    name suspect records by their index (with an inclusion proof for a committed dataset).
+    ``clean`` is a sample of clean inputs (same formats; labels optional, else the model's
+    predictions), for the input-level detectors when there is no training set. With
+    neither, only the data-free detector runs.
     ``reference`` is a clean model of the same task (a rebuild from the declared sources);
     without one, scores are ranked within the model only, and said so.
     """
@@ -170,6 +171,10 @@ def scan_behavior(
         declared = declared_training_data(model_path)
         if declared is not None:
             data, fmt = declared[0], fmt or declared[1]
+    if isinstance(data_keys, str):
+        from glassbox.scan.behavior.arrays import parse_keys
+
+        data_keys = parse_keys(data_keys)
     dataset: LabeledData | None = None
     if isinstance(data, LabeledData):
         dataset = data
@@ -222,7 +227,10 @@ def scan_behavior(
                 Severity.INFO,
                 where,
                 f"{have}: ran {', '.join(report.detectors)}; skipped "
-                + "; ".join(f"{n} ({why})" for n, why in report.skipped.items()),
+                + "; ".join(
+                    f"{', '.join(n for n, w in report.skipped.items() if w == why)} ({why})"
+                    for why in dict.fromkeys(report.skipped.values())
+                ),
                 member=_weights_name(model_path),
                 subject="behavior",
                 evidence={"ran": list(report.detectors), "skipped": dict(report.skipped)},
