@@ -39,6 +39,9 @@ def _behavior_findings(
     arch: str | None,
     reference: Path | None,
     trigger_dir: Path | None,
+    data_keys: str | None = None,
+    clean: str | None = None,
+    input_shape: str | None = None,
 ) -> list[Any]:
     try:
         module = importlib.import_module("glassbox.scan.behavior")
@@ -47,8 +50,23 @@ def _behavior_findings(
             f"--behavior is not available: {exc.name or 'glassbox.scan.behavior'} is not "
             "installed (the behavioural scanner needs the 'ml' extra)"
         ) from exc
+    shape: tuple[int, ...] | None = None
+    if input_shape is not None:
+        try:
+            shape = tuple(int(v) for v in input_shape.split(","))
+        except ValueError:
+            raise InputError(f"--input-shape {input_shape!r}: expected sizes like 1,8,8") from None
+        if not shape or min(shape) < 1:
+            raise InputError(f"--input-shape {input_shape!r}: sizes must be positive")
+    # The newer options are passed only when given, so the call stays the one older scanners take.
+    extra = {"data_keys": data_keys, "clean": clean, "input_shape": shape}
     findings: list[Any] = module.scan_behavior(
-        path, data=data, arch=arch, reference=reference, trigger_dir=trigger_dir
+        path,
+        data=data,
+        arch=arch,
+        reference=reference,
+        trigger_dir=trigger_dir,
+        **{k: v for k, v in extra.items() if v is not None},
     )
     return findings
 
@@ -107,7 +125,28 @@ def _print_rules(ctx: click.Context, _param: click.Parameter, value: bool) -> No
     help="Where --attest writes the bundle (default: PATH.scan.sigstore.json beside PATH).",
 )
 @click.option("--behavior", is_flag=True, help="Also probe the model for backdoors (needs torch).")
-@click.option("--data", "data", metavar="DATASET", help="Labelled data for --behavior.")
+@click.option(
+    "--data",
+    "data",
+    metavar="DATASET",
+    help="Training data for --behavior: JSONL/CSV/Parquet (committed), .npy/.npz, or a "
+    "PyTorch tensor file (read with weights_only=True).",
+)
+@click.option(
+    "--data-keys",
+    metavar="INPUTS,LABELS",
+    help="Array names in an .npz or tensor file (default: x/y, inputs/labels, images/targets...).",
+)
+@click.option(
+    "--clean",
+    metavar="SAMPLE",
+    help="Clean inputs for --behavior when there is no training data (labels optional).",
+)
+@click.option(
+    "--input-shape",
+    metavar="C,H,W",
+    help="Input shape for --behavior without data, for a network that does not declare it.",
+)
 @click.option("--arch", metavar="MODULE:FUNCTION", help="Model architecture for --behavior.")
 @click.option(
     "--reference",
@@ -135,6 +174,9 @@ def scan(
     out: Path | None,
     behavior: bool,
     data: str | None,
+    data_keys: str | None,
+    clean: str | None,
+    input_shape: str | None,
     arch: str | None,
     reference: Path | None,
     trigger_dir: Path | None,
@@ -148,9 +190,12 @@ def scan(
         raise click.UsageError("--attest needs --key KEY")
     if (out or key_path) and not attest:
         raise click.UsageError("--key and --out only apply with --attest")
-    if (data or arch or reference or trigger_dir) and not behavior:
+    if (
+        data or data_keys or clean or input_shape or arch or reference or trigger_dir
+    ) and not behavior:
         raise click.UsageError(
-            "--data, --arch, --reference and --trigger-dir only apply with --behavior"
+            "--data, --data-keys, --clean, --input-shape, --arch, --reference and --trigger-dir "
+            "only apply with --behavior"
         )
     if not path.exists() and not path.is_symlink():
         raise InputError(f"{path}: no such file or directory")
@@ -164,7 +209,11 @@ def scan(
     with progress("scanning", total, enabled=fmt == "text") as bar:
         report = scan_path(path, workers=workers, progress=bar.advance)
     if behavior:
-        report.merge(_behavior_findings(path, data, arch, reference, trigger_dir))
+        report.merge(
+            _behavior_findings(
+                path, data, arch, reference, trigger_dir, data_keys, clean, input_shape
+            )
+        )
     if attest:
         from glassbox.sign import load_private_key, write_bundle
 

@@ -37,3 +37,17 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     xtr, ytr, _, _ = digits_split()
     reference = wrap_module(train(xtr, ytr, "mlp", 999, epochs=30), 64)
     return {"root": root, "clean": clean, "bad": bad, "reference": reference}
+
+
+@pytest.fixture(scope="session")
+def hard_zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The attacks the older detectors missed: low-rate (1%) poisoning and all-to-all."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("hard-zoo")
+    low = Attack("patch", target=5, rate=0.01, size=3, seed=13)
+    a2a = Attack("all2all", rate=0.1, size=3, seed=14)
+    return {
+        "root": root,
+        "low": build_entry(low, root / "low", epochs=30),
+        "a2a": build_entry(a2a, root / "a2a", epochs=30),
+    }

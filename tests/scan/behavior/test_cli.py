@@ -86,7 +86,10 @@ def test_reference_and_trigger_dir_reach_the_scan(zoo: dict[str, Any], tmp_path:
     assert RULE_UNCALIBRATED not in by_rule
     (summary,) = by_rule[RULE_SUMMARY]
     detectors = summary["evidence"]["detectors"]
-    assert all(d["calibrated"] for d in detectors.values())
+    # Every detector that can use the reference does; the all-to-all check cannot (a model
+    # that never saw the trigger still sees the poisoned records as outliers of their label).
+    assert all(d["calibrated"] for n, d in detectors.items() if n != "all-to-all")
+    assert detectors["all-to-all"]["calibrated"] is False
     assert "reference_l1" in detectors["trigger"]
     (trigger,) = by_rule[RULE_TRIGGER]
     png = Path(trigger["evidence"]["trigger_png"])

@@ -64,7 +64,7 @@ def test_clean_is_not_flagged_and_backdoor_is(zoo: dict[str, Any], calibrated: b
     assert bad.flagged == [3]
     assert 3 in bad.detectors["trigger"].flagged
     assert 3 in bad.detectors["strip"].flagged
-    assert all(d.calibrated == calibrated for d in bad.detectors.values())
+    assert all(d.calibrated == calibrated for n, d in bad.detectors.items() if n != "all-to-all")
     _, truth = _entry(zoo, "bad")
     found = set(bad.suspects.tolist())
     precision = len(found & truth) / max(len(found), 1)
@@ -147,8 +147,10 @@ def test_findings_for_a_clean_model(zoo: dict[str, Any]) -> None:
 
 def test_no_data_is_reported_not_skipped(zoo: dict[str, Any]) -> None:
     d, _ = _entry(zoo, "clean")
-    (finding,) = scan_behavior(d, arch=ARCH)
-    assert finding.rule_id == RULE_NODATA and finding.severity == Severity.INFO
+    findings = scan_behavior(d, arch=ARCH)
+    (finding,) = [f for f in findings if f.rule_id == RULE_NODATA]
+    assert finding.severity == Severity.INFO and "--data" in finding.message
+    assert max(f.severity for f in findings) <= Severity.LOW  # the data-free check: clean
     with pytest.raises(InputError, match="no such model"):
         scan_behavior(d / "missing", arch=ARCH)
     with pytest.raises(InputError, match="no Glassbox provenance"):

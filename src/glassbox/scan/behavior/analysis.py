@@ -4,6 +4,12 @@ Each detector yields a per-class score in its own calibrated unit and a threshol
 score divided by its threshold is comparable across detectors (1.0 = at the threshold). The
 combined verdict (``combine``) asks for two detectors to agree, or one to be far past its own
 threshold.
+
+What runs depends on what the user has. With nothing but the model, only the data-free
+maximum-margin statistic (``max_margin``); with a clean sample (``--clean``) also the trigger
+search and STRIP, which need inputs but not the training set; with the training data also the
+record-level detectors (spectral signatures, activation clustering, robust spectral scores and
+their all-to-all cross-class check). Every skipped detector is named with the reason.
 """
 
 from __future__ import annotations
@@ -19,21 +25,31 @@ from glassbox.scan.behavior.activation_clustering import activation_splits
 from glassbox.scan.behavior.calibration import mad_index
 from glassbox.scan.behavior.data import LabeledData
 from glassbox.scan.behavior.loading import ProbedModel
+from glassbox.scan.behavior.max_margin import max_margins
 from glassbox.scan.behavior.neural_cleanse import Trigger, reverse_engineer
 from glassbox.scan.behavior.perturbation import class_low_quantile, strip_entropy
+from glassbox.scan.behavior.robust_spectral import robust_spectral_splits, shared_shift
 from glassbox.scan.behavior.spectral import spectral_splits
 from glassbox.scan.behavior.splitting import ClassSplit, Marker, split_contrast
 
 #: Per-detector thresholds on the per-class score. Neural Cleanse's anomaly index of 2 is the
 #: paper's (3 on the reference-calibrated index, whose spread is narrower); the split detectors'
 #: is a difference of 0.35 in marker rate between the halves (see ``splitting``); STRIP's is a
-#: class whose low-quantile entropy is 4 times below the typical class.
+#: class whose low-quantile entropy is 4 times below the typical class. The maximum margin's is
+#: a robust index of 3.5 across classes (clean digits models reach 2.2-2.7, see ``max_margin``);
+#: the all-to-all check's a median cosine of 0.2 between classes' suspect shifts (clean
+#: models: 0.07-0.15 over all classes; all-to-all: 0.5). These two were set on five development
+#: models (two clean), before any held-out run.
 THRESHOLDS = {
     "trigger": 2.0,
     "trigger-calibrated": 3.0,
     "spectral": 0.35,
     "activation-clustering": 0.35,
+    "robust-spectral": 0.35,
     "strip": float(np.log(4.0)),
+    "max-margin": 3.5,
+    "max-margin-calibrated": 3.5,
+    "all-to-all": 0.2,
 }
 #: Two independently trained clean models need triggers of different size for the same class
 #: (10-30% apart on digits), so a spread of log ratios narrower than this is noise, not signal.
@@ -90,6 +106,7 @@ class BehaviorReport:
     combined: np.ndarray  # per class, combined evidence (>= 1 means flagged)
     suspects: np.ndarray  # dataset indices in flagged classes judged poisoned
     records: int
+    skipped: dict[str, str] = field(default_factory=dict)  # detector -> why it did not run
 
     @property
     def flagged(self) -> list[int]:
@@ -136,27 +153,60 @@ def _split_detector(
     )
 
 
+def _check_labels(model: ProbedModel, data: LabeledData, what: str) -> np.ndarray:
+    k = model.num_classes
+    labels = data.labels
+    if len(labels) < 2 * k:
+        raise InputError(f"{data.path or what}: {len(labels)} records are too few to probe")
+    if labels.min() < 0 or labels.max() >= k:
+        raise InputError(
+            f"{data.path or what}: labels span {labels.min()}..{labels.max()}, "
+            f"but the model has {k} classes"
+        )
+    images = data.images
+    if images.shape[1:] != model.image_shape:
+        if int(np.prod(images.shape[1:])) != int(np.prod(model.image_shape)):
+            raise InputError(
+                f"{data.path or what}: inputs of shape {images.shape[1:]} do not fit the "
+                f"model's {model.image_shape}"
+            )
+        images = images.reshape((len(images), *model.image_shape))
+    return images
+
+
+NO_INPUTS = "needs inputs: give the training data (--data) or a clean sample (--clean)"
+NO_TRAINING = "names suspect training records: needs the training data (--data)"
+
+
 def analyze(
     model: ProbedModel,
-    data: LabeledData,
+    data: LabeledData | None,
     *,
+    clean: LabeledData | None = None,
     reference: ProbedModel | None = None,
     seed: int = 0,
     trigger_steps: int = 300,
 ) -> BehaviorReport:
-    """Run trigger search, STRIP, spectral signatures and activation clustering on ``data``."""
+    """Run every detector the inputs allow (see the module docstring) and combine them.
+
+    ``data`` is the training set (its records can be named as suspects); ``clean`` a sample
+    of clean inputs, used by the input-level detectors when there is no training set.
+    """
     k = model.num_classes
-    images, labels = data.images, data.labels
-    if len(labels) < 2 * k:
-        raise InputError(f"{data.path or 'data'}: {len(labels)} records are too few to probe")
-    if labels.min() < 0 or labels.max() >= k:
-        raise InputError(
-            f"{data.path or 'data'}: labels span {labels.min()}..{labels.max()}, "
-            f"but the model has {k} classes"
-        )
-    if images.shape[1:] != model.image_shape:
-        images = images.reshape((len(images), *model.image_shape))
+    probe = data if data is not None else clean
     detectors: dict[str, DetectorResult] = {}
+    skipped: dict[str, str] = {}
+    detectors["max-margin"] = _max_margin_detector(model, reference, seed)
+    triggers: list[Trigger] = []
+    if probe is None:
+        for name in ("trigger", "strip"):
+            skipped[name] = NO_INPUTS
+        for name in ("spectral", "activation-clustering", "robust-spectral", "all-to-all"):
+            skipped[name] = NO_TRAINING
+        combined = combine(np.stack([d.normalized for d in detectors.values()]))
+        return BehaviorReport(k, detectors, triggers, combined, np.zeros(0, np.int64), 0, skipped)
+    images = _check_labels(model, probe, "data" if data is not None else "clean sample")
+    labels = probe.labels
     detectors["trigger"], triggers = _trigger_detector(
         model, images, labels, reference, seed, trigger_steps
     )
@@ -164,28 +214,81 @@ def analyze(
     if reference is not None:
         ref_dis = reference.predict(images).argmax(1) != labels
     detectors["strip"], entropy = _strip_detector(model, images, labels, reference, ref_dis, seed)
+    if data is None:
+        for name in ("spectral", "activation-clustering", "robust-spectral", "all-to-all"):
+            skipped[name] = NO_TRAINING
+        combined = combine(np.stack([d.normalized for d in detectors.values()]))
+        return BehaviorReport(k, detectors, triggers, combined, np.zeros(0, np.int64), 0, skipped)
 
     if ref_dis is not None:
         marker = Marker("reference-disagreement", ref_dis)
     else:
         marker = Marker("strip-low-entropy", entropy < STRIP_MARK * float(np.median(entropy)))
+    cal = ref_dis is not None
     t0 = time.perf_counter()
     feats = model.features(images)
     t_feat = time.perf_counter() - t0
     t0 = time.perf_counter()
     sp = spectral_splits(feats, labels, marker=marker)
     detectors["spectral"] = _split_detector(
-        "spectral", sp, k, len(labels), marker, ref_dis is not None, t_feat + _since(t0)
+        "spectral", sp, k, len(labels), marker, cal, t_feat + _since(t0)
     )
     t0 = time.perf_counter()
     ac = activation_splits(feats, labels, seed=seed, marker=marker)
     detectors["activation-clustering"] = _split_detector(
-        "activation-clustering", ac, k, len(labels), marker, ref_dis is not None, _since(t0)
+        "activation-clustering", ac, k, len(labels), marker, cal, _since(t0)
+    )
+    t0 = time.perf_counter()
+    rs = robust_spectral_splits(feats, labels, marker=marker)
+    detectors["robust-spectral"] = _split_detector(
+        "robust-spectral", rs, k, len(labels), marker, cal, _since(t0)
+    )
+    t0 = time.perf_counter()
+    shift, per_class, overall = shared_shift(images, rs)
+    scores = np.zeros(k)
+    scores[: len(shift)] = shift[:k]
+    detectors["all-to-all"] = DetectorResult(
+        "all-to-all",
+        scores,
+        THRESHOLDS["all-to-all"],
+        False,  # never reference-calibrated: a clean model also sees the poison as outliers
+        candidates={s.label: s.suspect_indices for s in rs if s.label in per_class},
+        details={
+            "classes_with_suspects": len(per_class),
+            "median_cosine": round(overall, 4),
+            "class_cosine": {str(c): round(v, 4) for c, v in per_class.items()},
+        },
+        seconds=_since(t0),
     )
 
     combined = combine(np.stack([d.normalized for d in detectors.values()]))
     suspects = _combined_suspects(detectors, [int(c) for c in np.flatnonzero(combined >= 1.0)])
-    return BehaviorReport(k, detectors, triggers, combined, suspects, len(labels))
+    return BehaviorReport(k, detectors, triggers, combined, suspects, len(labels), skipped)
+
+
+def _max_margin_detector(
+    model: ProbedModel, reference: ProbedModel | None, seed: int
+) -> DetectorResult:
+    """MM-BD's per-class maximum margin, ranked robustly across classes (data-free).
+
+    With a reference the log ratio to the same class's margin in the reference is ranked, so a
+    class that is easy to reach in any model of the task cancels.
+    """
+    t0 = time.perf_counter()
+    mm = max_margins(model, seed=seed)
+    details: dict[str, Any] = {"max_margin": [round(float(v), 4) for v in mm]}
+    stat = mm
+    if reference is not None:
+        ref = max_margins(reference, seed=seed)
+        details["reference_max_margin"] = [round(float(v), 4) for v in ref]
+        stat = mm / np.maximum(ref, 1e-6)
+        threshold = THRESHOLDS["max-margin-calibrated"]
+    else:
+        threshold = THRESHOLDS["max-margin"]
+    scores = mad_index(stat)
+    return DetectorResult(
+        "max-margin", scores, threshold, reference is not None, details=details, seconds=_since(t0)
+    )
 
 
 def _since(t0: float) -> float:
@@ -295,15 +398,24 @@ def _union(candidates: dict[int, np.ndarray], classes: list[int]) -> np.ndarray:
 
 
 def _combined_suspects(detectors: dict[str, DetectorResult], flagged: list[int]) -> np.ndarray:
-    """Records of flagged classes that STRIP, or both representation detectors, suspect.
+    """Records of flagged classes that STRIP, or both split detectors, or QUE suspect.
 
     STRIP looks at each record's own behaviour and has few false alarms; the two
     representation detectors split a class and are trusted where they agree.
     """
-    if not flagged:
+    if not flagged or "spectral" not in detectors:
         return np.zeros(0, dtype=np.int64)
     spectral = _union(detectors["spectral"].candidates, flagged)
     clustering = _union(detectors["activation-clustering"].candidates, flagged)
     strip = _union(detectors["strip"].candidates, flagged)
     both = np.intersect1d(spectral, clustering)
-    return np.union1d(strip, both).astype(np.int64)
+    # The robust-spectral outliers where that detector, or the all-to-all check, backs the class
+    # (few records, but at low rates they are the poison: see ``robust_spectral``).
+    robust = [
+        c
+        for c in flagged
+        if detectors["robust-spectral"].normalized[c] >= 1.0
+        or detectors["all-to-all"].normalized[c] >= 1.0
+    ]
+    que = _union(detectors["robust-spectral"].candidates, robust)
+    return np.union1d(np.union1d(strip, both), que).astype(np.int64)

@@ -33,6 +33,7 @@ class LabeledData:
     path: Path | None = None
     fmt: str | None = None
     commitment: Any = None  # glassbox.digest.DatasetCommitment of ``path``, when read from one
+    sha256: str | None = None  # of the whole file, for array files (records named by row)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -46,7 +47,10 @@ class LabeledData:
         image_shape: tuple[int, int, int] | None = None,
         path: Path | None = None,
     ) -> LabeledData:
-        flat = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+        arr = np.asarray(x, dtype=np.float32)
+        flat = arr.reshape(len(arr), -1)
+        if image_shape is None and arr.ndim == 4:
+            image_shape = (int(arr.shape[1]), int(arr.shape[2]), int(arr.shape[3]))
         shape = image_shape or square_image_shape(flat.shape[1])
         labels = np.asarray(y, dtype=np.int64)
         if len(labels) != len(flat):
@@ -166,20 +170,79 @@ def _label_column(header: Sequence[str]) -> int:
     return next((names.index(k) for k in LABEL_KEYS if k in names), -1)
 
 
-def load_dataset(path: Path, *, fmt: str | None = None, scale: float | None = None) -> LabeledData:
-    """Read a committed dataset in commitment order and scale it into ``[0, 1]``.
+def _divisor(path: Path, x: np.ndarray, scale: float | None) -> float:
+    divisor = scale if scale is not None else max(float(x.max()), 1.0)
+    if divisor <= 0:
+        raise InputError(f"{path}: scale must be positive")
+    return divisor
 
-    ``scale`` divides every feature; by default the dataset's own maximum, so raw digits pixels
-    (0..16) become what a model trained on ``x / 16`` expects.
+
+def load_inputs(
+    path: Path,
+    *,
+    fmt: str | None = None,
+    scale: float | None = None,
+    keys: tuple[str, str] | None = None,
+) -> tuple[LabeledData, bool]:
+    """Like ``load_dataset``, but labels may be missing (a clean sample need not have them).
+
+    Returns the data and whether it is labelled; unlabelled data carries ``-1`` labels, which
+    the caller replaces (with the model's own predictions, for a clean sample).
+    """
+    from glassbox.scan.behavior.arrays import ARRAY_SUFFIXES, read_arrays
+
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        x, y = read_arrays(path, keys=keys, labelled=False)
+        if y is None:
+            data = LabeledData.from_arrays(
+                x / _divisor(path, x, scale), np.full(len(x), -1), path=path
+            )
+            return _with_digest(data, path), False
+        return _array_dataset(path, x, y, scale), True
+    return load_dataset(path, fmt=fmt, scale=scale, keys=keys), True
+
+
+def _with_digest(data: LabeledData, path: Path) -> LabeledData:
+    from glassbox.scan.behavior.arrays import file_sha256
+
+    data.fmt = path.suffix.lower().lstrip(".")
+    data.sha256 = file_sha256(path)
+    return data
+
+
+def _array_dataset(path: Path, x: np.ndarray, y: np.ndarray, scale: float | None) -> LabeledData:
+    data = LabeledData.from_arrays(x / _divisor(path, x, scale), y, path=path)
+    return _with_digest(data, path)
+
+
+def load_dataset(
+    path: Path,
+    *,
+    fmt: str | None = None,
+    scale: float | None = None,
+    keys: tuple[str, str] | None = None,
+) -> LabeledData:
+    """Read a labelled dataset and scale it into ``[0, 1]``.
+
+    A committed dataset (JSONL, CSV, ...) is read in commitment order; NumPy ``.npy``/``.npz``
+    and PyTorch tensor files go through ``arrays`` (safe loaders; records named by row, ``keys``
+    names the inputs and labels arrays). ``scale`` divides every feature; by default the data's
+    own maximum, so raw digits pixels (0..16) become what a model trained on ``x / 16`` expects.
     """
     from glassbox.digest import commit_dataset, iter_records
+    from glassbox.scan.behavior.arrays import ARRAY_SUFFIXES, read_arrays
+
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        x, y = read_arrays(path, keys=keys)
+        assert y is not None
+        return _array_dataset(path, x, y, scale)
+    if keys is not None:
+        raise InputError(f"{path}: --data-keys applies to .npz and tensor files only")
 
     commitment = commit_dataset(path, fmt=fmt)
     header = commitment.metadata.get("header") if isinstance(commitment.metadata, dict) else None
     x, y = decode_records(iter_records(path, commitment.fmt), str(path), header=header)
-    divisor = scale if scale is not None else max(float(x.max()), 1.0)
-    if divisor <= 0:
-        raise InputError(f"{path}: scale must be positive")
+    divisor = _divisor(path, x, scale)
     data = LabeledData.from_arrays((x / divisor).astype(np.float32), y, path=path)
     data.fmt = commitment.fmt
     data.commitment = commitment

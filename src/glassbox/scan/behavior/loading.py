@@ -164,10 +164,31 @@ def _candidate_shapes(n: int) -> list[tuple[int, ...]]:
     return shapes
 
 
+def infer_features(module: nn.Module, input_shape: tuple[int, ...] | None) -> int:
+    """Inputs per record when no data says so: the given shape, else the first layer's width.
+
+    Only a network that starts with ``nn.Linear`` declares its input size; a convolutional one
+    accepts many image sizes, so its shape must be given (``--input-shape``).
+    """
+    if input_shape is not None:
+        return int(np.prod(input_shape))
+    first = next((m for m in module.modules() if any(True for _ in m.parameters(False))), None)
+    if isinstance(first, nn.Linear):
+        return int(first.in_features)
+    raise InputError(
+        "without data the input shape is unknown for this architecture: give --input-shape C,H,W"
+    )
+
+
 def wrap_module(
-    module: nn.Module, n_features: int, input_shape: tuple[int, ...] | None = None
+    module: nn.Module, n_features: int | None, input_shape: tuple[int, ...] | None = None
 ) -> ProbedModel:
-    """Find the input shape the network accepts and the layer to read features from."""
+    """Find the input shape the network accepts and the layer to read features from.
+
+    ``n_features`` is the data's width; ``None`` (no data) infers it (``infer_features``).
+    """
+    if n_features is None:
+        n_features = infer_features(module, input_shape)
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)
@@ -183,6 +204,8 @@ def wrap_module(
             image: tuple[int, int, int] = (
                 (1, side, side) if side * side == n_features else (1, 1, n_features)
             )
+            if len(shape) == 3:  # a declared (C, H, W) is the image shape itself
+                image = (int(shape[0]), int(shape[1]), int(shape[2]))
             return ProbedModel(module, shape, image, int(out.shape[1]), _last_linear(module))
     raise InputError(
         f"the architecture accepts none of the input shapes {shapes} for {n_features} features"
@@ -192,7 +215,7 @@ def wrap_module(
 def load_classifier(
     model_path: Path,
     arch: str | Callable[[], nn.Module],
-    n_features: int,
+    n_features: int | None,
     *,
     input_shape: tuple[int, ...] | None = None,
     search_path: Path | None = None,

@@ -11,7 +11,7 @@ nothing new. Rule ids are stable:
 ``GBX-BEHAVIOR-SIGNAL``     (low) one detector's flag that the combined verdict did not carry
 ``GBX-BEHAVIOR-SUMMARY``    (info) every detector's per-class scores: evidence that it was looked at
 ``GBX-BEHAVIOR-UNCALIBRATED`` (info) no clean reference model: scores are ranked within the model
-``GBX-BEHAVIOR-NODATA``     (info) no inputs to probe with: behaviour could not be checked
+``GBX-BEHAVIOR-NODATA``     (info) detectors that could not run for lack of data, and why
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from torch import nn
 
 from glassbox.errors import InputError
 from glassbox.scan.behavior.analysis import BehaviorReport, analyze
-from glassbox.scan.behavior.data import LabeledData, load_dataset
+from glassbox.scan.behavior.data import LabeledData, load_dataset, load_inputs
 from glassbox.scan.behavior.loading import (
     ProbedModel,
     find_weights,
@@ -61,7 +61,10 @@ def provenance_dir(model_path: Path) -> Path | None:
 
 
 def load_built(
-    model_path: Path, n_features: int, input_shape: tuple[int, ...] | None, what: str = "model"
+    model_path: Path,
+    n_features: int | None,
+    input_shape: tuple[int, ...] | None,
+    what: str = "model",
 ) -> ProbedModel:
     """A Glassbox-built model: the recipe's factory, from the code the provenance names.
 
@@ -120,7 +123,7 @@ def declared_training_data(model_path: Path) -> tuple[Path, str | None] | None:
 def _load(
     path: Path | ProbedModel,
     arch: ArchSpec | None,
-    n_features: int,
+    n_features: int | None,
     input_shape: tuple[int, ...] | None,
     what: str,
 ) -> ProbedModel:
@@ -135,6 +138,8 @@ def scan_behavior(
     model_path: str | Path,
     *,
     data: str | Path | LabeledData | None = None,
+    data_keys: str | tuple[str, str] | None = None,
+    clean: str | Path | LabeledData | None = None,
     arch: ArchSpec | None = None,
     reference: str | Path | ProbedModel | None = None,
     reference_arch: ArchSpec | None = None,
@@ -148,10 +153,15 @@ def scan_behavior(
 ) -> list[Finding]:
     """Probe the classifier at ``model_path`` for backdoors; findings as the file scanner's.
 
-    ``data`` is the training set (a committed dataset file, or arrays): the trigger search uses
-    its inputs, and the record-level detectors name suspect records by their commitment index
-    with an inclusion proof. ``reference`` is a clean model of the same task (a rebuild from the
-    declared sources); without one, scores are ranked within the model only, and said so.
+    ``data`` is the training set (a committed dataset file, a NumPy ``.npy``/``.npz`` or a
+    PyTorch tensor file, or arrays; ``data_keys`` names the inputs and labels arrays of an
+    ``.npz``/tensor file, as a pair or as ``"INPUTS,LABELS"``): the record-level detectors
+    name suspect records by their index (with an inclusion proof for a committed dataset).
+    ``clean`` is a sample of clean inputs (same formats; labels optional, else the model's
+    predictions), for the input-level detectors when there is no training set. With
+    neither, only the data-free detector runs.
+    ``reference`` is a clean model of the same task (a rebuild from the declared sources);
+    without one, scores are ranked within the model only, and said so.
     """
     model_path = Path(model_path)
     where = str(model_path)
@@ -161,33 +171,45 @@ def scan_behavior(
         declared = declared_training_data(model_path)
         if declared is not None:
             data, fmt = declared[0], fmt or declared[1]
-    if data is None:
-        return [
-            Finding(
-                RULE_NODATA,
-                Severity.INFO,
-                where,
-                "behavioural checks need inputs: give the training data with --data",
-                subject="behavior",
-            )
-        ]
+    if isinstance(data_keys, str):
+        from glassbox.scan.behavior.arrays import parse_keys
+
+        data_keys = parse_keys(data_keys)
+    dataset: LabeledData | None = None
     if isinstance(data, LabeledData):
         dataset = data
-    else:
-        dataset = load_dataset(Path(data), fmt=fmt, scale=scale)
-    n_features = int(np.prod(dataset.images.shape[1:]))
+    elif data is not None:
+        dataset = load_dataset(Path(data), fmt=fmt, scale=scale, keys=data_keys)
+    sample: LabeledData | None = None
+    sample_labelled = True
+    if isinstance(clean, LabeledData):
+        sample = clean
+    elif clean is not None:
+        sample, sample_labelled = load_inputs(Path(clean), scale=scale, keys=data_keys)
+    shaped = dataset if dataset is not None else sample
+    n_features = int(np.prod(shaped.images.shape[1:])) if shaped is not None else None
     model = _load(model_path, arch, n_features, input_shape, "model")
+    if sample is not None and not sample_labelled:
+        images = sample.images.reshape((len(sample.images), *model.image_shape))
+        sample.labels = model.predict(images).argmax(1).astype(np.int64)
     ref_model = None
     if reference is not None:
         ref_model = _load(
             reference if isinstance(reference, ProbedModel) else Path(reference),
             reference_arch or arch,
-            n_features,
+            n_features if n_features is not None else int(np.prod(model.image_shape)),
             input_shape,
             "reference model",
         )
-    report = analyze(model, dataset, reference=ref_model, seed=seed, trigger_steps=trigger_steps)
-    return report_findings(
+    report = analyze(
+        model,
+        dataset,
+        clean=sample,
+        reference=ref_model,
+        seed=seed,
+        trigger_steps=trigger_steps,
+    )
+    findings = report_findings(
         report,
         where=where,
         member=_weights_name(model_path),
@@ -195,6 +217,26 @@ def scan_behavior(
         trigger_dir=Path(trigger_dir) if trigger_dir is not None else None,
         max_proofs=max_proofs,
     )
+    if report.skipped:
+        have = "no training data" + ("" if sample is not None else " and no clean sample")
+        if sample is not None and not sample_labelled:
+            have += " (the clean sample is unlabelled: labelled with the model's predictions)"
+        findings.append(
+            Finding(
+                RULE_NODATA,
+                Severity.INFO,
+                where,
+                f"{have}: ran {', '.join(report.detectors)}; skipped "
+                + "; ".join(
+                    f"{', '.join(n for n, w in report.skipped.items() if w == why)} ({why})"
+                    for why in dict.fromkeys(report.skipped.values())
+                ),
+                member=_weights_name(model_path),
+                subject="behavior",
+                evidence={"ran": list(report.detectors), "skipped": dict(report.skipped)},
+            )
+        )
+    return findings
 
 
 def _weights_name(model_path: Path) -> str | None:
@@ -229,9 +271,10 @@ def report_findings(
 ) -> list[Finding]:
     """Turn an analysis into findings (see the module docstring for the rule ids)."""
     findings: list[Finding] = []
-    calibrated = report.detectors["trigger"].calibrated
+    calibrated = next(iter(report.detectors.values())).calibrated
     flagged = report.flagged
-    trigger_flags = set(report.detectors["trigger"].flagged)
+    trigger = report.detectors.get("trigger")
+    trigger_flags = set(trigger.flagged) if trigger is not None else set()
     for c in flagged:
         evidence = {
             "class": c,
@@ -252,7 +295,7 @@ def report_findings(
                 evidence=evidence,
             )
         )
-    for c in sorted(trigger_flags | set(flagged)):
+    for c in sorted(trigger_flags | set(flagged)) if report.triggers else []:
         findings.append(_trigger_finding(report, c, where, member, trigger_dir, c in flagged))
     if dataset is not None:
         for c in flagged:
@@ -286,12 +329,23 @@ def report_findings(
             Severity.INFO,
             where,
             f"behavioural scan: {len(flagged)} of {report.num_classes} classes flagged "
-            f"(model score {report.score:.2f}; >= 1 flags)",
+            f"(model score {report.score:.2f}; >= 1 flags); "
+            + ", ".join(f"{n} {d.seconds:.1f}s" for n, d in report.detectors.items()),
             member=member,
             subject="behavior",
             evidence={
                 "records": report.records,
                 "combined": [round(float(v), 4) for v in report.combined],
+                "skipped": dict(report.skipped),
+                # Each detector's share of the verdict: its score in threshold units for the
+                # classes the verdict flagged (the combined score is the second-best of these,
+                # or the best over 2).
+                "contributions": {
+                    str(c): {
+                        n: round(float(d.normalized[c]), 4) for n, d in report.detectors.items()
+                    }
+                    for c in flagged
+                },
                 "detectors": {
                     n: {
                         "class_scores": [round(float(v), 4) for v in d.class_scores],
@@ -380,7 +434,15 @@ def _poison_finding(
 ) -> Finding:
     indices = [int(i) for i in idx]
     evidence: dict[str, Any] = {"class": c, "records": indices, "count": len(indices)}
-    if dataset.path is not None:
+    if dataset.sha256 is not None and dataset.path is not None:
+        evidence["dataset"] = str(dataset.path)
+        evidence["sha256"] = dataset.sha256
+        evidence["inclusion_proofs"] = []
+        evidence["note"] = (
+            "records are row indices of an array file, which has no record commitment: no "
+            "inclusion proofs; the file's SHA-256 binds the rows to the bytes scanned"
+        )
+    elif dataset.path is not None:
         from glassbox.digest import commit_dataset
 
         commitment = dataset.commitment or commit_dataset(dataset.path, fmt=dataset.fmt)
@@ -397,7 +459,11 @@ def _poison_finding(
         Severity.HIGH,
         where,
         f"{len(indices)} training records labelled {c} look poisoned "
-        "(named by index in the dataset commitment)",
+        + (
+            "(named by row index in the array file)"
+            if dataset.sha256 is not None
+            else "(named by index in the dataset commitment)"
+        ),
         member=member,
         subject=f"class {c}",
         evidence=evidence,
