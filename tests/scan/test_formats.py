@@ -351,7 +351,7 @@ def test_raw_bytes_behind_a_zlib_header_are_not_a_broken_zlib_stream(tmp_path: P
     tensor = torch.frombuffer(bytearray(raw), dtype=torch.uint8).clone()
     torch.save({"w": tensor}, tmp_path / "model.pt")
     assert [f.rule_id for f in scan_path(tmp_path / "model.pt", workers=1).findings] == []
-    assert findings(tmp_path, "raw.bin", raw) == []
+    assert findings(tmp_path, "raw.dat", raw) == []  # a .bin name claims a format: test_claims
     # A real zlib stream that breaks after the payload is still scanned and reported.
     packed = bytearray(
         zlib.compress(mc.call("os", "system", "true") + random.Random(8).randbytes(200_000))

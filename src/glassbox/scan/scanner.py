@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from glassbox.errors import InputError
+from glassbox.scan.claims import check_claim
 from glassbox.scan.context import Limits, ScanContext, Source
 from glassbox.scan.dispatch import scan_source
 from glassbox.scan.findings import Finding
@@ -82,6 +83,8 @@ def scan_file(
         scan_source(ctx, src, 0)
     except Exception as exc:
         ctx.report("GBX-LIM-002", f"scanner failed on this file ({type(exc).__name__}: {exc})")
+        return ctx
+    check_claim(ctx, path)
     return ctx
 
 
@@ -155,6 +158,9 @@ def scan_path(
         files, findings = [(root, root.name, st.st_size)], []
     else:
         raise InputError(f"cannot scan {root}: not a regular file or directory")
+    if not files and not findings:
+        # Nothing to analyse is not "nothing found": a gate must not pass on an empty target.
+        raise InputError(f"cannot scan {root}: the directory holds no files to scan")
     report = ScanReport(root=str(root))
     formats: dict[str, int] = {}  # files per format (a plain dict: cheaper per file)
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
@@ -163,6 +169,8 @@ def scan_path(
         findings.extend(found)
         for fmt in fmts:
             formats[fmt] = formats.get(fmt, 0) + 1
+        if not fmts:
+            report.unrecognised.append(display)
         report.files.append(display)
         if progress is not None:
             progress(size)
@@ -197,6 +205,7 @@ def scan_path(
             ctx = scan_file(p, display, limits, size)
             done(display, ctx.findings, sorted(ctx.formats), size)
     report.files.sort()
+    report.unrecognised.sort()
     report.files_scanned = len(files)
     report.formats = formats
     report.merge(findings)
