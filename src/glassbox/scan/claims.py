@@ -15,7 +15,7 @@ from pathlib import Path
 from glassbox.scan.context import ScanContext
 
 _PICKLE_LIKE = frozenset(
-    {"pickle", "zip", "tar", "gzip", "bz2", "xz", "zlib", "lz4", "zstd", "joblib"}
+    {"pickle", "zip", "tar", "gzip", "bz2", "xz", "zlib", "lzma", "lz4", "zstd", "zfile"}
 )
 # Suffix -> the formats (``detect.Format`` values) a real file with that name is read as.
 CLAIMS: dict[str, frozenset[str]] = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 import zlib
 
+from glassbox.scan.configs import scan_yaml
 from glassbox.scan.containers import scan_compressed, scan_tar, scan_zip, trailing_zip
 from glassbox.scan.context import BombError, LimitError, ScanContext, Source
 from glassbox.scan.detect import HEAD_SIZE, Format, detect, maybe_pickle
@@ -16,7 +17,16 @@ from glassbox.scan.onnx_scan import scan_onnx
 from glassbox.scan.pickle_scan import scan_pickle
 from glassbox.scan.safetensors_scan import scan_safetensors
 
-_COMPRESSED = {Format.GZIP: "gzip", Format.BZ2: "bz2", Format.XZ: "xz", Format.ZLIB: "zlib"}
+_COMPRESSED = {
+    Format.GZIP: "gzip",
+    Format.BZ2: "bz2",
+    Format.XZ: "xz",
+    Format.ZLIB: "zlib",
+    Format.LZMA: "lzma",
+    Format.LZ4: "lz4",
+    Format.ZSTD: "zstd",
+    Format.ZFILE: "zfile",
+}
 
 
 def scan_source(ctx: ScanContext, src: Source, depth: int = 0) -> None:
@@ -100,3 +110,5 @@ def _dispatch_format(ctx: ScanContext, src: Source, depth: int, fmt: Format, hea
         scan_json(ctx, src)
     elif fmt is Format.HDF5:
         scan_hdf5(ctx, src)
+    elif fmt is Format.UNKNOWN and src.name.lower().endswith((".yaml", ".yml")):
+        scan_yaml(ctx, src)

@@ -43,6 +43,8 @@ class ScanReport:
     # Files no format scanner recognised (READMEs, licences, unknown binaries): listed in every
     # rendering, so "0 findings" never hides that nothing was analysed.
     unrecognised: list[str] = field(default_factory=list)
+    # The user's reviewed allowlist entries this scan honoured ({"callable", "reason"}).
+    allowlist: list[dict[str, str]] = field(default_factory=list)
     scanner_version: str = __version__
     duration_s: float = 0.0
 
@@ -72,6 +74,7 @@ class ScanReport:
             "files": list(self.files),
             "files_recognised": self.files_scanned - len(self.unrecognised),
             "unrecognised": list(self.unrecognised),
+            "allowlist": [dict(e) for e in self.allowlist],
             "formats": dict(sorted(self.formats.items())),
             "errors": list(self.errors),
             "max_severity": None if worst is None else str(worst),
@@ -93,6 +96,9 @@ class ScanReport:
                 errors=[str(e) for e in data.get("errors", [])],
                 files=[str(p) for p in data.get("files", [])],
                 unrecognised=[str(p) for p in data.get("unrecognised", [])],
+                allowlist=[
+                    {str(k): str(v) for k, v in dict(e).items()} for e in data.get("allowlist", [])
+                ],
                 scanner_version=str(data.get("scanner", {}).get("version", "")),
                 duration_s=float(data.get("duration_s", 0.0)),
             )

@@ -22,7 +22,7 @@ class Rule:
 
 _RULES = [
     Rule("GBX-PKL-001", Severity.CRITICAL, "Pickle imports a dangerous callable"),
-    Rule("GBX-PKL-002", Severity.MEDIUM, "Pickle imports a callable that is not allowlisted"),
+    Rule("GBX-PKL-002", Severity.HIGH, "Pickle imports a callable that is not allowlisted"),
     Rule(
         "GBX-PKL-003", Severity.HIGH, "Pickle names a callable that cannot be resolved statically"
     ),
@@ -58,6 +58,13 @@ _RULES = [
     Rule("GBX-ST-001", Severity.HIGH, "safetensors header invalid or out of bounds"),
     Rule("GBX-NPY-001", Severity.HIGH, "Malformed numpy array header"),
     Rule("GBX-H5-001", Severity.INFO, "HDF5 file not analysed (h5py not installed)"),
+    Rule(
+        "GBX-CODE-001",
+        Severity.HIGH,
+        "Config makes the loader import Python code shipped with the model (auto_map)",
+    ),
+    Rule("GBX-CFG-001", Severity.HIGH, "Config instantiates a callable that is not allowlisted"),
+    Rule("GBX-CFG-002", Severity.LOW, "YAML config cannot be parsed"),
     Rule(
         "GBX-FMT-001",
         Severity.HIGH,

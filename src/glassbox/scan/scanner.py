@@ -10,14 +10,16 @@ that file, never a lost result.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from glassbox.errors import InputError
+from glassbox.scan.allowlist import AllowEntry
 from glassbox.scan.claims import check_claim
 from glassbox.scan.context import Limits, ScanContext, Source
 from glassbox.scan.dispatch import scan_source
@@ -143,10 +145,16 @@ def scan_path(
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     limits: Limits | None = None,
+    allow: Sequence[AllowEntry] = (),
 ) -> ScanReport:
-    """Scan a model directory or a single file. ``progress`` is called with bytes scanned."""
+    """Scan a model directory or a single file. ``progress`` is called with bytes scanned;
+    ``allow`` holds the user's reviewed allowlist entries (``glassbox.scan.allowlist``)."""
     root = path if isinstance(path, Path) else Path(path)
     limits = limits or _DEFAULT_LIMITS
+    if allow:
+        limits = dataclasses.replace(
+            limits, allow=limits.allow | frozenset(e.callable for e in allow)
+        )
     started = time.monotonic()
     try:
         st = root.stat()
@@ -161,7 +169,7 @@ def scan_path(
     if not files and not findings:
         # Nothing to analyse is not "nothing found": a gate must not pass on an empty target.
         raise InputError(f"cannot scan {root}: the directory holds no files to scan")
-    report = ScanReport(root=str(root))
+    report = ScanReport(root=str(root), allowlist=[e.to_dict() for e in allow])
     formats: dict[str, int] = {}  # files per format (a plain dict: cheaper per file)
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
 
