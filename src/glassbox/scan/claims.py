@@ -28,7 +28,7 @@ CLAIMS: dict[str, frozenset[str]] = {
     ".joblib": _PICKLE_LIKE,
     ".dill": _PICKLE_LIKE,
     ".sav": _PICKLE_LIKE,
-    ".mar": frozenset({"zip"}),
+    ".mar": frozenset({"zip", "torchserve-mar"}),
     ".nemo": frozenset({"tar", "gzip", "zip"}),
     ".safetensors": frozenset({"safetensors"}),
     ".gguf": frozenset({"gguf"}),

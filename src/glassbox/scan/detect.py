@@ -35,6 +35,7 @@ class Format(enum.Enum):
     MAYBE_PICKLE = "maybe-pickle"
     JSON = "json"
     ONNX = "onnx"
+    SAVEDMODEL = "tf-savedmodel"
     UNKNOWN = "unknown"
 
 
@@ -56,6 +57,20 @@ def _is_zlib(head: bytes) -> bool:
     except zlib.error:
         return False
     return True
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _hdf5_signature_at(head: bytes) -> int | None:
+    """Where the HDF5 superblock starts: offset 0, or after a user block (512, 1024, 2048, ...
+    bytes of anything; h5py and Keras open such files as HDF5)."""
+    offset = 0
+    while offset + 8 <= len(head):
+        if head[offset : offset + 8] == HDF5_SIGNATURE:
+            return offset
+        offset = 512 if offset == 0 else offset * 2
+    return None
 
 
 def _utf16_or_bom_json(head: bytes) -> bool:
@@ -119,7 +134,7 @@ def detect(head: bytes, size: int | None, name: str = "") -> Format:
         return Format.NPY
     if head.startswith(b"GGUF"):
         return Format.GGUF
-    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+    if _hdf5_signature_at(head) is not None:
         return Format.HDF5
     if head.startswith(b"\x1f\x8b"):
         return Format.GZIP
@@ -150,6 +165,8 @@ def detect(head: bytes, size: int | None, name: str = "") -> Format:
     stripped = head.lstrip()
     if stripped[:1] in (b"{", b"[") or _utf16_or_bom_json(head):
         return Format.JSON
+    if name.endswith("saved_model.pb"):
+        return Format.SAVEDMODEL
     if _protobuf_model(head) or (name.endswith(".onnx") and head[:1] in (b"\x08", b"\x12", b":")):
         return Format.ONNX
     if maybe_pickle(head):

@@ -16,6 +16,7 @@ from glassbox.scan.numpy_scan import scan_npy
 from glassbox.scan.onnx_scan import scan_onnx
 from glassbox.scan.pickle_scan import scan_pickle
 from glassbox.scan.safetensors_scan import scan_safetensors
+from glassbox.scan.serving import scan_savedmodel
 
 _COMPRESSED = {
     Format.GZIP: "gzip",
@@ -88,7 +89,7 @@ def _dispatch_format(ctx: ScanContext, src: Source, depth: int, fmt: Format, hea
             ctx.formats.add(Format.PICKLE.value)
         if fmt is Format.MAYBE_PICKLE:
             return
-    if fmt is not Format.UNKNOWN:
+    if fmt is not Format.UNKNOWN and fmt is not Format.SAVEDMODEL:
         ctx.formats.add(fmt.value)
     if fmt is Format.PICKLE:
         scan_pickle(ctx, src, depth, scan_source, strong=True)
@@ -110,5 +111,7 @@ def _dispatch_format(ctx: ScanContext, src: Source, depth: int, fmt: Format, hea
         scan_json(ctx, src)
     elif fmt is Format.HDF5:
         scan_hdf5(ctx, src)
+    elif fmt is Format.SAVEDMODEL:
+        scan_savedmodel(ctx, src)
     elif fmt is Format.UNKNOWN and src.name.lower().endswith((".yaml", ".yml")):
         scan_yaml(ctx, src)

@@ -17,6 +17,7 @@ from glassbox.scan.configs import check_config
 from glassbox.scan.context import ScanContext, Source, may_be_utf8
 from glassbox.scan.detect import HEAD_SIZE
 from glassbox.scan.findings import Severity
+from glassbox.scan.serving import check_mar_manifest
 from glassbox.scan.templates import report_template
 
 # Keras modules that only hold layer/optimizer/etc. classes; anything else in keras.* (file
@@ -160,6 +161,8 @@ def scan_json(ctx: ScanContext, src: Source) -> None:
         return
     if _looks_like_keras(data):
         check_keras_config(ctx, src, data.get("model_config", data))
+    if (src.member or src.name).endswith("MAR-INF/MANIFEST.json"):
+        check_mar_manifest(ctx, src, data)
     if b"auto_map" in raw or b"_target_" in raw or b"class_path" in raw or not _utf8(raw):
         check_config(ctx, src, data)
     # The key is in the text either verbatim or spelled with \u escapes: without either, no

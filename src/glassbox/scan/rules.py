@@ -57,12 +57,18 @@ _RULES = [
     Rule("GBX-TS-001", Severity.MEDIUM, "TorchScript code calls a file-reading or custom op"),
     Rule("GBX-ST-001", Severity.HIGH, "safetensors header invalid or out of bounds"),
     Rule("GBX-NPY-001", Severity.HIGH, "Malformed numpy array header"),
-    Rule("GBX-H5-001", Severity.INFO, "HDF5 file not analysed (h5py not installed)"),
+    Rule("GBX-H5-001", Severity.HIGH, "HDF5 file not analysed (h5py not installed)"),
     Rule(
         "GBX-CODE-001",
         Severity.HIGH,
         "Config makes the loader import Python code shipped with the model (auto_map)",
     ),
+    Rule(
+        "GBX-CODE-002",
+        Severity.HIGH,
+        "TorchServe archive ships handler or model code that the server runs",
+    ),
+    Rule("GBX-TF-001", Severity.HIGH, "SavedModel graph uses file-system or Python-function ops"),
     Rule("GBX-CFG-001", Severity.HIGH, "Config instantiates a callable that is not allowlisted"),
     Rule("GBX-CFG-002", Severity.LOW, "YAML config cannot be parsed"),
     Rule(
