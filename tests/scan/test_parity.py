@@ -203,3 +203,36 @@ def test_allowlist_wildcard_and_no_override_of_dangerous(tmp_path: Path) -> None
     assert scan_path(p, workers=1, allow=allow).findings == []
     p.write_bytes(mc.call("os", "system", "x"))
     assert scan_path(p, workers=1, allow=[AllowEntry("os.*", "no")]).fails(Severity.CRITICAL)
+
+
+def test_zip_read_differently_by_zipfile_and_torch_is_reported(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    from tests.scan.attacks import torch_zipfile_differential
+
+    data = torch_zipfile_differential(PAYLOAD, pickle.dumps({"w": 1}, protocol=2))
+    # zipfile (what most scanners use) sees only the benign pickle ...
+    assert b"system" not in zipfile.ZipFile(io.BytesIO(data)).read("archive/data.pkl")
+    # ... the scanner reports the disagreement and scans what PyTorch's reader would load.
+    found = {f.rule_id: f for f in scan_path(_write(tmp_path, "m.pt", data), workers=1).findings}
+    assert found["GBX-ZIP-009"].severity is Severity.HIGH
+    assert found["GBX-PKL-001"].subject == "os.system"
+
+
+def test_prepended_bytes_before_a_zip_are_a_disagreement(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("a.txt", "x")
+    found = rules(tmp_path, "m.zip", b"\x00" * 64 + buf.getvalue())
+    assert "GBX-ZIP-009" in found
+    assert rules(tmp_path, "ok.zip", buf.getvalue()) == set()
+
+
+def _write(tmp_path: Path, name: str, data: bytes) -> Path:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p

@@ -11,7 +11,11 @@ import lzma
 import struct
 import zlib
 
-from glassbox.scan.pickle_ops import OPCODE_NAMES, looks_like_pickle_start
+from glassbox.scan.pickle_ops import (
+    OPCODE_NAMES,
+    PICKLE_START_OPCODES,
+    looks_like_pickle_start,
+)
 
 HEAD_SIZE = 1 << 16
 
@@ -40,7 +44,7 @@ class Format(enum.Enum):
 
 
 # Opcodes a protocol 0/1 pickle can start with (after which we try a full parse).
-_WEAK_PICKLE_STARTS = frozenset(b"(cIiSVN]})ldKJMUXTFGL\x80")
+_WEAK_PICKLE_STARTS = PICKLE_START_OPCODES
 
 
 def _is_zlib(head: bytes) -> bool:

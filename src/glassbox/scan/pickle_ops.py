@@ -1388,6 +1388,13 @@ def run_pickle(
     return PickleMachine(reader, deadline=deadline, on_inline_pickle=on_inline_pickle).run()
 
 
+# Opcodes a pickle can start with: CPython's unpickler needs no PROTO and checks no protocol,
+# so any opcode that pushes without popping can open a stream (weak signal; full parse decides).
+PICKLE_START_OPCODES = frozenset(
+    b"(N\x88\x89IJKMLFGSTUVX\x8c\x8d\x8aB\x8bC\x8e\x96)]}\x8fcP\x82\x83\x84\x95\x80"
+)
+
+
 def looks_like_pickle_start(head: bytes) -> bool:
     """Strong signal only: a PROTO opcode with protocol 2..5 followed by a valid opcode."""
     return len(head) >= 3 and head[0] == 0x80 and 2 <= head[1] <= 5 and head[2] in OPCODE_NAMES

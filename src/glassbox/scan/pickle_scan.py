@@ -11,6 +11,7 @@ from glassbox.scan.callables import Verdict, allowed_when, classify
 from glassbox.scan.context import ScanContext, Source, bytes_source
 from glassbox.scan.pickle_ops import (
     OPCODE_NAMES,
+    PICKLE_START_OPCODES,
     ByteReader,
     PickleResult,
     run_pickle,
@@ -28,7 +29,7 @@ _ISSUE_RULES = {
     "persid": "GBX-PKL-008",
     "tensor-bounds": "GBX-PKL-010",
 }
-_WEAK_STARTS = frozenset(b"(cIiSVN]})ldKJMUXTFGL")
+_WEAK_STARTS = PICKLE_START_OPCODES
 MAX_STREAMS = 10_000
 
 
@@ -154,10 +155,16 @@ def scan_pickle_reader(
             # importable name (a payload that runs, then breaks the stream).
             # A stream the interpreter had to stop analysing (a limit CPython does not have)
             # is reported either way: padding must not push a payload out of sight.
+            # A broken stream that still names a dangerous callable made the loader import it
+            # before it failed: reported (``cat\ndog\n`` names an unknown, not a dangerous one).
             is_pickle = (
                 res.stopped
                 or any(g.called and g.importable for g in res.globals)
                 or any(i.kind == "limit" for i in res.issues)
+                or any(
+                    g.importable and classify(g.module, g.name).verdict is Verdict.DANGEROUS
+                    for g in res.globals
+                )
             )
         if not is_pickle:
             break

@@ -41,6 +41,7 @@ _RULES = [
     Rule("GBX-ZIP-006", Severity.HIGH, "Malformed archive"),
     Rule("GBX-ZIP-007", Severity.HIGH, "Archive contains links or special files"),
     Rule("GBX-ZIP-008", Severity.HIGH, "File is both another format and a zip archive"),
+    Rule("GBX-ZIP-009", Severity.HIGH, "Zip readers would see different members"),
     Rule("GBX-LIM-001", Severity.HIGH, "Containers nested too deeply"),
     Rule("GBX-LIM-002", Severity.HIGH, "Scan limit reached (time or size); file partly scanned"),
     Rule("GBX-FS-001", Severity.HIGH, "Symlink points outside the scanned tree"),
