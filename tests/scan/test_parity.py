@@ -236,3 +236,26 @@ def _write(tmp_path: Path, name: str, data: bytes) -> Path:
     p = tmp_path / name
     p.write_bytes(data)
     return p
+
+
+def test_nemo_tar_holding_a_torch_zip_is_not_a_polyglot(tmp_path: Path) -> None:
+    import io
+    import tarfile
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("archive/data.pkl", pickle.dumps({"w": 1}, protocol=2))
+    weights = buf.getvalue()
+    config = b"model:\n  encoder:\n    _target_: collections.OrderedDict\n"
+    nemo = tmp_path / "m.nemo"
+    with tarfile.open(nemo, "w") as t:
+        for name, data in (("model_config.yaml", config), ("model_weights.ckpt", weights)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    report = scan_path(nemo, workers=1)
+    assert report.findings == [] and {"tar", "zip", "yaml"} <= set(report.formats)
+    # A zip appended after the tar is still a polyglot.
+    nemo.write_bytes(nemo.read_bytes() + weights)
+    assert "GBX-ZIP-008" in {f.rule_id for f in scan_path(nemo, workers=1).findings}

@@ -465,6 +465,32 @@ def trailing_zip(src: Source) -> bool:
             return False
 
 
+def zip_end_inside_tar_member(ctx: ScanContext, src: Source) -> bool:
+    """True when a tar's trailing end-of-zip record lies inside one of its members' data: a
+    ``.nemo`` tar whose last member is a torch zip is a tar holding a zip, not a polyglot (the
+    member itself is scanned as a zip when the tar is walked)."""
+    if src.size is None:
+        return False
+    with src.seekable(ctx.limits) as f:
+        start = max(0, src.size - (1 << 16) - 22)
+        f.seek(start)
+        at = f.read().rfind(b"PK\x05\x06")
+        if at < 0:
+            return False
+        end = start + at
+        f.seek(0)
+        try:
+            with tarfile.open(fileobj=f, mode="r:") as tf:
+                for count, m in enumerate(tf):
+                    if count >= ctx.limits.max_members:
+                        return False
+                    if m.isfile() and m.offset_data <= end < m.offset_data + m.size:
+                        return True
+        except (tarfile.TarError, OSError, EOFError, ValueError):
+            return False
+    return False
+
+
 _TAR_BLOCK = 512
 _ZERO_BLOCK = bytes(_TAR_BLOCK)
 # Numeric header fields ``tarfile.TarInfo.frombuf`` parses (mode, uid, gid, size, mtime,

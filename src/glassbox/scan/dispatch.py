@@ -7,7 +7,13 @@ import struct
 import zlib
 
 from glassbox.scan.configs import scan_yaml
-from glassbox.scan.containers import scan_compressed, scan_tar, scan_zip, trailing_zip
+from glassbox.scan.containers import (
+    scan_compressed,
+    scan_tar,
+    scan_zip,
+    trailing_zip,
+    zip_end_inside_tar_member,
+)
 from glassbox.scan.context import BombError, LimitError, ScanContext, Source
 from glassbox.scan.detect import HEAD_SIZE, Format, detect, maybe_pickle
 from glassbox.scan.gguf_scan import scan_gguf
@@ -71,7 +77,7 @@ def _dispatch(ctx: ScanContext, src: Source, depth: int, fmt: Format, head: byte
     whole = src.size is not None and len(head) >= src.size
     if fmt is Format.ZIP or (whole and b"PK\x05\x06" not in head):
         return  # the head held the whole file and it has no end-of-zip record
-    if trailing_zip(src):
+    if trailing_zip(src) and not (fmt is Format.TAR and zip_end_inside_tar_member(ctx, src)):
         ctx.report(
             "GBX-ZIP-008",
             f"{fmt.value} file is also a zip archive (polyglot): loaders that open it as a zip "
