@@ -259,3 +259,12 @@ def test_nemo_tar_holding_a_torch_zip_is_not_a_polyglot(tmp_path: Path) -> None:
     # A zip appended after the tar is still a polyglot.
     nemo.write_bytes(nemo.read_bytes() + weights)
     assert "GBX-ZIP-008" in {f.rule_id for f in scan_path(nemo, workers=1).findings}
+
+
+def test_unpickler_reached_through_a_module_path_has_its_payload_scanned(tmp_path: Path) -> None:
+    from tests.scan.attacks import _unpickler_by_module_path
+
+    p = _write(tmp_path, "n.pt", _unpickler_by_module_path(tmp_path / "M"))
+    found = {(f.subject, f.member) for f in scan_path(p, workers=1).findings}
+    assert ("torch.serialization.pickle.loads", None) in found
+    assert any(s == "os.system" and m and "pickle.loads" in m for s, m in found)

@@ -330,6 +330,10 @@ _UNPICKLING_CALLABLES = frozenset(
     }
 )
 
+# The same functions reached through a module attribute ("torch.serialization" +
+# "pickle.loads"): find_class resolves the dotted name to the very function.
+_UNPICKLING_SUFFIXES = tuple("." + q for q in sorted(_UNPICKLING_CALLABLES))
+
 _JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
 _TENSOR_REBUILDS = frozenset(
     {
@@ -524,7 +528,7 @@ class PickleMachine:
                 func.ref.called = True
             qualname = func.qualname
             if (
-                qualname in _UNPICKLING_CALLABLES
+                (qualname in _UNPICKLING_CALLABLES or qualname.endswith(_UNPICKLING_SUFFIXES))
                 and isinstance(args, tuple)
                 and args
                 and isinstance(args[0], bytes)
