@@ -53,7 +53,7 @@ _RULES = [
     Rule("GBX-TPL-001", Severity.CRITICAL, "Chat template contains a Jinja sandbox-escape pattern"),
     Rule("GBX-TPL-002", Severity.MEDIUM, "Chat template cannot be parsed"),
     Rule("GBX-ONNX-001", Severity.HIGH, "ONNX external data path leaves the model directory"),
-    Rule("GBX-ONNX-002", Severity.MEDIUM, "ONNX model uses a non-standard operator domain"),
+    Rule("GBX-ONNX-002", Severity.HIGH, "ONNX model uses a non-standard operator domain"),
     Rule("GBX-ONNX-003", Severity.HIGH, "Malformed ONNX model"),
     Rule("GBX-TS-001", Severity.MEDIUM, "TorchScript code calls a file-reading or custom op"),
     Rule("GBX-ST-001", Severity.HIGH, "safetensors header invalid or out of bounds"),
