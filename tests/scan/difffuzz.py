@@ -238,7 +238,8 @@ def _risky(globals_reached: list[str]) -> list[str]:
 
 def check_one(fmt: str, data: bytes, work: Path, marker: Path) -> tuple[bool, Differential | None]:
     """Load ``data`` with the format's real loader and scan it; returns (loader reached a risky
-    callable or ran the payload, the differential if the scanner let it pass)."""
+    callable or ran the payload, the differential if the scanner let it pass). ``marker`` is
+    relative to the loader's working directory (see ``sandbox.run_loader``)."""
     target = TARGETS[fmt]
     path = work / f"mutant{target.suffix}"
     path.write_bytes(data)
@@ -260,7 +261,9 @@ def fuzz(fmt: str, seconds: float, seed: int = 0, max_cases: int = 10_000) -> Fu
     target = TARGETS[fmt]
     with tempfile.TemporaryDirectory(prefix="gbx-fuzz-") as tmp:
         work = Path(tmp)
-        marker = work / "MARKER"
+        # Relative: the payload runs in the loader's throw-away working directory, so a
+        # mutated command ("touch MAR ER") can only create files there.
+        marker = Path("MARKER")
         seeds = seed_pickles(marker)
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and stats.tried < max_cases:

@@ -98,9 +98,15 @@ class LoadResult:
 
 
 def run_loader(loader: str, path: Path, marker: Path, timeout: float = 60.0) -> LoadResult:
-    """Load ``path`` with ``loader`` in a fresh interpreter; report what it reached."""
-    marker.unlink(missing_ok=True)
+    """Load ``path`` with ``loader`` in a fresh interpreter; report what it reached.
+
+    ``marker`` is the file the payload creates: absolute (attack corpus) or relative to the
+    child's throw-away working directory (the fuzzer's payloads, so that a mutated command can
+    only ever touch files in that directory)."""
+    if marker.is_absolute():
+        marker.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="gbx-sandbox-") as work:
+        where = marker if marker.is_absolute() else Path(work) / marker
         out = Path(work) / "result.json"
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -120,12 +126,13 @@ def run_loader(loader: str, path: Path, marker: Path, timeout: float = 60.0) -> 
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            return LoadResult("timeout", marker.exists())
+            return LoadResult("timeout", where.exists())
+        ran = where.exists()
+        if marker.is_absolute():
+            marker.unlink(missing_ok=True)
         if not out.exists():
-            return LoadResult("crashed", marker.exists())
+            return LoadResult("crashed", ran)
         data = json.loads(out.read_text())
     events = [(str(e), str(a)) for e, a in data["events"]]
     found = [a for e, a in events if e == "pickle.find_class"]
-    ran = marker.exists()
-    marker.unlink(missing_ok=True)
     return LoadResult(str(data["status"]), ran, found, events)

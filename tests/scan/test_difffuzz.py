@@ -35,7 +35,12 @@ def test_found_differentials_stay_fixed(name: str) -> None:
 
 def test_the_oracle_sees_a_payload_run(tmp_path: Path) -> None:
     """The fuzzer is only as good as its oracle: a plain payload is reported as reached."""
-    marker = tmp_path / "MARKER"
+    marker = Path("MARKER")
     evil = difffuzz.seed_pickles(marker)[0]
     risky, diff = difffuzz.check_one("pickle", evil, tmp_path, marker)
     assert risky and diff is None
+    from tests.scan import sandbox
+
+    (tmp_path / "evil.pkl").write_bytes(evil)
+    assert sandbox.run_loader("pickle", tmp_path / "evil.pkl", marker).marker  # it really ran
+    assert not Path("MARKER").exists()  # ... in the loader's own directory
