@@ -43,7 +43,8 @@ CLAIMS: dict[str, frozenset[str]] = {
 
 def claimed_formats(name: str) -> frozenset[str] | None:
     """The formats a file of this name is loaded as, or None when the name claims none."""
-    return CLAIMS.get(Path(name).suffix.lower())
+    dot = name.rfind(".")
+    return CLAIMS.get(name[dot:].lower()) if dot > 0 else None
 
 
 def check_claim(ctx: ScanContext, path: Path) -> None:
@@ -52,9 +53,9 @@ def check_claim(ctx: ScanContext, path: Path) -> None:
     Raw weight files beside a graph that names them are not a claim: OpenVINO keeps
     ``model.bin`` next to ``model.xml``."""
     expected = claimed_formats(path.name)
-    if expected is None or ctx.formats & expected:
+    if expected is None or not expected.isdisjoint(ctx.formats):
         return
-    if path.suffix.lower() == ".bin" and path.with_suffix(".xml").is_file():
+    if path.name.lower().endswith(".bin") and path.with_suffix(".xml").is_file():
         return
     seen = ", ".join(sorted(ctx.formats)) or "no recognised format"
     wanted = "pickle or archive" if expected is _PICKLE_LIKE else "/".join(sorted(expected))
