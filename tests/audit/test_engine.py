@@ -389,3 +389,16 @@ def test_empty_model_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     with pytest.raises(InputError, match="no files to audit"):
         audit_model(tmp_path / "empty")
+
+
+def test_safety_is_not_pass_when_the_scanner_recognised_no_file(tmp_path: Path) -> None:
+    # Issue 11: a model directory of unrecognised bytes scanned "0 findings" and passed.
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "README.md").write_bytes(b"# a model card and nothing else\n")
+    (model / "weights.dat").write_bytes(bytes(range(256)) * 16)
+    safety = audit_model(model, AuditOptions()).link("safety")
+    assert safety.verdict is Verdict.UNKNOWN
+    assert "nothing was analysed" in safety.summary
+    (model / "weights.safetensors").write_bytes(safetensors_bytes([1.0]))
+    assert audit_model(model, AuditOptions()).link("safety").verdict is Verdict.PASS

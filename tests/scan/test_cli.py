@@ -34,10 +34,26 @@ def test_text_and_exit_codes(model: Path, tmp_path: Path) -> None:
     clean.mkdir()
     (clean / "ok.pkl").write_bytes(mc.benign_pickle())
     assert run(str(clean))[0] == 0
-    only_medium = model / "pytorch_model.bin"
-    only_medium.unlink()
-    assert run(str(model))[0] == 0  # medium finding, default --fail-on high
-    assert run(str(model), "--fail-on", "medium")[0] == 1
+    (model / "pytorch_model.bin").unlink()
+    # pstats.Stats is off the allowlist: high (issue 18), so the default gate fails ...
+    assert run(str(model))[0] == 1
+    assert run(str(model), "--fail-on", "critical")[0] == 0
+    # ... until a reviewed entry admits it.
+    allow = tmp_path / "allow.toml"
+    allow.write_text('[[allow]]\ncallable = "pstats.Stats"\nreason = "reviewed: builds a report"\n')
+    code, out = run(str(model), "--allow", str(allow))
+    assert code == 0, out
+    code, out = run(str(model), "--allow", str(allow), "--json")
+    assert json.loads(out)["allowlist"] == [
+        {"callable": "pstats.Stats", "reason": "reviewed: builds a report"}
+    ]
+    # An entry never admits what the scanner knows is dangerous.
+    allow.write_text('[[allow]]\ncallable = "os.system"\nreason = "no"\n')
+    (model / "evil.pkl").write_bytes(mc.call("os", "system", "true"))
+    assert run(str(model), "--allow", str(allow), "--fail-on", "critical")[0] == 1
+    allow.write_text('[[allow]]\ncallable = "pstats.Stats"\n')
+    code, out = run(str(model), "--allow", str(allow))
+    assert code == 2 and "has no reason" in out
 
 
 def test_json_and_sarif(model: Path) -> None:

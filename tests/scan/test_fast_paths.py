@@ -159,8 +159,8 @@ def test_binary_that_starts_like_json_is_not_parsed_but_a_broken_config_is_repor
     tmp_path: Path,
 ) -> None:
     blob = b"[" + bytes(range(128, 256)) * 8
-    (tmp_path / "weights.bin").write_bytes(blob)
-    assert scan_path(tmp_path / "weights.bin", workers=1).findings == []
+    (tmp_path / "weights.raw").write_bytes(blob)  # no model-format name (see test_claims.py)
+    assert scan_path(tmp_path / "weights.raw", workers=1).findings == []
     (tmp_path / "config.json").write_bytes(blob)
     assert [f.rule_id for f in scan_path(tmp_path / "config.json", workers=1).findings] == [
         "GBX-KER-003"

@@ -231,15 +231,30 @@ def test_broken_config_json_is_reported(tmp_path: Path) -> None:
     assert findings(tmp_path, "other.json", b"{not json") == []
 
 
-def test_hdf5_without_h5py_is_info_only(tmp_path: Path) -> None:
-    pytest.importorskip("glassbox")
-    try:
-        import h5py  # noqa: F401
-    except ImportError:
-        p = tmp_path / "m.h5"
-        p.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
-        (f,) = scan_path(p, workers=1).findings
-        assert f.rule_id == "GBX-H5-001" and str(f.severity) == "info"
+def test_hdf5_without_h5py_is_not_analysed_so_it_fails_the_gate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "h5py", None)  # import h5py now raises ImportError
+    p = tmp_path / "m.h5"
+    p.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
+    (f,) = scan_path(p, workers=1).findings
+    assert f.rule_id == "GBX-H5-001" and str(f.severity) == "high"
+
+
+def test_hdf5_after_a_user_block_is_analysed(tmp_path: Path) -> None:
+    import h5py
+
+    p = tmp_path / "m.h5"
+    config = {"class_name": "Lambda", "config": {"function": ["code", None, None]}}
+    with h5py.File(p, "w", userblock_size=1024) as h5:
+        h5.attrs["model_config"] = json.dumps(config)
+    with p.open("r+b") as f:
+        f.write(b"#!/bin/sh\nanything\n")
+    found = scan_path(p, workers=1)
+    assert found.formats == {"hdf5": 1}
+    assert "GBX-KER-001" in {f.rule_id for f in found.findings}
 
 
 def test_safetensors_unindexed_bytes_are_hidden_data(tmp_path: Path) -> None:
@@ -351,7 +366,7 @@ def test_raw_bytes_behind_a_zlib_header_are_not_a_broken_zlib_stream(tmp_path: P
     tensor = torch.frombuffer(bytearray(raw), dtype=torch.uint8).clone()
     torch.save({"w": tensor}, tmp_path / "model.pt")
     assert [f.rule_id for f in scan_path(tmp_path / "model.pt", workers=1).findings] == []
-    assert findings(tmp_path, "raw.bin", raw) == []
+    assert findings(tmp_path, "raw.dat", raw) == []  # a .bin name claims a format: test_claims
     # A real zlib stream that breaks after the payload is still scanned and reported.
     packed = bytearray(
         zlib.compress(mc.call("os", "system", "true") + random.Random(8).randbytes(200_000))

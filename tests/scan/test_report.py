@@ -64,7 +64,7 @@ def test_sarif_shape(report: ScanReport) -> None:
         loc = result["locations"][0]["physicalLocation"]["artifactLocation"]
         assert loc["uriBaseId"] == "SRCROOT" and not loc["uri"].startswith("/")
     levels = {r["ruleId"]: r["level"] for r in run["results"]}
-    assert levels == {"GBX-PKL-001": "error", "GBX-PKL-002": "warning"}
+    assert levels == {"GBX-PKL-001": "error", "GBX-PKL-002": "error"}  # off the allowlist: high
     assert run["originalUriBaseIds"]["SRCROOT"]["uri"].startswith("file://")
 
 
@@ -87,5 +87,7 @@ def test_attestation_verifies_and_binds_digests(report: ScanReport) -> None:
 def test_attesting_an_empty_scan_is_refused(tmp_path: Path) -> None:
     from glassbox.sign import generate_private_key
 
+    with pytest.raises(InputError, match="holds no files to scan"):
+        scan_path(tmp_path)
     with pytest.raises(InputError, match="nothing was scanned"):
-        attest_scan(scan_path(tmp_path), generate_private_key())
+        attest_scan(ScanReport(root=str(tmp_path)), generate_private_key())

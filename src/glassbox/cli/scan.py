@@ -109,6 +109,15 @@ def _print_rules(ctx: click.Context, _param: click.Parameter, value: bool) -> No
     help="Exit 1 when a finding is at least this severe.",
 )
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Parallel processes.")
+@click.option(
+    "--allow",
+    "allow_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Reviewed allowlist entries (TOML: [[allow]] callable, reason). Admits callables the "
+    "scanner does not know; never ones it knows are dangerous.",
+)
 @click.option("--attest", is_flag=True, help="Write a signed in-toto attestation of the result.")
 @click.option(
     "--key",
@@ -168,6 +177,7 @@ def scan(
     as_json: bool,
     fail_on: str,
     workers: int | None,
+    allow_files: tuple[Path, ...],
     attest: bool,
     key_path: Path | None,
     passphrase_env: str | None,
@@ -182,7 +192,14 @@ def scan(
     trigger_dir: Path | None,
 ) -> None:
     """Find malicious payloads in model files without executing them."""
-    from glassbox.scan import Severity, attest_scan, render_text, scan_path, to_sarif
+    from glassbox.scan import (
+        Severity,
+        attest_scan,
+        load_allowlist,
+        render_text,
+        scan_path,
+        to_sarif,
+    )
 
     if as_json:
         fmt = "json"
@@ -207,7 +224,8 @@ def scan(
             raise click.UsageError(f"{path} is in a Hugging Face cache; give --out FILE")
     total = _tree_size(path) if fmt == "text" and sys.stderr.isatty() else None
     with progress("scanning", total, enabled=fmt == "text") as bar:
-        report = scan_path(path, workers=workers, progress=bar.advance)
+        allow = [entry for f in allow_files for entry in load_allowlist(f)]
+        report = scan_path(path, workers=workers, progress=bar.advance, allow=allow)
     if behavior:
         report.merge(
             _behavior_findings(

@@ -5,6 +5,7 @@ a symbolic opcode interpreter and every callable is checked against a reviewed a
 Behavioural (backdoor/poisoning) detectors live in ``glassbox.scan.behavior``.
 """
 
+from glassbox.scan.allowlist import AllowEntry, load_allowlist, parse_allowlist
 from glassbox.scan.attest import SCAN_PREDICATE_TYPE, attest_scan, scan_statement
 from glassbox.scan.callables import Verdict, classify
 from glassbox.scan.context import Limits
@@ -16,6 +17,7 @@ from glassbox.scan.scanner import scan_path
 __all__ = [
     "RULES",
     "SCAN_PREDICATE_TYPE",
+    "AllowEntry",
     "Finding",
     "Limits",
     "Rule",
@@ -24,6 +26,8 @@ __all__ = [
     "Verdict",
     "attest_scan",
     "classify",
+    "load_allowlist",
+    "parse_allowlist",
     "render_text",
     "scan_path",
     "scan_statement",

@@ -38,6 +38,9 @@ def scan_statement(report: ScanReport) -> dict[str, Any]:
         "maxSeverity": None if worst is None else str(worst),
         "counts": report.counts(),
         "formats": dict(sorted(report.formats.items())),
+        "filesScanned": report.files_scanned,
+        "unrecognised": list(report.unrecognised),
+        "allowlist": [dict(e) for e in report.allowlist],
         "errors": list(report.errors),
         "findings": [f.to_dict() for f in report.findings],
     }

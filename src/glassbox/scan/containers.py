@@ -148,8 +148,65 @@ def declared_entries(f: BinaryIO) -> int | None:
     return count
 
 
+def zip_readers_disagree(f: BinaryIO) -> str | None:
+    """Why two real zip readers would see different members in this archive, or None.
+
+    ``zipfile`` (numpy, Keras, most scanners) finds the last end-of-central-directory record
+    and, when the central directory is not where that record says, shifts every member offset by
+    the difference (data prepended to the archive). PyTorch's reader (miniz) uses the offsets as
+    written. A gap therefore makes the two read different bytes as ``data.pkl``; so does a second
+    end record that also points at a central directory, since readers pick different ones."""
+    f.seek(0, 2)
+    size = f.tell()
+    start = max(0, size - (1 << 16) - 22)
+    f.seek(start)
+    tail = f.read()
+    valid: list[int] = []
+    at = tail.find(b"PK\x05\x06")
+    while at >= 0:
+        if at + 22 <= len(tail):
+            cd_size, cd_offset = struct.unpack_from("<II", tail, at + 12)
+            if cd_offset != 0xFFFFFFFF and cd_offset + cd_size <= start + at:
+                f.seek(cd_offset)
+                if f.read(4) == b"PK\x01\x02" or cd_size == 0:
+                    valid.append(at)
+        at = tail.find(b"PK\x05\x06", at + 1)
+    last = tail.rfind(b"PK\x05\x06")
+    if last < 0 or last + 22 > len(tail):
+        return None
+    cd_size, cd_offset = struct.unpack_from("<II", tail, last + 12)
+    record_at = start + last
+    if last >= 20 and tail[last - 20 : last - 16] == b"PK\x06\x07":
+        # zip64 (PyTorch writes it even for small files): zipfile reads the zip64 record just
+        # before the locator and measures the gap from there.
+        record_at = start + last - 20 - 56
+        f.seek(max(0, record_at))
+        record = f.read(56)
+        if record_at < 0 or record[:4] != b"PK\x06\x06":
+            return None
+        cd_size, cd_offset = struct.unpack_from("<QQ", record, 40)
+    gap = record_at - cd_size - cd_offset
+    if gap != 0:
+        return (
+            f"the central directory is {gap} bytes away from where the end record puts it: "
+            "zipfile shifts every member by that, PyTorch's reader does not"
+        )
+    if len(valid) > 1:
+        return (
+            f"{len(valid)} end-of-central-directory records each point at a central directory: "
+            "readers that search differently open different archives"
+        )
+    return None
+
+
 def scan_zip(ctx: ScanContext, src: Source, depth: int, recurse: Recurse) -> None:
     with src.seekable(ctx.limits) as f:
+        disagreement = zip_readers_disagree(f)
+        if disagreement is not None:
+            ctx.report("GBX-ZIP-009", f"zip readers disagree: {disagreement}", member=src.member)
+            # Also read every member the way a reader without the shift finds them: in order
+            # of their local headers from the start of the file.
+            _scan_local_headers(ctx, src, f, depth, recurse)
         count = declared_entries(f)
         if count is not None and count > ctx.limits.max_members:
             ctx.report(
@@ -406,6 +463,32 @@ def trailing_zip(src: Source) -> bool:
         except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError,
                 ValueError, EOFError, struct.error):  # fmt: skip
             return False
+
+
+def zip_end_inside_tar_member(ctx: ScanContext, src: Source) -> bool:
+    """True when a tar's trailing end-of-zip record lies inside one of its members' data: a
+    ``.nemo`` tar whose last member is a torch zip is a tar holding a zip, not a polyglot (the
+    member itself is scanned as a zip when the tar is walked)."""
+    if src.size is None:
+        return False
+    with src.seekable(ctx.limits) as f:
+        start = max(0, src.size - (1 << 16) - 22)
+        f.seek(start)
+        at = f.read().rfind(b"PK\x05\x06")
+        if at < 0:
+            return False
+        end = start + at
+        f.seek(0)
+        try:
+            with tarfile.open(fileobj=f, mode="r:") as tf:
+                for count, m in enumerate(tf):
+                    if count >= ctx.limits.max_members:
+                        return False
+                    if m.isfile() and m.offset_data <= end < m.offset_data + m.size:
+                        return True
+        except (tarfile.TarError, OSError, EOFError, ValueError):
+            return False
+    return False
 
 
 _TAR_BLOCK = 512

@@ -37,6 +37,19 @@ class Limits:
     max_safetensors_header: int = 100 * MiB
     max_onnx: int = 2 * GiB
     seconds_per_file: float = 300.0
+    # The user's reviewed allowlist extension (``glassbox.scan.allowlist``): qualified names
+    # ("pkg.mod.Class") or module wildcards ("pkg.mod.*"). It travels with the limits to the
+    # scan workers. It can allow what the scanner does not know, never what it knows is
+    # dangerous.
+    allow: frozenset[str] = frozenset()
+
+    def allows(self, module: str, name: str) -> bool:
+        if not self.allow:
+            return False
+        if f"{module}.{name}" in self.allow:
+            return True
+        parts = module.split(".")
+        return any(".".join(parts[:i]) + ".*" in self.allow for i in range(1, len(parts) + 1))
 
     def __reduce__(self) -> tuple[type[Limits], tuple[Any, ...]]:
         """Pickled as its field values (the process pool sends limits to its workers): the
@@ -83,8 +96,39 @@ class SectionStream(io.RawIOBase):
         return len(data)
 
 
+class _CountingReader(io.RawIOBase):
+    """Counts the compressed bytes a third-party decompressor reads (for the ratio check)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        data = self._raw.read(-1 if n is None else n)
+        self.count += len(data)
+        return data
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+# Compressions whose loaders read concatenated streams as one (gzip.open, bz2.open, lzma.open,
+# joblib's zlib reader): a payload split over two streams must be followed into the second.
+_MULTI_STREAM = frozenset({"gzip", "zlib", "zfile", "bz2", "xz", "lzma"})
+# After the first stream, bz2.open and lzma.open ignore trailing data that is not another stream.
+_TRAILING_IGNORED = frozenset({"bz2", "xz", "lzma"})
+ZFILE_HEADER = 21  # joblib's legacy "ZF" container: b"ZF" + hex length padded to 19
+
+
 class DecompressStream(io.RawIOBase):
-    """Streaming decompression with a hard output cap and an expansion-ratio check."""
+    """Streaming decompression with a hard output cap and an expansion-ratio check. Follows
+    concatenated streams the way the loaders do; lz4 and zstd frames go through their own
+    packages' bounded readers."""
 
     def __init__(self, raw: BinaryIO, kind: str, limits: Limits, declared: int | None = None):
         self._raw = raw
@@ -95,18 +139,34 @@ class DecompressStream(io.RawIOBase):
         self._out = 0
         self._eof = False
         self._pending = b""
-        self._d: Any
-        self._is_zlib = kind in ("deflate", "gzip", "zlib")
+        self._streams = 1
+        self._d: Any = None
+        self._reader: Any = None
+        self._counter: _CountingReader | None = None
+        self._is_zlib = kind in ("deflate", "gzip", "zlib", "zfile")
+        if kind in ("lz4", "zstd"):
+            self._counter = _CountingReader(raw)
+            self._reader = _frame_reader(kind, self._counter)
+            return
+        if kind == "zfile":
+            header = read_upto(raw, ZFILE_HEADER + 1)
+            self._in += len(header)
+            # joblib <= 0.8.4 wrote one more space; zlib data never starts with one.
+            extra = header[ZFILE_HEADER:]
+            self._pending = b"" if extra == b" " else extra
+        self._d = self._new_decompressor()
+
+    def _new_decompressor(self) -> Any:
+        kind = self._kind
         if kind == "deflate":
-            self._d = zlib.decompressobj(-15)
-        elif kind in ("gzip", "zlib"):
-            self._d = zlib.decompressobj(47 if kind == "gzip" else 15)
-        elif kind == "bz2":
-            self._d = bz2.BZ2Decompressor()
-        elif kind in ("xz", "lzma"):
-            self._d = lzma.LZMADecompressor()
-        else:
-            raise ValueError(f"unknown compression {kind}")
+            return zlib.decompressobj(-15)
+        if kind in ("gzip", "zlib", "zfile"):
+            return zlib.decompressobj(47 if kind == "gzip" else 15)
+        if kind == "bz2":
+            return bz2.BZ2Decompressor()
+        if kind in ("xz", "lzma"):
+            return lzma.LZMADecompressor()
+        raise ValueError(f"unknown compression {kind}")
 
     def readable(self) -> bool:
         return True
@@ -117,37 +177,79 @@ class DecompressStream(io.RawIOBase):
             cap = min(cap, self._declared)
         if self._out > cap:
             raise BombError(f"expanded past {cap} bytes")
+        consumed = self._in if self._counter is None else self._counter.count
         if self._out > self._limits.ratio_floor and self._out > self._limits.max_ratio * max(
-            self._in, 1
+            consumed, 1
         ):
             raise BombError(f"expansion ratio above {self._limits.max_ratio:.0f}:1")
 
+    def _input(self) -> bytes:
+        if self._pending:
+            data = self._pending
+            self._pending = b""
+            return data
+        data = self._raw.read(1 << 16)
+        self._in += len(data)
+        return data
+
+    def _next_stream(self, rest: bytes) -> bool:
+        """After the end of one stream: start the next one if more data follows."""
+        if self._kind not in _MULTI_STREAM:
+            return False
+        if not rest:
+            rest = self._raw.read(1 << 16)
+            self._in += len(rest)
+        if self._kind == "gzip":
+            rest = rest.lstrip(b"\x00")  # gzip.open skips zero padding between members
+            while not rest:
+                more = self._raw.read(1 << 16)
+                self._in += len(more)
+                if not more:
+                    return False
+                rest = more.lstrip(b"\x00")
+        if not rest:
+            return False
+        self._pending = rest
+        self._d = self._new_decompressor()
+        self._streams += 1
+        return True
+
     def _more(self, want: int) -> bytes:
-        d = self._d
+        if self._reader is not None:
+            out = bytes(self._reader.read(want))
+            if not out:
+                self._eof = True
+            return out
         while True:
-            if self._is_zlib:
-                data = d.unconsumed_tail or self._raw.read(1 << 16)
-                if not d.unconsumed_tail:
-                    self._in += len(data)
-                if not data:
-                    self._eof = True
-                    return bytes(d.flush())
-                out = bytes(d.decompress(data, want))
-                if d.eof:
-                    self._eof = True
-            else:
-                if d.eof:
-                    self._eof = True
-                    return b""
-                if d.needs_input:
-                    data = self._raw.read(1 << 16)
-                    self._in += len(data)
+            d = self._d
+            try:
+                if self._is_zlib:
+                    data = d.unconsumed_tail or self._input()
                     if not data:
                         self._eof = True
-                        return b""
+                        return bytes(d.flush())
+                    out = bytes(d.decompress(data, want))
+                    if d.eof and not d.unconsumed_tail and not self._next_stream(d.unused_data):
+                        self._eof = True
                 else:
-                    data = b""
-                out = bytes(d.decompress(data, want))
+                    if d.eof:
+                        if not self._next_stream(d.unused_data):
+                            self._eof = True
+                            return b""
+                        continue
+                    if d.needs_input:
+                        data = self._input()
+                        if not data:
+                            self._eof = True
+                            return b""
+                    else:
+                        data = b""
+                    out = bytes(d.decompress(data, want))
+            except (OSError, EOFError, ValueError, lzma.LZMAError) as bad:
+                if self._streams > 1 and self._kind in _TRAILING_IGNORED:
+                    self._eof = True  # what bz2.open / lzma.open do with trailing junk
+                    return b""
+                raise bad
             if out or self._eof:
                 return out
 
@@ -171,6 +273,20 @@ class DecompressStream(io.RawIOBase):
         data = self.read(len(b))
         b[: len(data)] = data
         return len(data)
+
+
+def _frame_reader(kind: str, raw: _CountingReader) -> Any:
+    """A bounded reader over lz4 or zstd frames (concatenated frames read as one stream, as
+    joblib and ``zstandard`` readers do). The packages are imported only when such a file is
+    met; without them the stream cannot be analysed, which the caller reports."""
+    if kind == "lz4":
+        import lz4.frame
+
+        return lz4.frame.LZ4FrameFile(raw, mode="rb")
+    import zstandard
+
+    reader: Any = raw  # a readable object is all stream_reader needs
+    return zstandard.ZstdDecompressor().stream_reader(reader, read_across_frames=True)
 
 
 @dataclass

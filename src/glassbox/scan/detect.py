@@ -7,10 +7,15 @@ only used as a tie-breaker for formats without a magic number (ONNX protobuf).
 from __future__ import annotations
 
 import enum
+import lzma
 import struct
 import zlib
 
-from glassbox.scan.pickle_ops import OPCODE_NAMES, looks_like_pickle_start
+from glassbox.scan.pickle_ops import (
+    OPCODE_NAMES,
+    PICKLE_START_OPCODES,
+    looks_like_pickle_start,
+)
 
 HEAD_SIZE = 1 << 16
 
@@ -22,6 +27,10 @@ class Format(enum.Enum):
     BZ2 = "bz2"
     XZ = "xz"
     ZLIB = "zlib"
+    LZMA = "lzma"  # raw LZMA ("alone" format: joblib's .xz-less lzma compressor)
+    LZ4 = "lz4"
+    ZSTD = "zstd"
+    ZFILE = "zfile"  # joblib's legacy compressed container
     NPY = "npy"
     SAFETENSORS = "safetensors"
     GGUF = "gguf"
@@ -30,11 +39,12 @@ class Format(enum.Enum):
     MAYBE_PICKLE = "maybe-pickle"
     JSON = "json"
     ONNX = "onnx"
+    SAVEDMODEL = "tf-savedmodel"
     UNKNOWN = "unknown"
 
 
 # Opcodes a protocol 0/1 pickle can start with (after which we try a full parse).
-_WEAK_PICKLE_STARTS = frozenset(b"(cIiSVN]})ldKJMUXTFGL\x80")
+_WEAK_PICKLE_STARTS = PICKLE_START_OPCODES
 
 
 def _is_zlib(head: bytes) -> bool:
@@ -49,6 +59,59 @@ def _is_zlib(head: bytes) -> bool:
     try:
         zlib.decompressobj().decompress(head, 1 << 16)
     except zlib.error:
+        return False
+    return True
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _hdf5_signature_at(head: bytes) -> int | None:
+    """Where the HDF5 superblock starts: offset 0, or after a user block (512, 1024, 2048, ...
+    bytes of anything; h5py and Keras open such files as HDF5)."""
+    offset = 0
+    while offset + 8 <= len(head):
+        if head[offset : offset + 8] == HDF5_SIGNATURE:
+            return offset
+        offset = 512 if offset == 0 else offset * 2
+    return None
+
+
+def _utf16_or_bom_json(head: bytes) -> bool:
+    """JSON behind a byte-order mark or in UTF-16/32 (``json.loads`` on bytes reads them)."""
+    for bom, enc in (
+        (b"\xef\xbb\xbf", "utf-8"),
+        (b"\xff\xfe", "utf-16-le"),
+        (b"\xfe\xff", "utf-16-be"),
+    ):
+        if head.startswith(bom):
+            text = head[len(bom) : len(bom) + 64].decode(enc, "ignore").lstrip()
+            return text[:1] in ("{", "[")
+    return (
+        head[:4] in (b"{\x00\x00\x00", b"[\x00\x00\x00")
+        or (len(head) >= 4 and head[1] == 0 and head[3] == 0 and head[:1] in (b"{", b"["))
+        or (len(head) >= 4 and head[0] == 0 and head[2] == 0 and head[1:2] in (b"{", b"["))
+    )
+
+
+def _is_zfile(head: bytes) -> bool:
+    """joblib's legacy container: b"ZF", the hex length padded to 19 bytes, then zlib."""
+    if len(head) < 23 or not head.startswith(b"ZF0x"):
+        return False
+    length = head[2:21].rstrip(b" ")
+    return all(c in b"0123456789abcdefABCDEFx" for c in length[2:]) and len(length) > 2
+
+
+def _is_lzma_alone(head: bytes) -> bool:
+    """The legacy .lzma header (properties byte, dictionary size, length) that decodes."""
+    if len(head) < 13 or head[0] > 224:
+        return False
+    (dict_size,) = struct.unpack("<I", head[1:5])
+    if dict_size < 4096 or (dict_size & (dict_size - 1) and dict_size != 0xFFFFFFFF):
+        return False
+    try:
+        lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(head, 1 << 12)
+    except lzma.LZMAError:
         return False
     return True
 
@@ -75,7 +138,7 @@ def detect(head: bytes, size: int | None, name: str = "") -> Format:
         return Format.NPY
     if head.startswith(b"GGUF"):
         return Format.GGUF
-    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+    if _hdf5_signature_at(head) is not None:
         return Format.HDF5
     if head.startswith(b"\x1f\x8b"):
         return Format.GZIP
@@ -83,6 +146,14 @@ def detect(head: bytes, size: int | None, name: str = "") -> Format:
         return Format.BZ2
     if head.startswith(b"\xfd7zXZ\x00"):
         return Format.XZ
+    if head.startswith(b"\x04\x22\x4d\x18"):
+        return Format.LZ4
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return Format.ZSTD
+    if _is_zfile(head):
+        return Format.ZFILE
+    if _is_lzma_alone(head):
+        return Format.LZMA
     if len(head) >= 262 and head[257:262] == b"ustar":
         return Format.TAR
     if looks_like_pickle_start(head):
@@ -96,8 +167,10 @@ def detect(head: bytes, size: int | None, name: str = "") -> Format:
     if _is_zlib(head):
         return Format.ZLIB
     stripped = head.lstrip()
-    if stripped[:1] in (b"{", b"["):
+    if stripped[:1] in (b"{", b"[") or _utf16_or_bom_json(head):
         return Format.JSON
+    if name.endswith("saved_model.pb"):
+        return Format.SAVEDMODEL
     if _protobuf_model(head) or (name.endswith(".onnx") and head[:1] in (b"\x08", b"\x12", b":")):
         return Format.ONNX
     if maybe_pickle(head):

@@ -6,7 +6,14 @@ from __future__ import annotations
 import struct
 import zlib
 
-from glassbox.scan.containers import scan_compressed, scan_tar, scan_zip, trailing_zip
+from glassbox.scan.configs import scan_yaml
+from glassbox.scan.containers import (
+    scan_compressed,
+    scan_tar,
+    scan_zip,
+    trailing_zip,
+    zip_end_inside_tar_member,
+)
 from glassbox.scan.context import BombError, LimitError, ScanContext, Source
 from glassbox.scan.detect import HEAD_SIZE, Format, detect, maybe_pickle
 from glassbox.scan.gguf_scan import scan_gguf
@@ -15,8 +22,18 @@ from glassbox.scan.numpy_scan import scan_npy
 from glassbox.scan.onnx_scan import scan_onnx
 from glassbox.scan.pickle_scan import scan_pickle
 from glassbox.scan.safetensors_scan import scan_safetensors
+from glassbox.scan.serving import scan_savedmodel
 
-_COMPRESSED = {Format.GZIP: "gzip", Format.BZ2: "bz2", Format.XZ: "xz", Format.ZLIB: "zlib"}
+_COMPRESSED = {
+    Format.GZIP: "gzip",
+    Format.BZ2: "bz2",
+    Format.XZ: "xz",
+    Format.ZLIB: "zlib",
+    Format.LZMA: "lzma",
+    Format.LZ4: "lz4",
+    Format.ZSTD: "zstd",
+    Format.ZFILE: "zfile",
+}
 
 
 def scan_source(ctx: ScanContext, src: Source, depth: int = 0) -> None:
@@ -60,7 +77,7 @@ def _dispatch(ctx: ScanContext, src: Source, depth: int, fmt: Format, head: byte
     whole = src.size is not None and len(head) >= src.size
     if fmt is Format.ZIP or (whole and b"PK\x05\x06" not in head):
         return  # the head held the whole file and it has no end-of-zip record
-    if trailing_zip(src):
+    if trailing_zip(src) and not (fmt is Format.TAR and zip_end_inside_tar_member(ctx, src)):
         ctx.report(
             "GBX-ZIP-008",
             f"{fmt.value} file is also a zip archive (polyglot): loaders that open it as a zip "
@@ -78,7 +95,7 @@ def _dispatch_format(ctx: ScanContext, src: Source, depth: int, fmt: Format, hea
             ctx.formats.add(Format.PICKLE.value)
         if fmt is Format.MAYBE_PICKLE:
             return
-    if fmt is not Format.UNKNOWN:
+    if fmt is not Format.UNKNOWN and fmt is not Format.SAVEDMODEL:
         ctx.formats.add(fmt.value)
     if fmt is Format.PICKLE:
         scan_pickle(ctx, src, depth, scan_source, strong=True)
@@ -100,3 +117,7 @@ def _dispatch_format(ctx: ScanContext, src: Source, depth: int, fmt: Format, hea
         scan_json(ctx, src)
     elif fmt is Format.HDF5:
         scan_hdf5(ctx, src)
+    elif fmt is Format.SAVEDMODEL:
+        scan_savedmodel(ctx, src)
+    elif fmt is Format.UNKNOWN and src.name.lower().endswith((".yaml", ".yml")):
+        scan_yaml(ctx, src)

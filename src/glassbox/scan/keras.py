@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from glassbox.scan.callables import Verdict, classify
+from glassbox.scan.configs import check_config
 from glassbox.scan.context import ScanContext, Source, may_be_utf8
 from glassbox.scan.detect import HEAD_SIZE
 from glassbox.scan.findings import Severity
+from glassbox.scan.serving import check_mar_manifest
 from glassbox.scan.templates import report_template
 
 # Keras modules that only hold layer/optimizer/etc. classes; anything else in keras.* (file
@@ -134,28 +136,38 @@ def _looks_like_keras(data: Any) -> bool:
     return "model_config" in data or ("keras_version" in data and "config" in data)
 
 
+def _utf8(raw: bytes) -> bool:
+    return not raw.startswith((b"\xff\xfe", b"\xfe\xff")) and b"\x00" not in raw[:4]
+
+
 def scan_json(ctx: ScanContext, src: Source) -> None:
     if src.size is not None and src.size > ctx.limits.max_json:
         return  # large JSON (tokenizer vocabularies) carries no code paths we check
     head = src.head(HEAD_SIZE)
     is_config = (src.name or src.member or "").endswith("config.json")
-    if not is_config and not may_be_utf8(head, len(head) < HEAD_SIZE):
+    if not is_config and not may_be_utf8(head, len(head) < HEAD_SIZE) and _utf8(head):
         return  # binary data that starts with "[" or "{": the full decode below would fail
     with contextlib.closing(src.open()) as f:
         raw = f.read(ctx.limits.max_json + 1)
     if len(raw) > ctx.limits.max_json:
         return
     try:
-        data = json.loads(raw.decode("utf-8"))
+        # json.loads on bytes reads UTF-8, UTF-16 and UTF-32 (with or without a BOM), as the
+        # loaders that hand it bytes do.
+        data = json.loads(raw)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         if is_config:
             ctx.report("GBX-KER-003", f"config JSON unreadable ({exc})", member=src.member)
         return
     if _looks_like_keras(data):
         check_keras_config(ctx, src, data.get("model_config", data))
+    if (src.member or src.name).endswith("MAR-INF/MANIFEST.json"):
+        check_mar_manifest(ctx, src, data)
+    if b"auto_map" in raw or b"_target_" in raw or b"class_path" in raw or not _utf8(raw):
+        check_config(ctx, src, data)
     # The key is in the text either verbatim or spelled with \u escapes: without either, no
     # node can hold a template, and a tokenizer vocabulary need not be walked.
-    if b"chat_template" not in raw and b"\\u" not in raw:
+    if b"chat_template" not in raw and b"\\u" not in raw and _utf8(raw):
         return
     for node in _walk(data):
         template = node.get("chat_template")

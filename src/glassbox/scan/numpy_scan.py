@@ -53,9 +53,13 @@ def _parse_header(text: str) -> dict[str, object]:
 
 
 def _has_object(descr: object) -> bool:
+    """Whether numpy would build object items (and so unpickle) for this ``descr``. numpy reads
+    the string through ``np.dtype``, which accepts "O", "|O8", "object", "object_", comma
+    lists ("i4,O") and sub-array prefixes ("(2,)O"): no other type code holds an "O" or the
+    word "object", so either anywhere in the string is treated as an object dtype."""
     if isinstance(descr, str):
-        return descr.lstrip("<>|=").startswith("O")
-    if isinstance(descr, list):
+        return "O" in descr or "object" in descr.lower()
+    if isinstance(descr, list):  # fields: (name, dtype[, shape]); a name is not a type
         return any(isinstance(f, tuple | list) and len(f) >= 2 and _has_object(f[1]) for f in descr)
     return False
 

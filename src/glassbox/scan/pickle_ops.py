@@ -330,6 +330,10 @@ _UNPICKLING_CALLABLES = frozenset(
     }
 )
 
+# The same functions reached through a module attribute ("torch.serialization" +
+# "pickle.loads"): find_class resolves the dotted name to the very function.
+_UNPICKLING_SUFFIXES = tuple("." + q for q in sorted(_UNPICKLING_CALLABLES))
+
 _JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
 _TENSOR_REBUILDS = frozenset(
     {
@@ -342,6 +346,45 @@ _TENSOR_REBUILDS = frozenset(
 
 class _Malformed(Exception):
     pass
+
+
+class _LimitHit(Exception):
+    """A bound of this interpreter (memo, stack, opcodes) that CPython does not have: the rest
+    of the stream is unseen, so it is reported as unfinished, never as "not a pickle"."""
+
+
+def _strtol_base0(text: bytes) -> int | None:
+    """C ``strtol(s, &end, 0)`` when it consumes the whole line, else None: leading blanks, a
+    sign, then ``0x`` hex, a leading ``0`` octal, or decimal."""
+    s = text.lstrip(b" \t\n\r\v\f")
+    sign = 1
+    if s[:1] in (b"+", b"-"):
+        sign = -1 if s[:1] == b"-" else 1
+        s = s[1:]
+    base = 10
+    if s[:2] in (b"0x", b"0X"):
+        base, s = 16, s[2:]
+    elif s[:1] == b"0" and len(s) > 1:
+        base, s = 8, s[1:]
+    if not s:
+        return None
+    try:
+        value = int(s, base)
+    except ValueError:
+        return None
+    if s[:1] in (b"+", b"-", b"_") or b"_" in s or s != s.strip():
+        return None
+    return sign * value
+
+
+def pickle_int_literal(line: bytes) -> int:
+    """An INT/LONG argument read as ``_pickle.c`` reads it: ``strtol`` with base 0, and what
+    that does not consume whole as a Python literal (``int(s, 0)``: ``0o``, ``0b``, ``_``).
+    Raises ValueError for what neither accepts."""
+    value = _strtol_base0(line)
+    if value is not None:
+        return value
+    return int(line.decode("ascii"), 0)
 
 
 def _decode_line_str(raw: bytes) -> str:
@@ -440,7 +483,7 @@ class PickleMachine:
         if idx < 0:
             raise _Malformed("negative memo index")
         if len(self.memo) >= MAX_MEMO and idx not in self.memo:
-            raise _Malformed("memo limit exceeded")
+            raise _LimitHit("memo limit exceeded")
         self.memo[idx] = value
 
     def _memo_get(self, idx: int) -> object:
@@ -477,13 +520,15 @@ class PickleMachine:
         else:
             self._issue("malformed", f"calls a non-callable {type(func).__name__}", offset)
 
-    def _call(self, func: object, args: object, offset: int) -> Call:
+    def _call(self, func: object, args: object, offset: int, new: bool = False) -> Call:
         if type(func) is Global:
-            if func.ref is not None:
+            # NEWOBJ with no arguments is ``cls.__new__(cls)``: an empty instance, no
+            # constructor run; the class stays "referenced" (callables.Verdict.REFERENCE_ONLY).
+            if func.ref is not None and not (new and args == ()):
                 func.ref.called = True
             qualname = func.qualname
             if (
-                qualname in _UNPICKLING_CALLABLES
+                (qualname in _UNPICKLING_CALLABLES or qualname.endswith(_UNPICKLING_SUFFIXES))
                 and isinstance(args, tuple)
                 and args
                 and isinstance(args[0], bytes)
@@ -531,6 +576,10 @@ class PickleMachine:
             self._loop()
         except _Malformed as bad:  # one name per clause: mypyc types each as its class
             self._issue("malformed", str(bad), self.r.offset)
+        except _LimitHit as hit:
+            self._issue(
+                "limit", f"analysis stopped: {hit}; the rest of the stream is unseen", self.r.offset
+            )
         except TruncatedError as cut:
             self._issue("malformed", f"truncated stream ({cut})", self.r.offset)
         except RecursionError:
@@ -565,7 +614,7 @@ class PickleMachine:
                 r._pos = pos
                 res.opcodes = base
                 if len(stack) > MAX_STACK:
-                    raise _Malformed("stack limit exceeded")
+                    raise _LimitHit("stack limit exceeded")
                 if base > MAX_OPS:
                     self._issue("limit", "opcode limit exceeded", r.offset)
                     return
@@ -586,7 +635,7 @@ class PickleMachine:
                             idx = len(memo)
                             if idx >= MAX_MEMO and idx not in memo:
                                 r._pos = pos + 1
-                                raise _Malformed("memo limit exceeded")
+                                raise _LimitHit("memo limit exceeded")
                             memo[idx] = stack[-1]
                             pos += 1
                             continue
@@ -595,7 +644,7 @@ class PickleMachine:
                             idx = buf[pos + 1]
                             if len(memo) >= MAX_MEMO and idx not in memo:
                                 r._pos = pos + 2
-                                raise _Malformed("memo limit exceeded")
+                                raise _LimitHit("memo limit exceeded")
                             memo[idx] = stack[-1]
                             pos += 2
                             continue
@@ -609,7 +658,7 @@ class PickleMachine:
                         pos += 1
                         if len(metastack) > MAX_STACK:
                             r._pos = pos
-                            raise _Malformed("MARK limit exceeded")
+                            raise _LimitHit("MARK limit exceeded")
                         continue
                     elif code == 0x8C:  # SHORT_BINUNICODE
                         n = buf[pos + 1]
@@ -678,7 +727,7 @@ class PickleMachine:
                     elif code == 0x52 or code == 0x81:  # REDUCE, NEWOBJ
                         if len(stack) >= 2:
                             args = stack.pop()
-                            stack[-1] = self._call(stack[-1], args, r._base + pos)
+                            stack[-1] = self._call(stack[-1], args, r._base + pos, code == 0x81)
                             pos += 1
                             continue
                     elif code == 0x75:  # SETITEMS into a dict (the per-item size check cannot trip)
@@ -809,7 +858,7 @@ class PickleMachine:
         self.metastack.append(self.stack)
         self.stack = []
         if len(self.metastack) > MAX_STACK:
-            raise _Malformed("MARK limit exceeded")
+            raise _LimitHit("MARK limit exceeded")
 
     def op_pop(self, offset: int) -> None:
         if self.stack:
@@ -840,8 +889,8 @@ class PickleMachine:
             self.stack.append(True)
         else:
             try:
-                self.stack.append(int(line, 10) if len(line) < 64 else Opaque("int"))
-            except ValueError as exc:
+                self.stack.append(pickle_int_literal(line) if len(line) < 64 else Opaque("int"))
+            except (ValueError, UnicodeDecodeError) as exc:
                 raise _Malformed("bad INT") from exc
 
     def op_long(self, offset: int) -> None:
@@ -849,8 +898,8 @@ class PickleMachine:
         if line.endswith(b"L"):
             line = line[:-1]
         try:
-            self.stack.append(int(line, 10) if len(line) < 64 else Opaque("int"))
-        except ValueError as exc:
+            self.stack.append(pickle_int_literal(line) if len(line) < 64 else Opaque("int"))
+        except (ValueError, UnicodeDecodeError) as exc:
             raise _Malformed("bad LONG") from exc
 
     def op_float(self, offset: int) -> None:
@@ -1071,13 +1120,14 @@ class PickleMachine:
     def op_newobj(self, offset: int) -> None:
         args = self._pop()
         cls = self._pop()
-        self.stack.append(self._call(cls, args, offset))
+        self.stack.append(self._call(cls, args, offset, new=True))
 
     def op_newobj_ex(self, offset: int) -> None:
         kwargs = self._pop()
         args = self._pop()
         cls = self._pop()
-        self.stack.append(self._call(cls, (args, kwargs), offset))
+        new = args == () and kwargs == {}
+        self.stack.append(self._call(cls, () if new else (args, kwargs), offset, new=True))
 
     def op_reduce(self, offset: int) -> None:
         args = self._pop()
@@ -1340,6 +1390,13 @@ def run_pickle(
 ) -> PickleResult:
     """Interpret one pickle from the reader's current position up to its STOP opcode."""
     return PickleMachine(reader, deadline=deadline, on_inline_pickle=on_inline_pickle).run()
+
+
+# Opcodes a pickle can start with: CPython's unpickler needs no PROTO and checks no protocol,
+# so any opcode that pushes without popping can open a stream (weak signal; full parse decides).
+PICKLE_START_OPCODES = frozenset(
+    b"(N\x88\x89IJKMLFGSTUVX\x8c\x8d\x8aB\x8bC\x8e\x96)]}\x8fcP\x82\x83\x84\x95\x80"
+)
 
 
 def looks_like_pickle_start(head: bytes) -> bool:

@@ -7,10 +7,11 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from glassbox.scan.callables import Verdict, classify
+from glassbox.scan.callables import Verdict, allowed_when, classify
 from glassbox.scan.context import ScanContext, Source, bytes_source
 from glassbox.scan.pickle_ops import (
     OPCODE_NAMES,
+    PICKLE_START_OPCODES,
     ByteReader,
     PickleResult,
     run_pickle,
@@ -28,7 +29,7 @@ _ISSUE_RULES = {
     "persid": "GBX-PKL-008",
     "tensor-bounds": "GBX-PKL-010",
 }
-_WEAK_STARTS = frozenset(b"(cIiSVN]})ldKJMUXTFGL")
+_WEAK_STARTS = PICKLE_START_OPCODES
 MAX_STREAMS = 10_000
 
 
@@ -60,8 +61,10 @@ def report_result(
         if torchscript and (module == "__torch__" or module.startswith("__torch__.")):
             continue  # TorchScript class compiled from the archive's code/ (checked there)
         verdict = classify(module, name)
-        if verdict.verdict is Verdict.ALLOWED:
+        if allowed_when(verdict.verdict, entry["called"]):
             continue
+        if verdict.verdict is not Verdict.DANGEROUS and ctx.limits.allows(module, name):
+            continue  # a reviewed entry of the user's allowlist (never overrides DANGEROUS)
         rule = "GBX-PKL-001" if verdict.verdict is Verdict.DANGEROUS else "GBX-PKL-002"
         how = "calls" if entry["called"] else "imports"
         evidence = {
@@ -150,7 +153,19 @@ def scan_pickle_reader(
             # No PROTO header: plain text can parse as a few protocol-0 opcodes ("cat\ndog\n"
             # is a GLOBAL). Count it as a pickle only if it ends properly or actually calls an
             # importable name (a payload that runs, then breaks the stream).
-            is_pickle = res.stopped or any(g.called and g.importable for g in res.globals)
+            # A stream the interpreter had to stop analysing (a limit CPython does not have)
+            # is reported either way: padding must not push a payload out of sight.
+            # A broken stream that still names a dangerous callable made the loader import it
+            # before it failed: reported (``cat\ndog\n`` names an unknown, not a dangerous one).
+            is_pickle = (
+                res.stopped
+                or any(g.called and g.importable for g in res.globals)
+                or any(i.kind == "limit" for i in res.issues)
+                or any(
+                    g.importable and classify(g.module, g.name).verdict is Verdict.DANGEROUS
+                    for g in res.globals
+                )
+            )
         if not is_pickle:
             break
         found = True

@@ -40,6 +40,11 @@ class ScanReport:
     formats: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    # Files no format scanner recognised (READMEs, licences, unknown binaries): listed in every
+    # rendering, so "0 findings" never hides that nothing was analysed.
+    unrecognised: list[str] = field(default_factory=list)
+    # The user's reviewed allowlist entries this scan honoured ({"callable", "reason"}).
+    allowlist: list[dict[str, str]] = field(default_factory=list)
     # The formats found in each file (nested ones included: a torch zip is zip and pickle), so
     # a policy can refuse pickle-based files whatever their name.
     file_formats: dict[str, list[str]] = field(default_factory=dict)
@@ -70,6 +75,9 @@ class ScanReport:
             "scanner": {"name": "glassbox", "version": self.scanner_version},
             "files_scanned": self.files_scanned,
             "files": list(self.files),
+            "files_recognised": self.files_scanned - len(self.unrecognised),
+            "unrecognised": list(self.unrecognised),
+            "allowlist": [dict(e) for e in self.allowlist],
             "formats": dict(sorted(self.formats.items())),
             "errors": list(self.errors),
             "max_severity": None if worst is None else str(worst),
@@ -90,6 +98,10 @@ class ScanReport:
                 formats={str(k): int(v) for k, v in dict(data.get("formats", {})).items()},
                 errors=[str(e) for e in data.get("errors", [])],
                 files=[str(p) for p in data.get("files", [])],
+                unrecognised=[str(p) for p in data.get("unrecognised", [])],
+                allowlist=[
+                    {str(k): str(v) for k, v in dict(e).items()} for e in data.get("allowlist", [])
+                ],
                 scanner_version=str(data.get("scanner", {}).get("version", "")),
                 duration_s=float(data.get("duration_s", 0.0)),
             )
@@ -114,8 +126,13 @@ def render_text(report: ScanReport) -> str:
     formats = ", ".join(sorted(report.formats)) or "none recognised"
     lines.append(
         f"{report.files_scanned} file(s) scanned ({formats}); "
+        f"{len(report.unrecognised)} file(s) not recognised; "
         f"{len(report.findings)} finding(s){': ' + counts if counts else ''}"
     )
+    if report.unrecognised:
+        shown = ", ".join(report.unrecognised[:5])
+        more = f" and {len(report.unrecognised) - 5} more" if len(report.unrecognised) > 5 else ""
+        lines.append(f"not recognised (not analysed): {shown}{more}")
     for err in report.errors:
         lines.append(f"error: {err}")
     return "\n".join(lines)
@@ -124,6 +141,22 @@ def render_text(report: ScanReport) -> str:
 def _fingerprint(f: Finding) -> str:
     key = "\x00".join([f.rule_id, f.path, f.member or "", f.subject or ""])
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _unrecognised_notifications(report: ScanReport) -> list[dict[str, Any]]:
+    if not report.unrecognised:
+        return []
+    text = f"{len(report.unrecognised)} file(s) not recognised (not analysed)"
+    return [
+        {
+            "level": "warning",
+            "message": {"text": text},
+            "locations": [
+                {"physicalLocation": {"artifactLocation": {"uri": p, "uriBaseId": "SRCROOT"}}}
+                for p in report.unrecognised
+            ],
+        }
+    ]
 
 
 def to_sarif(report: ScanReport) -> dict[str, Any]:
@@ -189,9 +222,14 @@ def to_sarif(report: ScanReport) -> dict[str, Any]:
                         "executionSuccessful": not report.errors,
                         "toolExecutionNotifications": [
                             {"level": "error", "message": {"text": e}} for e in report.errors
-                        ],
+                        ]
+                        + _unrecognised_notifications(report),
                     }
                 ],
+                "properties": {
+                    "filesScanned": report.files_scanned,
+                    "filesNotRecognised": len(report.unrecognised),
+                },
             }
         ],
     }

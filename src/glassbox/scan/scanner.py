@@ -10,15 +10,18 @@ that file, never a lost result.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from glassbox.digest.walk import hf_snapshot_repo, storage_link_stat
 from glassbox.errors import InputError
+from glassbox.scan.allowlist import AllowEntry
+from glassbox.scan.claims import check_claim
 from glassbox.scan.context import Limits, ScanContext, Source
 from glassbox.scan.dispatch import scan_source
 from glassbox.scan.findings import Finding
@@ -83,6 +86,8 @@ def scan_file(
         scan_source(ctx, src, 0)
     except Exception as exc:
         ctx.report("GBX-LIM-002", f"scanner failed on this file ({type(exc).__name__}: {exc})")
+        return ctx
+    check_claim(ctx, path)
     return ctx
 
 
@@ -150,10 +155,16 @@ def scan_path(
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     limits: Limits | None = None,
+    allow: Sequence[AllowEntry] = (),
 ) -> ScanReport:
-    """Scan a model directory or a single file. ``progress`` is called with bytes scanned."""
+    """Scan a model directory or a single file. ``progress`` is called with bytes scanned;
+    ``allow`` holds the user's reviewed allowlist entries (``glassbox.scan.allowlist``)."""
     root = path if isinstance(path, Path) else Path(path)
     limits = limits or _DEFAULT_LIMITS
+    if allow:
+        limits = dataclasses.replace(
+            limits, allow=limits.allow | frozenset(e.callable for e in allow)
+        )
     started = time.monotonic()
     try:
         st = root.stat()
@@ -165,7 +176,10 @@ def scan_path(
         files, findings = [(root, root.name, st.st_size)], []
     else:
         raise InputError(f"cannot scan {root}: not a regular file or directory")
-    report = ScanReport(root=str(root))
+    if not files and not findings:
+        # Nothing to analyse is not "nothing found": a gate must not pass on an empty target.
+        raise InputError(f"cannot scan {root}: the directory holds no files to scan")
+    report = ScanReport(root=str(root), allowlist=[e.to_dict() for e in allow])
     formats: dict[str, int] = {}  # files per format (a plain dict: cheaper per file)
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
 
@@ -173,6 +187,8 @@ def scan_path(
         findings.extend(found)
         for fmt in fmts:
             formats[fmt] = formats.get(fmt, 0) + 1
+        if not fmts:
+            report.unrecognised.append(display)
         report.files.append(display)
         report.file_formats[display] = fmts
         if progress is not None:
@@ -208,6 +224,7 @@ def scan_path(
             ctx = scan_file(p, display, limits, size)
             done(display, ctx.findings, sorted(ctx.formats), size)
     report.files.sort()
+    report.unrecognised.sort()
     report.files_scanned = len(files)
     report.formats = formats
     report.merge(findings)

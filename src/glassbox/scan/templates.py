@@ -38,6 +38,7 @@ _RAW_PATTERNS = [
     ),
 ]
 _INGREDIENTS = re.compile(
+    r"~|['\"]\s*%\s|['\"]\s*\*|\b(join|replace|reverse)\b|"
     r"_['\"]|['\"]_|\.\s*_|__|\\[xuUN0-7]|['\"]\s*\[|\[[^\]]*[~+|]|\b(attr|format|format_map|mro|lipsum|cycler|"
     r"joiner|url_for|get_flashed_messages|self|config|request|import|include|extends|from)\b"
 )
@@ -121,8 +122,16 @@ def _node_problems(node: Any, nodes: Any) -> list[str]:
         and node.arg.value.startswith("_")
     ):
         out.append(f"indexes private attribute {node.arg.value!r}")
-    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Concat | nodes.Add):
+    if isinstance(node, nodes.Getitem) and (
+        isinstance(node.arg, nodes.Concat | nodes.Mod | nodes.Filter | nodes.Call)
+        or (isinstance(node.arg, nodes.Add) and _fold(node.arg, nodes) is not None)
+    ):
+        # ``messages[loop.index0 + 1]`` (numbers) is how real templates look ahead; a key
+        # built from strings at render time is how escapes hide the attribute they reach.
         out.append("indexes with a name computed at render time")
+    built = _built_name(node, nodes)
+    if built is not None:
+        out.append(f"builds the name {built!r} at render time")
     if (
         isinstance(node, nodes.Getitem)
         and isinstance(node.node, nodes.Const)
@@ -148,6 +157,97 @@ def _node_problems(node: Any, nodes: Any) -> list[str]:
     if isinstance(node, nodes.Import | nodes.FromImport | nodes.Include | nodes.Extends):
         out.append("loads other templates")
     return out
+
+
+# Names an escape needs to build when it cannot write them: Python internals and the globals,
+# builtins and modules that reach code. A string computed to exactly one of these (or to
+# anything with a double underscore) is reported, however it was assembled.
+_RISKY_NAMES = frozenset(
+    {
+        "globals", "builtins", "class", "mro", "subclasses", "base", "bases", "init", "import",
+        "getattr", "setattr", "eval", "exec", "compile", "os", "popen", "system", "subprocess",
+        "open", "func_globals", "code", "dict", "module", "loader", "spec", "attr", "format",
+        "format_map", "get", "pop", "modules", "sys", "self", "namespace", "lipsum", "cycler",
+        "joiner", "environment", "application", "request", "config",
+    }
+)  # fmt: skip
+_STRING_FILTERS = frozenset(
+    {"join", "replace", "reverse", "format", "lower", "upper", "string", "trim", "title"}
+)
+_WILD = "\x00"  # a part whose value is only known at render time
+
+
+def _fold(node: Any, nodes: Any, depth: int = 0) -> str | None:
+    """The string a constant expression computes, with render-time parts as a wildcard; None
+    when the expression is not built from string constants at all."""
+    if depth > 30:
+        return None
+    if isinstance(node, nodes.Const):
+        return node.value if isinstance(node.value, str) else None
+    if isinstance(node, nodes.List | nodes.Tuple):
+        parts = [_fold(n, nodes, depth + 1) for n in node.items]
+        return "".join(p if p is not None else _WILD for p in parts) if parts else None
+    if isinstance(node, nodes.Concat):
+        parts = [_fold(n, nodes, depth + 1) for n in node.nodes]
+        if all(p is None for p in parts):
+            return None
+        return "".join(p if p is not None else _WILD for p in parts)
+    if isinstance(node, nodes.Add):
+        left, right = _fold(node.left, nodes, depth + 1), _fold(node.right, nodes, depth + 1)
+        if left is None and right is None:
+            return None
+        return (left if left is not None else _WILD) + (right if right is not None else _WILD)
+    if isinstance(node, nodes.Mul):
+        text = _fold(node.left, nodes, depth + 1)
+        count = node.right.value if isinstance(node.right, nodes.Const) else None
+        if text is not None and isinstance(count, int) and 0 <= count <= 64:
+            return text * count
+        return None
+    if isinstance(node, nodes.Mod):
+        template = _fold(node.left, nodes, depth + 1)
+        if template is None:
+            return None
+        return re.sub(r"%[-+ #0-9.]*[a-zA-Z%]", _WILD, template)
+    if isinstance(node, nodes.Filter) and node.name in _STRING_FILTERS and node.node is not None:
+        base = _fold(node.node, nodes, depth + 1)
+        if base is None:
+            return None
+        if node.name == "reverse":
+            return base[::-1]
+        if node.name == "replace" and len(node.args) >= 2:
+            old, new = (_fold(a, nodes, depth + 1) for a in node.args[:2])
+            if old is not None and new is not None:
+                return base.replace(old, new)
+            return base + _WILD
+        if node.name == "format":
+            return re.sub(r"%[-+ #0-9.]*[a-zA-Z%]", _WILD, base)
+        return base
+    return None
+
+
+def _built_name(node: Any, nodes: Any) -> str | None:
+    """A risky name that this expression computes from pieces, if it computes one."""
+    if isinstance(node, nodes.Const) or not isinstance(
+        node, nodes.Concat | nodes.Add | nodes.Mul | nodes.Mod | nodes.Filter
+    ):
+        return None
+    value = _fold(node, nodes)
+    if value is None:
+        return None
+    if isinstance(node, nodes.Mod | nodes.Filter) and re.search(
+        r"%[-+ #0-9.]*c",
+        _fold(node.left if isinstance(node, nodes.Mod) else node.node, nodes) or "",
+    ):
+        return value.replace(_WILD, "*")  # characters made from their codes (%c)
+    if "__" in value.replace(_WILD, "") and isinstance(node, nodes.Mul):
+        return value.replace(_WILD, "*")
+    bare = value.replace(_WILD, "").strip("_ \t\n")
+    if "__" in value.replace(_WILD, "") or (bare in _RISKY_NAMES and bare != value.strip()):
+        return value.replace(_WILD, "*")
+    if bare in _RISKY_NAMES and _WILD not in value and len(value) == len(value.strip()):
+        # The whole name assembled from parts ("glob" ~ "als"): no template needs that.
+        return value
+    return None
 
 
 def clear_template_cache() -> None:

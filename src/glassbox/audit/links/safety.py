@@ -4,8 +4,8 @@ A scan attestation counts only when a trusted key signed it and its subjects cov
 file at its current digest (a file changed or added since the scan voids it); otherwise the
 static scanner runs now. The link fails when any finding reaches ``--fail-on`` (default: high),
 passes when every file was scanned and nothing that severe was found, and is unknown when no
-scan could be made or the scanner could not finish some file: an unscanned file is not a safe
-one.
+scan could be made, the scanner could not finish some file, or it recognised none of the files
+(nothing was analysed): an unscanned file is not a safe one.
 """
 
 from __future__ import annotations
@@ -44,12 +44,19 @@ def check(ctx: AuditContext) -> LinkResult:
             result = unavailable(LINK, "scan", str(exc))
             result.details.extend(notes)
             return result
-        report = scan_path(ctx.model)
+        try:
+            report = scan_path(ctx.model)
+        except InputError as exc:  # nothing to scan (an empty directory) is not a pass
+            result = LinkResult.unknown(LINK, f"nothing was analysed: {exc}")
+            result.details.extend(notes)
+            return result
         findings = list(report.findings)
         source = {
             "source": "scanned now",
             "scanner": f"glassbox.scan {report.scanner_version}",
             "files_scanned": report.files_scanned,
+            "files_recognised": report.files_scanned - len(report.unrecognised),
+            "formats": dict(sorted(report.formats.items())),
             "scan_errors": list(report.errors),
         }
     if ctx.options.behavior:
@@ -86,6 +93,9 @@ def _verdict(findings: list[Finding], threshold: Severity, source: dict[str, Any
         verdict = Verdict.FAIL
     elif source.get("files_scanned") == 0:
         summary = "the scanner found no files to scan"
+        verdict = Verdict.UNKNOWN
+    elif source.get("files_recognised") == 0 or source.get("formats") == {}:
+        summary = "nothing was analysed: the scanner recognised none of the files"
         verdict = Verdict.UNKNOWN
     elif errors:
         summary = f"the scanner could not finish {len(errors)} file(s): {errors[0]}"
@@ -135,7 +145,16 @@ def _from_attestation(
     except (KeyError, TypeError, ValueError) as exc:
         raise VerificationError(f"malformed finding: {exc}") from exc
     errors = predicate.get("errors")
+    formats = predicate.get("formats")
+    analysed: dict[str, Any] = {}
+    if isinstance(formats, dict):
+        analysed["formats"] = formats
+    unrecognised = predicate.get("unrecognised")
+    scanned = predicate.get("filesScanned")
+    if isinstance(unrecognised, list) and isinstance(scanned, int):
+        analysed["files_recognised"] = scanned - len(unrecognised)
     return findings, {
+        **analysed,
         "source": "signed scan attestation",
         "scan_errors": [str(e) for e in errors] if isinstance(errors, list) else [],
         "attestation": str(attestation.path),
