@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -264,6 +265,12 @@ def test_load_gguf(tmp_path: Path, keys: Keys) -> None:
     assert np.array_equal(np.asarray(tensor.data).reshape(-1), np.arange(8, dtype=np.float32))
 
 
+REVIEWED = """[[code]]
+path = "modeling_tiny.py"
+reason = "reviewed: a BertModel subclass, nothing else"
+"""
+
+
 def remote_code_model(dest: Path, tiny_source: Path) -> Path:
     shutil.copytree(tiny_source, dest)
     config = json.loads((dest / "config.json").read_text())
@@ -278,8 +285,10 @@ def remote_code_model(dest: Path, tiny_source: Path) -> Path:
 def test_remote_code_not_covered_is_refused(tmp_path: Path, tiny_source: Path, keys: Keys) -> None:
     src = remote_code_model(tmp_path / "src", tiny_source)
     model = release(src, tmp_path / "m", *_acme(keys), ignore=("modeling_tiny.py",))
-    policy = write_policy(tmp_path / "p.toml", keys.acme_pub)
-    with pytest.raises(RemoteCodeRefused, match=r"leaves out modeling_tiny\.py"):
+    # Reviewed and listed, but left out of the signature: the scan's remote-code finding
+    # stands (and the loader would refuse the unsigned code anyway).
+    policy = write_policy(tmp_path / "p.toml", keys.acme_pub, extra=REVIEWED)
+    with pytest.raises(TrustRefused, match=r"GBX-CODE-001.*modeling_tiny\.py"):
         load_pretrained(model, policy, trust_remote_code=True)
 
 
@@ -289,8 +298,8 @@ def test_remote_code_module_missing_from_signature(
     src = remote_code_model(tmp_path / "src", tiny_source)
     (src / "modeling_tiny.py").unlink()
     model = release(src, tmp_path / "m", *_acme(keys))
-    policy = write_policy(tmp_path / "p.toml", keys.acme_pub)
-    with pytest.raises(RemoteCodeRefused, match=r"modeling_tiny\.py that is not covered"):
+    policy = write_policy(tmp_path / "p.toml", keys.acme_pub, extra=REVIEWED)
+    with pytest.raises(TrustRefused, match=r"modeling_tiny\.py"):
         load_pretrained(model, policy, trust_remote_code=True)
 
 
@@ -299,9 +308,32 @@ def test_remote_code_signed_and_scanned_loads(
 ) -> None:
     src = remote_code_model(tmp_path / "src", tiny_source)
     model = release(src, tmp_path / "m", *_acme(keys))
-    policy = write_policy(tmp_path / "p.toml", keys.acme_pub)
+    policy = write_policy(tmp_path / "p.toml", keys.acme_pub, extra=REVIEWED)
     loaded = load_pretrained(model, policy, trust_remote_code=True)
     assert type(loaded).__name__ == "TinyModel"
+
+
+def test_remote_code_must_be_listed_in_the_policy(
+    tmp_path: Path, tiny_source: Path, keys: Keys
+) -> None:
+    """Signed is not enough: code runs only when the user's policy lists it as reviewed."""
+    src = remote_code_model(tmp_path / "src", tiny_source)
+    model = release(src, tmp_path / "m", *_acme(keys))
+    unlisted = write_policy(tmp_path / "p.toml", keys.acme_pub)
+    with pytest.raises(TrustRefused, match=r"GBX-CODE-001.*modeling_tiny\.py"):
+        load_pretrained(model, unlisted, trust_remote_code=True)
+    other_version = write_policy(
+        tmp_path / "q.toml", keys.acme_pub, extra=REVIEWED + f'sha256 = "{"0" * 64}"\n'
+    )
+    with pytest.raises(TrustRefused, match=r"GBX-CODE-001"):
+        load_pretrained(model, other_version, trust_remote_code=True)
+    digest = hashlib.sha256((model / "modeling_tiny.py").read_bytes()).hexdigest()
+    this_version = write_policy(
+        tmp_path / "r.toml", keys.acme_pub, extra=REVIEWED + f'sha256 = "{digest}"\n'
+    )
+    assert type(load_pretrained(model, this_version, trust_remote_code=True)).__name__ == (
+        "TinyModel"
+    )
 
 
 def test_refusal_lists_every_reason(tmp_path: Path, tiny_source: Path, keys: Keys) -> None:
@@ -484,3 +516,12 @@ def test_verified_store_makes_warm_loads_copy_nothing(
     weights.write_bytes(bytes(data))
     with pytest.raises(ChangedFiles):
         load_pretrained(model, policy, store=store)
+
+
+def test_remote_code_asked_for_a_model_that_names_none(
+    tmp_path: Path, tiny_source: Path, keys: Keys
+) -> None:
+    model = release(tiny_source, tmp_path / "m", *_acme(keys))
+    policy = write_policy(tmp_path / "p.toml", keys.acme_pub)
+    with pytest.raises(RemoteCodeRefused, match=r"config\.json names no code"):
+        load_pretrained(model, policy, trust_remote_code=True)

@@ -77,6 +77,14 @@ def test_inline_pem_and_relative_paths(tmp_path: Path, keys: Keys) -> None:
         ("version = 1\n[log]\nkeys = ['nonsense']\n", ":3: log.keys.0:", "not a note verifier"),
         ("version = 1\nowner = 'me'\n", ":2: owner:", "unknown key"),
         ("version = 1\n[log]\nwitness-quorum = 1\n", ":3: log.witness-quorum:", "no witnesses"),
+        ("version = 1\n[[code]]\npath = 'x.py'\n", ":2: code.0.reason:", "say why"),
+        ("version = 1\n[[code]]\npath = '../x.py'\nreason = 'r'\n", ":3: code.0.path:", "'..'"),
+        ("version = 1\n[[code]]\npath = 'x.so'\nreason = 'r'\n", ":3: code.0.path:", ".py"),
+        (
+            "version = 1\n[[code]]\npath = 'x.py'\nreason = 'r'\nsha256 = 'AB'\n",
+            ":5: code.0.sha256:",
+            "64 lowercase hex",
+        ),
     ],
 )
 def test_errors_name_line_and_key(tmp_path: Path, body: str, where: str, message: str) -> None:

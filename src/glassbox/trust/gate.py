@@ -306,10 +306,39 @@ def check_provenance(
     return Reason("provenance", problems[0])
 
 
-def check_scan(policy: TrustPolicy, report: ScanReport) -> tuple[dict[str, Any], list[Reason]]:
-    """The ``scan`` and ``pickle`` links for a scan of the files that will be (or were) used."""
+REMOTE_CODE_RULE = "GBX-CODE-001"
+
+
+def reviewed_code(policy: TrustPolicy, finding: Any, signed: dict[str, str] | None) -> str | None:
+    """The policy's reason when ``finding`` is the scanner's remote-code finding about a file
+    the policy lists and the signature covers (at the listed SHA-256, if one is given)."""
+    if finding.rule_id != REMOTE_CODE_RULE or not signed or not finding.subject:
+        return None
+    digest = signed.get(finding.subject)
+    for code in policy.code:
+        if code.path == finding.subject and digest and code.sha256 in (None, digest):
+            return code.reason
+    return None
+
+
+def check_scan(
+    policy: TrustPolicy, report: ScanReport, signed: dict[str, str] | None = None
+) -> tuple[dict[str, Any], list[Reason]]:
+    """The ``scan`` and ``pickle`` links for a scan of the files that will be (or were) used.
+
+    ``signed`` maps each signed file to its SHA-256: code the policy lists (``[[code]]``) and
+    the signature covers is not a finding that refuses the model; anything else still is.
+    """
     reasons: list[Reason] = []
-    blocking = [f for f in report.findings if f.severity >= policy.fail_on]
+    reviewed = {
+        f.subject: why for f in report.findings if (why := reviewed_code(policy, f, signed))
+    }
+    blocking = [
+        f
+        for f in report.findings
+        if f.severity >= policy.fail_on
+        and not (f.rule_id == REMOTE_CODE_RULE and f.subject in reviewed)
+    ]
     for finding in blocking[:20]:
         reasons.append(
             Reason(
@@ -339,6 +368,7 @@ def check_scan(policy: TrustPolicy, report: ScanReport) -> tuple[dict[str, Any],
         "counts": report.counts(),
         "finding_ids": sorted({f.rule_id for f in report.findings}),
         "pickle_files": pickles,
+        "reviewed_code": reviewed,
     }
     return summary, reasons
 
@@ -415,7 +445,8 @@ def verify_model_with_policy(
     if scan:
         from glassbox.scan import scan_path
 
-        summary, reasons = check_scan(policy, scan_path(location.path))
+        signed = sha256_of(result.manifest) if result.manifest is not None else None
+        summary, reasons = check_scan(policy, scan_path(location.path), signed)
         result.scan = summary
         result.reasons.extend(reasons)
     return result

@@ -134,10 +134,9 @@ def open_verified(
             from glassbox.trust.scancache import scan_files
 
             # The copy matched the signature, so its files' digests are the signed ones.
-            report = scan_files(
-                copy.directory, copy.files, sha256_of(auth.expected), use_cache=use_cache
-            )
-            summary, reasons = check_scan(trust, report)
+            signed = sha256_of(auth.expected)
+            report = scan_files(copy.directory, copy.files, signed, use_cache=use_cache)
+            summary, reasons = check_scan(trust, report, signed)
             if skip_unused_pickles and any(n.endswith(".safetensors") for n in copy.files):
                 reasons = _leave_out_pickles(copy, summary, reasons, result.notes)
             result.scan = summary

@@ -29,6 +29,11 @@ all (never, unless the policy says so). Schema version 1::
     [pickle]
     allow = false
 
+    [[code]]                         # code shipped beside the weights (auto_map) you reviewed
+    path = "modeling_acme.py"        # as named in the model; it must also be signed
+    sha256 = "9f86d0…"               # optional: only this reviewed version
+    reason = "reviewed 2026-12-01: plain torch modules, no I/O"
+
 Every error names the file, the line and the key, so a typo (``fail_on``) is one line to fix,
 not a silently ignored setting.
 """
@@ -103,12 +108,24 @@ class LogPolicy:
 
 
 @dataclass(frozen=True)
+class AllowedCode:
+    """A code file (``auto_map``'s ``trust_remote_code`` modules) the user reviewed: the scan's
+    finding about it is cleared only when the signature also covers it (and, with ``sha256``,
+    only for that version)."""
+
+    path: str
+    reason: str
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
 class TrustPolicy:
     publishers: tuple[Publisher, ...] = ()
     log: LogPolicy = field(default_factory=LogPolicy)
     fail_on: Severity = Severity.HIGH
     require_provenance: bool = False
     allow_pickle: bool = False
+    code: tuple[AllowedCode, ...] = ()
     source: Path | None = None
 
     def publishers_for(self, model_name: str) -> list[Publisher]:
@@ -135,6 +152,7 @@ class TrustPolicy:
             "scan": {"fail-on": str(self.fail_on)},
             "provenance": {"require": self.require_provenance},
             "pickle": {"allow": self.allow_pickle},
+            "code": [{"path": c.path, "sha256": c.sha256, "reason": c.reason} for c in self.code],
         }
 
 
@@ -163,7 +181,8 @@ def parse_policy(text: str, source: Path) -> TrustPolicy:
     return _Validator(source, data, key_lines(text)).policy()
 
 
-_TOP = {"version", "publisher", "log", "scan", "provenance", "pickle"}
+_TOP = {"version", "publisher", "log", "scan", "provenance", "pickle", "code"}
+_CODE = {"path", "sha256", "reason"}
 _PUBLISHER = {"name", "models", "keys", "certificates"}
 _LOG = {"require", "keys", "witnesses", "witness-quorum"}
 
@@ -232,8 +251,33 @@ class _Validator:
             fail_on=severity,
             require_provenance=self.boolean(provenance, "require", ["provenance"]),
             allow_pickle=self.boolean(pickle, "allow", ["pickle"]),
+            code=self.code(),
             source=self.source,
         )
+
+    def code(self) -> tuple[AllowedCode, ...]:
+        raw = self.data.get("code", [])
+        if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
+            raise self.fail(["code"], "must be an array of tables ([[code]])")
+        out: list[AllowedCode] = []
+        for index, table in enumerate(raw):
+            path: list[str | int] = ["code", index]
+            self.unknown(table, _CODE, path)
+            name, reason, digest = table.get("path"), table.get("reason"), table.get("sha256")
+            if not isinstance(name, str) or not name.endswith(".py") or name.startswith("/"):
+                raise self.fail([*path, "path"], "must name a .py file inside the model")
+            if ".." in name.split("/"):
+                raise self.fail([*path, "path"], "must not leave the model ('..')")
+            if not isinstance(reason, str) or not reason.strip():
+                raise self.fail([*path, "reason"], "say why this code is trusted (a review)")
+            if digest is not None and (
+                not isinstance(digest, str)
+                or len(digest) != 64
+                or any(c not in "0123456789abcdef" for c in digest)
+            ):
+                raise self.fail([*path, "sha256"], "must be 64 lowercase hex digits")
+            out.append(AllowedCode(name, reason.strip(), digest))
+        return tuple(out)
 
     def publishers(self) -> tuple[Publisher, ...]:
         raw = self.data.get("publisher", [])
