@@ -1,11 +1,49 @@
-"""Line numbers for TOML keys, so an error in a user's TOML file (a recipe, a trust policy)
-names the line to fix: ``tomllib`` keeps no positions.
+"""Reading a user's TOML file (a recipe, a pipeline, a trust policy): a bounded read, one
+error type per kind of file, and line numbers for keys, so an error names the line to fix
+(``tomllib`` keeps no positions).
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from glassbox.errors import GlassboxError, InputError
+from glassbox.files import read_small_file
+
+
+def read_toml(
+    source: Path, limit: int, what: str, error: type[InputError]
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """Read ``source`` (at most ``limit`` bytes) as UTF-8 TOML: its data and ``key_lines``.
+
+    Every failure is one ``error`` (the caller's own ``InputError`` subclass) naming the file.
+    """
+    try:
+        raw = read_small_file(source, limit, what)
+    except GlassboxError as exc:
+        raise error(str(exc)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{source}: {what} is not UTF-8 (byte {exc.start})") from None
+    return parse_toml(text, source, what, error)
+
+
+def parse_toml(
+    text: str, source: Path, what: str, error: type[InputError]
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """``text`` as TOML: its data and ``key_lines``, or one ``error`` naming ``source``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise error(f"{source}: {what} nests arrays or tables too deeply") from None
+    return data, key_lines(text)
 
 
 def key_lines(text: str) -> dict[str, int]:

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from glassbox.errors import VerificationError
 from glassbox.pipeline import RecipeError, load_recipe, parse_recipe
 from glassbox.pipeline.inputs import check_declared, resolve_inputs
-from glassbox.pipeline.recipe import _is_spdx_expression, key_lines
+from glassbox.pipeline.recipe import _is_spdx_expression
+from glassbox.tomlkeys import key_lines
 from tests.pipeline.conftest import EXAMPLE, change_label, copy_example
 
 

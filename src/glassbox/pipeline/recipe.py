@@ -51,16 +51,14 @@ from __future__ import annotations
 
 import difflib
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from glassbox.errors import InputError
-from glassbox.files import read_small_file
-from glassbox.tomlkeys import key_lines
 from glassbox.tomlkeys import line_for as _line_for
+from glassbox.tomlkeys import parse_toml, read_toml
 
 BUILD_TYPE = "https://glassbox.dev/build/recipe/v1"
 MAX_RECIPE_BYTES = 1 << 20
@@ -215,26 +213,13 @@ def load_recipe(path: str | Path) -> Recipe:
     source = Path(path)
     if source.is_dir():
         source = source / "recipe.toml"
-    try:
-        raw = read_small_file(source, MAX_RECIPE_BYTES, "recipe")
-    except InputError as exc:
-        raise RecipeError(str(exc)) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RecipeError(f"{source}: recipe is not UTF-8 (byte {exc.start})") from None
-    return parse_recipe(text, source)
+    data, lines = read_toml(source, MAX_RECIPE_BYTES, "recipe", RecipeError)
+    return _Validator(source, data, lines).recipe()
 
 
 def parse_recipe(text: str, source: Path) -> Recipe:
     """Validate recipe ``text``; ``source`` locates it (relative paths resolve against it)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"{source}: not valid TOML: {exc}") from None
-    except RecursionError:
-        raise RecipeError(f"{source}: recipe nests arrays or tables too deeply") from None
-    lines = key_lines(text)
+    data, lines = parse_toml(text, source, "recipe", RecipeError)
     return _Validator(source, data, lines).recipe()
 
 

@@ -42,16 +42,14 @@ from __future__ import annotations
 
 import difflib
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from glassbox.errors import InputError
-from glassbox.files import read_small_file
 from glassbox.pipeline.recipe import CPU_CAPABILITIES
-from glassbox.tomlkeys import key_lines
+from glassbox.tomlkeys import parse_toml, read_toml
 
 PIPELINE_TYPE = "https://glassbox.dev/pipeline/v1"
 SCHEMA_VERSION = 1
@@ -185,25 +183,14 @@ def load_pipeline(path: str | Path) -> Pipeline:
     source = Path(path)
     if source.is_dir():
         source = source / "pipeline.toml"
-    try:
-        raw = read_small_file(source, MAX_PIPELINE_BYTES, "pipeline")
-    except InputError as exc:
-        raise PipelineError(str(exc)) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PipelineError(f"{source}: pipeline is not UTF-8 (byte {exc.start})") from None
-    return parse_pipeline(text, source)
+    return _Check(
+        source, *read_toml(source, MAX_PIPELINE_BYTES, "pipeline", PipelineError)
+    ).pipeline()
 
 
 def parse_pipeline(text: str, source: Path) -> Pipeline:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PipelineError(f"{source}: not valid TOML: {exc}") from None
-    except RecursionError:
-        raise PipelineError(f"{source}: pipeline nests arrays or tables too deeply") from None
-    return _Check(source, data, key_lines(text)).pipeline()
+    """Validate pipeline ``text``; ``source`` locates it (relative paths resolve against it)."""
+    return _Check(source, *parse_toml(text, source, "pipeline", PipelineError)).pipeline()
 
 
 def _line(lines: Mapping[str, int], path: Sequence[str | int]) -> int:

@@ -44,7 +44,6 @@ import contextlib
 import difflib
 import fnmatch
 import os
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 from glassbox.errors import GlassboxError
 from glassbox.files import read_small_file
 from glassbox.scan.findings import Severity
-from glassbox.tomlkeys import key_lines, line_for
+from glassbox.tomlkeys import line_for, parse_toml, read_toml
 from glassbox.trust.errors import PolicyError
 
 if TYPE_CHECKING:
@@ -159,26 +158,14 @@ class TrustPolicy:
 def load_policy(path: str | os.PathLike[str]) -> TrustPolicy:
     """Read and validate a policy file; ``PolicyError`` (exit 2) names file, line and key."""
     source = Path(path)
-    try:
-        raw = read_small_file(source, MAX_POLICY_BYTES, "trust policy")
-    except GlassboxError as exc:
-        raise PolicyError(str(exc)) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PolicyError(f"{source}: trust policy is not UTF-8 (byte {exc.start})") from None
-    return parse_policy(text, source)
+    return _Validator(
+        source, *read_toml(source, MAX_POLICY_BYTES, "trust policy", PolicyError)
+    ).policy()
 
 
 def parse_policy(text: str, source: Path) -> TrustPolicy:
     """Validate policy ``text``; relative key and certificate paths resolve against ``source``."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"{source}: not valid TOML: {exc}") from None
-    except RecursionError:
-        raise PolicyError(f"{source}: trust policy nests too deeply") from None
-    return _Validator(source, data, key_lines(text)).policy()
+    return _Validator(source, *parse_toml(text, source, "trust policy", PolicyError)).policy()
 
 
 _TOP = {"version", "publisher", "log", "scan", "provenance", "pickle", "code"}
