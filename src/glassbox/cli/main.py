@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "scan": "glassbox.cli.scan:scan",
     "bom": "glassbox.cli.bom:bom",
     "lineage": "glassbox.cli.lineage:lineage",
+    "probe": "glassbox.cli.probe:probe",
 }
 
 HELP = {
@@ -46,6 +47,7 @@ HELP = {
     "scan": "Find malicious payloads in model files without executing them.",
     "bom": "Write a CycloneDX ML-BOM for a model.",
     "lineage": "Say whether a model's weights derive from a named base model.",
+    "probe": "Run behaviour probes on a causal LM, signed; diff two versions' behaviour.",
 }
 
 
