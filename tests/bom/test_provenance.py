@@ -46,26 +46,3 @@ def test_garbage_provenance_gives_an_empty_description() -> None:
     assert release.entries == {}
     inputs = bom_inputs_from_provenance({"predicate": {"buildDefinition": 3}})
     assert inputs.datasets == () and inputs.packages == ()
-
-
-def test_a_declared_base_model_becomes_a_pedigree_ancestor(tmp_path: Path) -> None:
-    from glassbox.bom.cyclonedx import build_bom
-    from glassbox.digest import hash_model
-
-    doc = statement(tmp_path)
-    doc["predicate"]["buildDefinition"]["resolvedDependencies"].append(  # type: ignore[index]
-        {
-            "name": "base-model",
-            "digest": {"sha256": "cc" * 32},
-            "annotations": {"kind": "base-model", "path": "base/"},
-        }
-    )
-    inputs = bom_inputs_from_provenance(doc)
-    assert inputs.ancestors == (("base", "cc" * 32),)
-    bom = build_bom(hash_model(tmp_path / "m"), inputs)  # validated against the 1.6 schema
-    model = next(c for c in bom["components"] if c["type"] == "machine-learning-model")
-    ancestor = model["pedigree"]["ancestors"][0]
-    assert ancestor["type"] == "machine-learning-model" and ancestor["name"] == "base"
-    assert ancestor["hashes"] == [{"alg": "SHA-256", "content": "cc" * 32}]
-    (tmp_path / "x").mkdir()
-    assert bom_inputs_from_provenance(statement(tmp_path / "x")).ancestors == ()

@@ -225,38 +225,6 @@ def _chain_svg(report: AuditReport) -> str:
     return "".join(out)
 
 
-def _lineage_chain(report: AuditReport) -> str:
-    """Base model -> this model, when the provenance declares a base: the base's digest (and
-    who signed it), then the lineage check of the weights against it."""
-    try:
-        provenance = report.link("provenance")
-    except KeyError:
-        return ""
-    lineage = provenance.evidence.get("lineage")
-    if not isinstance(lineage, dict):
-        return ""
-    checked = bool(lineage.get("checked"))
-    verdict = str(lineage.get("verdict", "not checked"))
-    ok = checked and verdict == "derived"
-    fg, bg = COLOURS[Verdict.PASS if ok else Verdict.FAIL if checked else Verdict.UNKNOWN]
-    digest = str(lineage.get("baseDigest") or lineage.get("digest") or "")
-    base = escape(_short(str(lineage.get("base", "declared base model")), 48))
-    score = lineage.get("score")
-    what = (
-        f"lineage: {escape(verdict)} (score {float(score):.3f})"
-        if checked and isinstance(score, int | float)
-        else escape(str(lineage.get("reason", "lineage not checked")))
-    )
-    return (
-        f'<div class="lineage-chain" id="lineage-chain" data-verdict="{escape(verdict)}">'
-        '<span class="pill">base model</span> '
-        f"<code>{base}</code> <code>sha256:{escape(digest[:16])}…</code>"
-        f' <span style="color:{fg};font-weight:700">→</span> '
-        f'<span class="pill" style="background:{bg};color:{fg}">{what}</span>'
-        ' <span style="color:#8c959f">→</span> <span class="pill">this model</span></div>'
-    )
-
-
 def _short(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
@@ -430,4 +398,36 @@ def _evidence_section(evidence: dict[str, Any]) -> str:
             else '<p id="evidence">No evidence files were found beside the model.</p>'
         )
         + (f'<ul class="details">{problems}</ul>' if problems else "")
+    )
+
+
+def _lineage_chain(report: AuditReport) -> str:
+    """Base model -> this model, when the provenance declares a base: the base's digest (and
+    who signed it), then the lineage check of the weights against it."""
+    try:
+        provenance = report.link("provenance")
+    except KeyError:
+        return ""
+    lineage = provenance.evidence.get("lineage")
+    if not isinstance(lineage, dict):
+        return ""
+    checked = bool(lineage.get("checked"))
+    verdict = str(lineage.get("verdict", "not checked"))
+    ok = checked and verdict == "derived"
+    fg, bg = COLOURS[Verdict.PASS if ok else Verdict.FAIL if checked else Verdict.UNKNOWN]
+    digest = str(lineage.get("baseDigest") or lineage.get("digest") or "")
+    base = escape(_short(str(lineage.get("base", "declared base model")), 48))
+    score = lineage.get("score")
+    what = (
+        f"lineage: {escape(verdict)} (score {float(score):.3f})"
+        if checked and isinstance(score, int | float)
+        else escape(str(lineage.get("reason", "lineage not checked")))
+    )
+    return (
+        f'<div class="lineage-chain" id="lineage-chain" data-verdict="{escape(verdict)}">'
+        '<span class="pill">base model</span> '
+        f"<code>{base}</code> <code>sha256:{escape(digest[:16])}…</code>"
+        f' <span style="color:{fg};font-weight:700">→</span> '
+        f'<span class="pill" style="background:{bg};color:{fg}">{what}</span>'
+        ' <span style="color:#8c959f">→</span> <span class="pill">this model</span></div>'
     )
