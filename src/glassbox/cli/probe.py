@@ -31,8 +31,8 @@ class _DefaultRun(click.Group):
 
 @click.group("probe", cls=_DefaultRun)
 def probe() -> None:
-    """Run behaviour probes on a causal LM (``probe MODEL --suite FILE``) or compare two
-    versions (``probe diff OLD NEW --suite FILE``)."""
+    """Run behaviour probes on a causal LM (probe MODEL --suite FILE) or compare two
+    versions (probe diff OLD NEW --suite FILE)."""
 
 
 def _short(text: str, width: int = 48) -> str:
@@ -206,7 +206,8 @@ def diff(old: Path, new: Path, suite_path: Path, pub_path: Path | None, as_json:
             click.echo("no drift: every probe gives the same result")
         for c in report["changes"]:
             p = f", p={c['pValue']}" if "pValue" in c else ""
-            click.echo(f"  {c['kind']:20} {c['topic']:20} size {c['size']:+.3f}{p}  {c['detail']}")
+            where = f"{c['topic']} ({c['probe']})"
+            click.echo(f"  {c['kind']:20} {where:28} size {c['size']:+.3f}{p}  {c['detail']}")
         for kind, names in report["summary"].items():
             click.echo(f"{kind}: {', '.join(names)}")
     if report["changes"]:

@@ -93,6 +93,9 @@ def load_causal_lm(path: Path) -> tuple[Any, Tokenizer]:
     if config.get("auto_map"):
         raise InputError(f"{path}: config.json asks for remote code (auto_map); refused")
     tokenizer = tokenizer_for(path, config)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # Glassbox reports its own progress
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(path),
