@@ -95,7 +95,7 @@ def load_causal_lm(path: Path) -> tuple[Any, Tokenizer]:
     tokenizer = tokenizer_for(path, config)
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # Glassbox reports its own progress
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # our own progress
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(path),
