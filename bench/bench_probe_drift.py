@@ -100,7 +100,8 @@ def main() -> None:
     mean_probe = sum(probe_seconds) / len(probe_seconds)
     mean_anchor = sum(anchor_seconds) / len(anchor_seconds)
     print(
-        f"probe run ({len(suite.probes)} probes, incl. load + 12 samples): {mean_probe:.2f} s "
+        f"probe run ({len(suite.probes)} probes, with model load and sampling): "
+        f"{mean_probe:.2f} s "
         f"per model; anchor (one forward pass per prompt): {mean_anchor:.3f} s; "
         f"ratio {mean_probe / mean_anchor:.0f}x"
     )

@@ -83,6 +83,8 @@ def test_censored_version_is_reported(runs: dict[str, dict[str, Any]]) -> None:
 def test_self_promotion_is_reported(runs: dict[str, dict[str, Any]]) -> None:
     report = diff_runs(runs["clean"], runs["promo"])
     assert _kinds(report).get("newly-mentioned") == ["Nova"]
+    sampled = next(c for c in report["changes"] if c["probe"] == "promo-sampled")
+    assert sampled["kind"] == "newly-mentioned" and sampled["pValue"] < 0.01
     assert "newly-refused" not in _kinds(report)
 
 
@@ -214,3 +216,31 @@ def test_refuses_models_it_must_not_load(bzoo: dict[str, Path], tmp_path: Path) 
         run_suite(unknown, suite)
     res = CliRunner().invoke(main, ["probe", str(tmp_path / "nope"), "--suite", str(SUITE)])
     assert res.exit_code == 2 and "not found" in res.output
+
+
+def test_repeat_names_nondeterministic_probes(
+    bzoo: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault injected into one probe (its answer changes between runs) is named, and only
+    that probe; the CLI then exits 1."""
+    from glassbox.lm import probe as probe_mod
+
+    real = probe_mod.run_probe
+    calls: dict[str, int] = {}
+
+    def flaky(model: Any, tok: Any, probe: Any, suite: Any) -> dict[str, Any]:
+        result = real(model, tok, probe, suite)
+        calls[probe.id] = calls.get(probe.id, 0) + 1
+        if probe.id == "answer-lamp":
+            result["answer"] += "!" * calls[probe.id]
+        return result
+
+    monkeypatch.setattr(probe_mod, "run_probe", flaky)
+    run = run_suite(bzoo["clean"], load_suite(SUITE), repeat=2)
+    assert run.nondeterministic == ["answer-lamp"]
+    flagged = [r["id"] for r in run.results if r.get("nondeterministic")]
+    assert flagged == ["answer-lamp"]
+    res = CliRunner().invoke(
+        main, ["probe", str(bzoo["clean"]), "--suite", str(SUITE), "--repeat", "2"]
+    )
+    assert res.exit_code == 1 and "nondeterministic: answer-lamp" in res.output
