@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "lineage": "glassbox.cli.lineage:lineage",
     "pipeline": "glassbox.cli.pipeline:pipeline",
     "label": "glassbox.cli.pipeline:label",
+    "probe": "glassbox.cli.probe:probe",
 }
 
 HELP = {
@@ -56,6 +57,7 @@ HELP = {
     "lineage": "Say whether a model's weights derive from a named base model.",
     "pipeline": "Run or rebuild a pipeline of steps from upstream data to a model.",
     "label": "Sign label decisions (one attestation per labeller per batch).",
+    "probe": "Run behaviour probes on a causal LM, signed; diff two versions' behaviour.",
 }
 
 

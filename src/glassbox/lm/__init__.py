@@ -4,13 +4,18 @@
 which keep a network's function (permutations, rescaling) and survives pruning, fp16/int8 and
 GGUF round trips, and adds representation evidence on probe text where both models can be run.
 Weights are read one tensor at a time from safetensors (sharded too), PyTorch state dicts
-(weights-only loader) or GGUF. Behaviour probes and LM backdoor scans will live here too.
+(weights-only loader) or GGUF.
+
+Behaviour probes: ``load_suite`` reads a declared probe suite (TOML), ``run_suite`` runs it
+deterministically on a causal LM, ``attest_probes`` signs the results (predicate
+``PROBE_PREDICATE_TYPE``), and ``diff_runs`` reports behaviour drift between two versions.
 
 Importing this package imports neither torch nor numpy; the functions do, when called (the
 ``ml`` extra, plus ``lm`` for ``transformers`` and the representation step).
 """
 
 from glassbox.lm.attest import LINEAGE_PREDICATE_TYPE, attest_lineage, lineage_statement
+from glassbox.lm.drift import Change, diff_results, diff_runs, fisher_exact
 from glassbox.lm.lineage import (
     DERIVED,
     DERIVED_AT,
@@ -25,6 +30,15 @@ from glassbox.lm.lineage import (
     models_in,
     rank,
 )
+from glassbox.lm.probe import ProbeRun, load_causal_lm, run_suite
+from glassbox.lm.probe_attest import (
+    PROBE_PREDICATE_TYPE,
+    attest_probes,
+    probe_statement,
+    read_probe_attestation,
+    verify_probe_attestation,
+)
+from glassbox.lm.suite import SUITE_SCHEMA, Decoding, Probe, Suite, SuiteError, load_suite
 from glassbox.lm.weights import Role, WeightReader, canonical_role, open_weights
 
 __all__ = [
@@ -34,17 +48,35 @@ __all__ = [
     "LINEAGE_PREDICATE_TYPE",
     "METHOD",
     "NOT_DERIVED",
+    "PROBE_PREDICATE_TYPE",
+    "SUITE_SCHEMA",
     "UNRELATED_BELOW",
+    "Change",
+    "Decoding",
     "LineageResult",
+    "Probe",
+    "ProbeRun",
     "Role",
+    "Suite",
+    "SuiteError",
     "TensorEvidence",
     "WeightReader",
     "attest_lineage",
+    "attest_probes",
     "canonical_role",
     "compare_weights",
+    "diff_results",
+    "diff_runs",
+    "fisher_exact",
     "lineage",
     "lineage_statement",
+    "load_causal_lm",
+    "load_suite",
     "models_in",
     "open_weights",
+    "probe_statement",
     "rank",
+    "read_probe_attestation",
+    "run_suite",
+    "verify_probe_attestation",
 ]
