@@ -189,7 +189,7 @@ def test_cli_probe_and_diff(bzoo: dict[str, Path], tmp_path: Path) -> None:
             str(tmp_path / "o.pub"),
         ],
     )
-    assert res.exit_code == 1 and "different key" in res.output
+    assert res.exit_code == 1 and "not by the given key" in res.output
 
 
 def test_refuses_models_it_must_not_load(bzoo: dict[str, Path], tmp_path: Path) -> None:
