@@ -180,23 +180,7 @@ def sign(
             certificate=leaf,
             chain=chain or (),
         )
-    manifest = signed.manifest
-    if as_json:
-        emit_json(
-            {
-                "signature": str(signed.signature_path),
-                "key_id": public_key_id(key),
-                "manifest": manifest.to_dict(),
-            }
-        )
-        return
-    files = len(manifest.file_digests())
-    click.echo(
-        f"signed {model}: {files} file{'s' if files != 1 else ''}, "
-        f"{manifest.total_size} bytes, {manifest.method.name}, "
-        f"root sha256:{manifest.root_digest.hex()}"
-    )
-    click.echo(f"signature: {signed.signature_path}")
+    _report_signed(signed, public_key_id(key), str(model), as_json)
 
 
 def _sign_from_manifest(
@@ -215,22 +199,9 @@ def _sign_from_manifest(
     manifest = read_manifest_file(manifest_path, model_name=model_name)
     key = load_private_key(key_path, passphrase_from_env(passphrase_env))
     signed = sign_manifest(manifest, key, signature)
-    if as_json:
-        emit_json(
-            {
-                "signature": str(signed.signature_path),
-                "key_id": public_key_id(key),
-                "manifest": manifest.to_dict(),
-            }
-        )
-        return
-    files = len(manifest.file_digests())
-    click.echo(
-        f"signed {manifest.model_name} from {manifest_path}: {files} "
-        f"file{'s' if files != 1 else ''}, {manifest.total_size} bytes, {manifest.method.name}, "
-        f"root sha256:{manifest.root_digest.hex()}"
+    _report_signed(
+        signed, public_key_id(key), f"{manifest.model_name} from {manifest_path}", as_json
     )
-    click.echo(f"signature: {signed.signature_path}")
 
 
 @click.command()
@@ -419,3 +390,24 @@ def _verify_policy(
             f"scan: no finding at or above {result.scan['fail_on']} in "
             f"{result.scan['files_scanned']} file(s)"
         )
+
+
+def _report_signed(signed: Any, key_id: str, what: str, as_json: bool) -> None:
+    """What ``sign`` prints, whether it hashed the files or signed known digests."""
+    manifest = signed.manifest
+    if as_json:
+        emit_json(
+            {
+                "signature": str(signed.signature_path),
+                "key_id": key_id,
+                "manifest": manifest.to_dict(),
+            }
+        )
+        return
+    files = len(manifest.file_digests())
+    click.echo(
+        f"signed {what}: {files} file{'s' if files != 1 else ''}, "
+        f"{manifest.total_size} bytes, {manifest.method.name}, "
+        f"root sha256:{manifest.root_digest.hex()}"
+    )
+    click.echo(f"signature: {signed.signature_path}")

@@ -421,27 +421,7 @@ def verify_model_with_policy(
             )
         except ModelVerificationError as exc:
             result.reasons.append(Reason("files", _files_message(exc)))
-        log, reason = check_log(
-            policy,
-            auth.expected.root_digest.hex(),
-            auth.key_id,
-            proofs if proofs is not None else default_proofs(location),
-        )
-        result.log = log
-        result.notes.extend(log.notes)
-        if reason is not None:
-            result.reasons.append(reason)
-        if policy.require_provenance:
-            files = sha256_of(auth.expected)
-            if files is None:
-                result.reasons.append(
-                    Reason("provenance", "provenance subjects need a sha256 (files) signature")
-                )
-            else:
-                paths = provenance if provenance is not None else default_provenance(location)
-                reason = check_provenance(auth, files, paths)
-                if reason is not None:
-                    result.reasons.append(reason)
+        check_log_and_provenance(result, policy, auth, location, proofs, provenance)
     if scan:
         from glassbox.scan import scan_path
 
@@ -450,6 +430,40 @@ def verify_model_with_policy(
         result.scan = summary
         result.reasons.extend(reasons)
     return result
+
+
+def check_log_and_provenance(
+    result: GateResult,
+    policy: TrustPolicy,
+    auth: Any,
+    location: ModelLocation,
+    proofs: list[Path] | None,
+    provenance: list[Path] | None,
+) -> None:
+    """The ``log`` and ``provenance`` links, once the signer is known: shared by the gate and
+    the loaders, which differ only in how they check and scan the files."""
+    log, reason = check_log(
+        policy,
+        auth.expected.root_digest.hex(),
+        auth.key_id,
+        proofs if proofs is not None else default_proofs(location),
+    )
+    result.log = log
+    result.notes.extend(log.notes)
+    if reason is not None:
+        result.reasons.append(reason)
+    if not policy.require_provenance:
+        return
+    files = sha256_of(auth.expected)
+    if files is None:
+        result.reasons.append(
+            Reason("provenance", "provenance subjects need a sha256 (files) signature")
+        )
+        return
+    paths = provenance if provenance is not None else default_provenance(location)
+    reason = check_provenance(auth, files, paths)
+    if reason is not None:
+        result.reasons.append(reason)
 
 
 def _files_message(exc: Any) -> str:

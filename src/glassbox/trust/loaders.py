@@ -31,11 +31,8 @@ from glassbox.trust.errors import Reason, RemoteCodeRefused, refusal
 from glassbox.trust.gate import (
     GateResult,
     authenticate,
-    check_log,
-    check_provenance,
+    check_log_and_provenance,
     check_scan,
-    default_proofs,
-    default_provenance,
     model_identity,
     model_name,
     sha256_of,
@@ -110,26 +107,7 @@ def open_verified(
         result.reasons.extend(copy.reasons)
         if not copy.reasons:
             result.manifest = auth.expected
-        log, reason = check_log(
-            trust,
-            auth.expected.root_digest.hex(),
-            auth.key_id,
-            proofs if proofs is not None else default_proofs(location),
-        )
-        result.log = log
-        result.notes.extend(log.notes)
-        if reason is not None:
-            result.reasons.append(reason)
-        if trust.require_provenance:
-            files = sha256_of(auth.expected)
-            paths = provenance if provenance is not None else default_provenance(location)
-            reason = (
-                check_provenance(auth, files, paths)
-                if files is not None
-                else Reason("provenance", "provenance subjects need a sha256 (files) signature")
-            )
-            if reason is not None:
-                result.reasons.append(reason)
+        check_log_and_provenance(result, trust, auth, location, proofs, provenance)
         if not copy.reasons:
             from glassbox.trust.scancache import scan_files
 
