@@ -22,7 +22,7 @@ from starlette.datastructures import UploadFile
 
 from glassbox.errors import GlassboxError, InputError, VerificationError
 from glassbox.hub.service import EVIDENCE_KINDS, Hub, HubRefused, Upload
-from glassbox.tlog.server import ASGIApp, Receive, Scope, Send, _plain
+from glassbox.tlog.server import ASGIApp, BodyLimit, Receive, Scope, Send
 
 DEFAULT_MAX_UPLOAD = 1 << 30
 DEFAULT_RATE = 60  # publishes per key per minute
@@ -37,22 +37,11 @@ class _TooLarge(Exception):
     pass
 
 
-class StreamLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, by header and while streaming,
-    without buffering the body (uploads are model-sized)."""
+class StreamLimit(BodyLimit):
+    """The log server's body limit (by header, then while streaming), without buffering the
+    body: uploads are model-sized, so the application reads it as it arrives."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
-                await _plain(send, 413, f"request body over {self.limit} bytes")
-                return
+    async def limited(self, scope: Scope, receive: Receive, send: Send) -> None:
         seen = 0
 
         async def counted() -> Any:
@@ -75,7 +64,7 @@ class StreamLimit:
             await self.app(scope, counted, watch)
         except _TooLarge:
             if not started:
-                await _plain(send, 413, f"request body over {self.limit} bytes")
+                await self.refuse(send)
 
 
 def _bearer(request: Request) -> str:

@@ -60,8 +60,15 @@ class BodyLimit:
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
-                await _plain(send, 413, f"request body over {self.limit} bytes")
+                await self.refuse(send)
                 return
+        await self.limited(scope, receive, send)
+
+    async def refuse(self, send: Send) -> None:
+        await _plain(send, 413, f"request body over {self.limit} bytes")
+
+    async def limited(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The body within the limit by its header: count it as it arrives."""
         # Read the whole body first (it is capped), so an oversized stream is refused before
         # the application sees any of it and no half-sent response can follow.
         chunks: list[bytes] = []
@@ -73,7 +80,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             seen += len(chunk)
             if seen > self.limit:
-                await _plain(send, 413, f"request body over {self.limit} bytes")
+                await self.refuse(send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
