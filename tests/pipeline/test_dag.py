@@ -181,7 +181,7 @@ def test_signature_by_the_wrong_key_is_refused(ran: Prepared, tmp_path: Path) ->
     )
     result = run_pipeline(root / "pipeline.toml", root / "out", until="label")
     assert "bob.intoto.json" in result.failed["label"]
-    assert "not by the given key" in result.failed["label"] or "signature" in result.failed["label"]
+    assert "not by the given key" in result.failed["label"], result.failed["label"]
 
 
 # --- small pipelines for the refusals ------------------------------------------------------

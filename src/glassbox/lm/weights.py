@@ -15,6 +15,7 @@ beyond torch's weights-only allowlist.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,17 +110,19 @@ def canonical_role(name: str) -> Role | None:
     return None
 
 
-class WeightReader:
+class WeightReader(ABC):
     """One model's tensors, read lazily. Subclasses implement ``names`` and ``_read``."""
 
     path: Path
     format: str
 
+    @abstractmethod
     def names(self) -> list[str]:
-        raise NotImplementedError
+        """Every tensor name in the file(s), in storage order."""
 
+    @abstractmethod
     def _read(self, name: str) -> np.ndarray:
-        raise NotImplementedError
+        """Tensor ``name`` as stored (any dtype); ``read`` upcasts and checks it."""
 
     def read(self, name: str) -> np.ndarray:
         """Tensor ``name`` as a float32 numpy array (dequantised / upcast as needed)."""
@@ -145,7 +148,7 @@ class WeightReader:
                 out[role.key] = (name, role)
         return out
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a reader with nothing open has nothing to release
         """Release file handles (memory maps); the reader is unusable afterwards."""
 
     def __enter__(self) -> WeightReader:
