@@ -18,6 +18,7 @@ import functools
 import hashlib
 import json
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,17 +63,24 @@ def _connect() -> sqlite3.Connection | None:
 
 
 def scan_files(
-    root: Path, files: dict[str, Path], sha256: dict[str, str] | None, *, use_cache: bool
+    root: Path,
+    files: dict[str, Path],
+    sha256: dict[str, str] | None,
+    *,
+    use_cache: bool,
+    buffers: Mapping[str, memoryview] | None = None,
 ) -> ScanReport:
     """Scan ``files`` (manifest name -> path under ``root``), reusing remembered results.
 
-    A single-file model (name ``.``) is reported under its file name, as ``scan_path`` does.
+    ``buffers`` (manifest name -> verified bytes in memory) are scanned from memory, under
+    the path ``files`` gives them (which need not exist). A single-file model (name ``.``) is
+    reported under its file name, as ``scan_path`` does.
     """
     import time
 
     from glassbox.scan import ScanReport
     from glassbox.scan.findings import Finding
-    from glassbox.scan.scanner import scan_file
+    from glassbox.scan.scanner import scan_buffer, scan_file
 
     started = time.monotonic()
     report = ScanReport(root=str(root))
@@ -94,7 +102,11 @@ def scan_files(
                     with contextlib.suppress(ValueError, TypeError):
                         result = json.loads(row[0])
             if result is None:
-                ctx = scan_file(path, display)
+                in_memory = (buffers or {}).get(name)
+                if in_memory is not None:
+                    ctx = scan_buffer(in_memory, display, path)
+                else:
+                    ctx = scan_file(path, display)
                 result = {
                     "findings": [f.to_dict() for f in ctx.findings],
                     "formats": sorted(ctx.formats),
