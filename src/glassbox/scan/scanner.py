@@ -91,11 +91,13 @@ def scan_file(
     return ctx
 
 
-def scan_buffer(data: memoryview, display: str, path: Path) -> ScanContext:
+def scan_buffer(
+    data: memoryview, display: str, path: Path, limits: Limits | None = None
+) -> ScanContext:
     """Scan bytes already in memory (a loader's verified buffer) as the file ``path`` would
     be scanned; ``path`` supplies only the name (its format claim), nothing is read from it.
     Never raises for problems with the content."""
-    ctx = ScanContext(display, _DEFAULT_LIMITS)
+    ctx = ScanContext(display, limits or _DEFAULT_LIMITS)
     src = Source(lambda: MemoryStream(data), len(data), member=None, name=path.name)  # type: ignore[arg-type,return-value]
     try:
         scan_source(ctx, src, 0)

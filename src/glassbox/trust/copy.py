@@ -20,8 +20,13 @@ ctime, which no unprivileged call can set back; a write during the copy moves it
 cannot rule out is a writer who can change the cache database itself (the user's cache
 directory): pass ``use_cache=False`` where that is a concern, and every byte is hashed.
 
-The price is one copy of the model's bytes (into memory-backed ``/dev/shm`` by default, when
-it has room, so no disk write; ``workdir`` or ``GLASSBOX_VERIFIED_DIR`` choose another place).
+Formats Glassbox parses itself (safetensors) need no copy on disk: ``in_memory`` names the
+files that are read into private memory instead (``glassbox.trust.memory``), under the same
+trust rule, checked on the descriptor they are read from.
+
+The price of a copy is one copy of the model's bytes (into memory-backed ``/dev/shm`` by
+default, when it has room, so no disk write; ``workdir`` or ``GLASSBOX_VERIFIED_DIR`` choose
+another place).
 The copy is removed once loaded: loaders map it, and a mapped file stays readable after it is
 unlinked.
 """

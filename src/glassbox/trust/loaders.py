@@ -1,16 +1,34 @@
 """Verify, then load: the policy's gate runs first, and what loads is what was verified.
 
-Every loader calls ``open_verified``: it authenticates the signature against the policy,
-copies the signed files into a private directory while checking each copy
-(``glassbox.trust.copy``), checks the log proof and (if required) provenance, and scans the
-copy. Only then is the copy deserialised:
+Every loader calls ``open_verified``: it authenticates the signature against the policy, reads
+or copies the signed files while checking them, checks the log proof and (if required)
+provenance, and scans what it read. Only then is anything deserialised:
 
-* ``load_safetensors``: a dict of tensors (``safetensors``, mapped from the private copy);
+* ``load_safetensors``: a dict of tensors;
+* ``load_pretrained``: a ``transformers`` model; ``trust_remote_code`` only when every code
+  file is signed, scanned and listed in the policy;
 * ``load_torch``: a PyTorch zip checkpoint through the allowlist unpickler, only if the policy
   allows pickles;
-* ``load_gguf``: a ``gguf.GGUFReader`` (metadata fields and tensors);
-* ``load_pretrained``: a ``transformers`` model via ``from_pretrained(local_files_only=True)``
-  on the private copy; ``trust_remote_code`` only when every code file is signed and scanned.
+* ``load_gguf``: a ``gguf.GGUFReader`` (metadata fields and tensors).
+
+The trust rule, "the verified bytes are the loaded bytes", holds on two paths:
+
+* **In memory** (safetensors weights, for ``load_safetensors`` and ``load_pretrained``): each
+  file is opened once and read into anonymous private memory from that descriptor, hashed
+  while it is read (cold) or vouched for by the digest cache on the *open* descriptor's
+  (device, inode, size, mtime, ctime), checked again once the last byte is in (warm). The
+  tensors are views into that memory, so they never read the file again and no later change
+  to it reaches them (``glassbox.trust.memory``). ``from_pretrained`` receives them as a state
+  dict; the small files (config, tokenizer) are copied privately.
+* **Private copy** (everything else: pickles, GGUF, remote code, ``store=``): each file is
+  copied from one descriptor into a private directory and that copy is checked and loaded
+  (``glassbox.trust.copy``).
+
+What neither can rule out: a writer who can change the digest cache database (your cache
+directory) can make a warm load accept changed bytes (``use_cache=False`` hashes everything),
+and a process that holds the file mapped writable can change a page without moving its mtime
+until the kernel writes it back, which a warm (stat-based) check cannot see; a cold load hashes
+the very bytes it loads and is immune to both.
 
 A refusal raises a ``TrustRefused`` subclass naming each failed link.
 """
@@ -135,6 +153,7 @@ def open_verified(
                 signed,
                 use_cache=use_cache,
                 buffers={n: b.view() for n, b in copy.buffers.items()},
+                allow=trust.scan_allow,
             )
             summary, reasons = check_scan(trust, report, signed)
             if skip_unused_pickles and any(
