@@ -291,6 +291,49 @@ def test_sharded_safetensors_load_from_memory(
     assert all(torch.equal(got[k], v) for k, v in expected.items())
 
 
+def test_in_memory_load_matches_from_pretrained_for_a_tied_generative_model(
+    tmp_path: Path, keys: Keys
+) -> None:
+    """A causal LM whose checkpoint leaves out the tied head and ships a generation config:
+    the in-memory load ties the head and reads the generation config as a path load does;
+    dtype= passes through."""
+    from transformers import (
+        AutoModelForCausalLM,
+        GenerationConfig,
+        GPT2Config,
+        GPT2LMHeadModel,
+    )
+
+    torch.manual_seed(0)
+    src = tmp_path / "src"
+    config = GPT2Config(
+        n_layer=1,
+        n_head=2,
+        n_embd=16,
+        vocab_size=50,
+        n_positions=32,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
+    reference = GPT2LMHeadModel(config)
+    reference.generation_config = GenerationConfig(max_new_tokens=7, do_sample=False)
+    reference.save_pretrained(src)
+    assert "lm_head.weight" not in load_file(src / "model.safetensors")
+    model = release(src, tmp_path / "gpt", *_acme(keys))
+    policy = write_policy(tmp_path / "p.toml", keys.acme_pub)
+    plain = AutoModelForCausalLM.from_pretrained(src, local_files_only=True)
+    loaded = load_pretrained(model, policy, model_class=AutoModelForCausalLM)
+    assert type(loaded) is type(plain)
+    got, expected = loaded.state_dict(), plain.state_dict()
+    assert set(got) == set(expected)
+    assert all(torch.equal(got[k], v) for k, v in expected.items())
+    assert loaded.lm_head.weight.data_ptr() == loaded.transformer.wte.weight.data_ptr()
+    assert loaded.generation_config.max_new_tokens == 7
+    assert not loaded.training
+    half = load_pretrained(model, policy, model_class=AutoModelForCausalLM, dtype=torch.float16)
+    assert half.transformer.wte.weight.dtype == torch.float16
+
+
 def test_other_options_take_the_copy_path(model: Path, policy: Path) -> None:
     """An option the in-memory path does not pass through still works (copy on disk)."""
     assert load_pretrained(model, policy, output_attentions=True).config.output_attentions

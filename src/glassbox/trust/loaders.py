@@ -234,7 +234,7 @@ def load_gguf(path: str | os.PathLike[str], policy: PolicyArg, **options: Any) -
 
 # from_pretrained options the in-memory path passes through unchanged; any other option (which
 # might change how files are found or the config is read) takes the copy-on-disk path.
-DIRECT_KWARGS = frozenset({"dtype", "torch_dtype", "device_map", "attn_implementation"})
+DIRECT_KWARGS = frozenset({"dtype", "torch_dtype", "attn_implementation"})
 _SHARD = re.compile(r"model-\d+-of-\d+\.safetensors")
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 
@@ -268,8 +268,8 @@ def load_pretrained(
     as a state dict of tensors that own that memory: nothing is copied to disk and nothing
     stays mapped from the model's files. The small files (config, tokenizer) are copied
     privately and the config is read from that copy. Remote code, ``store=``, and options
-    other than ``dtype``/``torch_dtype``/``device_map``/``attn_implementation`` take the
-    copy-on-disk path instead (``from_pretrained`` then reads the private copy by path).
+    other than ``dtype``/``torch_dtype``/``attn_implementation`` take the copy-on-disk path
+    instead (``from_pretrained`` then reads the private copy by path).
     """
     trust = _policy(policy)
     direct = not trust_remote_code and store is None and set(kwargs) <= DIRECT_KWARGS
