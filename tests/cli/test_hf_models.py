@@ -100,6 +100,13 @@ def test_bom_by_name(cached: CachedRepo) -> None:
     # The weights are found through their cache link (present, though without a licence).
     props = {p["name"]: p["value"] for p in _properties(bom)}
     assert props["glassbox:mof:Model parameters (Final)"] == "unlicensed"
+    # Named by repository and commit, not by the snapshot's bare commit directory.
+    model = next(c for c in bom["components"] if c["type"] == "machine-learning-model")
+    assert model["name"] == f"org/tiny-bert@{cached.commit}"
+    code, out, err = invoke("bom", str(cached.snapshot))
+    assert code == 0, err
+    named = [c["name"] for c in json.loads(out)["components"]]
+    assert f"org/tiny-bert@{cached.commit}" in named
 
 
 def _properties(node: object) -> list[dict[str, str]]:
@@ -142,6 +149,8 @@ def test_audit_of_a_cached_release_passes(tmp_path: Path, monkeypatch: pytest.Mo
     assert code == 0, (verdicts, err)
     assert {v for v, _ in verdicts.values()} == {"pass"}
     assert report["verdict"] == "pass"
+    assert report["manifest"]["model_name"] == f"org/digits@{repo.commit}"
+    assert report["bom"]["model"] == f"org/digits@{repo.commit}"
 
 
 @pytest.mark.parametrize(

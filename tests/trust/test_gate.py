@@ -290,3 +290,36 @@ def test_provenance_required(model: Path, tmp_path: Path, keys: Keys) -> None:
     write_bundle(sign_statement(partial, load_private_key(keys.acme_key)), provenance)
     short = verify_model_with_policy(model, policy)
     assert "does not cover these files as signed: model.safetensors" in short.reasons[0].message
+
+
+def test_policy_scan_allow_clears_a_reviewed_callable(tmp_path: Path, keys: Keys) -> None:
+    """A pickle calling a callable the scanner does not know fails the gate; the policy's
+    [[scan.allow]] entry (the same as `scan --allow`) clears it in the gate and in the
+    loaders' scan, and the report records the entry."""
+    from glassbox.trust.loaders import open_verified
+    from tests.scan.attacks import stack_global_call
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "layer.pkl").write_bytes(stack_global_call("mylab.layers", "GatedBlock"))
+    model = release(src, tmp_path / "m", keys.acme_key, keys.acme_pub)
+    pickles = "[pickle]\nallow = true\n"
+    strict = load_policy(write_policy(tmp_path / "strict.toml", keys.acme_pub, extra=pickles))
+    refused = verify_model_with_policy(model, strict)
+    assert any("GBX-PKL-002" in r.message for r in refused.reasons)
+    entry = '[[scan.allow]]\ncallable = "mylab.layers.GatedBlock"\nreason = "reviewed"\n'
+    reviewed = load_policy(
+        write_policy(tmp_path / "reviewed.toml", keys.acme_pub, extra=pickles + entry)
+    )
+    passed = verify_model_with_policy(model, reviewed)
+    assert passed.ok, passed.reasons
+    assert passed.scan is not None
+    assert passed.scan["allowlist"] == [
+        {"callable": "mylab.layers.GatedBlock", "reason": "reviewed"}
+    ]
+    with open_verified(model, reviewed) as verified:
+        assert verified.result.scan is not None
+        assert verified.result.scan["allowlist"] == passed.scan["allowlist"]
+    # The loaders' scan cache keys on the entries: the strict policy is refused again.
+    with pytest.raises(ScanFindings, match="GBX-PKL-002"), open_verified(model, strict):
+        pass

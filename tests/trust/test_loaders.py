@@ -144,8 +144,199 @@ def test_swap_between_listing_and_copy_is_caught(
         return real(f, dest, method, hash_it=hash_it)
 
     monkeypatch.setattr(copy_module, "_copy_one", swap_then_copy)
+    with (
+        pytest.raises(InputError, match="was replaced while the model was being verified"),
+        open_verified(model, policy),
+    ):
+        pass
+
+
+def test_swap_between_listing_and_read_is_caught(
+    model: Path, policy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same window on the in-memory path (weights read, not copied)."""
+    save_file({"x": torch.zeros(2)}, tmp_path / "evil.safetensors")
+    real = copy_module._read_one
+
+    def swap_then_read(f, method, *, hash_it):  # type: ignore[no-untyped-def]
+        if f.name == "model.safetensors":
+            os.replace(tmp_path / "evil.safetensors", model / "model.safetensors")
+        return real(f, method, hash_it=hash_it)
+
+    monkeypatch.setattr(copy_module, "_read_one", swap_then_read)
     with pytest.raises(InputError, match="was replaced while the model was being verified"):
         load_pretrained(model, policy)
+
+
+def _evil_bytes(weights: Path) -> bytes:
+    """Other weights of the same names, shapes and byte size (an in-place write's payload)."""
+    raw = weights.read_bytes()
+    start = 8 + int.from_bytes(raw[:8], "little")
+    evil = raw[:start] + b"\x3f" * (len(raw) - start)  # same header, every float 0.747
+    assert evil != raw
+    return evil
+
+
+@pytest.mark.parametrize("how", ["rename", "in-place"])
+def test_in_memory_weights_ignore_changes_after_the_gate(
+    model: Path, policy: Path, tmp_path: Path, how: str
+) -> None:
+    """Weights read into memory by the gate are what loads, whatever happens to the file
+    between the gate and the load (a rename over it, a write in place)."""
+    from glassbox.trust.loaders import is_weights_file
+
+    weights = model / "model.safetensors"
+    # load_file maps the file lazily: without the clone, "signed" would change with the file.
+    signed = {k: v.clone() for k, v in load_file(weights).items()}
+    evil = _evil_bytes(weights)
+    with open_verified(model, policy, in_memory=is_weights_file) as verified:
+        assert set(verified.copy.buffers) == {"model.safetensors"}
+        assert not (verified.path / "model.safetensors").exists()  # nothing copied to disk
+        if how == "rename":
+            (tmp_path / "evil").write_bytes(evil)
+            os.replace(tmp_path / "evil", weights)
+        else:
+            with open(weights, "r+b") as handle:
+                handle.write(evil)
+        got = verified.tensors("model.safetensors")
+    assert set(got) == set(signed)
+    assert all(torch.equal(got[k], v) for k, v in signed.items())
+    with pytest.raises(ChangedFiles, match=r"model\.safetensors differs"):
+        load_pretrained(model, policy)
+
+
+def test_loaded_model_is_not_backed_by_the_file(model: Path, policy: Path) -> None:
+    """The in-memory path: the weights are not mapped from the model's file, so writing it
+    after the load changes nothing in the model (a lazily mapped load would change)."""
+    weights = model / "model.safetensors"
+    loaded = load_pretrained(model, policy)
+    before = state(loaded)
+    with open("/proc/self/maps") as maps:
+        file_maps = [
+            tuple(int(x, 16) for x in line.split()[0].split("-"))
+            for line in maps
+            if line.rstrip().endswith(str(weights.resolve()))
+        ]
+    for param in loaded.parameters():
+        assert not any(lo <= param.data_ptr() < hi for lo, hi in file_maps)
+    with open(weights, "r+b") as handle:
+        handle.write(_evil_bytes(weights))
+    after = loaded.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+
+
+@pytest.mark.parametrize("warm", [False, True])
+@pytest.mark.parametrize("how", ["rename", "in-place"])
+def test_change_during_the_read_is_refused(
+    model: Path,
+    policy: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    warm: bool,
+    how: str,
+) -> None:
+    """The file changes while the gate reads it into memory (after the last byte landed,
+    before the descriptor's identity is checked again): refused, cold or warm. A rename over
+    the file unlinks the inode being read, which moves its ctime too."""
+    import glassbox.digest.cache as digest_cache
+    from glassbox.trust.memory import read_into_memory
+
+    monkeypatch.setattr(digest_cache, "RACY_WINDOW_NS", 0)
+    weights = model / "model.safetensors"
+    if warm:
+        with open_verified(model, policy):  # fills the digest cache
+            pass
+    evil = _evil_bytes(weights)
+
+    def read_then_change(fd, size, method):  # type: ignore[no-untyped-def]
+        got = read_into_memory(fd, size, method)
+        if size == weights.stat().st_size:
+            if how == "rename":
+                (tmp_path / "evil").write_bytes(evil)
+                os.replace(tmp_path / "evil", weights)
+            else:
+                with open(weights, "r+b") as handle:
+                    handle.write(evil)
+        return got
+
+    monkeypatch.setattr(copy_module, "read_into_memory", read_then_change)
+    with pytest.raises(ChangedFiles, match=r"model\.safetensors was written to while being read"):
+        load_pretrained(model, policy, use_cache=warm)
+
+
+def test_sharded_safetensors_load_from_memory(
+    tmp_path: Path, tiny_source: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shards named by the index are read into memory; nothing of them is copied to disk."""
+    from transformers import BertModel
+
+    src = tmp_path / "src"
+    reference = BertModel.from_pretrained(tiny_source)
+    reference.save_pretrained(src, max_shard_size="5KB")
+    shards = sorted(p.name for p in src.glob("model-*.safetensors"))
+    assert len(shards) > 1 and (src / "model.safetensors.index.json").is_file()
+    model = release(src, tmp_path / "sharded", *_acme(keys))
+    policy = write_policy(tmp_path / "p.toml", keys.acme_pub)
+    real = copy_module._copy_one
+
+    def no_weights_on_disk(f, dest, method, *, hash_it):  # type: ignore[no-untyped-def]
+        assert not f.name.endswith(".safetensors"), f.name
+        return real(f, dest, method, hash_it=hash_it)
+
+    monkeypatch.setattr(copy_module, "_copy_one", no_weights_on_disk)
+    loaded = load_pretrained(model, policy, model_class=BertModel)
+    expected = reference.state_dict()
+    got = loaded.state_dict()
+    assert set(got) == set(expected)
+    assert all(torch.equal(got[k], v) for k, v in expected.items())
+
+
+def test_in_memory_load_matches_from_pretrained_for_a_tied_generative_model(
+    tmp_path: Path, keys: Keys
+) -> None:
+    """A causal LM whose checkpoint leaves out the tied head and ships a generation config:
+    the in-memory load ties the head and reads the generation config as a path load does;
+    dtype= passes through."""
+    from transformers import (
+        AutoModelForCausalLM,
+        GenerationConfig,
+        GPT2Config,
+        GPT2LMHeadModel,
+    )
+
+    torch.manual_seed(0)
+    src = tmp_path / "src"
+    config = GPT2Config(
+        n_layer=1,
+        n_head=2,
+        n_embd=16,
+        vocab_size=50,
+        n_positions=32,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
+    reference = GPT2LMHeadModel(config)
+    reference.generation_config = GenerationConfig(max_new_tokens=7, do_sample=False)
+    reference.save_pretrained(src)
+    assert "lm_head.weight" not in load_file(src / "model.safetensors")
+    model = release(src, tmp_path / "gpt", *_acme(keys))
+    policy = write_policy(tmp_path / "p.toml", keys.acme_pub)
+    plain = AutoModelForCausalLM.from_pretrained(src, local_files_only=True)
+    loaded = load_pretrained(model, policy, model_class=AutoModelForCausalLM)
+    assert type(loaded) is type(plain)
+    got, expected = loaded.state_dict(), plain.state_dict()
+    assert set(got) == set(expected)
+    assert all(torch.equal(got[k], v) for k, v in expected.items())
+    assert loaded.lm_head.weight.data_ptr() == loaded.transformer.wte.weight.data_ptr()
+    assert loaded.generation_config.max_new_tokens == 7
+    assert not loaded.training
+    half = load_pretrained(model, policy, model_class=AutoModelForCausalLM, dtype=torch.float16)
+    assert half.transformer.wte.weight.dtype == torch.float16
+
+
+def test_other_options_take_the_copy_path(model: Path, policy: Path) -> None:
+    """An option the in-memory path does not pass through still works (copy on disk)."""
+    assert load_pretrained(model, policy, output_attentions=True).config.output_attentions
 
 
 def test_in_place_rewrite_with_old_mtime_is_caught_warm(

@@ -175,3 +175,21 @@ def test_ref_that_is_a_fifo_or_a_link(cached: CachedRepo, tmp_path: Path) -> Non
     main.symlink_to(elsewhere)
     with pytest.raises(InputError, match="not a regular file"):
         resolve_model("hf:org/tiny")
+
+
+def test_display_name_names_a_snapshot_by_repository_and_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from glassbox.trust.locations import display_name
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "config.json").write_text("{}")
+    repo = add_to_hf_cache(tmp_path / "hub", "org/name", source)
+    monkeypatch.setenv("HF_HUB_CACHE", str(repo.cache_dir))
+    expected = f"org/name@{repo.commit}"
+    assert display_name(repo.snapshot) == expected
+    assert display_name("hf:org/name@main") == expected
+    assert display_name(source) == "src"
+    assert display_name(source / "config.json") == "config.json"
+    assert display_name("hf:org/missing") == "hf:org/missing"

@@ -80,6 +80,18 @@ def test_inline_pem_and_relative_paths(tmp_path: Path, keys: Keys) -> None:
         ("version = 1\n[[code]]\npath = 'x.py'\n", ":2: code.0.reason:", "say why"),
         ("version = 1\n[[code]]\npath = '../x.py'\nreason = 'r'\n", ":3: code.0.path:", "'..'"),
         ("version = 1\n[[code]]\npath = 'x.so'\nreason = 'r'\n", ":3: code.0.path:", ".py"),
+        ("version = 1\n[[scan.allow]]\ncallable = 'a.b'\n", ":2: scan.allow:", "no reason"),
+        ("version = 1\n[scan]\nallow = 'a.b'\n", ":3: scan.allow:", "array of tables"),
+        (
+            "version = 1\n[[scan.allow]]\ncallable = 'os'\nreason = 'r'\n",
+            ":2: scan.allow:",
+            "'module.name' or 'module.*'",
+        ),
+        (
+            "version = 1\n[[scan.allow]]\ncallable = 'a.b'\nreason = 'r'\nwhy = 'x'\n",
+            ":2: scan.allow:",
+            "unknown keys ['why']",
+        ),
         (
             "version = 1\n[[code]]\npath = 'x.py'\nreason = 'r'\nsha256 = 'AB'\n",
             ":5: code.0.sha256:",
@@ -131,3 +143,21 @@ def test_shipped_example_is_valid(tmp_path: Path) -> None:
     policy = load_policy(example)
     assert policy.publishers[0].name
     assert not policy.allow_pickle
+
+
+def test_scan_allow_entries_are_the_scanners(tmp_path: Path) -> None:
+    """[[scan.allow]] is read by the scanner's own parser: same fields as `scan --allow`."""
+    from glassbox.scan.allowlist import AllowEntry, load_allowlist
+
+    body = "[[allow]]\ncallable = 'mylab.layers.*'\nreason = 'reviewed in PR 9'\n"
+    (tmp_path / "allow.toml").write_text(body)
+    path = tmp_path / "policy.toml"
+    path.write_text(
+        "version = 1\n[scan]\nfail-on = 'high'\n" + body.replace("[[allow]]", "[[scan.allow]]")
+    )
+    policy = load_policy(path)
+    assert policy.scan_allow == tuple(load_allowlist(tmp_path / "allow.toml"))
+    assert policy.scan_allow == (AllowEntry("mylab.layers.*", "reviewed in PR 9"),)
+    assert policy.to_dict()["scan"]["allow"] == [
+        {"callable": "mylab.layers.*", "reason": "reviewed in PR 9"}
+    ]

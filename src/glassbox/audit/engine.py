@@ -149,7 +149,10 @@ def _manifest_summary(ctx: AuditContext) -> dict[str, Any] | None:
         manifest = ctx.manifest()
     except GlassboxError:
         return None
+    from glassbox.trust.locations import display_name
+
     return {
+        "model_name": display_name(ctx.model),
         "root_digest": "sha256:" + manifest.root_digest.hex(),
         "hash_method": manifest.method.name,
         "files": len(manifest.file_digests()),
@@ -182,8 +185,11 @@ def _bom_summary(ctx: AuditContext, openness_result: LinkResult) -> dict[str, An
     inputs = bom_inputs_from_provenance(ctx.provenance_statement, licence=weights_licence)
     inputs = replace(inputs, metrics=(*inputs.metrics, *evaluation_metrics(ctx.model)))
     inputs = replace(inputs, lineage=_lineage_datasets(ctx))
+    from glassbox.trust.locations import display_name
+
     try:
-        doc = build_bom(manifest, inputs)
+        # A cache snapshot's directory is a bare commit: the BOM names it org/name@commit.
+        doc = build_bom(replace(manifest, model_name=display_name(ctx.model)), inputs)
     except GlassboxError as exc:
         return {"source": "generated", "error": str(exc)}
     summary = summarise_bom(doc)

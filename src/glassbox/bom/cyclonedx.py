@@ -376,12 +376,14 @@ def bom_for_model(
     from glassbox.bom.provenance import bom_inputs_from_provenance, release_from_provenance
     from glassbox.digest import hash_model
     from glassbox.sign import default_signature_path
+    from glassbox.trust.locations import display_name
 
     ignores = [p.absolute() for p in ignore_paths]
     signature = default_signature_path(model)
     if model.is_dir() and signature.exists():
         ignores.append(signature.absolute())
-    manifest = hash_model(model, ignore_paths=ignores)
+    # A cache snapshot's directory is a bare commit: name it org/name@commit.
+    manifest = hash_model(model, ignore_paths=ignores, model_name=display_name(model))
     extra = release_from_provenance(provenance) if provenance is not None else None
     openness = assess_openness(model, mof_yaml=mof_yaml, extra=extra)
     weights = next(s for s in openness.mof.components if s.component.name.endswith("(Final)"))

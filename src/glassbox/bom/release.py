@@ -235,7 +235,9 @@ def _check_declared_path(base: Path | None, location: str | None) -> str:
 
 def release_from_directory(root: Path, name: str | None = None) -> Release:
     """Inventory a model directory (or a single model file) by file names; reads only licences."""
-    release = Release(name=name or root.name, sources=[f"files under {root}"])
+    from glassbox.trust.locations import display_name
+
+    release = Release(name=name or display_name(root), sources=[f"files under {root}"])
     if root.is_file():
         if root.suffix.lower() in WEIGHT_SUFFIXES:
             release.add(ComponentEntry("Model parameters (Final)", True, None, root.name, "file"))

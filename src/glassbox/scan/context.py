@@ -366,6 +366,38 @@ class Source:
             yield tmp  # type: ignore[misc]
 
 
+class MemoryStream(io.RawIOBase):
+    """A seekable reader over bytes already in memory (a mapping, a ``memoryview``) that copies
+    only what is read: ``io.BytesIO`` would copy the whole buffer first."""
+
+    def __init__(self, data: memoryview) -> None:
+        self._data = data.cast("B") if data.format != "B" or data.ndim != 1 else data
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._data)}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        out = memoryview(buffer).cast("B")
+        chunk = self._data[self._pos : self._pos + len(out)]
+        out[: len(chunk)] = chunk
+        self._pos += len(chunk)
+        return len(chunk)
+
+
 def read_upto(f: BinaryIO, n: int) -> bytes:
     parts = []
     got = 0

@@ -22,7 +22,7 @@ from glassbox.digest.walk import hf_snapshot_repo, storage_link_stat
 from glassbox.errors import InputError
 from glassbox.scan.allowlist import AllowEntry
 from glassbox.scan.claims import check_claim
-from glassbox.scan.context import Limits, ScanContext, Source
+from glassbox.scan.context import Limits, MemoryStream, ScanContext, Source
 from glassbox.scan.dispatch import scan_source
 from glassbox.scan.findings import Finding
 from glassbox.scan.report import ScanReport
@@ -82,6 +82,23 @@ def scan_file(
     except OSError as exc:
         ctx.report("GBX-FS-002", f"cannot read file ({exc.strerror or exc})")
         return ctx
+    try:
+        scan_source(ctx, src, 0)
+    except Exception as exc:
+        ctx.report("GBX-LIM-002", f"scanner failed on this file ({type(exc).__name__}: {exc})")
+        return ctx
+    check_claim(ctx, path)
+    return ctx
+
+
+def scan_buffer(
+    data: memoryview, display: str, path: Path, limits: Limits | None = None
+) -> ScanContext:
+    """Scan bytes already in memory (a loader's verified buffer) as the file ``path`` would
+    be scanned; ``path`` supplies only the name (its format claim), nothing is read from it.
+    Never raises for problems with the content."""
+    ctx = ScanContext(display, limits or _DEFAULT_LIMITS)
+    src = Source(lambda: MemoryStream(data), len(data), member=None, name=path.name)  # type: ignore[arg-type,return-value]
     try:
         scan_source(ctx, src, 0)
     except Exception as exc:

@@ -20,8 +20,13 @@ ctime, which no unprivileged call can set back; a write during the copy moves it
 cannot rule out is a writer who can change the cache database itself (the user's cache
 directory): pass ``use_cache=False`` where that is a concern, and every byte is hashed.
 
-The price is one copy of the model's bytes (into memory-backed ``/dev/shm`` by default, when
-it has room, so no disk write; ``workdir`` or ``GLASSBOX_VERIFIED_DIR`` choose another place).
+Formats Glassbox parses itself (safetensors) need no copy on disk: ``in_memory`` names the
+files that are read into private memory instead (``glassbox.trust.memory``), under the same
+trust rule, checked on the descriptor they are read from.
+
+The price of a copy is one copy of the model's bytes (into memory-backed ``/dev/shm`` by
+default, when it has room, so no disk write; ``workdir`` or ``GLASSBOX_VERIFIED_DIR`` choose
+another place).
 The copy is removed once loaded: loaders map it, and a mapped file stays readable after it is
 unlinked.
 """
@@ -35,7 +40,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +48,7 @@ from typing import TYPE_CHECKING
 from glassbox.digest.cache import DigestCache, FileKey
 from glassbox.errors import InputError
 from glassbox.trust.errors import Reason
+from glassbox.trust.memory import ShardHasher, VerifiedBuffer, read_into_memory
 
 if TYPE_CHECKING:
     from glassbox.digest import HashMethod, Manifest
@@ -61,6 +67,9 @@ class VerifiedCopy:
     directory: Path
     files: dict[str, Path]
     hashed_bytes: int = 0
+    # Files read into private memory instead (``in_memory``): name -> verified bytes.
+    buffers: dict[str, VerifiedBuffer] = field(default_factory=dict)
+    single_name: str = ""  # a single-file model's file name
     cached_files: int = 0
     reasons: list[Reason] = field(default_factory=list)
 
@@ -73,6 +82,12 @@ class VerifiedCopy:
 
     def remove(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+        self.buffers.clear()  # tensors made from a buffer keep it alive; nothing is unmapped
+
+    def in_memory_path(self, name: str) -> Path:
+        """The path a file read into memory would have in the directory (its name for the
+        scanner; nothing is written there)."""
+        return self.directory / name if name != "." else self.directory / self.single_name
 
 
 def choose_workdir(total_size: int, workdir: str | os.PathLike[str] | None) -> Path:
@@ -98,8 +113,14 @@ def make_verified_copy(
     use_cache: bool = True,
     workdir: str | os.PathLike[str] | None = None,
     store: str | os.PathLike[str] | None = None,
+    in_memory: Callable[[str], bool] | None = None,
 ) -> VerifiedCopy:
     """Copy every file ``expected`` lists into a private directory, checking each copy.
+
+    Files whose manifest name ``in_memory`` accepts are not copied: they are read once into
+    private memory (``glassbox.trust.memory``), hashed as read (cold) or vouched for by the
+    digest cache on the open descriptor, before and after the read (warm), and returned in
+    ``buffers``.
 
     ``store`` (opt-in; default ``$GLASSBOX_VERIFIED_STORE``) keeps verified files in a private,
     content-addressed directory of yours, so a warm load hard-links them instead of copying:
@@ -162,6 +183,13 @@ def make_verified_copy(
         for f in files:
             dest = directory / (f.name if f.name != "." else Path(f.path).name)
             vouched = cached.get(keys[f.name]) == want[f.name]
+            if f.name == ".":
+                copy.single_name = Path(f.path).name
+            if in_memory is not None and in_memory(f.name):
+                settled = _read_verified(f, keys[f.name], vouched, want[f.name], method, copy)
+                if settled is not None and settled.settled(started):
+                    fresh.append((settled, want[f.name]))
+                continue
             entry = _store_entry(store_dir, want[f.name], method) if store_dir else None
             if (
                 vouched
@@ -214,21 +242,81 @@ def make_verified_copy(
     return copy
 
 
-def _copy_one(
-    f: ModelFile, dest: Path, method: HashMethod, *, hash_it: bool
-) -> tuple[tuple[bytes, ...] | None, FileKey]:
-    """Copy ``f`` to ``dest`` from one descriptor; the digests of the bytes written (None when
-    not hashed) and the source's identity, the same before and after the copy."""
+def _read_verified(
+    f: ModelFile,
+    listed: FileKey,
+    vouched: bool,
+    want: tuple[bytes, ...],
+    method: HashMethod,
+    copy: VerifiedCopy,
+) -> FileKey | None:
+    """Read ``f`` into private memory and check it (a reason in ``copy`` when it fails); the
+    file's identity when its bytes were hashed and matched (for the digest cache)."""
+    try:
+        buffer, digests, key = _read_one(f, method, hash_it=not vouched)
+        if digests is None and key != listed:
+            # It changed since it was listed: what the cache said is moot.
+            buffer, digests, key = _read_one(f, method, hash_it=True)
+    except _ChangedWhileCopied:
+        copy.reasons.append(Reason("files", f"{f.name} was written to while being read; try again"))
+        return None
+    if digests is None:
+        copy.cached_files += 1
+    else:
+        copy.hashed_bytes += buffer.size
+        if digests != want:
+            copy.reasons.append(Reason("files", f"{f.name} differs from what the publisher signed"))
+            return None
+    copy.buffers[f.name] = buffer
+    return None if digests is None else key
+
+
+def _read_one(
+    f: ModelFile, method: HashMethod, *, hash_it: bool
+) -> tuple[VerifiedBuffer, tuple[bytes, ...] | None, FileKey]:
+    """Read ``f`` into private memory from one descriptor: the buffer, the digests of its
+    bytes (None when not hashed) and the file's identity, the same before and after."""
+    src = _open_listed(f)
+    try:
+        before = os.fstat(src)
+        buffer, digests = read_into_memory(src, before.st_size, method if hash_it else None)
+        after = os.fstat(src)
+    except OSError as exc:
+        raise InputError(f"cannot read {f.path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(src)
+    key = FileKey.of(before)
+    if FileKey.of(after) != key:
+        raise _ChangedWhileCopied(f.name)
+    return buffer, digests, key
+
+
+def _open_listed(f: ModelFile) -> int:
+    """Open the file that was listed, read-only; refuse if it is no longer that file."""
     try:
         src = os.open(f.path, os.O_RDONLY | _O_CLOEXEC)
     except OSError as exc:
         raise InputError(f"cannot read {f.path}: {exc.strerror or exc}") from None
     try:
-        before = os.fstat(src)
-        if not stat.S_ISREG(before.st_mode):
+        st = os.fstat(src)
+        if not stat.S_ISREG(st.st_mode):
             raise InputError(f"{f.path} is not a regular file")
-        if (before.st_dev, before.st_ino) != (f.stat.st_dev, f.stat.st_ino):
+        if (st.st_dev, st.st_ino) != (f.stat.st_dev, f.stat.st_ino):
             raise InputError(f"{f.path} was replaced while the model was being verified")
+    except BaseException:
+        os.close(src)
+        raise
+    return src
+
+
+def _copy_one(
+    f: ModelFile, dest: Path, method: HashMethod, *, hash_it: bool
+) -> tuple[tuple[bytes, ...] | None, FileKey]:
+    """Copy ``f`` to ``dest`` from one descriptor; the digests of the bytes written (None when
+    not hashed) and the source's identity, the same before and after the copy."""
+    src = _open_listed(f)
+    try:
+        before = os.fstat(src)
         dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with contextlib.suppress(FileNotFoundError):
             dest.unlink()  # a retry after the source changed mid-copy
@@ -260,36 +348,21 @@ class _ChangedWhileCopied(Exception):
 
 def _hashing_copy(src: int, dst: int, size: int, method: HashMethod) -> tuple[bytes, ...]:
     """Read, hash and write the same buffer: the digests describe exactly the bytes written."""
-    from glassbox.digest.hashing import new_hasher
-
-    shard = method.shard_size or max(size, 1)
-    digests: list[bytes] = []
-    hasher = new_hasher(method.algorithm) if method.algorithm != "sha256" else hashlib.sha256()
-    in_shard = 0
+    hasher = ShardHasher(method)
     buf = bytearray(min(CHUNK, max(size, 1)))
     view = memoryview(buf)
     done = 0
     while done < size:
-        want = min(len(buf), size - done, shard - in_shard)
-        got = os.readv(src, [view[:want]])
+        got = os.readv(src, [view[: min(len(buf), size - done)]])
         if not got:
             raise InputError(f"file shrank while being copied ({done} of {size} bytes)")
         chunk = view[:got]
-        hasher.update(chunk)
+        hasher.feed(chunk)
         written = 0
         while written < got:
             written += os.write(dst, chunk[written:])
         done += got
-        in_shard += got
-        if in_shard == shard and method.shard_size is not None:
-            digests.append(hasher.digest())
-            hasher = new_hasher(method.algorithm)
-            in_shard = 0
-    if method.shard_size is None or in_shard:
-        digests.append(hasher.digest())
-    if method.shard_size is not None and size == 0:
-        digests = []
-    return tuple(digests)
+    return hasher.finish()
 
 
 def _kernel_copy(src: int, dst: int, size: int) -> None:

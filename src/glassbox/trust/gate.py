@@ -369,6 +369,8 @@ def check_scan(
         "finding_ids": sorted({f.rule_id for f in report.findings}),
         "pickle_files": pickles,
         "reviewed_code": reviewed,
+        # The policy's [[scan.allow]] entries this scan honoured, as `scan --allow` records them.
+        "allowlist": list(report.allowlist),
     }
     return summary, reasons
 
@@ -426,7 +428,8 @@ def verify_model_with_policy(
         from glassbox.scan import scan_path
 
         signed = sha256_of(result.manifest) if result.manifest is not None else None
-        summary, reasons = check_scan(policy, scan_path(location.path), signed)
+        report = scan_path(location.path, allow=policy.scan_allow)
+        summary, reasons = check_scan(policy, report, signed)
         result.scan = summary
         result.reasons.extend(reasons)
     return result

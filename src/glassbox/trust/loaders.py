@@ -1,16 +1,34 @@
 """Verify, then load: the policy's gate runs first, and what loads is what was verified.
 
-Every loader calls ``open_verified``: it authenticates the signature against the policy,
-copies the signed files into a private directory while checking each copy
-(``glassbox.trust.copy``), checks the log proof and (if required) provenance, and scans the
-copy. Only then is the copy deserialised:
+Every loader calls ``open_verified``: it authenticates the signature against the policy, reads
+or copies the signed files while checking them, checks the log proof and (if required)
+provenance, and scans what it read. Only then is anything deserialised:
 
-* ``load_safetensors``: a dict of tensors (``safetensors``, mapped from the private copy);
+* ``load_safetensors``: a dict of tensors;
+* ``load_pretrained``: a ``transformers`` model; ``trust_remote_code`` only when every code
+  file is signed, scanned and listed in the policy;
 * ``load_torch``: a PyTorch zip checkpoint through the allowlist unpickler, only if the policy
   allows pickles;
-* ``load_gguf``: a ``gguf.GGUFReader`` (metadata fields and tensors);
-* ``load_pretrained``: a ``transformers`` model via ``from_pretrained(local_files_only=True)``
-  on the private copy; ``trust_remote_code`` only when every code file is signed and scanned.
+* ``load_gguf``: a ``gguf.GGUFReader`` (metadata fields and tensors).
+
+The trust rule, "the verified bytes are the loaded bytes", holds on two paths:
+
+* **In memory** (safetensors weights, for ``load_safetensors`` and ``load_pretrained``): each
+  file is opened once and read into anonymous private memory from that descriptor, hashed
+  while it is read (cold) or vouched for by the digest cache on the *open* descriptor's
+  (device, inode, size, mtime, ctime), checked again once the last byte is in (warm). The
+  tensors are views into that memory, so they never read the file again and no later change
+  to it reaches them (``glassbox.trust.memory``). ``from_pretrained`` receives them as a state
+  dict; the small files (config, tokenizer) are copied privately.
+* **Private copy** (everything else: pickles, GGUF, remote code, ``store=``): each file is
+  copied from one descriptor into a private directory and that copy is checked and loaded
+  (``glassbox.trust.copy``).
+
+What neither can rule out: a writer who can change the digest cache database (your cache
+directory) can make a warm load accept changed bytes (``use_cache=False`` hashes everything),
+and a process that holds the file mapped writable can change a page without moving its mtime
+until the kernel writes it back, which a warm (stat-based) check cannot see; a cold load hashes
+the very bytes it loads and is immune to both.
 
 A refusal raises a ``TrustRefused`` subclass naming each failed link.
 """
@@ -19,7 +37,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +72,14 @@ class VerifiedModel:
     copy: VerifiedCopy
     result: GateResult
 
+    def tensors(self, name: str = ".") -> dict[str, Any]:
+        """The tensors of a safetensors file the gate read into memory (views into it)."""
+        buffer = self.copy.buffers.get(name)
+        if buffer is None:
+            raise InputError(f"{self.result.model}: {name} was not read into memory")
+        where = self.result.model if name == "." else f"{self.result.model}/{name}"
+        return buffer.tensors(where)
+
 
 def _policy(policy: PolicyArg) -> TrustPolicy:
     return policy if isinstance(policy, TrustPolicy) else load_policy(policy)
@@ -71,8 +98,12 @@ def open_verified(
     workdir: str | os.PathLike[str] | None = None,
     store: str | os.PathLike[str] | None = None,
     skip_unused_pickles: bool = False,
+    in_memory: Callable[[str], bool] | None = None,
 ) -> Iterator[VerifiedModel]:
     """Run the gate on a private copy of ``model`` and yield it; the copy is removed on exit.
+
+    ``in_memory``: files (by manifest name) read into private memory instead of copied, each
+    from one descriptor, hashed as read (``VerifiedModel.tensors`` makes them tensors).
 
     ``skip_unused_pickles``: when the policy refuses pickles and the model also ships
     safetensors weights (many repositories carry both), leave the pickle files out of the copy
@@ -102,6 +133,7 @@ def open_verified(
         use_cache=use_cache,
         workdir=workdir,
         store=store,
+        in_memory=in_memory,
     )
     try:
         result.reasons.extend(copy.reasons)
@@ -113,9 +145,20 @@ def open_verified(
 
             # The copy matched the signature, so its files' digests are the signed ones.
             signed = sha256_of(auth.expected)
-            report = scan_files(copy.directory, copy.files, signed, use_cache=use_cache)
+            files = dict(copy.files)
+            files.update((n, copy.in_memory_path(n)) for n in copy.buffers)
+            report = scan_files(
+                copy.directory,
+                files,
+                signed,
+                use_cache=use_cache,
+                buffers={n: b.view() for n, b in copy.buffers.items()},
+                allow=trust.scan_allow,
+            )
             summary, reasons = check_scan(trust, report, signed)
-            if skip_unused_pickles and any(n.endswith(".safetensors") for n in copy.files):
+            if skip_unused_pickles and any(
+                n.endswith(".safetensors") for n in (*copy.files, *copy.buffers)
+            ):
                 reasons = _leave_out_pickles(copy, summary, reasons, result.notes)
             result.scan = summary
             result.reasons.extend(reasons)
@@ -145,13 +188,15 @@ def _leave_out_pickles(
 def load_safetensors(
     path: str | os.PathLike[str], policy: PolicyArg, **options: Any
 ) -> dict[str, Any]:
-    """The tensors of a verified ``.safetensors`` file (torch tensors)."""
-    from safetensors.torch import load_file
+    """The tensors of a verified ``.safetensors`` file (torch tensors).
 
-    with open_verified(path, policy, **options) as verified:
-        _expect_file(verified, path)
-        tensors: dict[str, Any] = load_file(verified.path)
-        return tensors
+    Read once into private memory, hashed (or vouched for) as read, and parsed there: the
+    tensors are views into that memory, never into the file.
+    """
+    with open_verified(path, policy, in_memory=lambda name: name == ".", **options) as verified:
+        if "." not in verified.copy.buffers:
+            raise InputError(f"{path}: is a model directory; this loader reads one file")
+        return verified.tensors()
 
 
 def load_torch(path: str | os.PathLike[str], policy: PolicyArg, **options: Any) -> Any:
@@ -187,6 +232,18 @@ def load_gguf(path: str | os.PathLike[str], policy: PolicyArg, **options: Any) -
             raise InputError(f"{path}: not a readable GGUF file: {exc}") from None
 
 
+# from_pretrained options the in-memory path passes through unchanged; any other option (which
+# might change how files are found or the config is read) takes the copy-on-disk path.
+DIRECT_KWARGS = frozenset({"dtype", "torch_dtype", "attn_implementation"})
+_SHARD = re.compile(r"model-\d+-of-\d+\.safetensors")
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+
+
+def is_weights_file(name: str) -> bool:
+    """The safetensors weights ``from_pretrained`` reads (top level, unsharded or sharded)."""
+    return name == "model.safetensors" or _SHARD.fullmatch(name) is not None
+
+
 def load_pretrained(
     model: str | os.PathLike[str],
     policy: PolicyArg,
@@ -205,8 +262,17 @@ def load_pretrained(
     """A ``transformers`` model from a verified directory or cache snapshot (or ``hf:`` name).
 
     ``model_class`` defaults to ``AutoModel``; ``kwargs`` go to ``from_pretrained``.
+
+    safetensors weights (``model.safetensors``, or shards ``model-NNNNN-of-NNNNN.safetensors``)
+    are read into private memory, hashed as they are read, and handed to ``from_pretrained``
+    as a state dict of tensors that own that memory: nothing is copied to disk and nothing
+    stays mapped from the model's files. The small files (config, tokenizer) are copied
+    privately and the config is read from that copy. Remote code, ``store=``, and options
+    other than ``dtype``/``torch_dtype``/``attn_implementation`` take the copy-on-disk path
+    instead (``from_pretrained`` then reads the private copy by path).
     """
     trust = _policy(policy)
+    direct = not trust_remote_code and store is None and set(kwargs) <= DIRECT_KWARGS
     with open_verified(
         model,
         trust,
@@ -218,6 +284,7 @@ def load_pretrained(
         workdir=workdir,
         store=store,
         skip_unused_pickles=True,
+        in_memory=is_weights_file if direct else None,
     ) as verified:
         if trust_remote_code:
             _check_remote_code(verified, str(model))
@@ -225,12 +292,22 @@ def load_pretrained(
             from transformers import AutoModel
 
             model_class = AutoModel
+        if verified.copy.buffers:
+            state_dict = _in_memory_state_dict(verified)
+            return _from_state_dict(verified, model_class, state_dict, kwargs)
         scan = verified.result.scan or {}
         pickles = [n for n in scan.get("pickle_files", []) if n in verified.copy.files]
         if pickles:
             # Weights only as pickles (the policy allows them): unpickled here, with the
             # scanner's allowlist, never by transformers' own torch.load.
-            return _from_pickled_weights(verified, pickles, model_class, trust_remote_code, kwargs)
+            if trust_remote_code:
+                raise InputError(
+                    f"{verified.result.model}: remote code with pickle weights is not loaded; "
+                    "publish safetensors weights"
+                )
+            return _from_state_dict(
+                verified, model_class, _pickled_state_dict(verified, pickles), kwargs
+            )
         return model_class.from_pretrained(
             str(verified.path),
             local_files_only=True,
@@ -239,24 +316,34 @@ def load_pretrained(
         )
 
 
-def _from_pickled_weights(
-    verified: VerifiedModel,
-    pickles: list[str],
-    model_class: Any,
-    trust_remote_code: bool,
-    kwargs: dict[str, Any],
-) -> Any:
-    """``from_pretrained(None, config=..., state_dict=...)`` with the state dict read from the
-    verified copy by the allowlist unpickler."""
-    from transformers import AutoConfig
+def _in_memory_state_dict(verified: VerifiedModel) -> dict[str, Any]:
+    """The weights as ``from_pretrained`` would pick them: ``model.safetensors``, else the
+    shards the (verified) index names, every one of which must have been read."""
+    buffers = verified.copy.buffers
+    if "model.safetensors" in buffers:
+        return verified.tensors("model.safetensors")
+    index = verified.copy.files.get(SAFETENSORS_INDEX)
+    where = f"{verified.result.model}/{SAFETENSORS_INDEX}"
+    if index is None:
+        raise InputError(f"{verified.result.model}: sharded weights without {SAFETENSORS_INDEX}")
+    try:
+        weight_map = json.loads(index.read_bytes())["weight_map"]
+        shards = sorted(set(weight_map.values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"{where}: unreadable ({exc})") from None
+    missing = [s for s in shards if not isinstance(s, str) or s not in buffers]
+    if missing or not shards:
+        raise InputError(f"{where}: names shards that were not verified: {missing[:5]}")
+    state_dict: dict[str, Any] = {}
+    for shard in shards:
+        state_dict.update(verified.tensors(shard))
+    return state_dict
 
+
+def _pickled_state_dict(verified: VerifiedModel, pickles: list[str]) -> dict[str, Any]:
+    """The state dict read from the verified copy by the allowlist unpickler."""
     from glassbox.trust.unpickler import load_torch_file
 
-    if trust_remote_code:
-        raise InputError(
-            f"{verified.result.model}: remote code with pickle weights is not loaded; "
-            "publish safetensors weights"
-        )
     weights = [n for n in pickles if not n.endswith(".json")]
     state_dict: dict[str, Any] = {}
     for name in sorted(weights):
@@ -264,10 +351,39 @@ def _from_pickled_weights(
         if not isinstance(loaded, dict):
             raise InputError(f"{verified.result.model}/{name}: not a state dict")
         state_dict.update(loaded)
+    return state_dict
+
+
+def _from_state_dict(
+    verified: VerifiedModel, model_class: Any, state_dict: dict[str, Any], kwargs: dict[str, Any]
+) -> Any:
+    """``from_pretrained(None, config=..., state_dict=...)``, the config (and a generation
+    config, as a path load would read it) from the verified private copy."""
+    from transformers import AutoConfig
+
     config = AutoConfig.from_pretrained(str(verified.path), local_files_only=True)
     mapping = getattr(model_class, "_model_mapping", None)
-    cls = mapping[type(config)] if mapping is not None else model_class
-    return cls.from_pretrained(None, config=config, state_dict=state_dict, **kwargs)
+    if mapping is not None:
+        try:
+            cls = mapping[type(config)]
+        except KeyError:
+            raise InputError(
+                f"{verified.result.model}: {model_class.__name__} has no model for "
+                f"{type(config).__name__}"
+            ) from None
+    else:
+        cls = model_class
+    loaded = cls.from_pretrained(None, config=config, state_dict=state_dict, **kwargs)
+    if (
+        "generation_config.json" in verified.copy.files
+        and getattr(loaded, "can_generate", lambda: False)()
+    ):
+        from transformers import GenerationConfig
+
+        loaded.generation_config = GenerationConfig.from_pretrained(
+            str(verified.path), local_files_only=True
+        )
+    return loaded
 
 
 def _expect_file(verified: VerifiedModel, path: str | os.PathLike[str]) -> None:

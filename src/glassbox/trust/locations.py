@@ -76,6 +76,21 @@ def hf_hub_cache() -> Path:
     return base / "huggingface" / "hub"
 
 
+def display_name(model: str | os.PathLike[str]) -> str:
+    """How reports name a model: ``org/name@commit`` for a Hugging Face cache snapshot (or an
+    ``hf:`` name), whose directory name alone is a bare commit; else the last path component.
+    Never reads the network; a name that does not resolve is shown as written."""
+    from glassbox.digest.walk import model_name_of
+
+    try:
+        location = resolve_model(model)
+    except InputError:
+        return os.fsdecode(model)
+    if location.repo_id and location.revision:
+        return f"{location.repo_id}@{location.revision}"
+    return model_name_of(location.path)
+
+
 def resolve_model(spec: str | os.PathLike[str], *, cache_dir: Path | None = None) -> ModelLocation:
     """The location named by ``spec``: ``hf:org/name[@REVISION]`` or a path.
 

@@ -23,6 +23,10 @@ all (never, unless the policy says so). Schema version 1::
     [scan]
     fail-on = "high"                 # refuse on a finding at or above this severity
 
+    [[scan.allow]]                   # reviewed scanner allowlist entries (as `scan --allow`)
+    callable = "mylab.layers.GatedBlock"
+    reason = "our layer; reviewed in PR 412: __setstate__ only assigns tensors"
+
     [provenance]
     require = false
 
@@ -49,8 +53,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from glassbox.errors import GlassboxError
+from glassbox.errors import GlassboxError, InputError
 from glassbox.files import read_small_file
+from glassbox.scan.allowlist import AllowEntry, parse_allowlist
 from glassbox.scan.findings import Severity
 from glassbox.tomlkeys import line_for, parse_toml, read_toml
 from glassbox.trust.errors import PolicyError
@@ -126,6 +131,8 @@ class TrustPolicy:
     allow_pickle: bool = False
     code: tuple[AllowedCode, ...] = ()
     source: Path | None = None
+    # [[scan.allow]]: reviewed scanner allowlist entries, as `glassbox scan --allow FILE` reads.
+    scan_allow: tuple[AllowEntry, ...] = ()
 
     def publishers_for(self, model_name: str) -> list[Publisher]:
         return [p for p in self.publishers if p.covers(model_name)]
@@ -148,7 +155,10 @@ class TrustPolicy:
                 "keys": list(self.log.keys) + ([EMBEDDED_LOG] if self.log.embedded else []),
                 "witnesses": None if self.log.witnesses is None else self.log.witnesses.to_dict(),
             },
-            "scan": {"fail-on": str(self.fail_on)},
+            "scan": {
+                "fail-on": str(self.fail_on),
+                "allow": [e.to_dict() for e in self.scan_allow],
+            },
             "provenance": {"require": self.require_provenance},
             "pickle": {"allow": self.allow_pickle},
             "code": [{"path": c.path, "sha256": c.sha256, "reason": c.reason} for c in self.code],
@@ -220,7 +230,12 @@ class _Validator:
                 f"version {SCHEMA_VERSION}; found {version!r})",
             )
         scan = self.table("scan")
-        self.unknown(scan, {"fail-on"}, ["scan"])
+        self.unknown(scan, {"fail-on", "allow"}, ["scan"])
+        try:
+            # The scanner's own allowlist parser: the same fields and checks as `scan --allow`.
+            scan_allow = tuple(parse_allowlist(scan, "[scan]"))
+        except InputError as exc:
+            raise self.fail(["scan", "allow"], str(exc).removeprefix("[scan]: ")) from None
         fail_on = scan.get("fail-on", "high")
         try:
             severity = Severity.parse(fail_on) if isinstance(fail_on, str) else None
@@ -239,6 +254,7 @@ class _Validator:
             require_provenance=self.boolean(provenance, "require", ["provenance"]),
             allow_pickle=self.boolean(pickle, "allow", ["pickle"]),
             code=self.code(),
+            scan_allow=scan_allow,
             source=self.source,
         )
 

@@ -18,11 +18,13 @@ import functools
 import hashlib
 import json
 import sqlite3
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from glassbox.scan import ScanReport
+    from glassbox.scan.allowlist import AllowEntry
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scans (
@@ -49,6 +51,14 @@ def scanner_fingerprint() -> str:
     return digest.hexdigest()
 
 
+def _fingerprint(allow: Sequence[AllowEntry]) -> str:
+    """The scanner's fingerprint, extended by the allowlist entries a result depends on."""
+    if not allow:
+        return scanner_fingerprint()
+    names = "\0".join(sorted({e.callable for e in allow}))
+    return hashlib.sha256(f"{scanner_fingerprint()}\0{names}".encode()).hexdigest()
+
+
 def _connect() -> sqlite3.Connection | None:
     from glassbox import paths
 
@@ -62,22 +72,34 @@ def _connect() -> sqlite3.Connection | None:
 
 
 def scan_files(
-    root: Path, files: dict[str, Path], sha256: dict[str, str] | None, *, use_cache: bool
+    root: Path,
+    files: dict[str, Path],
+    sha256: dict[str, str] | None,
+    *,
+    use_cache: bool,
+    buffers: Mapping[str, memoryview] | None = None,
+    allow: Sequence[AllowEntry] = (),
 ) -> ScanReport:
     """Scan ``files`` (manifest name -> path under ``root``), reusing remembered results.
 
-    A single-file model (name ``.``) is reported under its file name, as ``scan_path`` does.
+    ``buffers`` (manifest name -> verified bytes in memory) are scanned from memory, under
+    the path ``files`` gives them (which need not exist). ``allow``: reviewed allowlist
+    entries (the policy's ``[[scan.allow]]``), applied as ``scan_path(allow=...)`` applies them
+    and part of the key a result is remembered under. A single-file model (name ``.``) is
+    reported under its file name, as ``scan_path`` does.
     """
     import time
 
     from glassbox.scan import ScanReport
+    from glassbox.scan.context import Limits
     from glassbox.scan.findings import Finding
-    from glassbox.scan.scanner import scan_file
+    from glassbox.scan.scanner import scan_buffer, scan_file
 
     started = time.monotonic()
-    report = ScanReport(root=str(root))
+    report = ScanReport(root=str(root), allowlist=[e.to_dict() for e in allow])
+    limits = Limits(allow=frozenset(e.callable for e in allow)) if allow else None
     db = _connect() if use_cache and sha256 is not None else None
-    fingerprint = scanner_fingerprint() if db is not None else ""
+    fingerprint = _fingerprint(allow) if db is not None else ""
     fresh: list[tuple[str, str, str]] = []
     findings: list[Finding] = []
     try:
@@ -94,7 +116,11 @@ def scan_files(
                     with contextlib.suppress(ValueError, TypeError):
                         result = json.loads(row[0])
             if result is None:
-                ctx = scan_file(path, display)
+                in_memory = (buffers or {}).get(name)
+                if in_memory is not None:
+                    ctx = scan_buffer(in_memory, display, path, limits)
+                else:
+                    ctx = scan_file(path, display, limits)
                 result = {
                     "findings": [f.to_dict() for f in ctx.findings],
                     "formats": sorted(ctx.formats),
