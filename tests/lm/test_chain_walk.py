@@ -356,3 +356,33 @@ def test_cli_audit_shows_the_chain_and_its_depth_limit(chain: Chain) -> None:
     assert prov["evidence"]["chain"]["levels"][-1]["reason"].startswith(
         "the chain is deeper than 1 levels"
     )
+
+
+def test_html_chain_in_chromium(chain: Chain, tmp_path: Path) -> None:
+    """What a person sees: root -> level 2 -> level 1 -> this model, the broken level in the
+    failure colour."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium binary on PATH")
+    playwright = pytest.importorskip("playwright.sync_api")
+    from glassbox.audit.report_html import CHROMIUM_ARGS, COLOURS, write_html
+
+    html = write_html(_audit(chain, "ft-of-liar"), tmp_path / "r.html")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=list(CHROMIUM_ARGS))
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(html.as_uri())
+        chain_box = page.locator("#lineage-chain")
+        assert chain_box.is_visible()
+        levels = chain_box.locator(".chain-level")
+        assert levels.count() == 2
+        # Drawn root first: level 2 (the broken one), then level 1, then this model.
+        assert levels.nth(0).get_attribute("data-level") == "2"
+        assert levels.nth(0).get_attribute("data-verdict") == "fail"
+        text = chain_box.inner_text()
+        assert text.index("level 2") < text.index("level 1") < text.index("this model")
+        problem = levels.nth(0).locator(".chain-problem")
+        r, g, b = (int(COLOURS[Verdict.FAIL][0][i : i + 2], 16) for i in (1, 3, 5))
+        assert problem.evaluate("e => getComputedStyle(e).color") == f"rgb({r}, {g}, {b})"
+        assert "do not derive" in problem.inner_text()
+        browser.close()
