@@ -372,6 +372,26 @@ def bom_for_model(
     signature was checked, which the BOM records (an unverified statement is still the best
     description there is, but a reader must know).
     """
+    manifest, inputs, openness = model_bom_inputs(
+        model,
+        provenance=provenance,
+        provenance_verified=provenance_verified,
+        mof_yaml=mof_yaml,
+        ignore_paths=ignore_paths,
+    )
+    return build_bom(manifest, inputs, openness=openness)
+
+
+def model_bom_inputs(
+    model: Path,
+    *,
+    provenance: dict[str, Any] | None = None,
+    provenance_verified: bool = False,
+    mof_yaml: Path | None = None,
+    ignore_paths: Iterable[Path] = (),
+) -> tuple[Manifest, BomInputs, OpennessReport]:
+    """What every BOM format says about ``model``: its manifest, the details from its
+    provenance and evaluation file, and its openness grade (``bom_for_model``, ``spdx3``)."""
     from glassbox.bom.openness import assess_openness
     from glassbox.bom.provenance import bom_inputs_from_provenance, release_from_provenance
     from glassbox.digest import hash_model
@@ -392,7 +412,7 @@ def bom_for_model(
     metrics = evaluation_metrics(model)
     if metrics:
         inputs = replace(inputs, metrics=(*inputs.metrics, *metrics))
-    return build_bom(manifest, inputs, openness=openness)
+    return manifest, inputs, openness
 
 
 _METRICS_FILE = re.compile(r"^(metrics|eval(uation)?[_-]?results?|results)\.json$", re.IGNORECASE)

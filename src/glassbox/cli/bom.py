@@ -1,4 +1,5 @@
-"""``glassbox bom MODEL``: write a CycloneDX 1.6 ML-BOM (validated against the 1.6 schema)."""
+"""``glassbox bom MODEL``: write a CycloneDX 1.6 ML-BOM (validated against the 1.6 schema), or
+with ``--format spdx3`` an SPDX 3.0.1 JSON-LD document (AI and Dataset profiles)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,22 @@ from glassbox.cli._common import MODEL_PATH, guarded
     help="Trusted key to verify the provenance with; without one it is recorded as unverified.",
 )
 @click.option("--mof", type=click.Path(path_type=Path), default=None, help="MOF YAML file.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["cyclonedx", "spdx3"]),
+    default="cyclonedx",
+    show_default=True,
+    help="CycloneDX 1.6 ML-BOM, or SPDX 3.0.1 JSON-LD with the AI and Dataset profiles.",
+)
 @guarded
 def bom(
-    model: Path, out: Path | None, provenance: Path | None, keys: tuple[Path, ...], mof: Path | None
+    model: Path,
+    out: Path | None,
+    provenance: Path | None,
+    keys: tuple[Path, ...],
+    mof: Path | None,
+    fmt: str,
 ) -> None:
     """Write the ML-BOM of MODEL: files and hashes, datasets, environment, model card, openness.
 
@@ -69,7 +83,17 @@ def bom(
                 raise VerificationError(f"{item.path}: no --key verifies the provenance")
     mof_file = evidence.first("mof")
     inside = [f.path for f in evidence.files if model.is_dir() and f.path.parent == model]
-    document = bom_for_model(
+    make = bom_for_model
+    if fmt == "spdx3":
+        from glassbox.bom.spdx3 import spdx3_for_model as make
+
+        try:
+            import spdx_python_model  # noqa: F401
+        except ImportError:
+            raise InputError(
+                "--format spdx3 needs spdx-python-model: pip install 'glassbox[bom]'"
+            ) from None
+    document = make(
         model,
         provenance=statement,
         provenance_verified=verified,
@@ -84,4 +108,9 @@ def bom(
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{out}: cannot write the BOM: {exc.strerror or exc}") from exc
-    click.echo(f"wrote CycloneDX 1.6 ML-BOM (schema-valid) to {out}", err=True)
+    what = (
+        "SPDX 3.0.1 JSON-LD (AI and Dataset profiles)"
+        if fmt == "spdx3"
+        else "CycloneDX 1.6 ML-BOM (schema-valid)"
+    )
+    click.echo(f"wrote {what} to {out}", err=True)
