@@ -386,3 +386,18 @@ def test_html_chain_in_chromium(chain: Chain, tmp_path: Path) -> None:
         assert problem.evaluate("e => getComputedStyle(e).color") == f"rgb({r}, {g}, {b})"
         assert "do not derive" in problem.inner_text()
         browser.close()
+
+
+def test_base_with_a_symlink_out_of_it_fails_naming_the_level(chain: Chain, tmp_path: Path) -> None:
+    base = _base_copy(chain, "ft1")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not part of any model")
+    link_path = base / "extra.txt"
+    link_path.symlink_to(outside)
+    try:
+        link = _audit(chain, "ft2").link("provenance")
+    finally:
+        link_path.unlink()
+    assert link.verdict is Verdict.FAIL
+    assert link.summary.startswith("fine-tune chain, level 2 ")
+    assert "could not be checked" in link.summary and "symlink" in link.summary

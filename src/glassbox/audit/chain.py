@@ -142,7 +142,13 @@ def walk_chain(
             _fail(level, f"the chain loops: this base is {seen[want]} (sha256 {want[:16]}…)")
             return ChainReport(levels)
         seen[want] = f"level {depth}"
-        nxt = _check_level(ctx, level, dep, path, child, statement)
+        try:
+            nxt = _check_level(ctx, level, dep, path, child, statement)
+        except GlassboxError as exc:
+            # A base the provenance names that cannot be read safely (a symlink out of it, a
+            # file that vanished mid-read) is a broken link, not an unreadable audit.
+            _fail(level, f"the base model at {path} could not be checked: {exc}")
+            return ChainReport(levels)
         if nxt is None:
             return ChainReport(levels)
         assert path is not None
