@@ -284,3 +284,16 @@ def test_cli_without_the_spdx_model_says_which_extra(
     result = CliRunner().invoke(cli, ["bom", str(statement_dir(tmp_path)), "--format", "spdx3"])
     assert result.exit_code == 2
     assert "--format spdx3 needs spdx-python-model: pip install 'glassbox[bom]'" in result.output
+
+
+def test_single_file_model_is_the_package_itself(tmp_path: Path) -> None:
+    """A GGUF (one file): the package carries the file's own SHA-256 beside the root digest,
+    and no ``software_File`` elements."""
+    path = tmp_path / "model.gguf"
+    path.write_bytes(b"GGUF" + bytes(range(256)) * 4)
+    doc = spdx3_for_model(path)
+    (model,) = [o for o in _graph(doc) if o["type"] == "ai_AIPackage"]
+    values = [h["hashValue"] for h in model["verifiedUsing"]]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() in values and len(values) == 2
+    assert not [o for o in _graph(doc) if o["type"] == "software_File"]
+    assert not _relations(doc, "contains")
