@@ -401,3 +401,49 @@ def test_base_with_a_symlink_out_of_it_fails_naming_the_level(chain: Chain, tmp_
     assert link.verdict is Verdict.FAIL
     assert link.summary.startswith("fine-tune chain, level 2 ")
     assert "could not be checked" in link.summary and "symlink" in link.summary
+
+
+def test_bom_lists_the_whole_chain(chain: Chain, tmp_path: Path) -> None:
+    """``glassbox bom --key``: every ancestor to the root, by its own recipe name and digest,
+    in CycloneDX ``pedigree.ancestors`` and as SPDX 3 ``descendantOf`` links."""
+    from click.testing import CliRunner
+
+    from glassbox.cli.main import cli
+
+    want = [
+        ("lmzoo-ft1", hash_model(_base_copy(chain, "ft2"), ignore_paths=["model.sig"])),
+        ("lmzoo-root", hash_model(_base_copy(chain, "ft1"), ignore_paths=["model.sig"])),
+    ]
+    model, key = str(chain.model("ft2")), str(chain.builder_pub)
+    cdx = CliRunner().invoke(cli, ["bom", model, "--key", key, "--out", str(tmp_path / "c.json")])
+    assert cdx.exit_code == 0, cdx.output
+    doc = json.loads((tmp_path / "c.json").read_text())
+    ml = next(c for c in doc["components"] if c["type"] == "machine-learning-model")
+    assert [(a["name"], a["hashes"][0]["content"]) for a in ml["pedigree"]["ancestors"]] == [
+        (n, m.root_digest.hex()) for n, m in want
+    ]
+    out = tmp_path / "s.json"
+    spdx = CliRunner().invoke(
+        cli, ["bom", model, "--key", key, "--format", "spdx3", "--out", str(out)]
+    )
+    assert spdx.exit_code == 0, spdx.output
+    graph = json.loads(out.read_text())["@graph"]
+    by_id = {o["spdxId"]: o for o in graph if "spdxId" in o}
+    current = next(i for i in by_id if i.endswith("#model"))
+    names = []
+    for _ in range(4):
+        up = [
+            o
+            for o in graph
+            if o["type"] == "Relationship"
+            and o["relationshipType"] == "descendantOf"
+            and o["from"] == current
+        ]
+        if not up:
+            break
+        current = up[0]["to"][0]
+        names.append(by_id[current]["name"])
+    assert names == ["lmzoo-ft1", "lmzoo-root"]
+    broken = CliRunner().invoke(cli, ["bom", str(chain.model("ft-of-liar")), "--key", key])
+    assert broken.exit_code == 1
+    assert "fine-tune chain, level 2" in broken.output and "do not derive" in broken.output

@@ -48,6 +48,7 @@ class ChainLevel:
     lineage: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     root: bool = False  # a pretrained model: its verified provenance names no base
+    name: str | None = None  # the base's own name, from its verified provenance's recipe
     # The key the base's signature verified with: it may also have signed the base's provenance.
     publisher_key: Any = field(default=None, repr=False, compare=False)
 
@@ -62,6 +63,7 @@ class ChainLevel:
             "lineage": self.lineage,
             "provenance": self.provenance,
             "root": self.root,
+            "name": self.name,
         }
 
 
@@ -79,6 +81,14 @@ class ChainReport:
     @property
     def broken(self) -> ChainLevel | None:
         return next((lv for lv in self.levels if lv.verdict != "pass"), None)
+
+    def ancestors(self) -> tuple[tuple[str, str], ...]:
+        """The bases as a BOM lists them (``BomInputs.ancestors``): (name, OMS root digest),
+        nearest first; each digest was declared by a verified provenance."""
+        return tuple(
+            (lv.name or (Path(lv.path).name if lv.path else "base model"), lv.declared_digest)
+            for lv in self.levels
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -339,6 +349,10 @@ def _base_provenance(
     if problem is not None:
         _fail(level, f"the base's provenance {item.path}: {problem}")
         return None
+    from glassbox.bom.provenance import recipe_of
+
+    name = recipe_of(verified).get("name")
+    level.name = name if isinstance(name, str) and name else None
     return verified
 
 

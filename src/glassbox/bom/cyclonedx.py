@@ -365,6 +365,7 @@ def bom_for_model(
     provenance_verified: bool = False,
     mof_yaml: Path | None = None,
     ignore_paths: Iterable[Path] = (),
+    ancestors: tuple[tuple[str, str], ...] | None = None,
 ) -> dict[str, Any]:
     """Hash ``model``, grade its openness, and return its validated ML-BOM.
 
@@ -378,6 +379,7 @@ def bom_for_model(
         provenance_verified=provenance_verified,
         mof_yaml=mof_yaml,
         ignore_paths=ignore_paths,
+        ancestors=ancestors,
     )
     return build_bom(manifest, inputs, openness=openness)
 
@@ -389,9 +391,11 @@ def model_bom_inputs(
     provenance_verified: bool = False,
     mof_yaml: Path | None = None,
     ignore_paths: Iterable[Path] = (),
+    ancestors: tuple[tuple[str, str], ...] | None = None,
 ) -> tuple[Manifest, BomInputs, OpennessReport]:
     """What every BOM format says about ``model``: its manifest, the details from its
-    provenance and evaluation file, and its openness grade (``bom_for_model``, ``spdx3``)."""
+    provenance and evaluation file, and its openness grade (``bom_for_model``, ``spdx3``).
+    ``ancestors`` replaces the one base the provenance names with a whole walked chain."""
     from glassbox.bom.openness import assess_openness
     from glassbox.bom.provenance import bom_inputs_from_provenance, release_from_provenance
     from glassbox.digest import hash_model
@@ -412,6 +416,8 @@ def model_bom_inputs(
     metrics = evaluation_metrics(model)
     if metrics:
         inputs = replace(inputs, metrics=(*inputs.metrics, *metrics))
+    if ancestors is not None:
+        inputs = replace(inputs, ancestors=ancestors)
     return manifest, inputs, openness
 
 

@@ -206,6 +206,7 @@ def spdx3_for_model(
     mof_yaml: Path | None = None,
     ignore_paths: Iterable[Path] = (),
     lineage: tuple[DatasetInfo, ...] = (),
+    ancestors: tuple[tuple[str, str], ...] | None = None,
 ) -> dict[str, Any]:
     """``bom_for_model``'s facts as SPDX 3.0.1 (checked with ``validate_spdx3``); ``lineage``
     adds a pipeline's datasets (``DatasetInfo`` with role ``lineage`` and their parents)."""
@@ -219,6 +220,7 @@ def spdx3_for_model(
         provenance_verified=provenance_verified,
         mof_yaml=mof_yaml,
         ignore_paths=ignore_paths,
+        ancestors=ancestors,
     )
     if lineage:
         inputs = replace(inputs, lineage=(*inputs.lineage, *lineage))

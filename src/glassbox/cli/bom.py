@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -81,6 +82,7 @@ def bom(
                     continue
             if not verified:
                 raise VerificationError(f"{item.path}: no --key verifies the provenance")
+    ancestors = _chain(model, evidence, keys, statement) if verified and statement else None
     mof_file = evidence.first("mof")
     inside = [f.path for f in evidence.files if model.is_dir() and f.path.parent == model]
     make = bom_for_model
@@ -99,6 +101,7 @@ def bom(
         provenance_verified=verified,
         mof_yaml=mof_file.path if mof_file else None,
         ignore_paths=inside,
+        ancestors=ancestors,
     )
     text = json.dumps(document, indent=2) + "\n"
     if out is None:
@@ -114,3 +117,24 @@ def bom(
         else "CycloneDX 1.6 ML-BOM (schema-valid)"
     )
     click.echo(f"wrote {what} to {out}", err=True)
+
+
+def _chain(
+    model: Path, evidence: Any, keys: tuple[Path, ...], statement: dict[str, Any]
+) -> tuple[tuple[str, str], ...] | None:
+    """With verified provenance that names a base: walk the fine-tune chain as ``audit`` does
+    (each base's digest, signature, lineage and own provenance), so the BOM lists every
+    ancestor to the root; a broken chain is a verification failure, not a quiet BOM."""
+    from glassbox.audit.chain import declared_base, walk_chain
+    from glassbox.audit.context import AuditContext, AuditOptions
+    from glassbox.errors import VerificationError
+
+    if declared_base(statement)[0] is None:
+        return None
+    chain = walk_chain(AuditContext(model, evidence, AuditOptions(keys=keys)), statement)
+    broken = chain.broken
+    if broken is not None and broken.verdict == "fail":
+        raise VerificationError(
+            f"{model}: fine-tune chain, level {broken.level} (base {broken.path}): {broken.reason}"
+        )
+    return chain.ancestors()
