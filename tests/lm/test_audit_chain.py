@@ -97,7 +97,7 @@ def test_html_report_shows_the_base_model_chain(zoo: MiniZoo, tmp_path: Path) ->
     model, pub = _release(zoo, tmp_path, model="ft", declared_base="other")
     report = audit_model(model, AuditOptions(keys=(pub,), scan_now=False))
     html = render_html(report)
-    assert 'id="lineage-chain" data-verdict="not derived"' in html
+    assert 'id="lineage-chain" data-verdict="fail"' in html
     assert "lineage: not derived (score" in html and "this model" in html
 
 

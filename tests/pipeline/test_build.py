@@ -332,6 +332,9 @@ def test_base_model_signed_by_the_declared_key_is_required(built: Built, tmp_pat
     base_dep = next(d for d in deps if d["name"] == "base-model")
     assert base_dep["digest"] == {"sha256": digest}
     assert base_dep["annotations"]["signedBy"] == public_key_id(publisher)
+    # Where the key is, so ``audit`` can check the base's signature again on its chain walk.
+    assert base_dep["annotations"]["key"] == "publisher.pub"
+    assert "signature" not in base_dep["annotations"]  # the base's own model.sig
     params = result.statement["predicate"]["buildDefinition"]["externalParameters"]
     assert params["base_model"]["key"] == "publisher.pub"
     del pub

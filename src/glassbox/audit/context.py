@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from glassbox.audit.chain import MAX_CHAIN_DEPTH
 from glassbox.audit.evidence import Evidence
 from glassbox.audit.verdict import LINKS
 from glassbox.errors import InputError
@@ -79,6 +80,8 @@ class AuditOptions:
     model_name: str | None = None
     # Called with byte counts while the model is hashed (a progress bar on a terminal).
     progress: Callable[[int], None] | None = None
+    # How many base models deep a fine-tune chain may go before the audit calls it a failure.
+    chain_depth: int = MAX_CHAIN_DEPTH
     # The consumer's own list of labellers (name -> public key file), for pipeline lineage.
     labellers: dict[str, Path] = field(default_factory=dict)
 

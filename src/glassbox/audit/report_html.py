@@ -583,32 +583,75 @@ def _evidence_section(evidence: dict[str, Any]) -> str:
 
 
 def _lineage_chain(report: AuditReport) -> str:
-    """Base model -> this model, when the provenance declares a base: the base's digest (and
-    who signed it), then the lineage check of the weights against it."""
+    """The fine-tune chain, root first: each base model (its path, digest, signature and
+    provenance), the lineage check of the weights above it, and finally this model."""
     try:
         provenance = report.link("provenance")
     except KeyError:
         return ""
-    lineage = provenance.evidence.get("base_model")
-    if not isinstance(lineage, dict):
+    chain = provenance.evidence.get("chain")
+    if not isinstance(chain, dict) or not isinstance(chain.get("levels"), list):
         return ""
-    checked = bool(lineage.get("checked"))
-    verdict = str(lineage.get("verdict", "not checked"))
-    ok = checked and verdict == "derived"
-    fg, bg = COLOURS[Verdict.PASS if ok else Verdict.FAIL if checked else Verdict.UNKNOWN]
-    digest = str(lineage.get("baseDigest") or lineage.get("digest") or "")
-    base = escape(_short(str(lineage.get("base", "declared base model")), 48))
-    score = lineage.get("score")
-    what = (
-        f"lineage: {escape(verdict)} (score {float(score):.3f})"
-        if checked and isinstance(score, int | float)
-        else escape(str(lineage.get("reason", "lineage not checked")))
+    levels = [lv for lv in chain["levels"] if isinstance(lv, dict)]
+    parts = []
+    for level in reversed(levels):
+        parts.append(_chain_level(level))
+    verdict = str(chain.get("verdict", "unknown"))
+    head = (
+        f"{len(levels)} level(s), to a pretrained root"
+        if chain.get("reachesRoot")
+        else f"{len(levels)} level(s), root not reached"
     )
     return (
         f'<div class="lineage-chain" id="lineage-chain" data-verdict="{escape(verdict)}">'
-        '<span class="pill">base model</span> '
-        f"<code>{base}</code> <code>sha256:{escape(digest[:16])}…</code>"
+        f'<div class="q">Fine-tune chain: {escape(head)}</div>'
+        + "".join(parts)
+        + ' <span class="pill">this model</span></div>'
+    )
+
+
+def _chain_level(level: dict[str, Any]) -> str:
+    """One base model of the chain, then the arrow of the lineage check to the model above."""
+    verdict = str(level.get("verdict", "unknown"))
+    number = level.get("level")
+    name = "root (pretrained)" if level.get("root") else "base model"
+    lineage = level.get("lineage") if isinstance(level.get("lineage"), dict) else {}
+    assert isinstance(lineage, dict)
+    checked = bool(lineage.get("checked"))
+    lin_verdict = str(lineage.get("verdict", "not checked"))
+    ok = checked and lin_verdict == "derived"
+    fg, bg = COLOURS[Verdict.PASS if ok else Verdict.FAIL if checked else Verdict.UNKNOWN]
+    score = lineage.get("score")
+    what = (
+        f"lineage: {escape(lin_verdict)} (score {float(score):.3f})"
+        if checked and isinstance(score, int | float)
+        else escape(_short(str(lineage.get("reason", "lineage not checked")), 60))
+    )
+    signature = level.get("signature") if isinstance(level.get("signature"), dict) else {}
+    assert isinstance(signature, dict)
+    signed = (
+        f"signed by {escape(str(signature.get('keyId', ''))[:16])}"
+        if signature.get("verified")
+        else "signature not checked"
+    )
+    prov = level.get("provenance") if isinstance(level.get("provenance"), dict) else {}
+    assert isinstance(prov, dict)
+    signed += "; provenance verified" if prov.get("keyId") else ""
+    problem = ""
+    if verdict != "pass":
+        lfg = COLOURS[Verdict.FAIL if verdict == "fail" else Verdict.UNKNOWN][0]
+        problem = (
+            f' <span class="chain-problem" style="color:{lfg}">'
+            f"{escape(_short(str(level.get('reason', '')), 160))}</span>"
+        )
+    digest = str(level.get("declaredDigest") or "")
+    path = escape(_short(str(level.get("path") or "declared base model"), 48))
+    return (
+        f'<span class="chain-level" data-level="{escape(str(number))}"'
+        f' data-verdict="{escape(verdict)}"><span class="pill">{name}, level '
+        f"{escape(str(number))}</span> <code>{path}</code> <code>sha256:{escape(digest[:16])}…"
+        f"</code> <small>{signed}</small>{problem}</span>"
         f' <span style="color:{fg};font-weight:700">→</span> '
         f'<span class="pill" style="background:{bg};color:{fg}">{what}</span>'
-        ' <span style="color:#8c959f">→</span> <span class="pill">this model</span></div>'
+        ' <span style="color:#8c959f">→</span>'
     )

@@ -53,6 +53,7 @@ def render(report: AuditReport, console: Console | None = None) -> None:
             link.summary,
         )
     console.print(table)
+    _print_chain(report, console)
     for link in report.links:
         if link.verdict is Verdict.PASS or not link.details:
             continue
@@ -72,3 +73,35 @@ def render(report: AuditReport, console: Console | None = None) -> None:
             (f"  (required: {required}; exit {report.exit_code})", "dim"),
         )
     )
+
+
+def _print_chain(report: AuditReport, console: Console) -> None:
+    """The fine-tune chain the provenance link walked, one line per base model."""
+    chain = next((lk.evidence.get("chain") for lk in report.links if lk.link == "provenance"), None)
+    if not isinstance(chain, dict) or not isinstance(chain.get("levels"), list):
+        return
+    levels = [lv for lv in chain["levels"] if isinstance(lv, dict)]
+    end = "to a pretrained root" if chain.get("reachesRoot") else "root not reached"
+    console.print(Text(f"Fine-tune chain ({len(levels)} levels, {end}):", style="bold"))
+    for level in levels:
+        verdict = str(level.get("verdict"))
+        style = {"pass": "green", "fail": "bold red"}.get(verdict, "red3")
+        name = f"level {level.get('level')}" + (" (root)" if level.get("root") else "")
+        lineage = level.get("lineage") if isinstance(level.get("lineage"), dict) else {}
+        assert isinstance(lineage, dict)
+        facts = [f"sha256:{str(level.get('declaredDigest'))[:16]}…"]
+        signature = level.get("signature") if isinstance(level.get("signature"), dict) else {}
+        assert isinstance(signature, dict)
+        if signature.get("verified"):
+            facts.append(f"signed by {str(signature.get('keyId'))[:16]}")
+        if lineage.get("checked"):
+            facts.append(f"lineage {lineage.get('verdict')} ({float(lineage['score']):.2f})")
+        prov = level.get("provenance") if isinstance(level.get("provenance"), dict) else {}
+        assert isinstance(prov, dict)
+        if prov.get("keyId"):
+            facts.append("provenance verified")
+        line = Text(f"  {name}: ", style=style)
+        line.append(f"{level.get('path')}  " + ", ".join(facts), style="default")
+        if verdict != "pass":
+            line.append(f"  {verdict}: {level.get('reason')}", style=style)
+        console.print(line, highlight=False)

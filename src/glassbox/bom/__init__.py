@@ -1,4 +1,5 @@
-"""Openness grading (Model Openness Framework v1.0, OSI OSAID 1.0) and CycloneDX 1.6 ML-BOMs.
+"""Openness grading (Model Openness Framework v1.0, OSI OSAID 1.0), CycloneDX 1.6 ML-BOMs and
+SPDX 3.0.1 AI/Dataset exports.
 
 Never touches the network: a release is graded from its files, its MOF YAML declaration and its
 build provenance.
@@ -11,6 +12,7 @@ from glassbox.bom.cyclonedx import (
     bom_for_model,
     build_bom,
     evaluation_metrics,
+    model_bom_inputs,
     validate_bom,
 )
 from glassbox.bom.licenses import (
@@ -43,6 +45,13 @@ from glassbox.bom.release import (
     release_from_directory,
     release_from_mof_dict,
 )
+from glassbox.bom.spdx3 import (
+    SPDX_CONTEXT,
+    SPDX_VERSION,
+    build_spdx3,
+    spdx3_for_model,
+    validate_spdx3,
+)
 
 __all__ = [
     "CLASS_NAMES",
@@ -53,6 +62,8 @@ __all__ = [
     "OSAID_REFERENCE",
     "OSAID_VERSION",
     "OSI_APPROVED",
+    "SPDX_CONTEXT",
+    "SPDX_VERSION",
     "SPEC_VERSION",
     "BomInputs",
     "ComponentEntry",
@@ -70,6 +81,7 @@ __all__ = [
     "bom_for_model",
     "bom_inputs_from_provenance",
     "build_bom",
+    "build_spdx3",
     "canonical_id",
     "check_osaid",
     "evaluation_metrics",
@@ -78,9 +90,12 @@ __all__ = [
     "grade_release",
     "kind_of",
     "load_mof_yaml",
+    "model_bom_inputs",
     "parse_expression",
     "release_from_directory",
     "release_from_mof_dict",
     "release_from_provenance",
+    "spdx3_for_model",
     "validate_bom",
+    "validate_spdx3",
 ]

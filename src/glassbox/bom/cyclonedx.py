@@ -365,6 +365,7 @@ def bom_for_model(
     provenance_verified: bool = False,
     mof_yaml: Path | None = None,
     ignore_paths: Iterable[Path] = (),
+    ancestors: tuple[tuple[str, str], ...] | None = None,
 ) -> dict[str, Any]:
     """Hash ``model``, grade its openness, and return its validated ML-BOM.
 
@@ -372,6 +373,29 @@ def bom_for_model(
     signature was checked, which the BOM records (an unverified statement is still the best
     description there is, but a reader must know).
     """
+    manifest, inputs, openness = model_bom_inputs(
+        model,
+        provenance=provenance,
+        provenance_verified=provenance_verified,
+        mof_yaml=mof_yaml,
+        ignore_paths=ignore_paths,
+        ancestors=ancestors,
+    )
+    return build_bom(manifest, inputs, openness=openness)
+
+
+def model_bom_inputs(
+    model: Path,
+    *,
+    provenance: dict[str, Any] | None = None,
+    provenance_verified: bool = False,
+    mof_yaml: Path | None = None,
+    ignore_paths: Iterable[Path] = (),
+    ancestors: tuple[tuple[str, str], ...] | None = None,
+) -> tuple[Manifest, BomInputs, OpennessReport]:
+    """What every BOM format says about ``model``: its manifest, the details from its
+    provenance and evaluation file, and its openness grade (``bom_for_model``, ``spdx3``).
+    ``ancestors`` replaces the one base the provenance names with a whole walked chain."""
     from glassbox.bom.openness import assess_openness
     from glassbox.bom.provenance import bom_inputs_from_provenance, release_from_provenance
     from glassbox.digest import hash_model
@@ -394,7 +418,9 @@ def bom_for_model(
     metrics = evaluation_metrics(model)
     if metrics:
         inputs = replace(inputs, metrics=(*inputs.metrics, *metrics))
-    return build_bom(manifest, inputs, openness=openness)
+    if ancestors is not None:
+        inputs = replace(inputs, ancestors=ancestors)
+    return manifest, inputs, openness
 
 
 _METRICS_FILE = re.compile(r"^(metrics|eval(uation)?[_-]?results?|results)\.json$", re.IGNORECASE)

@@ -100,6 +100,14 @@ _EVIDENCE_OPTIONS = (
     help="Replay K random segments of the training trail.",
 )
 @click.option(
+    "--max-chain-depth",
+    "chain_depth",
+    type=click.IntRange(min=1, max=64),
+    default=8,
+    show_default=True,
+    help="Base models a fine-tune chain may name, walked to its root, before it fails.",
+)
+@click.option(
     "--labeller",
     "labellers",
     multiple=True,
@@ -134,6 +142,7 @@ def audit(
     require: str,
     rebuild: bool,
     spot_check: int | None,
+    chain_depth: int,
     labellers: tuple[str, ...],
     fail_on: str | None,
     no_scan: bool,
@@ -173,6 +182,7 @@ def audit(
         require=parse_require(require),
         rebuild=rebuild,
         spot_check=spot_check,
+        chain_depth=chain_depth,
         fail_on=fail_on,
         scan_now=not no_scan,
         behavior=behavior,

@@ -1,9 +1,11 @@
-"""``glassbox bom MODEL``: write a CycloneDX 1.6 ML-BOM (validated against the 1.6 schema)."""
+"""``glassbox bom MODEL``: write a CycloneDX 1.6 ML-BOM (validated against the 1.6 schema), or
+with ``--format spdx3`` an SPDX 3.0.1 JSON-LD document (AI and Dataset profiles)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -27,9 +29,22 @@ from glassbox.cli._common import MODEL_PATH, guarded
     help="Trusted key to verify the provenance with; without one it is recorded as unverified.",
 )
 @click.option("--mof", type=click.Path(path_type=Path), default=None, help="MOF YAML file.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["cyclonedx", "spdx3"]),
+    default="cyclonedx",
+    show_default=True,
+    help="CycloneDX 1.6 ML-BOM, or SPDX 3.0.1 JSON-LD with the AI and Dataset profiles.",
+)
 @guarded
 def bom(
-    model: Path, out: Path | None, provenance: Path | None, keys: tuple[Path, ...], mof: Path | None
+    model: Path,
+    out: Path | None,
+    provenance: Path | None,
+    keys: tuple[Path, ...],
+    mof: Path | None,
+    fmt: str,
 ) -> None:
     """Write the ML-BOM of MODEL: files and hashes, datasets, environment, model card, openness.
 
@@ -67,14 +82,26 @@ def bom(
                     continue
             if not verified:
                 raise VerificationError(f"{item.path}: no --key verifies the provenance")
+    ancestors = _chain(model, evidence, keys, statement) if verified and statement else None
     mof_file = evidence.first("mof")
     inside = [f.path for f in evidence.files if model.is_dir() and f.path.parent == model]
-    document = bom_for_model(
+    make = bom_for_model
+    if fmt == "spdx3":
+        from glassbox.bom.spdx3 import spdx3_for_model as make
+
+        try:
+            import spdx_python_model  # noqa: F401
+        except ImportError:
+            raise InputError(
+                "--format spdx3 needs spdx-python-model: pip install 'glassbox[bom]'"
+            ) from None
+    document = make(
         model,
         provenance=statement,
         provenance_verified=verified,
         mof_yaml=mof_file.path if mof_file else None,
         ignore_paths=inside,
+        ancestors=ancestors,
     )
     text = json.dumps(document, indent=2) + "\n"
     if out is None:
@@ -84,4 +111,30 @@ def bom(
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{out}: cannot write the BOM: {exc.strerror or exc}") from exc
-    click.echo(f"wrote CycloneDX 1.6 ML-BOM (schema-valid) to {out}", err=True)
+    what = (
+        "SPDX 3.0.1 JSON-LD (AI and Dataset profiles)"
+        if fmt == "spdx3"
+        else "CycloneDX 1.6 ML-BOM (schema-valid)"
+    )
+    click.echo(f"wrote {what} to {out}", err=True)
+
+
+def _chain(
+    model: Path, evidence: Any, keys: tuple[Path, ...], statement: dict[str, Any]
+) -> tuple[tuple[str, str], ...] | None:
+    """With verified provenance that names a base: walk the fine-tune chain as ``audit`` does
+    (each base's digest, signature, lineage and own provenance), so the BOM lists every
+    ancestor to the root; a broken chain is a verification failure, not a quiet BOM."""
+    from glassbox.audit.chain import declared_base, walk_chain
+    from glassbox.audit.context import AuditContext, AuditOptions
+    from glassbox.errors import VerificationError
+
+    if declared_base(statement)[0] is None:
+        return None
+    chain = walk_chain(AuditContext(model, evidence, AuditOptions(keys=keys)), statement)
+    broken = chain.broken
+    if broken is not None and broken.verdict == "fail":
+        raise VerificationError(
+            f"{model}: fine-tune chain, level {broken.level} (base {broken.path}): {broken.reason}"
+        )
+    return chain.ancestors()

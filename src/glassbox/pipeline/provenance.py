@@ -106,6 +106,11 @@ def resolved_dependencies(recipe: Recipe, inputs: ResolvedInputs) -> list[dict[s
             # Verified before training (``inputs.check_base_signature``); recorded so an
             # auditor knows whose release the fine-tune started from.
             annotations["signedBy"] = public_key_id(load_public_key(recipe.base_model.key))
+            # Where the key and the signature are (relative to the code directory), so
+            # ``audit`` can check the base's signature again when it walks the chain.
+            annotations["key"] = recipe.base_model.key_relpath
+            if recipe.base_model.signature_relpath is not None:
+                annotations["signature"] = recipe.base_model.signature_relpath
         deps.append(
             {
                 "name": "base-model",

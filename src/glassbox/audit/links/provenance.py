@@ -102,7 +102,7 @@ def check(ctx: AuditContext) -> LinkResult:
             "files not among the build's outputs (added after the build): " + ", ".join(uncovered)
         )
     _lineage(ctx, item.path, result)
-    _base_lineage(ctx, verified, result)
+    _base_chain(ctx, verified, result)
     if ctx.options.rebuild:
         _rebuild(ctx, item.path, key_path, result)
     if ctx.options.spot_check:
@@ -138,76 +138,39 @@ def _lineage(ctx: AuditContext, provenance: Path, result: LinkResult) -> None:
     result.details.extend(findings[1:] if report.verdict == "fail" else findings)
 
 
-def _declared_base(statement: dict[str, Any]) -> tuple[dict[str, Any] | None, Path | None]:
-    """The provenance's base-model dependency and where the build read it (the recipe's code
-    directory plus the base's relative path), if it declares one."""
-    deps = _dependencies(statement)
-    base = next((d for d in deps if d.get("name") == "base-model"), None)
-    if base is None:
-        return None, None
-    code = next((d for d in deps if d.get("name") == "code"), {})
-    local = (code.get("annotations") or {}).get("localPath")
-    rel = (base.get("annotations") or {}).get("path")
-    if not isinstance(local, str) or not isinstance(rel, str):
-        return base, None
-    return base, Path(local) / rel
+def _base_chain(ctx: AuditContext, statement: dict[str, Any], result: LinkResult) -> None:
+    """A fine-tune's provenance names its base by digest: walk the chain back to its root
+    (``glassbox.audit.chain``): each base's digest, signature, lineage and own provenance. A
+    broken link anywhere fails the provenance link, naming the level; a level that cannot be
+    checked here is a detail, so the link does not claim more than was seen."""
+    from glassbox.audit.chain import walk_chain
 
-
-def _base_lineage(ctx: AuditContext, statement: dict[str, Any], result: LinkResult) -> None:
-    """A fine-tune's provenance names its base by digest; check that the weights really derive
-    from it (``glassbox.lm`` lineage). A base that is declared but not derived from fails the
-    link with the lineage evidence; one that cannot be found or compared is a detail."""
-    base, path = _declared_base(statement)
-    if base is None:
+    chain = walk_chain(ctx, statement, max_depth=ctx.options.chain_depth)
+    if not chain.levels:
         return
-    want = (base.get("digest") or {}).get("sha256")
-    if path is None or not path.exists():
-        result.details.append(
-            f"the declared base model (sha256 {str(want)[:16]}…) is not available here, so the "
-            "lineage of the weights was not checked"
+    result.evidence["chain"] = chain.to_dict()
+    first = chain.levels[0]
+    result.evidence["base_model"] = first.lineage or {"checked": False}
+    lineage = first.lineage
+    if lineage.get("checked") and lineage.get("verdict") == "derived":
+        result.summary += (
+            f"; derives from the declared base (lineage score {float(lineage['score']):.2f})"
         )
-        result.evidence["base_model"] = {"checked": False, "reason": "base model not found"}
+    elif first.verdict == "pass":
+        result.details.append(f"lineage not checked: {lineage.get('reason', '?')}")
+    broken = chain.broken
+    if broken is None:
+        result.summary += f"; fine-tune chain of {len(chain.levels)} level(s) verified to its root"
         return
-    from glassbox.digest import hash_model
-    from glassbox.pipeline.inputs import signature_ignores
-
-    got = hash_model(path, ignore_paths=signature_ignores(path), use_cache=False)
-    got_hex = got.root_digest.hex()
-    if got_hex != want:
+    where = f"fine-tune chain, level {broken.level} (base {broken.path or '?'})"
+    if broken.verdict == "fail":
         result.verdict = Verdict.FAIL
-        result.summary = f"the base model at {path} is not the one the provenance declares"
-        result.evidence["base_model"] = {"checked": False, "base": str(path), "digest": got_hex}
+        result.summary = f"{where}: {broken.reason}"
+        reason = broken.lineage.get("reason")
+        if broken.lineage.get("checked") and isinstance(reason, str):
+            result.details.append(reason)
         return
-    try:
-        from glassbox.lm import compare_weights
-
-        lineage = compare_weights(ctx.model, path)
-    except ImportError as exc:
-        result.details.append(f"lineage not checked: needs the 'lm' extra ({exc.name})")
-        return
-    except GlassboxError as exc:
-        result.details.append(f"lineage not checked: {exc}")
-        return
-    summary = lineage.to_dict()
-    result.evidence["base_model"] = {
-        "checked": True,
-        "base": str(path),
-        "baseDigest": want,
-        "score": summary["score"],
-        "verdict": summary["verdict"],
-        "reason": summary["reason"],
-        "layers": summary["layers"],
-        "residualAlignment": summary["residualAlignment"],
-    }
-    if lineage.derived:
-        result.summary += f"; derives from the declared base (lineage score {lineage.score:.2f})"
-        return
-    result.verdict = Verdict.FAIL
-    result.summary = (
-        f"the weights do not derive from the declared base model ({lineage.verdict}: lineage "
-        f"score {lineage.score:.3f})"
-    )
-    result.details.append(lineage.reason)
+    result.details.append(f"{where}: {broken.reason}")
 
 
 def _build_def(statement: dict[str, Any]) -> dict[str, Any]:
