@@ -364,6 +364,11 @@ class HubDB:
         found = self._releases("WHERE name = ? AND version = ?", (name, version))
         return found[0] if found else None
 
+    def release_by_root(self, root_digest: str) -> ReleaseRow | None:
+        """The first release of these exact bytes (``sha256:<hex>``), to link a base model."""
+        found = self._releases("WHERE root_digest = ? ORDER BY created LIMIT 1", (root_digest,))
+        return found[0] if found else None
+
     def releases_of(self, name: str) -> list[ReleaseRow]:
         return self._releases("WHERE name = ? ORDER BY created DESC", (name,))
 

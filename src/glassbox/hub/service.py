@@ -30,6 +30,7 @@ from typing import IO, Any
 from glassbox.errors import GlassboxError, InputError, VerificationError
 from glassbox.files import parse_json
 from glassbox.hub.db import EvidenceRow, FileRow, HubDB, KeyRow, ReleaseRow
+from glassbox.hub.lmevidence import LM_PREDICATES
 from glassbox.hub.names import MAX_FILES, check_upload_path, check_version, split_model_name
 from glassbox.tlog import TransparencyLog
 
@@ -254,6 +255,11 @@ class Hub:
                     raise HubRefused(422, [f"{kind} evidence: {exc}"]) from None
                 predicate = entry.statement.get("predicateType")
                 ev_entries[seq] = entry
+            if predicate in LM_PREDICATES:
+                # Lineage and probe results: the lm part's verifiers judge them now, and the
+                # pages again at render time; the audit's provenance link does not read them.
+                ev_rows.append(_lm_row(seq, kind, predicate, raw, key, root))
+                continue
             path = stage / "evidence" / f"{seq}-{kind}.json"
             path.parent.mkdir(exist_ok=True)
             path.write_bytes(raw)
@@ -460,8 +466,30 @@ def _sizes(manifest: Any) -> dict[str, tuple[int, str]]:
     return out
 
 
+def _lm_row(
+    seq: int, kind: str, predicate_type: str, raw: bytes, key: KeyRow, root: str
+) -> EvidenceRow:
+    """A lineage or probe attestation's row: refused when malformed or not signed by the
+    publisher's key; a FAIL when it is about other bytes than this release's."""
+    from glassbox.hub.lmevidence import about_release, check_lm_statement
+
+    try:
+        predicate = check_lm_statement(predicate_type, raw, key.pem, where=f"{kind} evidence")
+    except (InputError, VerificationError) as exc:
+        raise HubRefused(422, [f"{kind} evidence: {exc}"]) from None
+    about = about_release(predicate_type, predicate, root.split(":", 1)[-1].lower())
+    if about:
+        return EvidenceRow(seq, kind, predicate_type, None, "fail", about, raw.decode())
+    if "verdict" in predicate:
+        detail = f"lineage: {predicate['verdict']} (score {predicate.get('score')})"
+    else:
+        detail = f"probe suite {predicate.get('suite', {}).get('name', '?')}"
+    return EvidenceRow(seq, kind, predicate_type, None, "pass", detail, raw.decode())
+
+
 def _judge_evidence(rows: list[EvidenceRow], audit_doc: dict[str, Any] | None) -> list[EvidenceRow]:
-    """Each piece of evidence gets the verdict of the audit link that read it."""
+    """Each piece of evidence gets the verdict of the audit link that read it (lineage and
+    probe attestations keep the verdict their own verifiers gave)."""
     if not audit_doc:
         return rows
     links = {link.get("link"): link for link in audit_doc.get("links", [])}
@@ -475,6 +503,9 @@ def _judge_evidence(rows: list[EvidenceRow], audit_doc: dict[str, Any] | None) -
     }
     out = []
     for row in rows:
+        if row.predicate_type in LM_PREDICATES:
+            out.append(row)
+            continue
         link = links.get(link_of.get(row.kind, ""), {})
         status = str(link.get("verdict", "unknown"))
         detail = str(link.get("summary", ""))
