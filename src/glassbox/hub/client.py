@@ -24,6 +24,7 @@ from typing import Any
 from glassbox.errors import InputError, VerificationError
 from glassbox.hub.hubscan import HUB_SCAN_SUFFIX
 from glassbox.hub.names import check_upload_path, parse_ref, split_model_name
+from glassbox.hub.swap import restore_aside, swap_into_place
 
 CHUNK = 1 << 20
 PROOF_SUFFIX = ".proof.json"
@@ -116,6 +117,7 @@ class PullResult:
     seconds_gate: float = 0.0
     gate: dict[str, Any] = field(default_factory=dict)
     hub_scan: dict[str, Any] | None = None
+    swap: str = ""  # how OUT was put in place: rename, exchange (atomic) or aside
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,6 +129,7 @@ class PullResult:
             "resumed": self.resumed,
             "gate": self.gate,
             "hub_scan": self.hub_scan,
+            "swap": self.swap,
         }
 
 
@@ -175,6 +178,7 @@ def pull_model(
     policy = load_policy(policy_path)
     pinned = _pinned_key_id(hub_key)
     dest = Path(out)
+    restore_aside(dest)  # a previous pull killed mid-swap put the old tree aside
     if dest.exists() and not replace:
         raise InputError(f"{dest}: exists; pass --replace to swap in the verified release")
     base = hub.rstrip("/")
@@ -232,7 +236,7 @@ def pull_model(
         scan_proof = stage / ("model" + HUB_SCAN_SUFFIX)
         scan_proof.write_text(json.dumps(doc["hub_scan"]["proof"]))
         extra.append((scan_proof, HUB_SCAN_SUFFIX))
-    _move_into_place(model_dir, proof, dest, extra)
+    result.swap = _move_into_place(model_dir, proof, dest, extra)
     shutil.rmtree(stage, ignore_errors=True)
     result.verified = True
     return result
@@ -302,17 +306,13 @@ def _download(
 
 def _move_into_place(
     model_dir: Path, proof: Path, dest: Path, extra: Sequence[tuple[Path, str]] = ()
-) -> None:
-    """Rename the verified directory to ``dest`` (same filesystem: atomic); an existing
-    ``dest`` is renamed aside first and removed only after the new one is in place."""
+) -> str:
+    """Swap the verified directory into ``dest`` (``glassbox.hub.swap``: an atomic
+    rename-exchange where the system has one), then the proof files beside it (each replaced
+    atomically). Returns how the directory went in."""
     dest = dest.absolute()
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.glassbox-old-{os.getpid()}")
-        dest.replace(old)
-    model_dir.replace(dest)
+    how = swap_into_place(model_dir, dest)
     proof.replace(dest.with_name(dest.name + PROOF_SUFFIX))
     for path, suffix in extra:
         path.replace(dest.with_name(dest.name + suffix))
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    return how
