@@ -63,9 +63,14 @@ def test_the_hub_scan_is_logged_and_checked_at_pull(
     verified = bundle.verify(hub.log.vkey)
     assert verified.entry is not None and verified.entry.key_id == hub.attester_id
 
-    # The model page lists it as evidence signed by the hub's key.
+    # The model page lists it as evidence signed by the hub's key; the log page names the key,
+    # whose page lists its scans without taking them for a stolen key's signatures.
     html = httpx.get(served.url + "/models/acme/m").text
     assert HUB_SCAN_KIND in html and "signed by the hub&#x27;s key" in html
+    assert f"/publishers/{hub.attester_id}" in httpx.get(served.url + "/log").text
+    own = httpx.get(served.url + f"/publishers/{hub.attester_id}").text
+    assert "own attestation key" in own
+    assert "1 entr(y/ies) in the log" in own and "not a release on this hub" not in own
 
 
 def test_pull_refuses_a_hub_scan_of_other_files_and_moves_nothing(

@@ -449,6 +449,13 @@ class HubDB:
             for r in rows
         ]
 
+    def evidence_indexes(self, kind: str) -> set[int]:
+        """The log entries of every piece of evidence of one kind (the hub's scans)."""
+        rows = self.query(
+            "SELECT log_index FROM hub_evidence WHERE kind = ? AND log_index IS NOT NULL", (kind,)
+        )
+        return {int(r[0]) for r in rows}
+
     def counts(self) -> dict[str, int]:
         out = {}
         for table in ("hub_release", "hub_file", "hub_evidence", "hub_key"):

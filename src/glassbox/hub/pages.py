@@ -387,13 +387,25 @@ def publisher_page(hub: Hub, key_id: str) -> str:
     known |= {
         e.log_index for r in releases for e in hub.db.evidence(r.id) if e.log_index is not None
     }
+    own = bool(hub.attester_id) and key_id == hub.attester_id
+    if own:  # the hub's attestation key signs the hub's scans, which are not releases
+        from glassbox.hub.hubscan import HUB_SCAN_KIND
+
+        known |= hub.db.evidence_indexes(HUB_SCAN_KIND)
     unknown = [i for i in logged if i not in known]
-    head = f"<h1>Publisher key <code>{escape(key_id[:16])}</code></h1>" + (
-        f"<p>Namespace <b>{escape(key.org)}</b> {escape(key.label)}<br>Key id "
-        f"<code>{escape(key_id)}</code></p>"
-        if key
-        else "<p>This key is not registered on this hub.</p>"
-    )
+    if own:
+        about = (
+            "<p>This is the hub's own attestation key: it signs the hub's scan of each "
+            f"release.<br>Key id <code>{escape(key_id)}</code></p>"
+        )
+    elif key:
+        about = (
+            f"<p>Namespace <b>{escape(key.org)}</b> {escape(key.label)}<br>Key id "
+            f"<code>{escape(key_id)}</code></p>"
+        )
+    else:
+        about = "<p>This key is not registered on this hub.</p>"
+    head = f"<h1>Publisher key <code>{escape(key_id[:16])}</code></h1>" + about
     body = head + "<h2>Releases</h2>" + _release_rows(releases)
     body += f"<h2>Log entries signed by this key</h2><p>{len(logged)} entr(y/ies) in the log.</p>"
     if unknown:
@@ -410,7 +422,10 @@ def log_page(hub: Hub) -> str:
 
     latest = hub.log.latest_checkpoint()
     body = f"<h1>Transparency log</h1><p>Origin <code>{escape(hub.log.origin)}</code><br>"
-    body += f"Key <code>{escape(hub.log.vkey)}</code><br>Size {hub.log.size()}</p>"
+    body += f"Key <code>{escape(hub.log.vkey)}</code><br>Size {hub.log.size()}"
+    if hub.attester_id:
+        body += f"<br>The hub's scans are signed by {_key_link(hub.attester_id)}"
+    body += "</p>"
     if latest is not None:
         sigs = latest.note.signatures
         rows = "".join(
