@@ -12,6 +12,7 @@ shows as a failed signature, since the pages verify at render time.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from tests.hub.conftest import Served, add_publisher, make_model
 
 SUITE = Path(__file__).resolve().parent / "data" / "probe-suite.toml"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def probe_run(model: Path, refuses: bool) -> ProbeRun:
@@ -156,6 +158,8 @@ def test_lineage_and_probe_evidence_on_the_model_page(
         assert v1.locator(".drift").count() == 0  # no earlier version to compare with
         changes = page.locator("li.behaviour").inner_text()
         assert "1.0 → 2.0" in changes and "newly refused: bridge, storm" in changes
+        if os.environ.get("GLASSBOX_WRITE_SCREENSHOTS"):
+            v2.screenshot(path=str(DOCS / "hub-lineage-probes.png"))
 
         # The base's page is where the link goes, and it exists.
         page.goto(served.url + "/models/acme/base#v-1.0")
