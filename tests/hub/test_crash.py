@@ -220,3 +220,21 @@ def test_a_claim_of_a_dead_owner_is_taken_over_without_a_restart(
             name="acme/m",
             version="2",
         )
+
+
+def test_a_database_from_before_claim_owners_is_migrated(db_url: str) -> None:
+    db = HubDB(db_url)
+    try:
+        with db.transaction() as cur:  # the claims table as the previous version made it
+            cur.execute("ALTER TABLE hub_claim DROP COLUMN owner")
+            cur.execute("INSERT INTO hub_claim (name, version, created) VALUES ('a/old', '1', 1.0)")
+    finally:
+        db.close()
+    db = HubDB(db_url)
+    try:
+        assert db.claims() == [("a/old", "1", "", 1.0)]
+        assert db.claim("a/new", "1", owner_token())
+        # An owner-less claim from before is judged by its age alone.
+        assert sweep_claims(db, 3600) == ["a/old@1"]
+    finally:
+        db.close()

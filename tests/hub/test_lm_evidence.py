@@ -242,3 +242,24 @@ def test_bad_lm_attestations_are_refused(
     assert ("verdict 'maybe'" if problem == "bad verdict" else "attestation") in str(info.value)
     assert hub.db.release("acme/m", "1") is None
     assert hub.db.counts()["hub_evidence"] == 0
+
+
+def test_probe_results_are_escaped_on_the_page(hub: Hub, served: Served, tmp_path: Path) -> None:
+    acme = add_publisher(hub, tmp_path, "acme")
+    key = load_private_key(acme.key)
+    model = make_model(tmp_path / "m")
+    run = probe_run(model, refuses=False)
+    run.results[0]["id"] = "<script>alert(1)</script>"
+    att = tmp_path / "p.json"
+    write_bundle(attest_probes(run, key), att)
+    publish_model(
+        model,
+        served.url,
+        key,
+        acme.token,
+        name="acme/m",
+        version="1",
+        evidence=[("attestation", att)],
+    )
+    html = httpx.get(served.url + "/models/acme/m").text
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
