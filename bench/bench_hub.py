@@ -9,7 +9,9 @@
   raw download of the same files plus their SHA-256 (what any downloader that checks hashes
   does), printing the ratio and the seconds beyond the anchor;
 * **bulk re-scan** of every release with Dask ``LocalCluster`` (1 and 2 worker processes)
-  beside the plain single-process loop over the same releases (anchor).
+  beside the plain single-process loop over the same releases (anchor);
+* **the hub's signed scan**: in-process publishes into a hub with its attestation key beside
+  the same publishes into one without (anchor), interleaved.
 
     python bench/bench_hub.py --releases 8 --pull-mb 32
 """
@@ -248,11 +250,55 @@ def main() -> None:
                 f" rel/s  ratio vs plain {t_plain / done['seconds']:5.2f}"
                 f"  (cluster start-up excluded)"
             )
+        attest_cost(tmp, key, floats, min(args.releases, 8))
     finally:
         for p, _u in procs:
             p.terminate()
         if schema and args.postgres:
             drop_schema(args.postgres, schema)
+
+
+def attest_cost(tmp: Path, key: Any, floats: int, n: int) -> None:
+    """The hub's signed scan per publish: the same releases published in-process into a hub
+    with its attestation key and into one without (anchor), interleaved, on SQLite."""
+    from contextlib import ExitStack
+
+    from glassbox.hub import Upload, open_hub
+    from glassbox.hub.db import KeyRow
+    from glassbox.sign import sign_model
+
+    hubs = {}
+    for label in ("with", "without"):
+        hub = open_hub(f"sqlite:///{tmp / label / 'hub.db'}", tmp / label / "b", tmp / label / "k")
+        kid = public_key_id(key)
+        hub.db.add_key("acme", public_pem(key).decode(), kid)
+        if label == "without":
+            hub.attester = None
+        hubs[label] = (hub, KeyRow(kid, "acme", public_pem(key).decode(), ""))
+    spent = {"with": 0.0, "without": 0.0}
+    for i in range(n + 1):  # the first round warms imports and is not counted
+        model = make_model(tmp / f"ab{i}", 500 + i, floats)
+        sig = tmp / f"ab{i}.sig"
+        sign_model(model, key, signature_path=sig, use_cache=False)
+        for label in ("with", "without") if i % 2 else ("without", "with"):
+            hub, row = hubs[label]
+            with ExitStack() as stack:
+                ups = [
+                    Upload(f.name, stack.enter_context(f.open("rb")))
+                    for f in sorted(model.iterdir())
+                ]
+                t0 = time.perf_counter()
+                hub.publish(row, f"acme/ab{i}", "1", sig.read_bytes(), ups)
+                if i:
+                    spent[label] += time.perf_counter() - t0
+    for hub, _row in hubs.values():
+        hub.close()
+    w, wo = spent["with"] / n, spent["without"] / n
+    print(
+        f"hub scan attestation ({n} in-process publishes each, SQLite): with {w * 1000:7.1f} ms"
+        f"   anchor without {wo * 1000:7.1f} ms   ratio {w / wo:5.2f}"
+        f"   cost {(w - wo) * 1000:6.1f} ms/publish"
+    )
 
 
 if __name__ == "__main__":

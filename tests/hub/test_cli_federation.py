@@ -107,7 +107,7 @@ def test_witnessed_hub_mirror_gossip_and_bulk_jobs(tmp_path: Path) -> None:
         checkpoint = json.loads(out)["proof"]["checkpoint"]
         assert "— witness.hub.test/b " in checkpoint  # B cosigned A's checkpoint
         log_page = httpx.get(a_url + "/log").text
-        assert "witness.hub.test/b</td><td>1</td>" in log_page
+        assert "witness.hub.test/b</td><td>2</td>" in log_page  # signature + hub scan
         policy = write_policy(
             tmp_path / "policy.toml",
             pub,
@@ -128,7 +128,7 @@ def test_witnessed_hub_mirror_gossip_and_bulk_jobs(tmp_path: Path) -> None:
         assert json.loads(pulled)["gate"]["log"]["evidence"]["witnesses"]
         tiles = tmp_path / "tiles"
         run("hub", "export-tiles", "--db", a_db, "--log-key", str(tmp_path / "a.skey"), str(tiles))
-        assert (tiles / "checkpoint").is_file() and (tiles / "tile/0/000.p/1").is_file()
+        assert (tiles / "checkpoint").is_file() and (tiles / "tile/0/000.p/2").is_file()
         mirrored = run(
             "hub",
             "mirror",
@@ -139,7 +139,7 @@ def test_witnessed_hub_mirror_gossip_and_bulk_jobs(tmp_path: Path) -> None:
             a_vkey,
             "--json",
         )
-        assert json.loads(mirrored)["size"] == 1
+        assert json.loads(mirrored)["size"] == 2
         gossip = run(
             "hub", "gossip", a_url, f"{b_url}#mirror", str(tiles), "--log-vkey", a_vkey, "--json"
         )

@@ -86,7 +86,7 @@ def test_release_on_a_verifies_from_mirror_b_without_a(
     got = mirror_log(
         hub_b.db, http_source(served.url), hub.log.vkey, source=served.url, witness=witness
     )
-    assert got["size"] == 2
+    assert got["size"] == 4  # each release: its signature and the hub's scan
     served.stop()  # hub A is gone from here on
     with pytest.raises(httpx.ConnectError):
         httpx.get(served.url + "/checkpoint", timeout=2)
@@ -165,7 +165,7 @@ def test_split_view_caught_by_mirror_and_by_gossip(
     hub.log.issue_checkpoint()
     after = httpx.get(served.url + "/checkpoint").text
     assert compare_checkpoints(before, after, hub.log.vkey, http_source(served.url)) == "consistent"
-    assert mirror_log(hub_b.db, http_source(served.url), hub.log.vkey)["size"] == 2
+    assert mirror_log(hub_b.db, http_source(served.url), hub.log.vkey)["size"] == 4
 
 
 def test_tampered_tile_refused(hub: Hub, hub_b: Hub, served, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -173,8 +173,8 @@ def test_tampered_tile_refused(hub: Hub, hub_b: Hub, served, tmp_path: Path) -> 
     _publish(hub, served.url, acme, make_model(tmp_path / "m1"), "1")
     out = tmp_path / "tiles"
     export_tiles(hub.log, out)
-    tile = out / "tile/0/000.p/1"
-    tile.write_bytes(bytes(32))
+    tile = out / "tile/0/000.p/2"  # the signature and the hub's scan
+    tile.write_bytes(bytes(64))
     with pytest.raises(VerificationError, match="do not hash to the signed checkpoint"):
         mirror_log(hub_b.db, dir_source(out), hub.log.vkey)
     with pytest.raises(VerificationError):
@@ -236,7 +236,7 @@ def test_client_verifies_from_tiles_served_by_nginx(
     for n in range(3):
         _publish(hub, served.url, acme, make_model(tmp_path / f"x{n}", seed=n + 5), f"1.{n + 1}")
     exported = export_tiles(hub.log, root)
-    assert exported["size"] == 4
+    assert exported["size"] == 8  # 4 signatures, 4 hub scans
     served.stop()
     bundle = tile_proof_bundle(
         http_source(url),
@@ -253,5 +253,5 @@ def test_client_verifies_from_tiles_served_by_nginx(
     )
     assert result.ok, result.reasons
     # A mirror fills itself from the same static files.
-    assert mirror_log(hub_b.db, http_source(url), hub.log.vkey, source=url)["size"] == 4
-    assert "GET /tile/0/000.p/4" in (tmp_path / "nginx-access.log").read_text()
+    assert mirror_log(hub_b.db, http_source(url), hub.log.vkey, source=url)["size"] == 8
+    assert "GET /tile/0/000.p/8" in (tmp_path / "nginx-access.log").read_text()

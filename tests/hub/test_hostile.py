@@ -44,7 +44,8 @@ def test_concurrent_publish_of_one_release_logs_it_once(
     with ThreadPoolExecutor(3) as pool:
         codes = sorted(pool.map(one, range(3)))
     assert codes == [201, 409, 409]
-    assert hub.log.size() == 1 and hub.db.counts()["hub_release"] == 1
+    # Logged once: its signature and the hub's scan of it.
+    assert hub.log.size() == 2 and hub.db.counts()["hub_release"] == 1
 
 
 def test_malformed_requests_are_4xx_with_a_reason(hub: Hub, served: Served, tmp_path: Path) -> None:

@@ -108,8 +108,10 @@ def test_two_processes_share_every_release(
         answers = list(pool.map(one, range(6)))
     vkey = httpx.get(two_hubs[0] + "/api/v1/log").json()["vkey"]
     assert httpx.get(two_hubs[1] + "/api/v1/log").json()["vkey"] == vkey
-    indexes = sorted(a["release"]["log_index"] for a in answers)
-    assert indexes == list(range(6))  # one log, no entry twice, none lost
+    indexes = sorted(
+        i for a in answers for i in (a["release"]["log_index"], a["hub_scan"]["log_index"])
+    )
+    assert indexes == list(range(12))  # one log, no entry twice, none lost (+ the hub's scans)
     for answer in answers:
         verify_proof_bundle(ProofBundle.from_dict(answer["proof"]), parse_vkey(vkey))
     db = HubDB(db_url)

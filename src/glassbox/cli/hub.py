@@ -407,19 +407,34 @@ def publish(
 @click.option("--policy", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", required=True, type=click.Path(), help="Where the verified model goes.")
 @click.option("--replace", is_flag=True, help="Swap out an existing OUT once verified.")
+@click.option(
+    "--hub-key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The hub's attestation public key: its signed scan must be there, by this key.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @guarded
-def pull(ref: str, hub_url: str, policy: str, out: str, replace: bool, as_json: bool) -> None:
+def pull(
+    ref: str, hub_url: str, policy: str, out: str, replace: bool, hub_key: str | None, as_json: bool
+) -> None:
     """Download NAME@VERSION, run your trust policy's gate, then move it into place."""
     from glassbox.cli._common import progress
     from glassbox.hub import pull_model
 
     with progress(f"pull {ref}", None, enabled=not as_json) as bar:
-        result = pull_model(ref, hub_url, policy, out, replace=replace, progress=bar.advance)
+        result = pull_model(
+            ref, hub_url, policy, out, replace=replace, progress=bar.advance, hub_key=hub_key
+        )
     if as_json:
         emit_json(result.to_dict())
     else:
+        scanned = result.hub_scan
+        said = (
+            f"; hub scan: log entry {scanned['log_index']}, {scanned['findings']} finding(s)"
+            if scanned
+            else "; no hub scan attestation"
+        )
         click.echo(
             f"verified {result.name}@{result.version} (publisher {result.gate.get('publisher')}) "
-            f"-> {result.path}"
+            f"-> {result.path}{said}"
         )

@@ -186,7 +186,13 @@ def create_app(
 
     @app.get("/api/v1/log", summary="The hub log's origin, key and size")
     def log_info() -> dict[str, Any]:
-        return {"origin": hub.log.origin, "vkey": hub.log.vkey, "size": hub.log.size()}
+        return {
+            "origin": hub.log.origin,
+            "vkey": hub.log.vkey,
+            "size": hub.log.size(),
+            "attest_key": hub.attester_pem or None,
+            "attest_key_id": hub.attester_id or None,
+        }
 
     @app.get("/api/v1/log/entries", summary="Log entry bodies [start, end), at most 256")
     def log_entries(start: int = Query(ge=0), end: int = Query(ge=0)) -> dict[str, Any]:

@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from glassbox.errors import InputError, VerificationError
+from glassbox.hub.hubscan import HUB_SCAN_SUFFIX
 from glassbox.hub.names import check_upload_path, parse_ref, split_model_name
+from glassbox.hub.swap import restore_aside, swap_into_place
 
 CHUNK = 1 << 20
 PROOF_SUFFIX = ".proof.json"
@@ -114,6 +116,8 @@ class PullResult:
     seconds_download: float = 0.0
     seconds_gate: float = 0.0
     gate: dict[str, Any] = field(default_factory=dict)
+    hub_scan: dict[str, Any] | None = None
+    swap: str = ""  # how OUT was put in place: rename, exchange (atomic) or aside
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -124,6 +128,8 @@ class PullResult:
             "bytes_downloaded": self.bytes_downloaded,
             "resumed": self.resumed,
             "gate": self.gate,
+            "hub_scan": self.hub_scan,
+            "swap": self.swap,
         }
 
 
@@ -156,9 +162,12 @@ def pull_model(
     replace: bool = False,
     stop_after: int | None = None,
     progress: Callable[[int], None] | None = None,
+    hub_key: str | os.PathLike[str] | None = None,
 ) -> PullResult:
     """Download ``org/name@version`` from ``hub`` and move it to ``out`` once the gate passes.
 
+    The hub's signed scan attestation, when the hub sent one, must hold too (``hubscan``); with
+    ``hub_key`` (the hub's attestation public key) it must be there and signed by that key.
     ``stop_after`` (bytes) stops the download part-way, as an interrupted pull would: for tests
     of resuming. Raises ``TrustRefused`` when the gate refuses (nothing is moved into place).
     """
@@ -167,7 +176,9 @@ def pull_model(
 
     name, version = parse_ref(ref)
     policy = load_policy(policy_path)
+    pinned = _pinned_key_id(hub_key)
     dest = Path(out)
+    restore_aside(dest)  # a previous pull killed mid-swap put the old tree aside
     if dest.exists() and not replace:
         raise InputError(f"{dest}: exists; pass --replace to swap in the verified release")
     base = hub.rstrip("/")
@@ -215,10 +226,40 @@ def pull_model(
     if not gate.ok:
         shutil.rmtree(stage, ignore_errors=True)
         raise gate.refusal()
-    _move_into_place(model_dir, proof, dest)
+    extra: list[tuple[Path, str]] = []
+    if doc.get("hub_scan") is not None or pinned is not None:
+        try:
+            result.hub_scan = _check_hub_scan(doc, policy, gate, pinned)
+        except VerificationError:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        scan_proof = stage / ("model" + HUB_SCAN_SUFFIX)
+        scan_proof.write_text(json.dumps(doc["hub_scan"]["proof"]))
+        extra.append((scan_proof, HUB_SCAN_SUFFIX))
+    result.swap = _move_into_place(model_dir, proof, dest, extra)
     shutil.rmtree(stage, ignore_errors=True)
     result.verified = True
     return result
+
+
+def _pinned_key_id(hub_key: str | os.PathLike[str] | None) -> str | None:
+    if hub_key is None:
+        return None
+    from glassbox.sign import load_public_key, public_key_id
+
+    return public_key_id(load_public_key(hub_key))
+
+
+def _check_hub_scan(doc: dict[str, Any], policy: Any, gate: Any, pinned: str | None) -> Any:
+    from glassbox.hub.hubscan import verify_hub_scan
+    from glassbox.trust.gate import sha256_of
+
+    if doc.get("hub_scan") is None:
+        raise VerificationError("hub scan: the hub sent no scan attestation (--hub-key given)")
+    files = sha256_of(gate.manifest) if gate.manifest is not None else None
+    if files is None:
+        raise VerificationError("hub scan: the release is not signed by whole-file SHA-256")
+    return verify_hub_scan(doc["hub_scan"], policy, files, pinned_key_id=pinned)
 
 
 def _download(
@@ -263,15 +304,15 @@ def _download(
     return got, bool(have)
 
 
-def _move_into_place(model_dir: Path, proof: Path, dest: Path) -> None:
-    """Rename the verified directory to ``dest`` (same filesystem: atomic); an existing
-    ``dest`` is renamed aside first and removed only after the new one is in place."""
+def _move_into_place(
+    model_dir: Path, proof: Path, dest: Path, extra: Sequence[tuple[Path, str]] = ()
+) -> str:
+    """Swap the verified directory into ``dest`` (``glassbox.hub.swap``: an atomic
+    rename-exchange where the system has one), then the proof files beside it (each replaced
+    atomically). Returns how the directory went in."""
     dest = dest.absolute()
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.glassbox-old-{os.getpid()}")
-        dest.replace(old)
-    model_dir.replace(dest)
+    how = swap_into_place(model_dir, dest)
     proof.replace(dest.with_name(dest.name + PROOF_SUFFIX))
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    for path, suffix in extra:
+        path.replace(dest.with_name(dest.name + suffix))
+    return how

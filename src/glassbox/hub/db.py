@@ -46,7 +46,8 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS hub_rate (bucket TEXT NOT NULL, win {BIGINT} NOT NULL,"
     " n INTEGER NOT NULL, PRIMARY KEY (bucket, win))",
     "CREATE TABLE IF NOT EXISTS hub_claim (name TEXT NOT NULL, version TEXT NOT NULL,"
-    " created DOUBLE PRECISION NOT NULL, PRIMARY KEY (name, version))",
+    " created DOUBLE PRECISION NOT NULL, owner TEXT NOT NULL DEFAULT '',"
+    " PRIMARY KEY (name, version))",
     "CREATE TABLE IF NOT EXISTS hub_scan (release_id TEXT PRIMARY KEY, scanned DOUBLE PRECISION"
     " NOT NULL, report TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS hub_mirror (origin TEXT PRIMARY KEY, vkey TEXT NOT NULL,"
@@ -138,6 +139,18 @@ class HubDB:
                 cur.execute("SELECT pg_advisory_xact_lock(7365722)")
             for sql in _SCHEMA:
                 cur.execute(sql.format(**types))
+            self._migrate(cur)
+
+    def _migrate(self, cur: Any) -> None:
+        """Columns added since a table was first created (claims gained an owner)."""
+        if self.postgres:
+            cur.execute(
+                "ALTER TABLE hub_claim ADD COLUMN IF NOT EXISTS owner TEXT NOT NULL DEFAULT ''"
+            )
+            return
+        columns = {row[1] for row in cur.execute("PRAGMA table_info(hub_claim)")}
+        if "owner" not in columns:
+            cur.execute("ALTER TABLE hub_claim ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
 
     # -- connections ---------------------------------------------------------------------
     def _connect(self) -> Any:
@@ -262,14 +275,44 @@ class HubDB:
         return int(rows[0][0])
 
     # -- releases ------------------------------------------------------------------------
-    def claim(self, name: str, version: str) -> bool:
+    def claim(self, name: str, version: str, owner: str = "") -> bool:
         """Reserve ``name@version`` before anything is logged for it, so two processes
-        publishing the same release concurrently cannot both log it: ``False`` if taken."""
+        publishing the same release concurrently cannot both log it: ``False`` if taken.
+        ``owner`` says who holds it (``glassbox.hub.recovery``), for clearing after a crash."""
         with self.transaction() as cur:
             rows = cur.execute(
-                "INSERT INTO hub_claim (name, version, created) VALUES (?, ?, ?)"
+                "INSERT INTO hub_claim (name, version, created, owner) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (name, version) DO NOTHING RETURNING name",
-                (name, version, time.time()),
+                (name, version, time.time(), owner),
+            )
+        return bool(rows)
+
+    def renew_claim(self, name: str, version: str, owner: str) -> None:
+        """Extend the lease of a claim this owner still holds (a long publish's heartbeat)."""
+        with self.transaction() as cur:
+            cur.execute(
+                "UPDATE hub_claim SET created = ? WHERE name = ? AND version = ? AND owner = ?",
+                (time.time(), name, version, owner),
+            )
+
+    def claim_of(self, name: str, version: str) -> tuple[str, float] | None:
+        rows = self.query(
+            "SELECT owner, created FROM hub_claim WHERE name = ? AND version = ?", (name, version)
+        )
+        return (str(rows[0][0]), float(rows[0][1])) if rows else None
+
+    def claims(self) -> list[tuple[str, str, str, float]]:
+        rows = self.query("SELECT name, version, owner, created FROM hub_claim")
+        return [(r[0], r[1], str(r[2]), float(r[3])) for r in rows]
+
+    def drop_claim(self, name: str, version: str, owner: str, created: float) -> bool:
+        """Delete a claim only if it is still exactly the one judged dead (not renewed, not
+        taken over meanwhile)."""
+        with self.transaction() as cur:
+            rows = cur.execute(
+                "DELETE FROM hub_claim WHERE name = ? AND version = ? AND owner = ?"
+                " AND created = ? RETURNING name",
+                (name, version, owner, created),
             )
         return bool(rows)
 
@@ -364,6 +407,11 @@ class HubDB:
         found = self._releases("WHERE name = ? AND version = ?", (name, version))
         return found[0] if found else None
 
+    def release_by_root(self, root_digest: str) -> ReleaseRow | None:
+        """The first release of these exact bytes (``sha256:<hex>``), to link a base model."""
+        found = self._releases("WHERE root_digest = ? ORDER BY created LIMIT 1", (root_digest,))
+        return found[0] if found else None
+
     def releases_of(self, name: str) -> list[ReleaseRow]:
         return self._releases("WHERE name = ? ORDER BY created DESC", (name,))
 
@@ -400,6 +448,13 @@ class HubDB:
             EvidenceRow(int(r[0]), r[1], r[2], None if r[3] is None else int(r[3]), *r[4:])
             for r in rows
         ]
+
+    def evidence_indexes(self, kind: str) -> set[int]:
+        """The log entries of every piece of evidence of one kind (the hub's scans)."""
+        rows = self.query(
+            "SELECT log_index FROM hub_evidence WHERE kind = ? AND log_index IS NOT NULL", (kind,)
+        )
+        return {int(r[0]) for r in rows}
 
     def counts(self) -> dict[str, int]:
         out = {}

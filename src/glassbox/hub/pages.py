@@ -17,6 +17,7 @@ from urllib.parse import quote
 from glassbox.audit.report_html import COLOURS
 from glassbox.audit.verdict import Verdict
 from glassbox.hub.db import ReleaseRow
+from glassbox.hub.lmevidence import Checked, LineageView, ProbeView, lm_evidence, probe_drift
 from glassbox.hub.service import Hub
 
 CSS = """
@@ -39,6 +40,8 @@ code { font: 13px ui-monospace, monospace; word-break: break-all; }
 .muted { color: var(--muted); }
 .release { border: 1px solid var(--line); border-radius: 8px; padding: 8px 16px; margin: 16px 0; }
 ul.details { margin: 4px 0 0 0; padding-left: 18px; color: var(--muted); font-size: 13px; }
+.lineage, .probes { border-left: 3px solid var(--line); padding-left: 12px; margin: 8px 0; }
+p.sig { font-size: 13px; color: var(--muted); margin: 2px 0; }
 .fork { border: 2px solid #b3261e; background: #fce8e6; padding: 8px 16px; border-radius: 8px; }
 """
 
@@ -149,7 +152,128 @@ def _openness(audit: dict[str, Any]) -> str:
     return ""
 
 
-def _release_block(hub: Hub, release: ReleaseRow) -> str:
+LINEAGE_BADGE = {"derived": "pass", "not derived": "fail", "inconclusive": "unknown"}
+CHANGE_WORDS = {
+    "newly-refused": "newly refused",
+    "no-longer-refused": "no longer refused",
+    "newly-mentioned": "newly mentioned",
+    "no-longer-mentioned": "no longer mentioned",
+    "changed-answer": "changed answer",
+    "check-changed": "check changed",
+    "logprob-shift": "log-probability shift",
+}
+
+
+def _signature_line(view: Checked) -> str:
+    status = badge("pass" if view.ok else "fail")
+    entry = "" if view.log_index is None else f" · log entry {view.log_index}"
+    about = f'<br><span class="about">{escape(view.about)}</span>' if view.about else ""
+    return f'<p class="sig">{status} {escape(view.signature)}{entry}{about}</p>'
+
+
+def _lineage_html(views: list[LineageView]) -> str:
+    if not views:
+        return ""
+    parts = ["<h3>Lineage</h3>"]
+    for v in views:
+        if v.base_release is not None:
+            name, version = v.base_release
+            base = (
+                f'<a class="base" href="/models/{quote(name)}#v-{quote(version)}">'
+                f"{escape(name)}@{escape(version)}</a>"
+            )
+        else:
+            base = f'<span class="base">{escape(v.base_name or "unnamed")}</span> (not on this hub)'
+        score = "-" if v.score is None else f"{v.score:.4f}"
+        verdict = escape(v.verdict) if v.ok else "not shown: the attestation did not verify"
+        parts.append(
+            f'<div class="lineage" id="lineage-{v.seq}">'
+            f"<p>{badge(LINEAGE_BADGE.get(v.verdict, 'unknown') if v.ok else 'fail')} "
+            f'<b class="lineage-verdict">{verdict}</b> from {base} '
+            f"<code>sha256:{escape(v.base_digest[:16])}…</code> · score "
+            f'<span class="score">{score}</span></p>' + _signature_line(v) + "</div>"
+        )
+    return "".join(parts)
+
+
+def _probe_html(views: list[ProbeView], drift: dict[int, tuple[str, dict[str, Any]]]) -> str:
+    if not views:
+        return ""
+    parts = ["<h3>Behaviour probes</h3>"]
+    for v in views:
+        failed = ", ".join(escape(i) for i in v.failed) or "none"
+        counts = (
+            f'<span class="passed">{len(v.passed)}</span> passed, '
+            f'<span class="failed">{len(v.failed)}</span> failed'
+            + (f", {len(v.measured)} measured (log-probabilities)" if v.measured else "")
+        )
+        body = (
+            f"<p>{badge(('fail' if v.failed else 'pass') if v.ok else 'fail')} Suite "
+            f"<b>{escape(v.suite_name)}</b> <code>sha256:{escape(v.suite_digest)}</code><br>"
+            f'{counts}. Checks that did not hold: <span class="failed-probes">{failed}</span>'
+            "</p>"
+            if v.ok
+            else ""
+        )
+        parts.append(f'<div class="probes" id="probes-{v.seq}">{body}{_signature_line(v)}')
+        if v.seq in drift:
+            parts.append(_drift_html(*drift[v.seq]))
+        parts.append("</div>")
+    return "".join(parts)
+
+
+def _drift_html(since: str, report: dict[str, Any]) -> str:
+    if "error" in report:
+        why = escape(report["error"])
+        return f'<p class="drift">Drift since {escape(since)} not computed: {why}</p>'
+    summary = report.get("summary", {})
+    if not summary:
+        return f'<p class="drift">No behaviour drift since {escape(since)} on this suite.</p>'
+    lines = "".join(
+        f'<li class="drift-{escape(kind)}"><b>{escape(CHANGE_WORDS.get(kind, kind))}:</b> '
+        f"{escape(', '.join(names))}</li>"
+        for kind, names in summary.items()
+    )
+    details = "".join(
+        f"<li>{escape(str(c.get('probe')))}: {escape(str(c.get('detail')))}"
+        + (f" (p = {c['pValue']})" if "pValue" in c else "")
+        + "</li>"
+        for c in report.get("changes", [])[:40]
+    )
+    return (
+        f'<div class="drift"><p>Behaviour drift since {escape(since)} (same suite, '
+        f'the lm part\'s probe diff):</p><ul>{lines}</ul><ul class="details">{details}</ul></div>'
+    )
+
+
+def _lm_views(
+    hub: Hub, releases: list[ReleaseRow]
+) -> dict[str, tuple[list[LineageView], list[ProbeView], dict[int, tuple[str, dict[str, Any]]]]]:
+    """Each release's lineage and probe attestations (verified now) and, for each probe
+    attestation, its drift from the previous version's attestation of the same suite."""
+    out: dict[str, Any] = {}
+    previous: list[ProbeView] = []
+    previous_version = ""
+    for release in sorted(releases, key=lambda r: r.created):
+        lineage, probes = lm_evidence(hub.db, release)
+        drift: dict[int, tuple[str, dict[str, Any]]] = {}
+        for view in probes:
+            for old in previous:
+                report = probe_drift(old, view)
+                if report is not None:
+                    drift[view.seq] = (previous_version, report)
+                    break
+        out[release.id] = (lineage, probes, drift)
+        previous, previous_version = probes, release.version
+    return out
+
+
+def _release_block(
+    hub: Hub,
+    release: ReleaseRow,
+    lm: tuple[list[LineageView], list[ProbeView], dict[int, tuple[str, dict[str, Any]]]]
+    | None = None,
+) -> str:
     files = hub.db.files(release.id)
     evidence = hub.db.evidence(release.id)
     rescan = hub.db.latest_scan(release.id)
@@ -182,6 +306,8 @@ def _release_block(hub: Hub, release: ReleaseRow) -> str:
             "<h3>Evidence</h3><table><tr><th>kind</th><th>verdict</th><th>predicate</th>"
             f"<th>log entry</th><th>detail</th></tr>{rows}</table>"
         )
+    if lm is not None:
+        parts.append(_lineage_html(lm[0]) + _probe_html(lm[1], lm[2]))
     if rescan is not None:
         when, report = rescan
         findings = report.get("findings", [])
@@ -201,11 +327,23 @@ def _release_block(hub: Hub, release: ReleaseRow) -> str:
     return "".join(parts)
 
 
-def _changes(releases: list[ReleaseRow]) -> str:
-    """Between consecutive versions: which audit links changed verdict."""
+def _changes(releases: list[ReleaseRow], lm: dict[str, Any] | None = None) -> str:
+    """Between consecutive versions: which audit links changed verdict, and the behaviour
+    drift the probe attestations show."""
     out = []
     ordered = sorted(releases, key=lambda r: r.created)
     for old, new in itertools.pairwise(ordered):
+        for _since, report in (lm or {}).get(new.id, ([], [], {}))[2].values():
+            summary = report.get("summary", {})
+            if summary:
+                said = "; ".join(
+                    f"{escape(CHANGE_WORDS.get(k, k))}: {escape(', '.join(v))}"
+                    for k, v in summary.items()
+                )
+                out.append(
+                    f'<li class="behaviour">{escape(old.version)} → {escape(new.version)}: '
+                    f"behaviour: {said}</li>"
+                )
         a = {lk.get("link"): lk.get("verdict") for lk in (old.audit or {}).get("links", [])}
         b = {lk.get("link"): lk.get("verdict") for lk in (new.audit or {}).get("links", [])}
         changed = [
@@ -228,11 +366,12 @@ def model_page(hub: Hub, name: str) -> str:
         f'<a href="#v-{escape(r.version)}">{escape(r.version)}</a> {badge(r.verdict)}'
         for r in releases
     )
+    lm = _lm_views(hub, releases)
     body = (
         f"<h1>{escape(name)}</h1><p>Namespace <b>{escape(releases[0].org)}</b>. "
         f"Versions: {versions}</p>"
-        + _changes(releases)
-        + "".join(_release_block(hub, r) for r in releases)
+        + _changes(releases, lm)
+        + "".join(_release_block(hub, r, lm[r.id]) for r in releases)
     )
     return page(name, body)
 
@@ -248,13 +387,25 @@ def publisher_page(hub: Hub, key_id: str) -> str:
     known |= {
         e.log_index for r in releases for e in hub.db.evidence(r.id) if e.log_index is not None
     }
+    own = bool(hub.attester_id) and key_id == hub.attester_id
+    if own:  # the hub's attestation key signs the hub's scans, which are not releases
+        from glassbox.hub.hubscan import HUB_SCAN_KIND
+
+        known |= hub.db.evidence_indexes(HUB_SCAN_KIND)
     unknown = [i for i in logged if i not in known]
-    head = f"<h1>Publisher key <code>{escape(key_id[:16])}</code></h1>" + (
-        f"<p>Namespace <b>{escape(key.org)}</b> {escape(key.label)}<br>Key id "
-        f"<code>{escape(key_id)}</code></p>"
-        if key
-        else "<p>This key is not registered on this hub.</p>"
-    )
+    if own:
+        about = (
+            "<p>This is the hub's own attestation key: it signs the hub's scan of each "
+            f"release.<br>Key id <code>{escape(key_id)}</code></p>"
+        )
+    elif key:
+        about = (
+            f"<p>Namespace <b>{escape(key.org)}</b> {escape(key.label)}<br>Key id "
+            f"<code>{escape(key_id)}</code></p>"
+        )
+    else:
+        about = "<p>This key is not registered on this hub.</p>"
+    head = f"<h1>Publisher key <code>{escape(key_id[:16])}</code></h1>" + about
     body = head + "<h2>Releases</h2>" + _release_rows(releases)
     body += f"<h2>Log entries signed by this key</h2><p>{len(logged)} entr(y/ies) in the log.</p>"
     if unknown:
@@ -271,7 +422,10 @@ def log_page(hub: Hub) -> str:
 
     latest = hub.log.latest_checkpoint()
     body = f"<h1>Transparency log</h1><p>Origin <code>{escape(hub.log.origin)}</code><br>"
-    body += f"Key <code>{escape(hub.log.vkey)}</code><br>Size {hub.log.size()}</p>"
+    body += f"Key <code>{escape(hub.log.vkey)}</code><br>Size {hub.log.size()}"
+    if hub.attester_id:
+        body += f"<br>The hub's scans are signed by {_key_link(hub.attester_id)}"
+    body += "</p>"
     if latest is not None:
         sigs = latest.note.signatures
         rows = "".join(

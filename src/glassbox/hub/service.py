@@ -30,7 +30,10 @@ from typing import IO, Any
 from glassbox.errors import GlassboxError, InputError, VerificationError
 from glassbox.files import parse_json
 from glassbox.hub.db import EvidenceRow, FileRow, HubDB, KeyRow, ReleaseRow
+from glassbox.hub.hubscan import HUB_SCAN_KIND
+from glassbox.hub.lmevidence import LM_PREDICATES
 from glassbox.hub.names import MAX_FILES, check_upload_path, check_version, split_model_name
+from glassbox.hub.recovery import STALE_AFTER, Recovered
 from glassbox.tlog import TransparencyLog
 
 # Evidence kinds a publisher may attach (the audit's kinds, minus what the hub makes itself).
@@ -64,6 +67,7 @@ class Published:
     evidence: list[EvidenceRow]
     proof: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    hub_scan: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +78,7 @@ class Published:
                 for e in self.evidence
             ],
             "proof": self.proof,
+            "hub_scan": self.hub_scan,
             "notes": self.notes,
         }
 
@@ -92,7 +97,12 @@ class BlobStore:
         return self.root / "sha256" / sha256
 
     def staging(self) -> Path:
-        return Path(tempfile.mkdtemp(prefix="up-", dir=self.root / "staging"))
+        """A private directory for one upload, named for its owner (this process), so a
+        restarted hub knows whose it was (``glassbox.hub.recovery``)."""
+        from glassbox.hub.recovery import STAGING_PREFIX, owner_token
+
+        prefix = f"{STAGING_PREFIX}{owner_token()}-"
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.root / "staging"))
 
     def adopt(self, sha256: str, source: Path) -> None:
         target = self.path(sha256)
@@ -123,14 +133,33 @@ def publisher_policy(keys: Iterable[KeyRow]) -> Any:
 class Hub:
     """One hub process's view: the database, its embedded log, and the blob store."""
 
-    def __init__(self, db: HubDB, log: TransparencyLog, blobs: BlobStore) -> None:
+    def __init__(
+        self, db: HubDB, log: TransparencyLog, blobs: BlobStore, attester: Any = None
+    ) -> None:
         self.db = db
         self.log = log
         self.blobs = blobs
+        #: The hub's attestation key (signs its scans of releases); ``None``: no attestations.
+        self.attester = attester
+        #: Lease of a claim whose owner is on another machine; age of orphan blobs to remove.
+        self.stale_after = STALE_AFTER
+        self.attester_pem = ""
+        self.attester_id = ""
+        if attester is not None:
+            from glassbox.sign import public_key_id, public_pem
+
+            self.attester_pem = public_pem(attester).decode()
+            self.attester_id = public_key_id(attester)
 
     def close(self) -> None:
         self.log.close()
         self.db.close()
+
+    def recover(self) -> Recovered:
+        """Clear what crashed publishes left: staging, claims, orphan blobs (at startup)."""
+        from glassbox.hub.recovery import recover
+
+        return recover(self.db, self.blobs.root, self.stale_after)
 
     # -- publish -------------------------------------------------------------------------
     def publish(
@@ -203,6 +232,7 @@ class Hub:
         policy = publisher_policy(self.db.keys())
         reasons: list[str] = []
         scan: dict[str, Any] | None = None
+        scan_report: Any = None
         if hosted:
             gate = verify_model_with_policy(
                 model_dir, policy, name=name, signature=sig_path, proofs=[], scan=True
@@ -212,6 +242,7 @@ class Hub:
             manifest = gate.manifest
             root = gate.root_digest
             scan = gate.scan
+            scan_report = gate.scan_report
         else:
             auth, reason = authenticate(sig_path, policy, name)
             if reason is not None:
@@ -254,6 +285,11 @@ class Hub:
                     raise HubRefused(422, [f"{kind} evidence: {exc}"]) from None
                 predicate = entry.statement.get("predicateType")
                 ev_entries[seq] = entry
+            if predicate in LM_PREDICATES:
+                # Lineage and probe results: the lm part's verifiers judge them now, and the
+                # pages again at render time; the audit's provenance link does not read them.
+                ev_rows.append(_lm_row(seq, kind, predicate, raw, key, root))
+                continue
             path = stage / "evidence" / f"{seq}-{kind}.json"
             path.parent.mkdir(exist_ok=True)
             path.write_bytes(raw)
@@ -261,7 +297,7 @@ class Hub:
             evidence_paths[audit_kind].append(path)
             ev_rows.append(EvidenceRow(seq, kind, predicate, None, "unknown", "", raw.decode()))
         # Everything holds: claim the name, record every statement in the log, then the release.
-        if not self.db.claim(name, version):
+        if not self._claim(name, version):
             raise HubRefused(409, [f"{name}@{version} is already published (releases are final)"])
         try:
             return self._record(
@@ -281,11 +317,29 @@ class Hub:
                 model_dir,
                 sig_path,
                 audit,
+                scan_report,
             )
         except BaseException:
             if self.db.release(name, version) is None:
                 self.db.unclaim(name, version)
             raise
+
+    def _claim(self, name: str, version: str) -> bool:
+        """Claim ``name@version`` for this process; a claim left by a dead owner (a hub killed
+        mid-publish) or whose lease ran out is taken over, once."""
+        from glassbox.hub.recovery import is_dead, owner_token
+
+        owner = owner_token()
+        if self.db.claim(name, version, owner):
+            return True
+        held = self.db.claim_of(name, version)
+        if held is None or self.db.release(name, version) is not None:
+            return held is None and self.db.claim(name, version, owner)
+        holder, created = held
+        if not is_dead(holder, time.time() - created, self.stale_after):
+            return False
+        self.db.drop_claim(name, version, holder, created)
+        return self.db.claim(name, version, owner)
 
     def _record(
         self,
@@ -305,11 +359,19 @@ class Hub:
         model_dir: Path,
         sig_path: Path,
         audit: bool,
+        scan_report: Any = None,
     ) -> Published:
+        from glassbox.hub.recovery import owner_token
+
         appended = self.log.add(entry)
         for seq, entry in ev_entries.items():
             done = self.log.add(entry)
             ev_rows[seq] = EvidenceRow(**{**ev_rows[seq].__dict__, "log_index": done.index})
+        self.db.renew_claim(name, version, owner_token())
+        hub_scan = None
+        if hosted and scan_report is not None and self.attester is not None:
+            hub_scan = self._attest_scan(scan_report, len(ev_rows))
+            ev_rows.append(hub_scan)
         bundle = self.log.proof_bundle(appended.index)
         audit_doc = None
         checks: dict[str, Any] = {"scan": scan, "gate": "pass"}
@@ -333,6 +395,7 @@ class Hub:
                 model_dir, sig_path, proof_path, key_path, vkey_path, evidence_paths
             )
             ev_rows = _judge_evidence(ev_rows, audit_doc)
+            self.db.renew_claim(name, version, owner_token())
         verdict = _verdict(hosted, audit_doc)
         release = ReleaseRow(
             uuid.uuid4().hex,
@@ -353,7 +416,46 @@ class Hub:
             self.blobs.adopt(f.sha256, model_dir / f.path)
         if not self.db.insert_release(release, files, ev_rows):
             raise HubRefused(409, [f"{name}@{version} was published concurrently"])
-        return Published(release, files, ev_rows, bundle.to_dict())
+        carried = None
+        if hub_scan is not None and hub_scan.log_index is not None:
+            carried = self._hub_scan_doc(hub_scan, None)
+        return Published(release, files, ev_rows, bundle.to_dict(), hub_scan=carried)
+
+    def _attest_scan(self, report: Any, seq: int) -> EvidenceRow:
+        """Sign the gate's scan report with the hub's key and log it (``glassbox.hub.hubscan``)."""
+        from glassbox.hub.hubscan import HUB_SCAN_KIND, attest_hub_scan
+        from glassbox.scan import SCAN_PREDICATE_TYPE
+        from glassbox.tlog import make_submission, parse_entry
+
+        attestation = attest_hub_scan(report, self.attester)
+        entry = parse_entry(make_submission(attestation, self.attester_pem), where="hub scan")
+        done = self.log.add(entry)
+        worst = report.max_severity
+        detail = (
+            f"the hub's scan, signed by the hub's key {self.attester_id[:16]}: "
+            f"{len(report.findings)} finding(s), worst {worst or 'none'}"
+        )
+        return EvidenceRow(
+            seq,
+            HUB_SCAN_KIND,
+            SCAN_PREDICATE_TYPE,
+            done.index,
+            "pass",
+            detail,
+            json.dumps(attestation, sort_keys=True),
+        )
+
+    def _hub_scan_doc(self, row: EvidenceRow, since: int | None) -> dict[str, Any]:
+        """What a pull gets of the hub's scan: the attestation and its log proof bundle (whose
+        entry body is the attestation, so the bundle alone is enough offline)."""
+        assert row.log_index is not None
+        return {
+            "log_index": row.log_index,
+            "key_id": self.attester_id,
+            "public_key": self.attester_pem,
+            "attestation": json.loads(row.document),
+            "proof": self.log.proof_bundle(row.log_index, since).to_dict(),
+        }
 
     def _receive(self, model_dir: Path, upload: Upload) -> FileRow:
         """Copy one upload into the staging model, hashing as it goes (never executed)."""
@@ -413,6 +515,8 @@ class Hub:
         if since is not None and latest is not None and since > latest.checkpoint.size:
             self.log.issue_checkpoint()
         bundle = self.log.proof_bundle(release.log_index, since)
+        evidence = self.db.evidence(release.id)
+        hub_scan = next((e for e in evidence if e.kind == HUB_SCAN_KIND), None)
         return {
             "name": name,
             "version": version,
@@ -420,10 +524,10 @@ class Hub:
             "signature": release.signature,
             "files": [f.__dict__ for f in self.db.files(release.id)],
             "evidence": [
-                {"kind": e.kind, "status": e.status, "log_index": e.log_index}
-                for e in self.db.evidence(release.id)
+                {"kind": e.kind, "status": e.status, "log_index": e.log_index} for e in evidence
             ],
             "proof": bundle.to_dict(),
+            "hub_scan": None if hub_scan is None else self._hub_scan_doc(hub_scan, since),
             "log": {"origin": self.log.origin, "vkey": self.log.vkey},
         }
 
@@ -460,8 +564,30 @@ def _sizes(manifest: Any) -> dict[str, tuple[int, str]]:
     return out
 
 
+def _lm_row(
+    seq: int, kind: str, predicate_type: str, raw: bytes, key: KeyRow, root: str
+) -> EvidenceRow:
+    """A lineage or probe attestation's row: refused when malformed or not signed by the
+    publisher's key; a FAIL when it is about other bytes than this release's."""
+    from glassbox.hub.lmevidence import about_release, check_lm_statement
+
+    try:
+        predicate = check_lm_statement(predicate_type, raw, key.pem, where=f"{kind} evidence")
+    except (InputError, VerificationError) as exc:
+        raise HubRefused(422, [f"{kind} evidence: {exc}"]) from None
+    about = about_release(predicate_type, predicate, root.split(":", 1)[-1].lower())
+    if about:
+        return EvidenceRow(seq, kind, predicate_type, None, "fail", about, raw.decode())
+    if "verdict" in predicate:
+        detail = f"lineage: {predicate['verdict']} (score {predicate.get('score')})"
+    else:
+        detail = f"probe suite {predicate.get('suite', {}).get('name', '?')}"
+    return EvidenceRow(seq, kind, predicate_type, None, "pass", detail, raw.decode())
+
+
 def _judge_evidence(rows: list[EvidenceRow], audit_doc: dict[str, Any] | None) -> list[EvidenceRow]:
-    """Each piece of evidence gets the verdict of the audit link that read it."""
+    """Each piece of evidence gets the verdict of the audit link that read it (lineage and
+    probe attestations keep the verdict their own verifiers gave)."""
     if not audit_doc:
         return rows
     links = {link.get("link"): link for link in audit_doc.get("links", [])}
@@ -475,6 +601,9 @@ def _judge_evidence(rows: list[EvidenceRow], audit_doc: dict[str, Any] | None) -
     }
     out = []
     for row in rows:
+        if row.predicate_type in LM_PREDICATES or row.kind == HUB_SCAN_KIND:
+            out.append(row)
+            continue
         link = links.get(link_of.get(row.kind, ""), {})
         status = str(link.get("verdict", "unknown"))
         detail = str(link.get("summary", ""))
@@ -497,12 +626,17 @@ def open_hub(
     *,
     origin: str | None = None,
     cosigners: list[Any] | None = None,
+    attest_key: str | os.PathLike[str] | None = None,
+    recover: bool = True,
 ) -> Hub:
-    """Open (creating on first use) a hub: its tables, its log in the same database, blobs."""
+    """Open (creating on first use) a hub: its tables, its log in the same database, blobs,
+    and its attestation key (default: beside the log key, ``NAME.attest.key``)."""
+    from glassbox.hub.hubscan import attest_key_path, load_or_create_attester
     from glassbox.tlog import load_or_create_signer
     from glassbox.tlog.store import open_store
 
     signer = load_or_create_signer(Path(log_key), origin)
+    attester = load_or_create_attester(attest_key or attest_key_path(log_key))
     db = HubDB(db_url)
     store = open_store(db_url)
     try:
@@ -512,7 +646,10 @@ def open_hub(
             store.close()
         db.close()
         raise
-    return Hub(db, log, BlobStore(blob_dir))
+    hub = Hub(db, log, BlobStore(blob_dir), attester)
+    if recover:
+        hub.recover()
+    return hub
 
 
 def release_json(published: Published) -> str:

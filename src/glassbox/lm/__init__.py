@@ -14,7 +14,15 @@ Importing this package imports neither torch nor numpy; the functions do, when c
 ``ml`` extra, plus ``lm`` for ``transformers`` and the representation step).
 """
 
-from glassbox.lm.attest import LINEAGE_PREDICATE_TYPE, attest_lineage, lineage_statement
+from glassbox.lm.attest import (
+    LINEAGE_PREDICATE_TYPE,
+    attest_lineage,
+    lineage_predicate_of,
+    lineage_statement,
+    read_lineage_attestation,
+    verify_lineage_attestation,
+    verify_lineage_bundle,
+)
 from glassbox.lm.drift import Change, diff_results, diff_runs, fisher_exact
 from glassbox.lm.lineage import (
     DERIVED,
@@ -34,9 +42,11 @@ from glassbox.lm.probe import ProbeRun, load_causal_lm, run_suite
 from glassbox.lm.probe_attest import (
     PROBE_PREDICATE_TYPE,
     attest_probes,
+    probe_predicate_of,
     probe_statement,
     read_probe_attestation,
     verify_probe_attestation,
+    verify_probe_bundle,
 )
 from glassbox.lm.suite import SUITE_SCHEMA, Decoding, Probe, Suite, SuiteError, load_suite
 from glassbox.lm.weights import Role, WeightReader, canonical_role, open_weights
@@ -69,14 +79,20 @@ __all__ = [
     "diff_runs",
     "fisher_exact",
     "lineage",
+    "lineage_predicate_of",
     "lineage_statement",
     "load_causal_lm",
     "load_suite",
     "models_in",
     "open_weights",
+    "probe_predicate_of",
     "probe_statement",
     "rank",
+    "read_lineage_attestation",
     "read_probe_attestation",
     "run_suite",
+    "verify_lineage_attestation",
+    "verify_lineage_bundle",
     "verify_probe_attestation",
+    "verify_probe_bundle",
 ]

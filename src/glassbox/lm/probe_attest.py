@@ -79,13 +79,22 @@ def probe_predicate_of(statement: dict[str, Any], where: str) -> dict[str, Any]:
     return predicate
 
 
+def verify_probe_bundle(
+    bundle: dict[str, Any], pub: PublicKey, *, where: str = "probe attestation"
+) -> dict[str, Any]:
+    """The verified predicate of a probe attestation bundle already in memory (a registry
+    holds them as rows, not files)."""
+    from glassbox.sign import verify_bundle
+
+    return probe_predicate_of(verify_bundle(bundle, pub, where=where), where)
+
+
 def verify_probe_attestation(path: Path, pub: PublicKey) -> dict[str, Any]:
     """The verified predicate of a probe attestation file (``VerificationError`` if the
     signature does not hold)."""
-    from glassbox.sign import read_bundle, verify_bundle
+    from glassbox.sign import read_bundle
 
-    statement = verify_bundle(read_bundle(path), pub, where=str(path))
-    return probe_predicate_of(statement, str(path))
+    return verify_probe_bundle(read_bundle(path), pub, where=str(path))
 
 
 def read_probe_attestation(path: Path) -> dict[str, Any]:

@@ -76,6 +76,8 @@ class GateResult:
     scan: dict[str, Any] | None = None
     reasons: list[Reason] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: The scanner's full report behind ``scan`` (to attest it: ``glassbox.scan.attest_scan``).
+    scan_report: ScanReport | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -428,8 +430,8 @@ def verify_model_with_policy(
         from glassbox.scan import scan_path
 
         signed = sha256_of(result.manifest) if result.manifest is not None else None
-        report = scan_path(location.path, allow=policy.scan_allow)
-        summary, reasons = check_scan(policy, report, signed)
+        result.scan_report = scan_path(location.path, allow=policy.scan_allow)
+        summary, reasons = check_scan(policy, result.scan_report, signed)
         result.scan = summary
         result.reasons.extend(reasons)
     return result
