@@ -17,18 +17,19 @@ change against the two published roots without the data.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import heapq
 import json
 import struct
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from glassbox.digest.dataset import DatasetCommitment, RecordProof, verify_record
-from glassbox.digest.merkle import Frontier, leaf_hash, streaming_inclusion_proofs
+from glassbox.digest.merkle import Frontier, leaf_hashes, streaming_inclusion_proofs
 from glassbox.digest.records import open_records
 from glassbox.errors import InputError, VerificationError
 
@@ -126,16 +127,21 @@ class _Side:
         header = stream.metadata.get("header")
         key_at = _column(header, self.key, self.path) if header and self.key else None
         label_at = _column(header, self.label, self.path, optional=True) if header else None
-        leaves: list[bytes] = []
-        extend = self.frontier.extend
-        for index, record in enumerate(stream.records):
-            leaf = leaf_hash(record)
-            leaves.append(leaf)
-            if len(leaves) >= 4096:
-                extend(leaves)
-                leaves = []
-            yield self._entry(index, record, leaf, key_at, label_at)
-        extend(leaves)
+        absorb, entry, index = self.frontier.absorb, self._entry, 0
+        for batch in stream.batches:
+            leaves = leaf_hashes(batch)
+            absorb(leaves)
+            if self.key is None and self.label is None:
+                for leaf in leaves:
+                    yield (index.to_bytes(8, "big"), index, leaf, leaf[:16], b"")
+                    index += 1
+                continue
+            # Every record is one JSON value (the readers check it), so the batch parses as one
+            # array in a single C call instead of a ``json.loads`` per record.
+            values = _parse_batch(batch, self.path)
+            for leaf, value in zip(leaves, values, strict=True):
+                yield entry(index, value, leaf, key_at, label_at)
+                index += 1
         self.commitment = DatasetCommitment(
             root=self.frontier.root(),
             size=self.frontier.size,
@@ -145,14 +151,8 @@ class _Side:
         )
 
     def _entry(
-        self, index: int, record: bytes, leaf: bytes, key_at: int | None, label_at: int | None
+        self, index: int, value: Any, leaf: bytes, key_at: int | None, label_at: int | None
     ) -> Entry:
-        if self.key is None and self.label is None:
-            return (index.to_bytes(8, "big"), index, leaf, leaf[:16], b"")
-        try:
-            value = json.loads(record)
-        except ValueError:  # the record readers only yield JSON; this is defensive
-            raise InputError(f"{self.path}: record {index} is not JSON") from None
         if self.key is None:
             key = index.to_bytes(8, "big")
         else:
@@ -184,17 +184,52 @@ class _Side:
         raise InputError(f"{self.path}: record {index} has no key {what} {name!r}")
 
 
+def _parse_batch(batch: list[bytes], path: Path) -> list[Any]:
+    try:
+        values: list[Any] = json.loads(b"[" + b",".join(batch) + b"]")
+    except (ValueError, RecursionError):  # the readers only yield JSON; this is defensive
+        raise InputError(f"{path}: a record is not JSON") from None
+    if len(values) != len(batch):
+        raise InputError(f"{path}: a record is not one JSON value")
+    return values
+
+
 _MISSING = object()
 # Records come from the readers as JSON already (JSON Lines as written, CSV and Parquet rows as
 # canonical JSON), so their values are JSON-native and need none of canonical_json's tagging.
-_CANONICAL = json.JSONEncoder(
+_ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-).encode
+)
+_CANONICAL = _ENCODER.encode
+# ``JSONEncoder.encode`` builds a new C encoder on every call, most of the cost of encoding a
+# small record; this is the same C encoder built once (with the same settings, so the same
+# bytes), or ``None`` where the C accelerator is missing.
+_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE: Callable[[Any, int], Sequence[str]] | None = (
+    None
+    if _MAKE_ENCODER is None
+    else _MAKE_ENCODER(
+        None,
+        _ENCODER.default,
+        json.encoder.encode_basestring,
+        None,
+        ":",
+        ",",
+        True,
+        False,
+        False,
+    )
+)
 
 
 def _canonical(value: Any) -> bytes:
-    if type(value) is int:
+    kind = type(value)
+    if kind is int:
         return str(value).encode()
+    if kind is str:
+        return json.encoder.encode_basestring(value).encode("utf-8")
+    if _C_ENCODE is not None and (kind is dict or kind is list):
+        return "".join(_C_ENCODE(value, 0)).encode("utf-8")
     return _CANONICAL(value).encode("utf-8")
 
 
@@ -217,7 +252,8 @@ def _column(
 def _without(value: Any, label: str, column: int | None) -> bytes:
     """Digest of the record with its label removed: equal on both sides means a relabel."""
     if isinstance(value, dict):
-        rest: Any = {k: v for k, v in value.items() if k != label}
+        rest: Any = value.copy()
+        rest.pop(label, None)
     else:
         rest = [v for i, v in enumerate(value) if i != column]
     return hashlib.sha256(_canonical(rest)).digest()[:16]
@@ -424,12 +460,18 @@ def _prove(side: _Side, indices: set[int]) -> dict[int, RecordProof]:
     commitment = side.commitment
     assert commitment is not None
     records: dict[int, bytes] = {}
+    wanted = sorted(indices)
 
     def leaves() -> Iterator[bytes]:
-        for index, record in enumerate(open_records(side.path, side.fmt).records):
-            if index in indices:
-                records[index] = record
-            yield leaf_hash(record)
+        # No JSON check on this pass: a record that changed since the first pass changes its
+        # leaf, and the proof built from it then fails against the commitment below.
+        start = 0
+        for batch in open_records(side.path, side.fmt, validate=False).batches:
+            end = start + len(batch)
+            for i in wanted[bisect.bisect_left(wanted, start) : bisect.bisect_left(wanted, end)]:
+                records[i] = batch[i - start]
+            yield from leaf_hashes(batch)
+            start = end
 
     try:
         paths = streaming_inclusion_proofs(leaves(), commitment.size, indices)
