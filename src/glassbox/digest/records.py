@@ -345,7 +345,9 @@ def _jsonl_batches(path: Path, validate: bool = True) -> Iterator[list[bytes]]:
             # still checked and given first, so errors come in line order, as the reference's.
             bad: int | None = None
             if chunk:
-                lines = (b"".join(carry) + chunk if carry else chunk).split(b"\n")
+                lines = chunk.split(b"\n")
+                if carry:  # the carried start of the first line; the rest is not copied again
+                    lines[0] = b"".join([*carry, lines[0]])
                 tail = lines.pop()
                 carry, carried = ([tail], len(tail)) if tail else ([], 0)
                 if max(map(len, lines), default=0) > limit:
