@@ -39,6 +39,7 @@ DEFAULT_LABEL = "label"
 RUN_RECORDS = 200_000
 MAX_LABELS = 1000  # distinct label values summarised; more are counted under "(other)"
 MAX_KEY_BYTES = 4096
+_sha256 = hashlib.sha256
 _HEAD = struct.Struct(">IQ32s16sH")
 
 # (key, index, leaf hash, digest of the record without its label, label)
@@ -113,8 +114,16 @@ class DatasetDiff:
 class _Side:
     """Streams one dataset as diff entries, committing to it on the way."""
 
-    def __init__(self, path: Path, fmt: str | None, key: str | None, label: str | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fmt: str | None,
+        key: str | None,
+        label: str | None,
+        known_root: bytes | None = None,
+    ) -> None:
         self.path = path
+        self.known_root = known_root
         self.fmt = fmt
         self.key = key
         self.label = label
@@ -122,28 +131,67 @@ class _Side:
         self.commitment: DatasetCommitment | None = None
 
     def entries(self) -> Iterator[Entry]:
-        stream = open_records(self.path, self.fmt)
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[Entry]]:
+        """The side's entries, a list per batch of records (file order)."""
+        # A side whose root the caller already holds (committed, so checked, moments ago) is
+        # not checked again: its root is compared instead, once the pass is over.
+        stream = open_records(self.path, self.fmt, validate=self.known_root is None)
         self.fmt = stream.fmt
         header = stream.metadata.get("header")
         key_at = _column(header, self.key, self.path) if header and self.key else None
         label_at = _column(header, self.label, self.path, optional=True) if header else None
         absorb, entry, index = self.frontier.absorb, self._entry, 0
+        key_name, label_name = self.key, self.label
         for batch in stream.batches:
             leaves = leaf_hashes(batch)
             absorb(leaves)
-            if self.key is None and self.label is None:
-                for leaf in leaves:
-                    yield (index.to_bytes(8, "big"), index, leaf, leaf[:16], b"")
-                    index += 1
+            if key_name is None and label_name is None:
+                yield [
+                    (at.to_bytes(8, "big"), at, leaf, leaf[:16], b"")
+                    for at, leaf in enumerate(leaves, index)
+                ]
+                index += len(leaves)
                 continue
             # Every record is one JSON value (the readers check it), so the batch parses as one
             # array in a single C call instead of a ``json.loads`` per record.
             values = _parse_batch(batch, self.path)
+            out: list[Entry] = []
+            add = out.append
             for leaf, value in zip(leaves, values, strict=True):
-                yield entry(index, value, leaf, key_at, label_at)
+                # The common case inline (an object with its key and label fields); anything
+                # else, errors included, through ``_entry``: the same entry either way.
+                if (
+                    type(value) is dict
+                    and label_name is not None
+                    and label_name in value
+                    and (key_name is None or key_name in value)
+                ):
+                    if key_name is None:
+                        key = index.to_bytes(8, "big")
+                    else:
+                        found = value[key_name]
+                        key = str(found).encode() if type(found) is int else _canonical(found)
+                    if len(key) <= MAX_KEY_BYTES:
+                        rest = value.copy()
+                        found = rest.pop(label_name)
+                        label = str(found).encode() if type(found) is int else _canonical(found)
+                        add((key, index, leaf, _sha256(_canonical(rest)).digest()[:16], label))
+                        index += 1
+                        continue
+                add(entry(index, value, leaf, key_at, label_at))
                 index += 1
+            yield out
+        root = self.frontier.root()
+        if self.known_root is not None and root != self.known_root:
+            raise InputError(
+                f"{self.path}: its records commit to {root.hex()}, not the expected "
+                f"{self.known_root.hex()}: the dataset changed since it was committed"
+            )
         self.commitment = DatasetCommitment(
-            root=self.frontier.root(),
+            root=root,
             size=self.frontier.size,
             fmt=stream.fmt,
             name=self.path.name,
@@ -290,15 +338,15 @@ def _sorted_entries(side: _Side, work: Path, run_records: int) -> Iterator[Entry
         return
     runs: list[Path] = []
     buffer: list[Entry] = []
-    for entry in side.entries():
-        buffer.append(entry)
-        if len(buffer) >= run_records:
-            buffer.sort()
+    for batch in side.batches():
+        buffer.extend(batch)
+        while len(buffer) >= run_records:
+            spill, buffer = buffer[:run_records], buffer[run_records:]
+            spill.sort()
             run = work / f"{id(side)}-{len(runs)}.run"
             with run.open("wb", buffering=1 << 20) as handle:
-                _write_run(buffer, handle)
+                _write_run(spill, handle)
             runs.append(run)
-            buffer = []
     buffer.sort()
     if not runs:
         yield from buffer
@@ -348,19 +396,22 @@ def diff_datasets(
     proofs: bool = True,
     run_records: int = RUN_RECORDS,
     progress: Callable[[int], None] | None = None,
+    upstream_root: bytes | None = None,
 ) -> DatasetDiff:
     """Compare two datasets record by record (see the module docstring).
 
     ``key`` names the field (or CSV column) that identifies a record; ``None`` matches records by
     position. ``label`` names the label field (``None``: no relabel class). ``limit`` caps the
     changes listed (``None``: all; counts always cover everything). ``progress`` is called with
-    the number of records read.
+    the number of records read. ``upstream_root``: the upstream's commitment root, when the
+    caller already committed it; its records are then not checked again, and the diff fails if
+    they no longer commit to that root.
     """
     if key is not None and key == label:
         raise InputError(f"the key field {key!r} cannot also be the label field")
     if run_records < 1:
         raise InputError("run_records must be at least 1")
-    up_side = _Side(Path(upstream), upstream_format, key, label)
+    up_side = _Side(Path(upstream), upstream_format, key, label, upstream_root)
     down_side = _Side(Path(derived), derived_format, key, label)
     with tempfile.TemporaryDirectory(prefix="glassbox-diff-") as tmp:
         work = Path(tmp)
