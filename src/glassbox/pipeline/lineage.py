@@ -151,11 +151,11 @@ def verify_lineage(
     report = LineageReport(
         lock_path, str(lock.get("pipeline", {}).get("name")), upstream, [], model_step
     )
-    for name, up in upstream.items():
-        _check_upstream(name, up, report)
     located: dict[str, Path] = {
-        f"upstream.{n}": Path(str(u.get("path"))) for n, u in upstream.items()
+        f"upstream.{n}": upstream_path(lock_path, lock, u) for n, u in upstream.items()
     }
+    for name, up in upstream.items():
+        _check_upstream(name, up, located[f"upstream.{name}"])
     for entry in steps:
         for stem, o in dict(entry.get("outputs", {})).items():
             if _STEP_DIR.match(str(entry.get("dir"))) and safe_relative(o.get("file")):
@@ -168,10 +168,23 @@ def verify_lineage(
     return report
 
 
-def _check_upstream(name: str, up: dict[str, Any], report: LineageReport) -> None:
+def upstream_path(lock_path: Path, lock: dict[str, Any], up: dict[str, Any]) -> Path:
+    """Where an upstream dataset the lock names is now. The lock records it relative to the
+    pipeline file, and the pipeline file relative to the lock, so a run moved together with its
+    pipeline still finds its data; an absolute path (older locks) is taken as it is."""
+    path = Path(str(up.get("path")))
+    if path.is_absolute():
+        return path
+    recorded = lock.get("pipeline")
+    pipeline = recorded.get("path") if isinstance(recorded, dict) else None
+    if not isinstance(pipeline, str) or not pipeline:
+        return lock_path.parent / path
+    return (lock_path.parent / pipeline).parent / path
+
+
+def _check_upstream(name: str, up: dict[str, Any], path: Path) -> None:
     from glassbox.digest import commit_dataset
 
-    path = Path(str(up.get("path")))
     if not path.is_file():
         up["verified"] = None
         return
