@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from glassbox.cli._common import MODEL_PATH, guarded
+
+if TYPE_CHECKING:
+    from glassbox.bom.cyclonedx import DatasetInfo
 
 
 @click.command(name="bom")
@@ -32,6 +36,9 @@ def bom(
     model: Path, out: Path | None, provenance: Path | None, keys: tuple[Path, ...], mof: Path | None
 ) -> None:
     """Write the ML-BOM of MODEL: files and hashes, datasets, environment, model card, openness.
+
+    A model built by a pipeline also lists its data lineage: every upstream dataset and step
+    output, with the producing step's provenance and verdict (checked with --key).
 
     Prints the BOM (JSON) on stdout unless --out names a file.
     """
@@ -69,12 +76,14 @@ def bom(
                 raise VerificationError(f"{item.path}: no --key verifies the provenance")
     mof_file = evidence.first("mof")
     inside = [f.path for f in evidence.files if model.is_dir() and f.path.parent == model]
+    lineage = _pipeline_lineage(found[0].path, keys) if found else ()
     document = bom_for_model(
         model,
         provenance=statement,
         provenance_verified=verified,
         mof_yaml=mof_file.path if mof_file else None,
         ignore_paths=inside,
+        lineage=lineage,
     )
     text = json.dumps(document, indent=2) + "\n"
     if out is None:
@@ -85,3 +94,25 @@ def bom(
     except OSError as exc:
         raise InputError(f"{out}: cannot write the BOM: {exc.strerror or exc}") from exc
     click.echo(f"wrote CycloneDX 1.6 ML-BOM (schema-valid) to {out}", err=True)
+
+
+def _pipeline_lineage(provenance: Path, keys: tuple[Path, ...]) -> tuple[DatasetInfo, ...]:
+    """A model built by a pipeline step: its data lineage, walked back to the upstream
+    commitments (the same walk as ``audit``), as BOM data components."""
+    from glassbox.bom.cyclonedx import lineage_datasets
+    from glassbox.pipeline.lineage import find_lock, verify_lineage
+    from glassbox.sign import load_public_key
+
+    lock = find_lock(provenance)
+    if lock is None:
+        return ()
+    report = verify_lineage(
+        lock, [load_public_key(k) for k in keys], model_step=provenance.parent.name
+    )
+    click.echo(
+        f"data lineage: {len(report.datasets())} datasets from {len(report.steps)} pipeline "
+        f"step(s), verdict {report.verdict}"
+        + ("" if keys else " (no --key: the steps' provenance is not verified)"),
+        err=True,
+    )
+    return lineage_datasets(report.datasets())

@@ -44,6 +44,8 @@ class StepVerdict:
     notes: list[str] = field(default_factory=list)
     signed_by: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
+    # The step's provenance, relative to the run directory (``STEP/provenance.sigstore.json``).
+    provenance: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +57,7 @@ class StepVerdict:
             "notes": self.notes,
             "signed_by": self.signed_by,
             "outputs": self.outputs,
+            "provenance": self.provenance,
         }
 
 
@@ -98,6 +101,8 @@ class LineageReport:
                         "kind": step.kind,
                         "parents": sorted(step.inputs.values()),
                         "verdict": step.verdict,
+                        "provenance": step.provenance,
+                        "signed_by": step.signed_by,
                     }
                 )
         return out
@@ -202,6 +207,7 @@ def _load_statement(step_dir: Path, keys: list[Any], verdict: StepVerdict) -> di
     if not bundle_path.is_file():
         plain = step_dir / "provenance.intoto.json"
         if plain.is_file():
+            verdict.provenance = f"{step_dir.name}/{plain.name}"
             verdict.verdict = "unknown"
             verdict.problems.append("provenance is not signed, so it cannot be trusted")
             try:
@@ -211,6 +217,7 @@ def _load_statement(step_dir: Path, keys: list[Any], verdict: StepVerdict) -> di
         verdict.verdict = "fail"
         verdict.problems.append("no provenance")
         return None
+    verdict.provenance = f"{step_dir.name}/{bundle_path.name}"
     try:
         bundle = read_bundle(bundle_path)
     except GlassboxError as exc:
