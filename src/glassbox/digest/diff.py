@@ -347,6 +347,7 @@ def _sorted_entries(side: _Side, work: Path, run_records: int) -> Iterator[Entry
             with run.open("wb", buffering=1 << 20) as handle:
                 _write_run(spill, handle)
             runs.append(run)
+            del spill  # not held while the next run fills: one run in memory at a time
     buffer.sort()
     if not runs:
         yield from buffer
