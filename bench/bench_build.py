@@ -168,6 +168,14 @@ def overhead(steps: int, interval: int, rounds: int, block: int) -> None:
         f"{first['hook_cost_s'] * 1e9:.0f} ns per event"
     )
     ratio = statistics.median(ratios)
+    # Where the overhead goes: the audit hook's share is its calibrated cost per event times the
+    # events per step; the rest is the training context (step loop, batch indices, trail).
+    per_step_bare = statistics.median(bare) / steps
+    hook_share = first["events_per_step"] * first["hook_cost_s"] / per_step_bare
+    print(
+        f"  of the overhead: audit hook {hook_share:.1%} of the bare step, training context "
+        f"(loop, batch indices, {first['entries']:.0f} trail digests) {ratio - 1 - hook_share:.1%}"
+    )
     print(
         f"  ratio recorded / bare = {ratio:.3f} (median of {rounds} processes; "
         f"overhead {100 * (ratio - 1):+.1f}%, goal < 5%); per-process ratios "

@@ -259,3 +259,38 @@ def test_hostile_lock_cannot_point_outside_the_run(ran: Prepared, tmp_path: Path
     assert by_name["filter"].verdict == "fail"
     assert "outside the run" in by_name["filter"].problems[0]
     assert report.verdict == "fail"
+
+
+def test_bom_command_lists_the_pipeline_lineage(ran: Prepared, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from glassbox.cli.main import cli
+
+    out = tmp_path / "bom.json"
+    model = ran.out / "train" / "model"
+    result = CliRunner().invoke(
+        cli, ["bom", str(model), "--key", str(ran.builder_pub), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "data lineage: 5 datasets from 4 pipeline step(s), verdict pass" in result.output
+    doc = json.loads(out.read_text())
+    by_ref = {c["bom-ref"]: c for c in doc["components"]}
+    depends = {d["ref"]: d.get("dependsOn", []) for d in doc["dependencies"]}
+    assert depends["dataset:lineage:split.train"] == ["dataset:lineage:label.digits"]
+    assert depends["dataset:lineage:label.digits"] == ["dataset:lineage:filter.digits"]
+    assert depends["dataset:lineage:filter.digits"] == ["dataset:lineage:upstream.digits"]
+    assert depends["dataset:training:train"] == ["dataset:lineage:split.train"]
+    props = {p["name"]: p["value"] for p in by_ref["dataset:lineage:label.digits"]["properties"]}
+    assert props["glassbox:dataset:producer"] == "label:label"
+    assert props["glassbox:dataset:provenance"] == "label/provenance.sigstore.json"
+    assert props["glassbox:dataset:provenance-verdict"] == "pass"
+    assert len(props["glassbox:dataset:provenance-signed-by"]) == 64
+    upstream = {
+        p["name"]: p["value"] for p in by_ref["dataset:lineage:upstream.digits"]["properties"]
+    }
+    assert upstream["glassbox:dataset:producer"] == "upstream"
+    assert upstream["glassbox:dataset:commitment"].startswith("rfc9162-sha256:")
+    # Without a key the lineage is still listed, each step's provenance marked unknown.
+    plain = CliRunner().invoke(cli, ["bom", str(model)])
+    assert plain.exit_code == 0, plain.output
+    assert "no --key" in plain.output

@@ -223,3 +223,41 @@ def test_cli_escapes_terminal_control_in_keys(tmp_path: Path) -> None:
     b = write_jsonl(tmp_path / "b.jsonl", [{"id": "\x1b[2Jevil", "label": "b"}])
     out = CliRunner().invoke(cli, ["dataset", "diff", str(a), str(b), "--key", "id"]).output
     assert "\x1b" not in out and "relabelled" in out
+
+
+def test_known_upstream_root_is_compared_not_rechecked(pair: tuple[Path, Path]) -> None:
+    up, down = pair
+    root = commit_dataset(up).root
+    fast = diff_datasets(up, down, key="id", upstream_root=root)
+    assert fast.to_dict() == diff_datasets(up, down, key="id").to_dict()
+    # The upstream changed after it was committed: the diff refuses, naming the file.
+    up.write_text(up.read_text().replace('"x": 2,', '"x": 3,'))
+    with pytest.raises(InputError, match="changed since it was committed"):
+        diff_datasets(up, down, key="id", upstream_root=root)
+
+
+def test_inline_entries_equal_the_general_path(tmp_path: Path) -> None:
+    # Objects with key and label take the inline path; string keys, missing labels, nested
+    # values and arrays take ``_entry``: a mixed dataset must diff as each would alone.
+    up = [
+        {"id": "a", "v": {"z": 1, "a": [1, 2]}, "label": "x"},
+        {"id": "b", "v": 2},
+        {"id": "c", "v": 3, "label": {"k": 1}},
+        {"id": "d", "v": 4, "label": 1},
+    ]
+    down = [
+        {"label": "y", "v": {"a": [1, 2], "z": 1}, "id": "a"},  # relabelled (keys reordered)
+        {"id": "b", "v": 2, "label": "new"},  # modified (gained a label)
+        {"id": "c", "v": 3, "label": {"k": 2}},  # relabelled
+        {"id": "d", "v": 5, "label": 1},  # modified
+    ]
+    a = write_jsonl(tmp_path / "a.jsonl", up)
+    b = write_jsonl(tmp_path / "b.jsonl", down)
+    result = diff_datasets(a, b, key="id")
+    kinds = {c.key: c.kind for c in result.changes}
+    assert kinds == {
+        '"a"': "relabelled",
+        '"b"': "modified",
+        '"c"': "relabelled",
+        '"d"': "modified",
+    }

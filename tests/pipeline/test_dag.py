@@ -289,3 +289,26 @@ outputs = ["d.jsonl"]
     assert starts.index("other:start") < min(
         starts.index("filter:built"), starts.index("other:built")
     )
+
+
+def test_moved_run_reuses_every_step_and_finds_its_upstream(ran: Prepared, tmp_path: Path) -> None:
+    from glassbox.pipeline.lineage import verify_lineage
+
+    lock = json.loads((ran.out / LOCK_NAME).read_text())
+    assert lock["upstream"]["digits"]["path"] == "data/digits.jsonl"  # as the pipeline says
+    assert lock["pipeline"]["path"] == "../pipeline.toml"  # from the lock's directory
+    copy = tmp_path / "copy"
+    shutil.copytree(ran.root, copy)
+    result = run_pipeline(copy / "pipeline.toml", copy / "out")
+    assert result.ok, result.failed
+    assert {n: r.status for n, r in result.results.items()} == dict.fromkeys(
+        ("filter", "label", "split", "train"), "reused"
+    )
+    # Moved again, away from where it last ran: the lineage still finds the upstream data.
+    moved = tmp_path / "moved"
+    shutil.move(copy, moved)
+    report = verify_lineage(moved / "out" / LOCK_NAME, [load_public_key(ran.builder_pub)])
+    assert report.upstream["digits"]["verified"] is True
+    assert {s.name: s.verdict for s in report.steps} == dict.fromkeys(
+        ("filter", "label", "split", "train"), "pass"
+    ), report.findings

@@ -200,23 +200,12 @@ def _bom_summary(ctx: AuditContext, openness_result: LinkResult) -> dict[str, An
 
 def _lineage_datasets(ctx: AuditContext) -> tuple[Any, ...]:
     """The pipeline datasets the provenance link walked (``glassbox.pipeline.lineage``)."""
-    from glassbox.bom.cyclonedx import DatasetInfo
+    from glassbox.bom.cyclonedx import lineage_datasets
 
     lineage = ctx.lineage
     if not lineage:
         return ()
-    return tuple(
-        DatasetInfo(
-            name=str(d["ref"]),
-            commitment=d.get("root"),
-            records=d.get("records"),
-            license=d.get("licence"),
-            role="lineage",
-            parents=tuple(d.get("parents") or ()),
-            producer=f"{d.get('kind')}:{d.get('producer')}" if d.get("producer") else "upstream",
-        )
-        for d in lineage.get("datasets", [])
-    )
+    return lineage_datasets(lineage.get("datasets", []))
 
 
 def _weights_licence(result: LinkResult) -> str | None:

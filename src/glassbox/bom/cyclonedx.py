@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +52,11 @@ class DatasetInfo:
     # step. Parents are other lineage datasets' names (``upstream.digits``, ``filter.digits``).
     parents: tuple[str, ...] = ()
     producer: str | None = None
+    # The producing step's provenance (path in the run directory), its verdict when the lineage
+    # was walked (pass / fail / unknown) and the key id that signed it.
+    provenance: str | None = None
+    verdict: str | None = None
+    signed_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,9 @@ def build_bom(
                     ("role", d.role),
                     ("producer", d.producer),
                     ("derived-from", ", ".join(d.parents) if d.parents else None),
+                    ("provenance", d.provenance),
+                    ("provenance-verdict", d.verdict),
+                    ("provenance-signed-by", d.signed_by),
                 )
                 if v
             ],
@@ -201,6 +209,32 @@ def build_bom(
     _add_ml_sections(document, inputs, openness)
     validate_bom(document)
     return document
+
+
+def lineage_datasets(datasets: Iterable[Mapping[str, Any]]) -> tuple[DatasetInfo, ...]:
+    """BOM datasets from a walked pipeline lineage (``LineageReport.datasets()``): every
+    upstream dataset and every step output, each with its parents, its producing step and that
+    step's provenance and verdict. Shared by ``audit`` and ``glassbox bom``."""
+
+    def text(value: Any) -> str | None:
+        return str(value) if value is not None else None
+
+    return tuple(
+        DatasetInfo(
+            name=str(d["ref"]),
+            commitment=text(d.get("root")),
+            records=d.get("records") if isinstance(d.get("records"), int) else None,
+            license=text(d.get("licence")),
+            role="lineage",
+            parents=tuple(str(p) for p in d.get("parents") or ()),
+            producer=f"{d.get('kind')}:{d.get('producer')}" if d.get("producer") else "upstream",
+            provenance=text(d.get("provenance")),
+            verdict=text(d.get("verdict")),
+            signed_by=text(d.get("signed_by")),
+        )
+        for d in datasets
+        if isinstance(d, Mapping) and d.get("ref")
+    )
 
 
 def _register_lineage(bom: Any, inputs: BomInputs, components: list[Any]) -> None:
@@ -366,8 +400,13 @@ def bom_for_model(
     mof_yaml: Path | None = None,
     ignore_paths: Iterable[Path] = (),
     ancestors: tuple[tuple[str, str], ...] | None = None,
+    lineage: tuple[DatasetInfo, ...] = (),
 ) -> dict[str, Any]:
     """Hash ``model``, grade its openness, and return its validated ML-BOM.
+
+    ``lineage``: the datasets of the pipeline behind the model (``lineage_datasets``), listed
+    as data components with their provenance, in the BOM's dependency graph. ``ancestors``:
+    a walked fine-tune chain (``model_bom_inputs``).
 
     ``provenance`` is a build's SLSA statement; say with ``provenance_verified`` whether its
     signature was checked, which the BOM records (an unverified statement is still the best
@@ -381,6 +420,8 @@ def bom_for_model(
         ignore_paths=ignore_paths,
         ancestors=ancestors,
     )
+    if lineage:
+        inputs = replace(inputs, lineage=(*inputs.lineage, *lineage))
     return build_bom(manifest, inputs, openness=openness)
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from glassbox.cli._common import MODEL_PATH, guarded
+
+if TYPE_CHECKING:
+    from glassbox.bom.cyclonedx import DatasetInfo
 
 
 @click.command(name="bom")
@@ -48,6 +51,9 @@ def bom(
 ) -> None:
     """Write the ML-BOM of MODEL: files and hashes, datasets, environment, model card, openness.
 
+    A model built by a pipeline also lists its data lineage: every upstream dataset and step
+    output, with the producing step's provenance and verdict (checked with --key).
+
     Prints the BOM (JSON) on stdout unless --out names a file.
     """
     from glassbox.audit.evidence import as_bundle, discover, statement_of
@@ -85,6 +91,7 @@ def bom(
     ancestors = _chain(model, evidence, keys, statement) if verified and statement else None
     mof_file = evidence.first("mof")
     inside = [f.path for f in evidence.files if model.is_dir() and f.path.parent == model]
+    lineage = _pipeline_lineage(found[0].path, keys) if found else ()
     make = bom_for_model
     if fmt == "spdx3":
         from glassbox.bom.spdx3 import spdx3_for_model as make
@@ -102,6 +109,7 @@ def bom(
         mof_yaml=mof_file.path if mof_file else None,
         ignore_paths=inside,
         ancestors=ancestors,
+        lineage=lineage,
     )
     text = json.dumps(document, indent=2) + "\n"
     if out is None:
@@ -138,3 +146,25 @@ def _chain(
             f"{model}: fine-tune chain, level {broken.level} (base {broken.path}): {broken.reason}"
         )
     return chain.ancestors()
+
+
+def _pipeline_lineage(provenance: Path, keys: tuple[Path, ...]) -> tuple[DatasetInfo, ...]:
+    """A model built by a pipeline step: its data lineage, walked back to the upstream
+    commitments (the same walk as ``audit``), as BOM data components."""
+    from glassbox.bom.cyclonedx import lineage_datasets
+    from glassbox.pipeline.lineage import find_lock, verify_lineage
+    from glassbox.sign import load_public_key
+
+    lock = find_lock(provenance)
+    if lock is None:
+        return ()
+    report = verify_lineage(
+        lock, [load_public_key(k) for k in keys], model_step=provenance.parent.name
+    )
+    click.echo(
+        f"data lineage: {len(report.datasets())} datasets from {len(report.steps)} pipeline "
+        f"step(s), verdict {report.verdict}"
+        + ("" if keys else " (no --key: the steps' provenance is not verified)"),
+        err=True,
+    )
+    return lineage_datasets(report.datasets())

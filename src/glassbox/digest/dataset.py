@@ -33,6 +33,7 @@ from glassbox.digest.merkle import (
     inclusion_proof,
     inclusion_proofs,
     leaf_hash,
+    leaf_hashes,
     root_of,
     verify_inclusion,
 )
@@ -215,17 +216,14 @@ def commit_dataset(
     """The Merkle commitment to the dataset at ``path``."""
     stream = open_records(path, fmt)
     if sorted_records:
-        leaves = sorted(leaf_hash(r) for r in stream.records)
+        leaves = sorted(leaf for batch in stream.batches for leaf in leaf_hashes(batch))
         root, size = root_of(leaves), len(leaves)
     else:
+        # A list of records at a time: its leaves in one comprehension, its subtrees level by
+        # level (``Frontier.absorb``), so no Python frame runs per record.
         frontier = Frontier()
-        batch: list[bytes] = []
-        for record in stream.records:
-            batch.append(leaf_hash(record))
-            if len(batch) == 4096:  # extend() binds its locals once per batch, not per record
-                frontier.extend(batch)
-                batch.clear()
-        frontier.extend(batch)
+        for batch in stream.batches:
+            frontier.absorb(leaf_hashes(batch))
         root, size = frontier.root(), frontier.size
     return DatasetCommitment(
         root=root,
@@ -247,10 +245,12 @@ def _leaves(
     stream = open_records(path, fmt)
     leaves: list[bytes] = []
     kept: dict[int, bytes] = {}
-    for i, record in enumerate(stream.records):
-        if i in keep:
-            kept[i] = record
-        leaves.append(leaf_hash(record))
+    wanted = sorted(keep)
+    for batch in stream.batches:
+        start, end = len(leaves), len(leaves) + len(batch)
+        for i in wanted[bisect.bisect_left(wanted, start) : bisect.bisect_left(wanted, end)]:
+            kept[i] = batch[i - start]
+        leaves.extend(leaf_hashes(batch))
     if sorted_records:
         leaves.sort()
     return stream.fmt, leaves, kept

@@ -17,18 +17,19 @@ change against the two published roots without the data.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import heapq
 import json
 import struct
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from glassbox.digest.dataset import DatasetCommitment, RecordProof, verify_record
-from glassbox.digest.merkle import Frontier, leaf_hash, streaming_inclusion_proofs
+from glassbox.digest.merkle import Frontier, leaf_hashes, streaming_inclusion_proofs
 from glassbox.digest.records import open_records
 from glassbox.errors import InputError, VerificationError
 
@@ -38,6 +39,7 @@ DEFAULT_LABEL = "label"
 RUN_RECORDS = 200_000
 MAX_LABELS = 1000  # distinct label values summarised; more are counted under "(other)"
 MAX_KEY_BYTES = 4096
+_sha256 = hashlib.sha256
 _HEAD = struct.Struct(">IQ32s16sH")
 
 # (key, index, leaf hash, digest of the record without its label, label)
@@ -112,8 +114,16 @@ class DatasetDiff:
 class _Side:
     """Streams one dataset as diff entries, committing to it on the way."""
 
-    def __init__(self, path: Path, fmt: str | None, key: str | None, label: str | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fmt: str | None,
+        key: str | None,
+        label: str | None,
+        known_root: bytes | None = None,
+    ) -> None:
         self.path = path
+        self.known_root = known_root
         self.fmt = fmt
         self.key = key
         self.label = label
@@ -121,23 +131,67 @@ class _Side:
         self.commitment: DatasetCommitment | None = None
 
     def entries(self) -> Iterator[Entry]:
-        stream = open_records(self.path, self.fmt)
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[Entry]]:
+        """The side's entries, a list per batch of records (file order)."""
+        # A side whose root the caller already holds (committed, so checked, moments ago) is
+        # not checked again: its root is compared instead, once the pass is over.
+        stream = open_records(self.path, self.fmt, validate=self.known_root is None)
         self.fmt = stream.fmt
         header = stream.metadata.get("header")
         key_at = _column(header, self.key, self.path) if header and self.key else None
         label_at = _column(header, self.label, self.path, optional=True) if header else None
-        leaves: list[bytes] = []
-        extend = self.frontier.extend
-        for index, record in enumerate(stream.records):
-            leaf = leaf_hash(record)
-            leaves.append(leaf)
-            if len(leaves) >= 4096:
-                extend(leaves)
-                leaves = []
-            yield self._entry(index, record, leaf, key_at, label_at)
-        extend(leaves)
+        absorb, entry, index = self.frontier.absorb, self._entry, 0
+        key_name, label_name = self.key, self.label
+        for batch in stream.batches:
+            leaves = leaf_hashes(batch)
+            absorb(leaves)
+            if key_name is None and label_name is None:
+                yield [
+                    (at.to_bytes(8, "big"), at, leaf, leaf[:16], b"")
+                    for at, leaf in enumerate(leaves, index)
+                ]
+                index += len(leaves)
+                continue
+            # Every record is one JSON value (the readers check it), so the batch parses as one
+            # array in a single C call instead of a ``json.loads`` per record.
+            values = _parse_batch(batch, self.path)
+            out: list[Entry] = []
+            add = out.append
+            for leaf, value in zip(leaves, values, strict=True):
+                # The common case inline (an object with its key and label fields); anything
+                # else, errors included, through ``_entry``: the same entry either way.
+                if (
+                    type(value) is dict
+                    and label_name is not None
+                    and label_name in value
+                    and (key_name is None or key_name in value)
+                ):
+                    if key_name is None:
+                        key = index.to_bytes(8, "big")
+                    else:
+                        found = value[key_name]
+                        key = str(found).encode() if type(found) is int else _canonical(found)
+                    if len(key) <= MAX_KEY_BYTES:
+                        rest = value.copy()
+                        found = rest.pop(label_name)
+                        label = str(found).encode() if type(found) is int else _canonical(found)
+                        add((key, index, leaf, _sha256(_canonical(rest)).digest()[:16], label))
+                        index += 1
+                        continue
+                add(entry(index, value, leaf, key_at, label_at))
+                index += 1
+            yield out
+        root = self.frontier.root()
+        if self.known_root is not None and root != self.known_root:
+            raise InputError(
+                f"{self.path}: its records commit to {root.hex()}, not the expected "
+                f"{self.known_root.hex()}: the dataset changed since it was committed"
+            )
         self.commitment = DatasetCommitment(
-            root=self.frontier.root(),
+            root=root,
             size=self.frontier.size,
             fmt=stream.fmt,
             name=self.path.name,
@@ -145,14 +199,8 @@ class _Side:
         )
 
     def _entry(
-        self, index: int, record: bytes, leaf: bytes, key_at: int | None, label_at: int | None
+        self, index: int, value: Any, leaf: bytes, key_at: int | None, label_at: int | None
     ) -> Entry:
-        if self.key is None and self.label is None:
-            return (index.to_bytes(8, "big"), index, leaf, leaf[:16], b"")
-        try:
-            value = json.loads(record)
-        except ValueError:  # the record readers only yield JSON; this is defensive
-            raise InputError(f"{self.path}: record {index} is not JSON") from None
         if self.key is None:
             key = index.to_bytes(8, "big")
         else:
@@ -184,17 +232,52 @@ class _Side:
         raise InputError(f"{self.path}: record {index} has no key {what} {name!r}")
 
 
+def _parse_batch(batch: list[bytes], path: Path) -> list[Any]:
+    try:
+        values: list[Any] = json.loads(b"[" + b",".join(batch) + b"]")
+    except (ValueError, RecursionError):  # the readers only yield JSON; this is defensive
+        raise InputError(f"{path}: a record is not JSON") from None
+    if len(values) != len(batch):
+        raise InputError(f"{path}: a record is not one JSON value")
+    return values
+
+
 _MISSING = object()
 # Records come from the readers as JSON already (JSON Lines as written, CSV and Parquet rows as
 # canonical JSON), so their values are JSON-native and need none of canonical_json's tagging.
-_CANONICAL = json.JSONEncoder(
+_ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-).encode
+)
+_CANONICAL = _ENCODER.encode
+# ``JSONEncoder.encode`` builds a new C encoder on every call, most of the cost of encoding a
+# small record; this is the same C encoder built once (with the same settings, so the same
+# bytes), or ``None`` where the C accelerator is missing.
+_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE: Callable[[Any, int], Sequence[str]] | None = (
+    None
+    if _MAKE_ENCODER is None
+    else _MAKE_ENCODER(
+        None,
+        _ENCODER.default,
+        json.encoder.encode_basestring,
+        None,
+        ":",
+        ",",
+        True,
+        False,
+        False,
+    )
+)
 
 
 def _canonical(value: Any) -> bytes:
-    if type(value) is int:
+    kind = type(value)
+    if kind is int:
         return str(value).encode()
+    if kind is str:
+        return json.encoder.encode_basestring(value).encode("utf-8")
+    if _C_ENCODE is not None and (kind is dict or kind is list):
+        return "".join(_C_ENCODE(value, 0)).encode("utf-8")
     return _CANONICAL(value).encode("utf-8")
 
 
@@ -217,7 +300,8 @@ def _column(
 def _without(value: Any, label: str, column: int | None) -> bytes:
     """Digest of the record with its label removed: equal on both sides means a relabel."""
     if isinstance(value, dict):
-        rest: Any = {k: v for k, v in value.items() if k != label}
+        rest: Any = value.copy()
+        rest.pop(label, None)
     else:
         rest = [v for i, v in enumerate(value) if i != column]
     return hashlib.sha256(_canonical(rest)).digest()[:16]
@@ -254,15 +338,16 @@ def _sorted_entries(side: _Side, work: Path, run_records: int) -> Iterator[Entry
         return
     runs: list[Path] = []
     buffer: list[Entry] = []
-    for entry in side.entries():
-        buffer.append(entry)
-        if len(buffer) >= run_records:
-            buffer.sort()
+    for batch in side.batches():
+        buffer.extend(batch)
+        while len(buffer) >= run_records:
+            spill, buffer = buffer[:run_records], buffer[run_records:]
+            spill.sort()
             run = work / f"{id(side)}-{len(runs)}.run"
             with run.open("wb", buffering=1 << 20) as handle:
-                _write_run(buffer, handle)
+                _write_run(spill, handle)
             runs.append(run)
-            buffer = []
+            del spill  # not held while the next run fills: one run in memory at a time
     buffer.sort()
     if not runs:
         yield from buffer
@@ -312,19 +397,22 @@ def diff_datasets(
     proofs: bool = True,
     run_records: int = RUN_RECORDS,
     progress: Callable[[int], None] | None = None,
+    upstream_root: bytes | None = None,
 ) -> DatasetDiff:
     """Compare two datasets record by record (see the module docstring).
 
     ``key`` names the field (or CSV column) that identifies a record; ``None`` matches records by
     position. ``label`` names the label field (``None``: no relabel class). ``limit`` caps the
     changes listed (``None``: all; counts always cover everything). ``progress`` is called with
-    the number of records read.
+    the number of records read. ``upstream_root``: the upstream's commitment root, when the
+    caller already committed it; its records are then not checked again, and the diff fails if
+    they no longer commit to that root.
     """
     if key is not None and key == label:
         raise InputError(f"the key field {key!r} cannot also be the label field")
     if run_records < 1:
         raise InputError("run_records must be at least 1")
-    up_side = _Side(Path(upstream), upstream_format, key, label)
+    up_side = _Side(Path(upstream), upstream_format, key, label, upstream_root)
     down_side = _Side(Path(derived), derived_format, key, label)
     with tempfile.TemporaryDirectory(prefix="glassbox-diff-") as tmp:
         work = Path(tmp)
@@ -424,12 +512,18 @@ def _prove(side: _Side, indices: set[int]) -> dict[int, RecordProof]:
     commitment = side.commitment
     assert commitment is not None
     records: dict[int, bytes] = {}
+    wanted = sorted(indices)
 
     def leaves() -> Iterator[bytes]:
-        for index, record in enumerate(open_records(side.path, side.fmt).records):
-            if index in indices:
-                records[index] = record
-            yield leaf_hash(record)
+        # No JSON check on this pass: a record that changed since the first pass changes its
+        # leaf, and the proof built from it then fails against the commitment below.
+        start = 0
+        for batch in open_records(side.path, side.fmt, validate=False).batches:
+            end = start + len(batch)
+            for i in wanted[bisect.bisect_left(wanted, start) : bisect.bisect_left(wanted, end)]:
+                records[i] = batch[i - start]
+            yield from leaf_hashes(batch)
+            start = end
 
     try:
         paths = streaming_inclusion_proofs(leaves(), commitment.size, indices)

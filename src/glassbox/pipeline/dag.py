@@ -11,6 +11,7 @@ where ``glassbox audit`` starts walking a model's data back to the upstream comm
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -219,6 +220,15 @@ def _moved(result: StepResult, old: Path, new: Path) -> StepResult:
     return result
 
 
+def _relative_to(path: Path, start: Path) -> str:
+    """``path`` relative to ``start`` (``..`` allowed), or absolute where there is no such path
+    (another drive)."""
+    try:
+        return Path(os.path.relpath(path, start)).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def write_lock(run: PipelineRun) -> Path:
     """``OUT/pipeline.lock.json``: where each step's outputs and provenance are, by digest."""
     pipeline = run.pipeline
@@ -255,12 +265,15 @@ def write_lock(run: PipelineRun) -> Path:
         "pipeline": {
             "name": pipeline.name,
             "version": pipeline.version,
-            "path": str(pipeline.source.resolve()),
+            # Relative to the lock's directory, and each upstream path relative to the
+            # pipeline file (as the pipeline file writes it): a run moved or copied together
+            # with its pipeline still finds its upstream data (``lineage.upstream_path``).
+            "path": _relative_to(pipeline.source.resolve(), run.out_dir.resolve()),
             "sha256": hash_file(pipeline.source).hex(),
         },
         "upstream": {
             name: {
-                "path": str(up.path.resolve()),
+                "path": up.relpath,
                 "commitment": up.commitment,
                 "licence": up.licence,
                 "key": up.key,

@@ -44,6 +44,8 @@ class StepVerdict:
     notes: list[str] = field(default_factory=list)
     signed_by: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
+    # The step's provenance, relative to the run directory (``STEP/provenance.sigstore.json``).
+    provenance: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +57,7 @@ class StepVerdict:
             "notes": self.notes,
             "signed_by": self.signed_by,
             "outputs": self.outputs,
+            "provenance": self.provenance,
         }
 
 
@@ -98,6 +101,8 @@ class LineageReport:
                         "kind": step.kind,
                         "parents": sorted(step.inputs.values()),
                         "verdict": step.verdict,
+                        "provenance": step.provenance,
+                        "signed_by": step.signed_by,
                     }
                 )
         return out
@@ -151,11 +156,11 @@ def verify_lineage(
     report = LineageReport(
         lock_path, str(lock.get("pipeline", {}).get("name")), upstream, [], model_step
     )
-    for name, up in upstream.items():
-        _check_upstream(name, up, report)
     located: dict[str, Path] = {
-        f"upstream.{n}": Path(str(u.get("path"))) for n, u in upstream.items()
+        f"upstream.{n}": upstream_path(lock_path, lock, u) for n, u in upstream.items()
     }
+    for name, up in upstream.items():
+        _check_upstream(name, up, located[f"upstream.{name}"])
     for entry in steps:
         for stem, o in dict(entry.get("outputs", {})).items():
             if _STEP_DIR.match(str(entry.get("dir"))) and safe_relative(o.get("file")):
@@ -168,10 +173,23 @@ def verify_lineage(
     return report
 
 
-def _check_upstream(name: str, up: dict[str, Any], report: LineageReport) -> None:
+def upstream_path(lock_path: Path, lock: dict[str, Any], up: dict[str, Any]) -> Path:
+    """Where an upstream dataset the lock names is now. The lock records it relative to the
+    pipeline file, and the pipeline file relative to the lock, so a run moved together with its
+    pipeline still finds its data; an absolute path (older locks) is taken as it is."""
+    path = Path(str(up.get("path")))
+    if path.is_absolute():
+        return path
+    recorded = lock.get("pipeline")
+    pipeline = recorded.get("path") if isinstance(recorded, dict) else None
+    if not isinstance(pipeline, str) or not pipeline:
+        return lock_path.parent / path
+    return (lock_path.parent / pipeline).parent / path
+
+
+def _check_upstream(name: str, up: dict[str, Any], path: Path) -> None:
     from glassbox.digest import commit_dataset
 
-    path = Path(str(up.get("path")))
     if not path.is_file():
         up["verified"] = None
         return
@@ -189,6 +207,7 @@ def _load_statement(step_dir: Path, keys: list[Any], verdict: StepVerdict) -> di
     if not bundle_path.is_file():
         plain = step_dir / "provenance.intoto.json"
         if plain.is_file():
+            verdict.provenance = f"{step_dir.name}/{plain.name}"
             verdict.verdict = "unknown"
             verdict.problems.append("provenance is not signed, so it cannot be trusted")
             try:
@@ -198,6 +217,7 @@ def _load_statement(step_dir: Path, keys: list[Any], verdict: StepVerdict) -> di
         verdict.verdict = "fail"
         verdict.problems.append("no provenance")
         return None
+    verdict.provenance = f"{step_dir.name}/{bundle_path.name}"
     try:
         bundle = read_bundle(bundle_path)
     except GlassboxError as exc:

@@ -18,13 +18,16 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from glassbox.digest import Manifest, hash_file, hash_model
 from glassbox.errors import InputError, VerificationError
 from glassbox.pipeline.inputs import CACHE_DIRS, DATASET_DIGEST_KEY, record_chunks
 from glassbox.pipeline.provenance import BUNDLE_NAME, STATEMENT_NAME
 from glassbox.pipeline.spec import PIPELINE_TYPE, Pipeline, Step
+
+if TYPE_CHECKING:
+    from glassbox.digest.diff import DatasetDiff
 
 STEP_BUILD_TYPE = "https://glassbox.dev/pipeline/step/v1"
 STEP_RECORD = "step.json"
@@ -371,13 +374,12 @@ def _run_data(
     for file_name, stem in ((o, Path(o).name.split(".")[0]) for o in step.outputs):
         path = data_dir / file_name
         outcome.files[f"{DATA_DIR}/{file_name}"] = hash_file(path).hex()
-        source: DatasetRef | None = derived_from
-        committed = _commit_output(step, stem, path, source)
+        committed, diff = _commit_output(step, where, stem, path, derived_from)
         if committed is None:
             continue
         outcome.outputs[stem] = committed
-        if source is not None:
-            diffs[stem] = check_changes(step, where, source, committed)
+        if diff is not None:
+            diffs[stem] = diff
     statement = step_provenance(
         pipeline, plan, outcome, hermeticity, result["environment"], diffs, started, finished
     )
@@ -402,35 +404,65 @@ def _derived_from(step: Step, plan: StepPlan) -> DatasetRef | None:
 
 
 def _commit_output(
-    step: Step, stem: str, path: Path, source: DatasetRef | None
-) -> DatasetRef | None:
+    step: Step, where: str, stem: str, path: Path, source: DatasetRef | None
+) -> tuple[DatasetRef | None, dict[str, Any] | None]:
+    """The output's commitment, and its diff against ``source`` (the input it derives from).
+
+    With a source, one diff pass does both: it commits to the output on its way (checking
+    each record, as a commitment does) and takes the source's records as already checked
+    when it was committed, comparing its root instead. One read of each file, not three.
+    """
     from glassbox.digest import commit_dataset
     from glassbox.digest.records import detect_format
 
     try:
         fmt = detect_format(path)
     except InputError:
-        return None  # not a dataset (an exported file): hashed, not committed
-    commitment = commit_dataset(path, fmt=fmt)
-    return DatasetRef(
-        ref=f"{step.name}.{stem}",
-        path=path,
-        root=commitment.root.hex(),
-        size=commitment.size,
-        fmt=commitment.fmt,
-        key=step.key or (source.key if source else None),
-        licence=source.licence if source else "NOASSERTION",
-    )
-
-
-def check_changes(step: Step, where: str, source: DatasetRef, output: DatasetRef) -> dict[str, Any]:
-    """Diff an output against the input it derives from; refuse changes the step may not make."""
+        return None, None  # not a dataset (an exported file): hashed, not committed
+    key = step.key or (source.key if source else None)
+    licence = source.licence if source else "NOASSERTION"
+    if source is None:
+        commitment = commit_dataset(path, fmt=fmt)
+        ref = DatasetRef(
+            f"{step.name}.{stem}",
+            path,
+            commitment.root.hex(),
+            commitment.size,
+            commitment.fmt,
+            key,
+            licence,
+        )
+        return ref, None
     from glassbox.digest.diff import diff_datasets
 
-    label = step.label_field if step.kind == "label" else "label"
     result = diff_datasets(
-        source.path, output.path, key=output.key, label=label, proofs=False, limit=20
+        source.path,
+        path,
+        key=key,
+        label=step.label_field if step.kind == "label" else "label",
+        upstream_format=source.fmt,
+        derived_format=fmt,
+        proofs=False,
+        limit=20,
+        upstream_root=bytes.fromhex(source.root),
     )
+    commitment = result.derived
+    ref = DatasetRef(
+        f"{step.name}.{stem}",
+        path,
+        commitment.root.hex(),
+        commitment.size,
+        commitment.fmt,
+        key,
+        licence,
+    )
+    return ref, check_changes(step, where, source, ref, result)
+
+
+def check_changes(
+    step: Step, where: str, source: DatasetRef, output: DatasetRef, result: DatasetDiff
+) -> dict[str, Any]:
+    """Refuse the changes from ``source`` to ``output`` (``result``) the step may not make."""
     forbidden = sorted(result.kinds() - set(step.allow))
     summary = {
         "from": source.ref,
