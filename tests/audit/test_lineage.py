@@ -294,3 +294,36 @@ def test_bom_command_lists_the_pipeline_lineage(ran: Prepared, tmp_path: Path) -
     plain = CliRunner().invoke(cli, ["bom", str(model)])
     assert plain.exit_code == 0, plain.output
     assert "no --key" in plain.output
+
+
+def test_spdx3_bom_command_carries_the_pipeline_lineage(ran: Prepared, tmp_path: Path) -> None:
+    """The same walked lineage reaches the SPDX 3 export: every dataset of the pipeline is a
+    ``dataset_DatasetPackage`` that is ``descendantOf`` the dataset it came from."""
+    pytest.importorskip("spdx_python_model")
+    from click.testing import CliRunner
+
+    from glassbox.cli.main import cli
+
+    out = tmp_path / "bom.spdx.json"
+    model = ran.out / "train" / "model"
+    result = CliRunner().invoke(
+        cli,
+        ["bom", str(model), "--key", str(ran.builder_pub), "--format", "spdx3", "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    graph = json.loads(out.read_text())["@graph"]
+    names = {o["spdxId"]: o["name"] for o in graph if o["type"] == "dataset_DatasetPackage"}
+    assert {"upstream.digits", "filter.digits", "label.digits", "split.train"} <= set(
+        names.values()
+    )
+    derived = {
+        (names[r["from"]], names[t])
+        for r in graph
+        if r["type"] == "Relationship"
+        and r["relationshipType"] == "descendantOf"
+        and r["from"] in names
+        for t in r["to"]
+        if t in names
+    }
+    assert ("label.digits", "filter.digits") in derived
+    assert ("filter.digits", "upstream.digits") in derived
