@@ -38,15 +38,15 @@ documented in ``art_scores`` (AC: largest share of a class it flags; spectral: l
 over classes, of the mean score of the records it flags to the median score of the class).
 Their own verdict (any record flagged) is the TPR/FPR column.
 
-ART is not a Glassbox dependency; install it for this bench only (ART 1.x imports
-``packaging`` without declaring it):
-``pip install adversarial-robustness-toolbox packaging`` (measured with ART 1.20.1).
+ART is not a core Glassbox dependency: the ``bench`` extra installs it (``pip install
+'glassbox[bench]'``; ART 1.x imports ``packaging`` without declaring it, the extra adds it;
+measured with ART 1.20.1).
 
 Timings are wall-clock on a loaded shared machine (2 CPU cores shared with other engineers'
 builds and tests, 1 torch thread): compare the ratio, not the seconds.
 
 Usage: ``python bench/bench_backdoor.py [--zoo DIR] [--size small|medium|bench]
-[--split dev|heldout|heldout2|heldout3|hard] [--reference-data same|disjoint] [--plain]
+[--split dev|heldout|heldout2|heldout3|hard|hard-dev] [--reference-data same|disjoint] [--plain]
 [--no-reference] [--no-art] [--json FILE]``
 """
 
