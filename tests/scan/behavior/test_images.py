@@ -146,3 +146,30 @@ def test_limits_and_empty_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         load_dataset(tmp_path / "empty")
     with pytest.raises(InputError, match="--data-keys"):
         load_dataset(d, keys=("x", "y"))
+
+
+def test_cli_scan_reads_an_image_directory(zoo: dict[str, Any], tmp_path: Path) -> None:
+    """``glassbox scan MODEL --behavior --data DIR``: the poison finding names images of the
+    target class folder, each with a proof whose record is the file's path and digest."""
+    import json
+
+    from click.testing import CliRunner
+
+    from glassbox.cli.main import cli
+    from glassbox.digest import RecordProof
+    from glassbox.scan.behavior import RULE_POISON
+
+    bad = zoo["root"] / "bad"
+    src = load_dataset(bad / "train.jsonl", scale=1.0)
+    _write_dir(tmp_path / "data", src.images.reshape(len(src), 64), src.labels)
+    args = ["scan", str(bad), "--behavior", "--arch", ARCH, "--data", str(tmp_path / "data")]
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 1, result.output
+    findings = json.loads(result.output)["findings"]
+    (poison,) = [f for f in findings if f["rule_id"] == RULE_POISON]
+    commitment = DatasetCommitment.from_dict(poison["evidence"]["commitment"])
+    assert commitment.fmt == "files"
+    for raw in poison["evidence"]["inclusion_proofs"]:
+        proof = RecordProof.from_dict(raw)
+        verify_record(proof, commitment)
+        assert json.loads(proof.record)["path"].startswith("3/")
