@@ -27,11 +27,18 @@ Zoo splits (``--split``, defined in ``bench/zoo/generate.py``):
 - ``hard``: the blind spots (seeds 11000+): low-rate poisoning (0.5% and 1%; patch, checker,
   blend) and all-to-all attacks (y -> y + 1, 3x3 patch), beside clean models; generated after
   the maximum-margin, robust-spectral and all-to-all thresholds were frozen.
+- ``hard-dev``: the same attack families at the same rates with other seeds (13000+), targets
+  and trigger places, MLPs only: where the record-naming rule (``RECORD_QUE_Z``,
+  ``RECORD_FUSED_Z``) and the trigger search's early stopping were tuned, so ``hard`` stays an
+  evaluation of them.
 
 Prints, per attack kind: model-level detection AUROC, TPR and FPR at each detector's default
 threshold (a model is flagged when its worst class is), poisoned-record precision / recall,
 the within-class record AUROC of the signed vs the squared spectral score, each backdoored
-model's attack success rate, and time per model. ``--json FILE`` also writes the per-model rows.
+model's attack success rate, and time per model. The ``records-before`` row names records with
+the rule the combined verdict used before the per-class z-scores, from the same reports;
+``--speed-baseline`` also scans every model with the trigger search before early stopping and
+prints both times. ``--json FILE`` also writes the per-model rows.
 
 ART's defences are record filters without a model-level score; the bench derives one as
 documented in ``art_scores`` (AC: largest share of a class it flags; spectral: largest ratio,
