@@ -22,6 +22,7 @@ from glassbox.scan.behavior.analysis import (
 from glassbox.scan.behavior.neural_cleanse import reverse_engineer
 
 ARCH = "bench.zoo.arch:digits_mlp"
+NONE = np.zeros(600, dtype=bool)  # no record marked
 
 
 def _detectors(que: np.ndarray, strip: np.ndarray) -> dict[str, DetectorResult]:
@@ -54,12 +55,12 @@ def _scores() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def test_records_named_by_class_z_scores() -> None:
     labels, que, strip = _scores()
     c1 = np.flatnonzero(labels == 1)
-    named = _combined_suspects(_detectors(que, strip), [1], labels, None)
+    named = _combined_suspects(_detectors(que, strip), [1], labels, NONE, None)
     assert set(named.tolist()) == {*c1[:6].tolist(), int(c1[11])}
     assert RECORD_QUE_Z > 1.7 and 2.7 < RECORD_FUSED_Z < 3.4
     # Only flagged classes are searched; nothing flagged names nothing, nor do clean classes.
-    assert _combined_suspects(_detectors(que, strip), [], labels, None).size == 0
-    assert _combined_suspects(_detectors(que, strip), [0, 2], labels, None).size == 0
+    assert _combined_suspects(_detectors(que, strip), [], labels, NONE, None).size == 0
+    assert _combined_suspects(_detectors(que, strip), [0, 2], labels, NONE, None).size == 0
 
 
 def test_reference_disagreement_gates_the_records() -> None:
@@ -67,14 +68,28 @@ def test_reference_disagreement_gates_the_records() -> None:
     c1 = np.flatnonzero(labels == 1)
     ref_dis = np.zeros(len(labels), dtype=bool)
     ref_dis[c1[:5]] = True  # the reference agrees with the label of c1[5] and c1[11]
-    named = _combined_suspects(_detectors(que, strip), [1], labels, ref_dis)
+    named = _combined_suspects(_detectors(que, strip), [1], labels, ref_dis, ref_dis)
     assert set(named.tolist()) == set(c1[:5].tolist())
+
+
+def test_marked_records_do_not_set_the_scale_at_high_rates() -> None:
+    """Poison as half of its class moves the class median; measured against the records the
+    marker leaves unmarked, it still stands out."""
+    labels, que, strip = _scores()
+    c1 = np.flatnonzero(labels == 1)
+    half = c1[:100]
+    que[half] = 3.0 + np.linspace(0, 0.5, 100)
+    strip[half] = 3.0 + np.linspace(0, 0.5, 100)
+    marked = np.isin(np.arange(len(labels)), half)
+    assert _combined_suspects(_detectors(que, strip), [1], labels, NONE, None).size < 50
+    named = _combined_suspects(_detectors(que, strip), [1], labels, marked, None)
+    assert set(named.tolist()) == set(half.tolist())
 
 
 def test_a_class_too_small_to_score_names_nothing() -> None:
     labels, que, strip = _scores()
     que[labels == 1] = -np.inf  # robust-spectral skipped the class
-    assert _combined_suspects(_detectors(que, strip), [1], labels, None).size == 0
+    assert _combined_suspects(_detectors(que, strip), [1], labels, NONE, None).size == 0
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ import numpy as np
 
 from glassbox.errors import InputError
 from glassbox.scan.behavior.activation_clustering import activation_splits
-from glassbox.scan.behavior.calibration import mad_index
+from glassbox.scan.behavior.calibration import MAD_SCALE, mad_index
 from glassbox.scan.behavior.data import LabeledData
 from glassbox.scan.behavior.loading import ProbedModel
 from glassbox.scan.behavior.max_margin import max_margins
@@ -62,6 +62,8 @@ SOLO = 2.0
 #: alone past this, or of the QUE and STRIP z-scores summed past ``RECORD_FUSED_Z``.
 RECORD_QUE_Z = 2.5
 RECORD_FUSED_Z = 3.0
+#: Fewer records the reference agrees with than this, and the whole class sets the scale.
+MIN_BASE = 8
 #: The split detectors whose agreement names records at high poisoning rates.
 SPLITTERS = ("spectral", "activation-clustering")
 
@@ -281,7 +283,7 @@ def analyze(
 
     combined = combine(np.stack([d.normalized for d in detectors.values()]))
     suspects = _combined_suspects(
-        detectors, [int(c) for c in np.flatnonzero(combined >= 1.0)], labels, ref_dis
+        detectors, [int(c) for c in np.flatnonzero(combined >= 1.0)], labels, marker.flags, ref_dis
     )
     return BehaviorReport(k, detectors, triggers, combined, suspects, len(labels), skipped)
 
@@ -428,17 +430,28 @@ def _union(candidates: dict[int, np.ndarray], classes: list[int]) -> np.ndarray:
     return np.unique(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
 
 
+def _z_against(values: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Robust z-scores of ``values`` on the median and MAD of ``values[base]`` (floors as in
+    ``mad_index``)."""
+    ref = values[base]
+    med = float(np.median(ref))
+    mad = max(MAD_SCALE * float(np.median(np.abs(ref - med))), 0.05 * abs(med), 1e-9)
+    return np.asarray((values - med) / mad, dtype=np.float64)
+
+
 def _combined_suspects(
     detectors: dict[str, DetectorResult],
     flagged: list[int],
     labels: np.ndarray,
+    marked: np.ndarray,
     ref_dis: np.ndarray | None,
 ) -> np.ndarray:
     """Records of flagged classes whose own scores stand out within their class.
 
     Per flagged class, each record's robust-spectral (QUE) score and STRIP score are turned into
-    robust z-scores against the class itself (median and MAD: at low rates poison is a few
-    percent of its class, so these describe the clean records). A record is named when its QUE
+    robust z-scores against the class's records the marker leaves unmarked (``marked``: the
+    reference's disagreements, or STRIP's low-entropy records), so that the median and MAD
+    describe the clean records even where poison is half the class. A record is named when its QUE
     score alone is far out (``RECORD_QUE_Z``: at all-to-all rates, where poison is ~10% of every
     class and superimposition does not separate it), or both scores together are
     (``RECORD_FUSED_Z``: at low rates, where STRIP orders the poison best), or, where both split
@@ -459,8 +472,14 @@ def _combined_suspects(
         idx = np.flatnonzero(labels == c)
         if len(idx) == 0 or not np.isfinite(que[idx]).all():  # a class too small to score
             continue
-        que_z = mad_index(que[idx])
-        fused = que_z + mad_index(strip[idx])
+        # The class's unmarked records set the scale (those the reference agrees with, or
+        # without one those STRIP does not mark), so poison that is a large share of the class
+        # does not move the median.
+        base = ~marked[idx]
+        if base.sum() < MIN_BASE:
+            base = np.ones(len(idx), dtype=bool)
+        que_z = _z_against(que[idx], base)
+        fused = que_z + _z_against(strip[idx], base)
         named = (que_z > RECORD_QUE_Z) | (fused > RECORD_FUSED_Z)
         # At high rates poison is a large share of its class, so the class's own median no
         # longer describes the clean records and the z-scores miss it; there both split
