@@ -19,7 +19,7 @@ from glassbox.scan.behavior.analysis import (
     RECORD_QUE_Z,
     _combined_suspects,
 )
-from glassbox.scan.behavior.neural_cleanse import reverse_engineer
+from glassbox.scan.behavior.neural_cleanse import STALL, reverse_engineer
 
 ARCH = "bench.zoo.arch:digits_mlp"
 NONE = np.zeros(600, dtype=bool)  # no record marked
@@ -111,12 +111,12 @@ def test_early_stopping_keeps_the_target_and_evaluates_fewer_inputs(
     model.logits = counting  # type: ignore[method-assign]
     l1 = {}
     rows = {}
-    for stall in (None, 60):
+    for stall in (None, STALL):
         seen["rows"] = 0
         triggers = reverse_engineer(model, images, data.labels, steps=300, stall=stall)
         l1[stall] = np.array([t.l1 for t in triggers])
         rows[stall] = seen["rows"]
-    assert int(np.argmin(l1[None])) == int(np.argmin(l1[60])) == 3
-    assert rows[60] < 0.8 * rows[None]
+    assert int(np.argmin(l1[None])) == int(np.argmin(l1[STALL])) == 3
+    assert rows[STALL] < 0.8 * rows[None]
     # The target's trigger is as small as the full search's, within a few percent.
-    assert abs(l1[60][3] / l1[None][3] - 1.0) < 0.1
+    assert abs(l1[STALL][3] / l1[None][3] - 1.0) < 0.1
