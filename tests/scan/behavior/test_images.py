@@ -135,6 +135,24 @@ def test_hostile_files_give_one_line_errors(
     assert "\n" not in str(err.value) and name.split("/")[-1] in str(err.value)
 
 
+def test_a_file_swapped_after_the_commitment_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: the bytes read for decoding are not the ones the commitment hashed."""
+    import glassbox.digest
+
+    d = _tiny(tmp_path)
+    real = glassbox.digest.iter_records
+
+    def swapped(path: Any, fmt: Any = None) -> Any:
+        for i, rec in enumerate(real(path, fmt)):
+            yield rec.replace(b'"sha256":"', b'"sha256":"0') if i == 4 else rec
+
+    monkeypatch.setattr(glassbox.digest, "iter_records", swapped)
+    with pytest.raises(InputError, match="changed while the directory was read"):
+        load_dataset(d)
+
+
 def test_limits_and_empty_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     d = _tiny(tmp_path)
     monkeypatch.setattr(images_mod, "MAX_TOTAL_VALUES", 64 * 10)

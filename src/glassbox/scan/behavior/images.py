@@ -108,7 +108,8 @@ def read_image_directory(
         where = path / str(rec["path"])
         if int(rec["size"]) > MAX_FILE_BYTES:
             raise InputError(f"{where}: {rec['size']} bytes is more than an image may have")
-        raw = where.read_bytes()
+        with where.open("rb") as fh:  # bounded: the file may have grown since the walk
+            raw = fh.read(MAX_FILE_BYTES + 1)
         if hashlib.sha256(raw).hexdigest() != rec["sha256"]:
             raise InputError(f"{where}: changed while the directory was read; refusing it")
         img = _decode(image_mod, raw, where)
