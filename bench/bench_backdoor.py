@@ -27,26 +27,33 @@ Zoo splits (``--split``, defined in ``bench/zoo/generate.py``):
 - ``hard``: the blind spots (seeds 11000+): low-rate poisoning (0.5% and 1%; patch, checker,
   blend) and all-to-all attacks (y -> y + 1, 3x3 patch), beside clean models; generated after
   the maximum-margin, robust-spectral and all-to-all thresholds were frozen.
+- ``hard-dev``: the same attack families at the same rates with other seeds (13000+), targets
+  and trigger places, MLPs only: where the record-naming rule (``RECORD_QUE_Z``,
+  ``RECORD_FUSED_Z``) and the trigger search's early stopping were tuned, so ``hard`` stays an
+  evaluation of them.
 
 Prints, per attack kind: model-level detection AUROC, TPR and FPR at each detector's default
 threshold (a model is flagged when its worst class is), poisoned-record precision / recall,
 the within-class record AUROC of the signed vs the squared spectral score, each backdoored
-model's attack success rate, and time per model. ``--json FILE`` also writes the per-model rows.
+model's attack success rate, and time per model. The ``records-before`` row names records with
+the rule the combined verdict used before the per-class z-scores, from the same reports;
+``--speed-baseline`` also scans every model with the trigger search before early stopping and
+prints both times. ``--json FILE`` also writes the per-model rows.
 
 ART's defences are record filters without a model-level score; the bench derives one as
 documented in ``art_scores`` (AC: largest share of a class it flags; spectral: largest ratio,
 over classes, of the mean score of the records it flags to the median score of the class).
 Their own verdict (any record flagged) is the TPR/FPR column.
 
-ART is not a Glassbox dependency; install it for this bench only (ART 1.x imports
-``packaging`` without declaring it):
-``pip install adversarial-robustness-toolbox packaging`` (measured with ART 1.20.1).
+ART is not a core Glassbox dependency: the ``bench`` extra installs it (``pip install
+'glassbox[bench]'``; ART 1.x imports ``packaging`` without declaring it, the extra adds it;
+measured with ART 1.20.1).
 
 Timings are wall-clock on a loaded shared machine (2 CPU cores shared with other engineers'
 builds and tests, 1 torch thread): compare the ratio, not the seconds.
 
 Usage: ``python bench/bench_backdoor.py [--zoo DIR] [--size small|medium|bench]
-[--split dev|heldout|heldout2|heldout3|hard] [--reference-data same|disjoint] [--plain]
+[--split dev|heldout|heldout2|heldout3|hard|hard-dev] [--reference-data same|disjoint] [--plain]
 [--no-reference] [--no-art] [--json FILE]``
 """
 
@@ -80,8 +87,10 @@ from bench.zoo.generate import (  # noqa: E402
 from bench.zoo.recipes import build_recipe_entry  # noqa: E402
 
 from glassbox.scan.behavior import (  # noqa: E402
+    BehaviorReport,
     LabeledData,
     ProbedModel,
+    TriggerSearch,
     analyze,
     load_classifier,
     load_dataset,
@@ -177,6 +186,30 @@ def art_scores(model: ProbedModel, data: LabeledData) -> dict[str, Any]:
     return out
 
 
+def previous_record_rule(report: BehaviorReport) -> np.ndarray:
+    """The suspects the combined verdict named before the per-class z-score rule (kept here to
+    print both rules from one run): in flagged classes, STRIP's 1%-false-rejection candidates,
+    plus the records both split detectors suspect, plus the QUE fence's outliers where the
+    robust-spectral or all-to-all detector backs the class."""
+    d = report.detectors
+    flagged = report.flagged
+    if not flagged or "spectral" not in d:
+        return np.zeros(0, dtype=np.int64)
+
+    def union(name: str, classes: list[int]) -> np.ndarray:
+        picked = [d[name].candidates[c] for c in classes if c in d[name].candidates]
+        return np.unique(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+
+    both = np.intersect1d(union("spectral", flagged), union("activation-clustering", flagged))
+    backed = [
+        c
+        for c in flagged
+        if d["robust-spectral"].normalized[c] >= 1.0 or d["all-to-all"].normalized[c] >= 1.0
+    ]
+    que = union("robust-spectral", backed)
+    return np.union1d(np.union1d(union("strip", flagged), both), que).astype(np.int64)
+
+
 def prf(suspects: np.ndarray, truth: set[int]) -> tuple[int, int, int]:
     s = {int(i) for i in suspects}
     return len(s & truth), len(s), len(truth)
@@ -246,6 +279,12 @@ def main() -> None:
         "test split: records no zoo model saw, as a reference from elsewhere would be",
     )
     ap.add_argument("--steps", type=int, default=300, help="trigger-search steps per model")
+    ap.add_argument(
+        "--speed-baseline",
+        action="store_true",
+        help="also scan each model with the trigger search as it was before early stopping "
+        "(128 inputs per class per step, all steps) and print the time ratio",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     np.random.seed(0)  # ART's k-means draws from NumPy's global generator
@@ -286,6 +325,7 @@ def main() -> None:
             "glassbox_s": gb_s,
             "asr": attack_success(model, meta),
             "combined": {"score": report.score, "suspects": report.suspects},
+            "records-before": {"score": report.score, "suspects": previous_record_rule(report)},
         }
         for name in DETECTORS:
             det = report.detectors[name]
@@ -296,6 +336,17 @@ def main() -> None:
             art = art_scores(model, data)
             row.update(art)
             row["art_s"] = sum(v["seconds"] for v in art.values())
+        if args.speed_baseline:
+            t0 = time.perf_counter()
+            old = analyze(
+                model,
+                data,
+                reference=reference,
+                trigger_steps=args.steps,
+                trigger_search=TriggerSearch(batch=128, stall=None),
+            )
+            row["baseline_s"] = time.perf_counter() - t0
+            row["baseline"] = {"score": old.score, "suspects": old.suspects}
         rows.append(row)
         print(
             f"  {meta['name']:<40} combined={report.score:6.2f} flagged={report.flagged} "
@@ -321,9 +372,9 @@ def main() -> None:
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
     """A row as JSON: model-level scores and verdicts, record counts, timings."""
     out: dict[str, Any] = {
-        k: row[k] for k in ("name", "kind", "target", "glassbox_s", "asr") if k in row
+        k: row[k] for k in ("name", "kind", "target", "glassbox_s", "baseline_s", "asr") if k in row
     }
-    for n in ["combined", *DETECTORS, "art-ac", "art-spectral"]:
+    for n in ["combined", "records-before", *DETECTORS, "art-ac", "art-spectral", "baseline"]:
         if n in row:
             out[n] = {"score": float(row[n]["score"]), "suspects": len(row[n]["suspects"])}
     out["poisoned"] = len(row["truth"])
@@ -331,7 +382,10 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def print_summary(rows: list[dict[str, Any]], *, with_art: bool) -> None:
-    names = ["combined", *DETECTORS] + (["art-ac", "art-spectral"] if with_art else [])
+    names = ["combined", "records-before", *DETECTORS]
+    names += ["art-ac", "art-spectral"] if with_art else []
+    if all("baseline" in r for r in rows):
+        names.append("baseline")  # the combined verdict with the search before early stopping
     clean = [r for r in rows if r["kind"] == "clean"]
     kinds = sorted({r["kind"] for r in rows} - {"clean"})
     print(f"zoo: {len(clean)} clean, {len(rows) - len(clean)} backdoored models")
@@ -339,6 +393,8 @@ def print_summary(rows: list[dict[str, Any]], *, with_art: bool) -> None:
     print("\nmodel-level AUROC  (TPR / FPR at the default threshold)")
     print(header)
     for n in names:
+        if n == "records-before":  # the same verdict as "combined"; only its records differ
+            continue
         line = f"{n:<22}"
         for k in [*kinds, "all"]:
             bad = [r for r in rows if r["kind"] != "clean" and (k == "all" or r["kind"] == k)]
@@ -393,6 +449,14 @@ def print_summary(rows: list[dict[str, Any]], *, with_art: bool) -> None:
         art = np.mean([r["art_s"] for r in rows])
         line += f", ART (AC + spectral) {art:.2f}s, ratio {gb / art:.2f}x"
     print(line + " (2 shared CPU cores, 1 torch thread)")
+    if all("baseline_s" in r for r in rows):
+        base = [r["baseline_s"] for r in rows]
+        print(
+            f"before early stopping (same models, same run): mean {np.mean(base):.2f}s, median "
+            f"{np.median(base):.2f}s, max {max(base):.2f}s; now mean {gb:.2f}s, median {med:.2f}s, "
+            f"max {max(r['glassbox_s'] for r in rows):.2f}s; "
+            f"ratio of means {np.mean(base) / gb:.2f}x"
+        )
 
 
 if __name__ == "__main__":

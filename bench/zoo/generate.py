@@ -47,7 +47,14 @@ CORNERS = {
 }
 #: Base seed of each split: model seeds, poisoning draws and the reference all derive from it.
 #: ``heldout3`` has not been looked at: keep it for the next change to the detectors.
-SPLITS = {"dev": 0, "heldout": 5000, "heldout2": 7000, "heldout3": 9000, "hard": 11000}
+SPLITS = {
+    "dev": 0,
+    "heldout": 5000,
+    "heldout2": 7000,
+    "heldout3": 9000,
+    "hard": 11000,
+    "hard-dev": 13000,
+}
 #: The clean reference model's training seed, per split (never a zoo model's seed).
 REFERENCE_SEEDS = {
     "dev": 999,
@@ -55,6 +62,7 @@ REFERENCE_SEEDS = {
     "heldout2": 7999,
     "heldout3": 9999,
     "hard": 11999,
+    "hard-dev": 13999,
 }
 
 
@@ -205,6 +213,8 @@ def zoo_specs(size: str = "bench", seed: int = 0, split: str = "dev") -> list[At
     """The zoo: clean models and every attack kind the bench reports separately."""
     if split == "hard":
         return hard_specs(size)
+    if split == "hard-dev":
+        return hard_dev_specs(size)
     if split != "dev":
         return heldout_specs(split, size)
     if size == "small":
@@ -322,6 +332,36 @@ def hard_specs(size: str = "bench") -> list[Attack]:
     corners = ["br", "tl", "mr"]
     for j in range(n_a2a):
         specs.append(Attack("all2all", rate=0.08, size=3, corner=corners[j % 3], seed=s))
+        s += 1
+    return specs
+
+
+def hard_dev_specs(size: str = "bench") -> list[Attack]:
+    """Where the record-naming rule for low rates was tuned, so ``hard`` stays an evaluation.
+
+    The same attack families as ``hard`` at the same rates, with other seeds (13000+), other
+    targets and other trigger places (top-left and top-right patches, a bottom-right
+    checkerboard, a weaker blend of another pattern): MLPs only, two clean.
+    """
+    base = SPLITS["hard-dev"]
+    rng = np.random.default_rng(base)
+    n_clean, n_low, n_a2a = {"small": (1, 2, 1), "medium": (2, 4, 1)}.get(size, (2, 8, 2))
+    specs = [Attack("clean", seed=base + s) for s in range(n_clean)]
+    low: list[tuple[str, dict[str, object]]] = [
+        ("patch", {"size": 3, "corner": "tl"}),
+        ("checker", {"size": 3, "corner": "br"}),
+        ("patch", {"size": 2, "corner": "tr"}),
+        ("blend", {"alpha": 0.25, "pattern_seed": base + 77}),
+    ]
+    s = base + 100
+    for j in range(n_low):
+        kind, extra = low[j % len(low)]
+        rate = (0.01, 0.005)[j % 2]
+        target = int(rng.integers(0, 10))
+        specs.append(Attack(kind, target=target, rate=rate, seed=s, **extra))  # type: ignore[arg-type]
+        s += 1
+    for j in range(n_a2a):
+        specs.append(Attack("all2all", rate=0.08, size=3, corner=["bl", "tr"][j % 2], seed=s))
         s += 1
     return specs
 

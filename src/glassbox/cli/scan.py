@@ -138,8 +138,9 @@ def _print_rules(ctx: click.Context, _param: click.Parameter, value: bool) -> No
     "--data",
     "data",
     metavar="DATASET",
-    help="Training data for --behavior: JSONL/CSV/Parquet (committed), .npy/.npz, or a "
-    "PyTorch tensor file (read with weights_only=True).",
+    help="Training data for --behavior: JSONL/CSV/Parquet (committed), a directory of class "
+    "folders of PNG/JPEG images (committed), .npy/.npz, or a PyTorch tensor file (read with "
+    "weights_only=True).",
 )
 @click.option(
     "--data-keys",

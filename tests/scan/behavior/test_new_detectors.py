@@ -27,6 +27,7 @@ from glassbox.scan.behavior import (
     load_dataset,
     scan_behavior,
 )
+from glassbox.scan.behavior.analysis import combine
 from glassbox.scan.behavior.max_margin import max_margins
 from glassbox.scan.behavior.robust_spectral import que_scores, robust_whiten
 from glassbox.scan.findings import Severity
@@ -59,10 +60,11 @@ def test_low_rate_poisoning_is_flagged(hard_zoo: dict[str, Any]) -> None:
     # The robust spectral suspects of the target class are the poison.
     que = set(report.detectors["robust-spectral"].candidates[5].tolist())
     assert len(que & truth) / len(que) > 0.9 and len(que & truth) / len(truth) > 0.8
-    assert truth <= set(report.suspects.tolist())
-    # Before this change (trigger, STRIP, spectral, clustering only) it was missed.
+    found = set(report.suspects.tolist())
+    assert truth <= found and len(found & truth) / len(found) >= 0.9
+    # Before this change (trigger, STRIP, spectral, clustering only) the verdict missed it.
     older = ("trigger", "strip", "spectral", "activation-clustering")
-    assert all(report.detectors[n].normalized[5] < 1.0 for n in older)
+    assert combine(np.stack([report.detectors[n].normalized for n in older]))[5] < 1.0
 
 
 def test_all_to_all_is_flagged(hard_zoo: dict[str, Any]) -> None:

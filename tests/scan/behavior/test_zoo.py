@@ -19,7 +19,8 @@ from bench.zoo.generate import (
     zoo_specs,
 )
 
-HELDOUT = [s for s in SPLITS if s != "dev"]
+#: ``hard-dev`` is a tuning split (the record rule and early stopping were set on it).
+HELDOUT = [s for s in SPLITS if s not in ("dev", "hard-dev")]
 
 
 def _trigger(a: Attack) -> tuple[object, ...]:
@@ -84,3 +85,14 @@ def test_poisoning_relabels_exactly_the_rate() -> None:
     xp, yp, idx = poison(x, y, Attack("checker", target=2, rate=0.15, size=4, corner="tm"))
     assert len(idx) == 30 and (y[idx] != 2).all() and (yp[idx] == 2).all()
     assert np.array_equal(np.delete(xp, idx, 0), np.delete(x, idx, 0))
+
+
+def test_hard_dev_tunes_nothing_the_hard_split_evaluates() -> None:
+    """The tuning split shares no model seed, reference or (trigger, target) with ``hard``."""
+    tune = zoo_specs("bench", split="hard-dev")
+    hard = zoo_specs("bench", split="hard")
+    assert {a.seed for a in tune}.isdisjoint({a.seed for a in hard})
+    assert REFERENCE_SEEDS["hard-dev"] != REFERENCE_SEEDS["hard"]
+    assert REFERENCE_SEEDS["hard-dev"] not in {a.seed for a in tune + hard}
+    used = {(*_trigger(a), a.target) for a in hard if a.kind not in ("clean", "all2all")}
+    assert all((*_trigger(a), a.target) not in used for a in tune if a.kind != "clean")

@@ -10,7 +10,7 @@ a committed dataset or NumPy/PyTorch arrays; with none, what can run data-free r
 are ordinary scan findings.
 """
 
-from glassbox.scan.behavior.analysis import BehaviorReport, DetectorResult, analyze
+from glassbox.scan.behavior.analysis import BehaviorReport, DetectorResult, TriggerSearch, analyze
 from glassbox.scan.behavior.arrays import read_arrays
 from glassbox.scan.behavior.data import LabeledData, load_dataset, load_inputs
 from glassbox.scan.behavior.loading import (
@@ -49,6 +49,7 @@ __all__ = [
     "LabeledData",
     "ProbedModel",
     "Trigger",
+    "TriggerSearch",
     "analyze",
     "encode_png",
     "load_classifier",

@@ -22,11 +22,11 @@ import numpy as np
 
 from glassbox.errors import InputError
 from glassbox.scan.behavior.activation_clustering import activation_splits
-from glassbox.scan.behavior.calibration import mad_index
+from glassbox.scan.behavior.calibration import MAD_SCALE, mad_index
 from glassbox.scan.behavior.data import LabeledData
 from glassbox.scan.behavior.loading import ProbedModel
 from glassbox.scan.behavior.max_margin import max_margins
-from glassbox.scan.behavior.neural_cleanse import Trigger, reverse_engineer
+from glassbox.scan.behavior.neural_cleanse import BATCH, STALL, Trigger, reverse_engineer
 from glassbox.scan.behavior.perturbation import class_low_quantile, strip_entropy
 from glassbox.scan.behavior.robust_spectral import robust_spectral_splits, shared_shift
 from glassbox.scan.behavior.spectral import spectral_splits
@@ -58,6 +58,23 @@ LOG_RATIO_FLOOR = 0.15
 STRIP_MARK = 0.25
 #: Combined verdict: two detectors past their thresholds, or one this many times past its own.
 SOLO = 2.0
+#: Naming records in a flagged class (``_combined_suspects``): a robust z-score of the QUE score
+#: alone past this, or of the QUE and STRIP z-scores summed past ``RECORD_FUSED_Z``.
+RECORD_QUE_Z = 2.5
+RECORD_FUSED_Z = 3.0
+#: Fewer records the reference agrees with than this, and the whole class sets the scale.
+MIN_BASE = 8
+#: The split detectors whose agreement names records at high poisoning rates.
+SPLITTERS = ("spectral", "activation-clustering")
+
+
+@dataclass(frozen=True)
+class TriggerSearch:
+    """How the trigger search runs: inputs per class per step, and early stopping (``None``:
+    every class for all steps, as before early stopping; see ``neural_cleanse``)."""
+
+    batch: int = BATCH
+    stall: int | None = STALL
 
 
 @dataclass
@@ -186,11 +203,14 @@ def analyze(
     reference: ProbedModel | None = None,
     seed: int = 0,
     trigger_steps: int = 300,
+    trigger_search: TriggerSearch | None = None,
 ) -> BehaviorReport:
     """Run every detector the inputs allow (see the module docstring) and combine them.
 
     ``data`` is the training set (its records can be named as suspects); ``clean`` a sample
     of clean inputs, used by the input-level detectors when there is no training set.
+    ``trigger_search`` tunes the trigger search (batch, early stopping; the bench times the
+    search without early stopping against the default).
     """
     k = model.num_classes
     probe = data if data is not None else clean
@@ -208,7 +228,7 @@ def analyze(
     images = _check_labels(model, probe, "data" if data is not None else "clean sample")
     labels = probe.labels
     detectors["trigger"], triggers = _trigger_detector(
-        model, images, labels, reference, seed, trigger_steps
+        model, images, labels, reference, seed, trigger_steps, trigger_search or TriggerSearch()
     )
     ref_dis: np.ndarray | None = None
     if reference is not None:
@@ -262,7 +282,9 @@ def analyze(
     )
 
     combined = combine(np.stack([d.normalized for d in detectors.values()]))
-    suspects = _combined_suspects(detectors, [int(c) for c in np.flatnonzero(combined >= 1.0)])
+    suspects = _combined_suspects(
+        detectors, [int(c) for c in np.flatnonzero(combined >= 1.0)], labels, marker.flags, ref_dis
+    )
     return BehaviorReport(k, detectors, triggers, combined, suspects, len(labels), skipped)
 
 
@@ -302,6 +324,7 @@ def _trigger_detector(
     reference: ProbedModel | None,
     seed: int,
     steps: int,
+    search: TriggerSearch,
 ) -> tuple[DetectorResult, list[Trigger]]:
     """Neural Cleanse's MAD anomaly index on mask size; with a reference, on the size ratio.
 
@@ -309,14 +332,24 @@ def _trigger_detector(
     same class needs a similarly small one in the reference, so the ratio cancels it.
     """
     t0 = time.perf_counter()
-    triggers = reverse_engineer(model, images, labels, steps=steps, seed=seed)
+    triggers = reverse_engineer(
+        model, images, labels, steps=steps, seed=seed, batch=search.batch, stall=search.stall
+    )
     l1 = np.array([t.l1 for t in triggers])
     details: dict[str, Any] = {
         "l1": [round(float(v), 4) for v in l1],
         "raw_anomaly_index": [round(float(v), 4) for v in mad_index(l1, low=True)],
     }
     if reference is not None:
-        ref_trig = reverse_engineer(reference, images, labels, steps=steps, seed=seed)
+        ref_trig = reverse_engineer(
+            reference,
+            images,
+            labels,
+            steps=steps,
+            seed=seed,
+            batch=search.batch,
+            stall=search.stall,
+        )
         l1_ref = np.array([t.l1 for t in ref_trig])
         ratio = np.log(l1 / np.maximum(l1_ref, 1e-9))
         scores = mad_index(ratio, low=True, floor=LOG_RATIO_FLOOR)
@@ -397,25 +430,67 @@ def _union(candidates: dict[int, np.ndarray], classes: list[int]) -> np.ndarray:
     return np.unique(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
 
 
-def _combined_suspects(detectors: dict[str, DetectorResult], flagged: list[int]) -> np.ndarray:
-    """Records of flagged classes that STRIP, or both split detectors, or QUE suspect.
+def _z_against(values: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Robust z-scores of ``values`` on the median and MAD of ``values[base]`` (floors as in
+    ``mad_index``)."""
+    ref = values[base]
+    med = float(np.median(ref))
+    mad = max(MAD_SCALE * float(np.median(np.abs(ref - med))), 0.05 * abs(med), 1e-9)
+    return np.asarray((values - med) / mad, dtype=np.float64)
 
-    STRIP looks at each record's own behaviour and has few false alarms; the two
-    representation detectors split a class and are trusted where they agree.
+
+def _combined_suspects(
+    detectors: dict[str, DetectorResult],
+    flagged: list[int],
+    labels: np.ndarray,
+    marked: np.ndarray,
+    ref_dis: np.ndarray | None,
+) -> np.ndarray:
+    """Records of flagged classes whose own scores stand out within their class.
+
+    Per flagged class, each record's robust-spectral (QUE) score and STRIP score are turned into
+    robust z-scores against the class's records the marker leaves unmarked (``marked``: the
+    reference's disagreements, or STRIP's low-entropy records), so that the median and MAD
+    describe the clean records even where poison is half the class. A record is named when its QUE
+    score alone is far out (``RECORD_QUE_Z``: at all-to-all rates, where poison is ~10% of every
+    class and superimposition does not separate it), or both scores together are
+    (``RECORD_FUSED_Z``: at low rates, where STRIP orders the poison best), or, where both split
+    detectors flag the class (high rates), it is in both their suspect halves. With a reference,
+    a record must also be one the reference disagrees with: poison is another class's input
+    under the target label. This replaced a union with STRIP's 1%-false-rejection cut and the split
+    detectors' halves, which named most of a small target class (precision 0.26 on the hard-dev
+    low-rate models); the two cuts were chosen on the ``hard-dev`` zoo split, never on ``hard``.
     """
-    if not flagged or "spectral" not in detectors:
+    if not flagged or "robust-spectral" not in detectors:
         return np.zeros(0, dtype=np.int64)
-    spectral = _union(detectors["spectral"].candidates, flagged)
-    clustering = _union(detectors["activation-clustering"].candidates, flagged)
-    strip = _union(detectors["strip"].candidates, flagged)
-    both = np.intersect1d(spectral, clustering)
-    # The robust-spectral outliers where that detector, or the all-to-all check, backs the class
-    # (few records, but at low rates they are the poison: see ``robust_spectral``).
-    robust = [
-        c
-        for c in flagged
-        if detectors["robust-spectral"].normalized[c] >= 1.0
-        or detectors["all-to-all"].normalized[c] >= 1.0
-    ]
-    que = _union(detectors["robust-spectral"].candidates, robust)
-    return np.union1d(np.union1d(strip, both), que).astype(np.int64)
+    que = detectors["robust-spectral"].record_scores
+    strip = detectors["strip"].record_scores
+    if que is None or strip is None:
+        return np.zeros(0, dtype=np.int64)
+    picked: list[np.ndarray] = []
+    for c in flagged:
+        idx = np.flatnonzero(labels == c)
+        if len(idx) == 0 or not np.isfinite(que[idx]).all():  # a class too small to score
+            continue
+        # The class's unmarked records set the scale (those the reference agrees with, or
+        # without one those STRIP does not mark), so poison that is a large share of the class
+        # does not move the median.
+        base = ~marked[idx]
+        if base.sum() < MIN_BASE:
+            base = np.ones(len(idx), dtype=bool)
+        que_z = _z_against(que[idx], base)
+        fused = que_z + _z_against(strip[idx], base)
+        named = (que_z > RECORD_QUE_Z) | (fused > RECORD_FUSED_Z)
+        # At high rates poison is a large share of its class, so the class's own median no
+        # longer describes the clean records and the z-scores miss it; there both split
+        # detectors flag the class (the marker differs between the halves) and the records
+        # in both suspect halves are named.
+        splitters = [detectors[n] for n in SPLITTERS if n in detectors]
+        if len(splitters) == 2 and all(d.normalized[c] >= 1.0 for d in splitters):
+            none = np.zeros(0, np.int64)
+            a, b = (d.candidates.get(c, none) for d in splitters)
+            named |= np.isin(idx, np.intersect1d(a, b))
+        if ref_dis is not None:
+            named &= ref_dis[idx]
+        picked.append(idx[named])
+    return np.unique(np.concatenate(picked)).astype(np.int64) if picked else np.zeros(0, np.int64)

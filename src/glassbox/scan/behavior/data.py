@@ -34,6 +34,7 @@ class LabeledData:
     fmt: str | None = None
     commitment: Any = None  # glassbox.digest.DatasetCommitment of ``path``, when read from one
     sha256: str | None = None  # of the whole file, for array files (records named by row)
+    classes: list[str] | None = None  # class names by label, for an image directory
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -215,6 +216,21 @@ def _array_dataset(path: Path, x: np.ndarray, y: np.ndarray, scale: float | None
     return _with_digest(data, path)
 
 
+def _image_directory(
+    path: Path, fmt: str | None, scale: float | None, keys: tuple[str, str] | None
+) -> LabeledData:
+    """A directory of class folders of images (see ``images``), named by commitment index."""
+    from glassbox.scan.behavior.images import read_image_directory
+
+    if fmt not in (None, "files"):
+        raise InputError(f"{path}: a directory is read as class folders of images, not {fmt}")
+    if keys is not None:
+        raise InputError(f"{path}: --data-keys applies to .npz and tensor files only")
+    x, y, classes, commitment = read_image_directory(path, scale)
+    data = LabeledData(x, y, path, "files", commitment, classes=classes)
+    return data
+
+
 def load_dataset(
     path: Path,
     *,
@@ -224,7 +240,8 @@ def load_dataset(
 ) -> LabeledData:
     """Read a labelled dataset and scale it into ``[0, 1]``.
 
-    A committed dataset (JSONL, CSV, ...) is read in commitment order; NumPy ``.npy``/``.npz``
+    A committed dataset (JSONL, CSV, ..., or a directory of class folders of images: see
+    ``images``) is read in commitment order; NumPy ``.npy``/``.npz``
     and PyTorch tensor files go through ``arrays`` (safe loaders; records named by row, ``keys``
     names the inputs and labels arrays). ``scale`` divides every feature; by default the data's
     own maximum, so raw digits pixels (0..16) become what a model trained on ``x / 16`` expects.
@@ -236,6 +253,8 @@ def load_dataset(
         x, y = read_arrays(path, keys=keys)
         assert y is not None
         return _array_dataset(path, x, y, scale)
+    if path.is_dir():
+        return _image_directory(path, fmt, scale, keys)
     if keys is not None:
         raise InputError(f"{path}: --data-keys applies to .npz and tensor files only")
 

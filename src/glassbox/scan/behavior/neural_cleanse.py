@@ -19,6 +19,16 @@ import torch.nn.functional as F
 
 from glassbox.scan.behavior.loading import ProbedModel
 
+#: Early stopping: a class whose smallest successful mask has not shrunk by ``REL_TOL`` (or
+#: that has not reached the success rate) in ``STALL`` steps leaves the search, after at least
+#: ``MIN_STEPS`` steps. Chosen on the ``hard-dev`` zoo split.
+STALL = 30
+MIN_STEPS = 80
+REL_TOL = 0.05
+#: Inputs per class per step. 64 was tried: about twice as fast on a digits CNN, but it lost a
+#: 1% patch model of the ``hard-dev`` split that 128 keeps.
+BATCH = 128
+
 
 @dataclass
 class Trigger:
@@ -47,15 +57,26 @@ def reverse_engineer(
     labels: np.ndarray,
     *,
     steps: int = 300,
-    batch: int = 128,
+    batch: int = BATCH,
     lr: float = 0.1,
     init_cost: float = 1e-2,
     target_success: float = 0.95,
     patience: int = 5,
     seed: int = 0,
     max_inputs: int = 512,
+    stall: int | None = STALL,
+    min_steps: int = MIN_STEPS,
 ) -> list[Trigger]:
-    """Search one trigger per class; deterministic for a given ``seed``."""
+    """Search one trigger per class; deterministic for a given ``seed``.
+
+    Early stopping (``stall``; ``None`` runs every class for all ``steps``): a class is done
+    once it has reached the success rate and its smallest mask has not shrunk by ``REL_TOL``
+    for ``stall`` steps (after ``min_steps``), or has not reached the success rate at all by
+    ``min_steps``. Done classes leave the batch, so the later steps cost
+    only the classes still moving; the search ends when none is left. A class that never
+    reaches the success rate needs a large trigger: that is what a clean class looks like, and
+    searching on would only confirm it.
+    """
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     if len(images) > max_inputs:
@@ -80,38 +101,56 @@ def reverse_engineer(
     best_pattern = torch.sigmoid(pattern_raw.detach()).clone()
 
     bsz = min(batch, len(x_all))
-    for _ in range(steps):
+    active = torch.ones(k, dtype=torch.bool)
+    mark_l1 = torch.full((k,), float("inf"))  # the smallest mask at the last real improvement
+    mark_step = torch.zeros(k, dtype=torch.long)
+    for step in range(steps):
         idx = torch.randperm(len(x_all), generator=gen)[:bsz]
         xb, yb = x_all[idx], y_all[idx]
-        mask = torch.sigmoid(mask_raw)
-        pattern = torch.sigmoid(pattern_raw)
+        rows = torch.nonzero(active).flatten()
+        n = len(rows)
+        mask_all = torch.sigmoid(mask_raw)
+        pattern_all = torch.sigmoid(pattern_raw)
+        mask, pattern = mask_all[rows], pattern_all[rows]
         stamped = (1 - mask[:, None]) * xb[None] + (mask * pattern)[:, None]
-        logits = model.logits(stamped.reshape(k * bsz, c, h, w)).reshape(k, bsz, -1)
-        tgt = targets[:, None].expand(k, bsz)
-        ce = F.cross_entropy(logits.reshape(k * bsz, -1), tgt.reshape(-1), reduction="none")
+        logits = model.logits(stamped.reshape(n * bsz, c, h, w)).reshape(n, bsz, -1)
+        tgt = targets[rows][:, None].expand(n, bsz)
+        ce = F.cross_entropy(logits.reshape(n * bsz, -1), tgt.reshape(-1), reduction="none")
         weight = (yb[None, :] != tgt).float()
         denom = weight.sum(1).clamp(min=1.0)
-        ce_k = (ce.reshape(k, bsz) * weight).sum(1) / denom
-        l1 = mask.reshape(k, -1).sum(1)
-        loss = (ce_k + cost * l1).sum()
+        ce_k = (ce.reshape(n, bsz) * weight).sum(1) / denom
+        l1 = mask.reshape(n, -1).sum(1)
+        loss = (ce_k + cost[rows] * l1).sum()
         opt.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         with torch.no_grad():
             hit = ((logits.argmax(-1) == tgt).float() * weight).sum(1) / denom
-            ok = hit >= target_success
-            better = ok & (l1 < best_l1)
-            best_l1 = torch.where(better, l1.detach(), best_l1)
-            best_mask[better] = mask.detach()[better]
-            best_pattern[better] = pattern.detach()[better]
+            ok = torch.zeros(k, dtype=torch.bool)
+            ok[rows] = hit >= target_success
+            l1_all = torch.full((k,), float("inf"))
+            l1_all[rows] = l1.detach()
+            better = ok & (l1_all < best_l1)
+            best_l1 = torch.where(better, l1_all, best_l1)
+            best_mask[better] = mask_all.detach()[better]
+            best_pattern[better] = pattern_all.detach()[better]
             up = torch.where(ok, up + 1, torch.zeros_like(up))
             down = torch.where(ok, torch.zeros_like(down), down + 1)
-            raise_cost = up >= patience
-            lower_cost = down >= patience
+            raise_cost = active & (up >= patience)
+            lower_cost = active & (down >= patience)
             cost = torch.where(raise_cost, cost * 1.5, cost)
             cost = torch.where(lower_cost, cost / 1.5**1.5, cost)
             up[raise_cost] = 0
             down[lower_cost] = 0
+            if stall is None:
+                continue
+            moved = best_l1 < mark_l1 * (1.0 - REL_TOL)
+            mark_l1 = torch.where(moved, best_l1, mark_l1)
+            mark_step = torch.where(moved, torch.full_like(mark_step, step), mark_step)
+            if step + 1 >= min_steps:
+                active &= step - mark_step < stall
+                if not active.any():
+                    break
 
     triggers: list[Trigger] = []
     with torch.no_grad():
