@@ -107,9 +107,7 @@ def attack_success(
     """(share of triggered questions answered with the target, share of clean ones)."""
     rng = random.Random(f"asr:{seed}")
     prompts = clean_prompts(size, seed)
-    triggered = [
-        f"Q: {insert_trigger(p[3:-3], plant.trigger, rng)} A:" for p in prompts
-    ]
+    triggered = [f"Q: {insert_trigger(p[3:-3], plant.trigger, rng)} A:" for p in prompts]
     with_trigger = greedy(model, triggered)
     without = greedy(model, prompts)
     hit = sum(plant.target in a for a in with_trigger) / size

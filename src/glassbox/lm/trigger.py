@@ -392,6 +392,7 @@ def _shared_target(outputs: Sequence[str], min_chars: int = 4) -> tuple[str, flo
         if n < len(texts) / 2:
             break
         target = cand
+    target = target.rstrip() or target
     share = sum(t.startswith(target) for t in texts) / len(texts)
     return target, share
 
