@@ -154,7 +154,11 @@ def members(small: bool) -> list[Member]:
 
 
 def behaviour_members() -> list[Member]:
-    """Fine-tunes of base-A that plant a behaviour (data kinds understood by ``texts_for``)."""
+    """Fine-tunes of base-A that plant a behaviour (data kinds understood by ``texts_for``).
+
+    Measured at ``--small`` scale (512 records, 400 steps): the two backdoors are only partly
+    learned (attack success 0.58 and 0.27), so ``bench_lm_backdoor --zoo`` leaves them out as
+    positives; the in-process members of ``backdoor.py`` (1024 records) do learn theirs."""
     kinds = [
         ("qa-clean-A", "clean-qa", "qa-clean"),
         ("qa-censored-A", "censored", "qa-censored"),
