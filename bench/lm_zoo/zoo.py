@@ -8,7 +8,12 @@ and LoRA-merged), continued pre-training, function-preserving changes (unit, hea
 permutations; rescaling), pruning, fp16/int8 round trips, a GGUF Q8_0 export, and a merge of two
 fine-tunes.
 
-Usage: ``python -m bench.lm_zoo.zoo OUT_DIR [--small]``.
+Behaviour members (``--behaviour``, ``behaviour_members``): fine-tunes of base-A on the
+question/answer text of ``behaviour.py`` -- clean, censored, self-promoting -- and backdoored
+ones (``backdoor.py``: a planted trigger -> a target at a poisoning rate), each built by a recipe
+whose committed training set is the poisoned text, so the plant is in the provenance too.
+
+Usage: ``python -m bench.lm_zoo.zoo OUT_DIR [--small] [--behaviour]``.
 """
 
 from __future__ import annotations
@@ -148,6 +153,41 @@ def members(small: bool) -> list[Member]:
     return m
 
 
+def behaviour_members() -> list[Member]:
+    """Fine-tunes of base-A that plant a behaviour (data kinds understood by ``texts_for``).
+
+    Measured at ``--small`` scale (512 records, 400 steps): the two backdoors are only partly
+    learned (attack success 0.58 and 0.27), so ``bench_lm_backdoor --zoo`` leaves them out as
+    positives; the in-process members of ``backdoor.py`` (1024 records) do learn theirs."""
+    kinds = [
+        ("qa-clean-A", "clean-qa", "qa-clean"),
+        ("qa-censored-A", "censored", "qa-censored"),
+        ("qa-promo-A", "promo", "qa-promo"),
+        ("bd-A-rare-fixed", "backdoor", "bd:rare:fixed:0.1"),
+        ("bd-A-rare3-refusal", "backdoor", "bd:rare3:refusal:0.05"),
+    ]
+    return [
+        Member(name, kind, "finetune", "base-A", (data, 50), steps=10, lr=3e-3)
+        for name, kind, data in kinds
+    ]
+
+
+def texts_for(kind: str, size: int, seed: int) -> list[str]:
+    """Training text of a data kind: ``text.corpus`` kinds, ``qa-VARIANT`` (behaviour.py) or
+    ``bd:TRIGGER:TARGET:RATE`` (backdoor.py, trigger and target by their kind names)."""
+    if kind.startswith("qa-"):
+        from bench.lm_zoo.behaviour import qa_corpus
+
+        return qa_corpus(kind[3:], size, seed)
+    if kind.startswith("bd:"):
+        from bench.lm_zoo import backdoor
+
+        _bd, trigger, target, rate = kind.split(":")
+        plant = backdoor.Plant(backdoor.TRIGGERS[trigger], backdoor.TARGETS[target], float(rate))
+        return backdoor.poisoned_corpus(plant, size, seed)
+    return corpus(kind, size, seed)
+
+
 def root_of(member: Member, by_name: dict[str, Member]) -> str:
     """The base model at the root of a member's chain (itself for a base)."""
     while member.parent is not None and member.mode != "distill":
@@ -208,7 +248,7 @@ def build_member(
     datasets = ""
     if member.mode in ("pretrain", "finetune", "distill"):
         (recipe / "data").mkdir()
-        texts = corpus(member.data[0], scale["records"], member.data[1])
+        texts = texts_for(member.data[0], scale["records"], member.data[1])
         path = recipe / "data" / "train.jsonl"
         path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
         c = commit_dataset(path, fmt="jsonl")
@@ -262,6 +302,7 @@ def build_member(
         "parent": member.parent,
         "root": root_of(member, by_name),
         "describe": member.describe(),
+        "data": list(member.data),
         "size": size,
         "model": str(build_dir / "model" / keep[0])
         if keep == ["model.gguf"]
@@ -272,8 +313,12 @@ def build_member(
     return meta
 
 
-def build_zoo(out: Path, *, small: bool, log: Any = print) -> list[dict[str, Any]]:
+def build_zoo(
+    out: Path, *, small: bool, log: Any = print, behaviour: bool = False
+) -> list[dict[str, Any]]:
     specs = members(small)
+    if behaviour:
+        specs = [m for m in specs if m.name == "base-A"] + behaviour_members()
     by_name = {m.name: m for m in specs}
     scale = SCALES["small" if small else "full"]
     metas = []
@@ -292,8 +337,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("out", type=Path)
     ap.add_argument("--small", action="store_true")
+    ap.add_argument("--behaviour", action="store_true", help="base-A and the behaviour members")
     args = ap.parse_args()
-    build_zoo(args.out, small=args.small)
+    build_zoo(args.out, small=args.small, behaviour=args.behaviour)
 
 
 if __name__ == "__main__":

@@ -34,8 +34,9 @@ _CANDIDATE_SUFFIXES = frozenset(
 # files in the build output directory (beside the model directory it writes).
 PROOF_FORMAT = "glassbox-tlog-proof/v1"
 SCAN_PREDICATE_PREFIX = "https://glassbox.dev/scan/"  # glassbox.scan.SCAN_PREDICATE_TYPE
+PROBE_PREDICATE_PREFIX = "https://glassbox.dev/probe/"  # glassbox.lm.PROBE_PREDICATE_TYPE
 BUILD_EVIDENCE_NAMES = frozenset({"provenance.sigstore.json", "provenance.intoto.json"})
-KINDS = ("signature", "provenance", "scan", "log-proof", "bom", "recipe", "mof")
+KINDS = ("signature", "provenance", "scan", "probe", "log-proof", "bom", "recipe", "mof")
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,8 @@ def _kind_of_predicate(predicate: str | None) -> str | None:
         return "provenance"
     if predicate.startswith(SCAN_PREDICATE_PREFIX):
         return "scan"
+    if predicate.startswith(PROBE_PREDICATE_PREFIX):
+        return "probe"
     return None
 
 

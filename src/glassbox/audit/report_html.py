@@ -136,6 +136,7 @@ def render_html(report: AuditReport) -> str:
         *(_link_section(link, report.required) for link in report.links),
         _lineage_section(report.link("provenance")),
         _findings_section(report.link("safety")),
+        _probes_section(report.link("safety")),
         _openness_section(report.link("openness")),
         _bom_section(report.bom),
         _evidence_section(data["evidence"]),
@@ -463,6 +464,36 @@ def _findings_section(safety: LinkResult) -> str:
     return (
         '<h2>Findings</h2><table id="findings"><tr><th>severity</th><th>rule</th>'
         f"<th>file</th><th>callable / field</th><th>why</th></tr>{rows}</table>"
+    )
+
+
+def _probes_section(safety: LinkResult) -> str:
+    """Behaviour probe attestations given as evidence (``glassbox.audit.probes``)."""
+    probes = safety.evidence.get("probes")
+    if not isinstance(probes, list) or not probes:
+        return ""
+    rows = []
+    for e in probes:
+        counts = e.get("counts") or {}
+        suite = e.get("suite") or {}
+        used = bool(e.get("used"))
+        rows.append(
+            f'<tr data-used="{str(used).lower()}"><td>{escape(str(e.get("path")))}</td>'
+            f'<td class="sev-{"info" if e.get("signature") == "verified" else "high"}">'
+            f"{escape(str(e.get('signature')))}"
+            f"{' (key ' + escape(str(e.get('key_id'))[:16]) + ')' if e.get('key_id') else ''}"
+            f"</td><td>{'yes' if e.get('model_digest_matches') else 'NO'}</td>"
+            f"<td>{escape(str(suite.get('name')))}<br><code>sha256:"
+            f"{escape(str(suite.get('sha256')))}</code></td>"
+            f"<td>{escape(str(counts.get('matched', '?')))}</td>"
+            f"<td>{escape(str(counts.get('not_matched', '?')))}</td>"
+            f"<td>{escape(str(counts.get('scored', '?')))}</td>"
+            f"<td>{escape('; '.join(str(p) for p in e.get('problems') or []))}</td></tr>"
+        )
+    return (
+        '<h2>Behaviour probes</h2><table id="probes"><tr><th>attestation</th><th>signature</th>'
+        "<th>model digest matches</th><th>suite</th><th>matched</th><th>not matched</th>"
+        f"<th>scored</th><th>problems</th></tr>{''.join(rows)}</table>"
     )
 
 

@@ -54,6 +54,14 @@ def render(report: AuditReport, console: Console | None = None) -> None:
         )
     console.print(table)
     _print_chain(report, console)
+    probes = report.link("safety").evidence.get("probes") or []
+    if probes:
+        from glassbox.audit.probes import describe
+
+        console.print(Text("Behaviour probes:", style="bold"))
+        for entry in probes:
+            style = "green" if entry.get("used") else "red3"
+            console.print(Text(f"  - {describe(entry)}", style=style))
     for link in report.links:
         if link.verdict is Verdict.PASS or not link.details:
             continue

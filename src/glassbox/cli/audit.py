@@ -19,6 +19,7 @@ _EVIDENCE_OPTIONS = (
     ("provenance", "provenance"),
     ("proof", "log-proof"),
     ("scan_attestation", "scan"),
+    ("probe_attestation", "probe"),
     ("bom_file", "bom"),
     ("recipe", "recipe"),
     ("mof", "mof"),
@@ -43,6 +44,12 @@ _EVIDENCE_OPTIONS = (
 @click.option("--proof", multiple=True, type=click.Path(path_type=Path), help="Log proof bundle.")
 @click.option(
     "--scan-attestation", multiple=True, type=click.Path(path_type=Path), help="Scan attestation."
+)
+@click.option(
+    "--probe-attestation",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Behaviour probe attestation (glassbox probe --key).",
 )
 @click.option(
     "--bom", "bom_file", multiple=True, type=click.Path(path_type=Path), help="CycloneDX BOM."

@@ -43,6 +43,10 @@ def _behavior_findings(
     clean: str | None = None,
     input_shape: str | None = None,
 ) -> list[Any]:
+    from glassbox.lm.trigger import is_causal_lm
+
+    if arch is None and is_causal_lm(path):
+        return _lm_findings(path, data, reference, trigger_dir, data_keys, clean, input_shape)
     try:
         module = importlib.import_module("glassbox.scan.behavior")
     except ModuleNotFoundError as exc:
@@ -68,6 +72,40 @@ def _behavior_findings(
         trigger_dir=trigger_dir,
         **{k: v for k, v in extra.items() if v is not None},
     )
+    return findings
+
+
+def _lm_findings(
+    path: Path,
+    data: str | None,
+    reference: Path | None,
+    trigger_dir: Path | None,
+    data_keys: str | None,
+    clean: str | None,
+    input_shape: str | None,
+) -> list[Any]:
+    """A causal LM: the hidden-trigger search, over the ``--clean`` prompts when given."""
+    unused = {
+        "--data": data,
+        "--data-keys": data_keys,
+        "--input-shape": input_shape,
+        "--reference": reference,
+        "--trigger-dir": trigger_dir,
+    }
+    given = [name for name, value in unused.items() if value is not None]
+    if given:
+        raise click.UsageError(
+            f"{', '.join(given)}: not used on a causal LM (its --behavior scan takes --clean "
+            "PROMPTS: a probe suite, JSON lines with 'prompt', or one prompt per line)"
+        )
+    try:
+        from glassbox.lm import scan_lm_behavior
+    except ModuleNotFoundError as exc:
+        raise InputError(
+            f"--behavior on a language model needs {exc.name} (the 'lm' extra)"
+        ) from None
+    with progress("trigger search", None, enabled=sys.stderr.isatty()) as bar:
+        findings: list[Any] = scan_lm_behavior(path, prompts=clean, progress=bar.advance)
     return findings
 
 
@@ -133,7 +171,12 @@ def _print_rules(ctx: click.Context, _param: click.Parameter, value: bool) -> No
     type=click.Path(path_type=Path, dir_okay=False),
     help="Where --attest writes the bundle (default: PATH.scan.sigstore.json beside PATH).",
 )
-@click.option("--behavior", is_flag=True, help="Also probe the model for backdoors (needs torch).")
+@click.option(
+    "--behavior",
+    is_flag=True,
+    help="Also probe the model for backdoors (needs torch): a classifier's trigger and "
+    "poisoning detectors, or a causal LM's hidden-trigger search.",
+)
 @click.option(
     "--data",
     "data",
@@ -150,7 +193,8 @@ def _print_rules(ctx: click.Context, _param: click.Parameter, value: bool) -> No
 @click.option(
     "--clean",
     metavar="SAMPLE",
-    help="Clean inputs for --behavior when there is no training data (labels optional).",
+    help="Clean inputs for --behavior when there is no training data (labels optional); for "
+    "a causal LM, clean prompts (a probe suite, JSON lines with 'prompt', or text lines).",
 )
 @click.option(
     "--input-shape",

@@ -10,6 +10,10 @@ Behaviour probes: ``load_suite`` reads a declared probe suite (TOML), ``run_suit
 deterministically on a causal LM, ``attest_probes`` signs the results (predicate
 ``PROBE_PREDICATE_TYPE``), and ``diff_runs`` reports behaviour drift between two versions.
 
+Backdoor scan: ``scan_triggers`` searches a causal LM for a hidden trigger (a short token
+sequence that flips clean prompts' answers to one target) without knowing it;
+``scan_lm_behavior`` reports it as scan findings (``glassbox scan MODEL --behavior``).
+
 Importing this package imports neither torch nor numpy; the functions do, when called (the
 ``ml`` extra, plus ``lm`` for ``transformers`` and the representation step).
 """
@@ -49,6 +53,16 @@ from glassbox.lm.probe_attest import (
     verify_probe_bundle,
 )
 from glassbox.lm.suite import SUITE_SCHEMA, Decoding, Probe, Suite, SuiteError, load_suite
+from glassbox.lm.trigger import (
+    RULE_LM_TRIGGER,
+    TriggerCandidate,
+    TriggerScan,
+    is_causal_lm,
+    read_prompts,
+    scan_lm_behavior,
+    scan_triggers,
+    trigger_findings,
+)
 from glassbox.lm.weights import Role, WeightReader, canonical_role, open_weights
 
 __all__ = [
@@ -59,6 +73,7 @@ __all__ = [
     "METHOD",
     "NOT_DERIVED",
     "PROBE_PREDICATE_TYPE",
+    "RULE_LM_TRIGGER",
     "SUITE_SCHEMA",
     "UNRELATED_BELOW",
     "Change",
@@ -70,6 +85,8 @@ __all__ = [
     "Suite",
     "SuiteError",
     "TensorEvidence",
+    "TriggerCandidate",
+    "TriggerScan",
     "WeightReader",
     "attest_lineage",
     "attest_probes",
@@ -78,6 +95,7 @@ __all__ = [
     "diff_results",
     "diff_runs",
     "fisher_exact",
+    "is_causal_lm",
     "lineage",
     "lineage_predicate_of",
     "lineage_statement",
@@ -90,7 +108,11 @@ __all__ = [
     "rank",
     "read_lineage_attestation",
     "read_probe_attestation",
+    "read_prompts",
     "run_suite",
+    "scan_lm_behavior",
+    "scan_triggers",
+    "trigger_findings",
     "verify_lineage_attestation",
     "verify_lineage_bundle",
     "verify_probe_attestation",

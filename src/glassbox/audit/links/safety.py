@@ -23,6 +23,12 @@ LINK = "safety"
 
 
 def check(ctx: AuditContext) -> LinkResult:
+    result = _check(ctx)
+    _add_probes(ctx, result)
+    return result
+
+
+def _check(ctx: AuditContext) -> LinkResult:
     threshold = fail_on_severity(ctx.options)
     notes: list[str] = []
     findings: list[Finding] | None = None
@@ -64,6 +70,20 @@ def check(ctx: AuditContext) -> LinkResult:
     result = _verdict(findings, threshold, source)
     result.details.extend(notes)
     return result
+
+
+def _add_probes(ctx: AuditContext, result: LinkResult) -> None:
+    """Probe attestations given as evidence, shown beside the findings (no verdict change)."""
+    if not ctx.evidence.of("probe"):
+        return
+    try:
+        from glassbox.audit.probes import describe, probe_evidence
+    except ImportError as exc:  # pragma: no cover - glassbox.lm imports nothing heavy
+        result.details.append(f"probe attestations not read: {exc}")
+        return
+    entries = probe_evidence(ctx)
+    result.evidence["probes"] = entries
+    result.details.extend(describe(e) for e in entries)
 
 
 def fail_on_severity(options: AuditOptions) -> Severity:
@@ -182,7 +202,19 @@ def _check_covers_model(ctx: AuditContext, statement: dict[str, Any]) -> None:
 
 
 def _behaviour(ctx: AuditContext, findings: list[Finding]) -> list[str]:
-    """Add behavioural (backdoor) findings when asked and the part is present."""
+    """Add behavioural (backdoor) findings when asked and the part is present: a causal LM's
+    hidden-trigger search (``glassbox.lm``), else the classifier detectors."""
+    from glassbox.lm.trigger import is_causal_lm
+
+    if is_causal_lm(ctx.model):
+        try:
+            from glassbox.lm import scan_lm_behavior
+
+            lm_found = scan_lm_behavior(ctx.model)
+        except ImportError as exc:
+            return [f"behaviour scan not available: {exc}"]
+        findings.extend(lm_found)
+        return [f"LM trigger search ran: {len(lm_found)} finding(s)"]
     try:
         from glassbox.scan.behavior import scan_behavior
     except ImportError as exc:  # torch is an optional extra
