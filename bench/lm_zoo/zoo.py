@@ -195,6 +195,13 @@ def root_of(member: Member, by_name: dict[str, Member]) -> str:
     return member.name
 
 
+def member_size(member: Member, by_name: dict[str, Member]) -> str:
+    """The architecture a member is built with: its chain's root's (a transform of a fine-tune
+    of base-C is base-C's size, not the fine-tune's unset default); a distilled student is its
+    own root."""
+    return by_name[root_of(member, by_name)].size
+
+
 RECIPE = """\
 name = "lmzoo-{name}"
 version = "1.0.0"
@@ -242,9 +249,7 @@ def build_member(
     if recipe.exists():
         shutil.rmtree(recipe)
     shutil.copytree(CODE, recipe, ignore=shutil.ignore_patterns("__pycache__"))
-    size = member.size
-    if member.parent is not None and member.mode != "distill":
-        size = by_name[member.parent].size  # same architecture as what it is built from
+    size = member_size(member, by_name)
     datasets = ""
     if member.mode in ("pretrain", "finetune", "distill"):
         (recipe / "data").mkdir()
