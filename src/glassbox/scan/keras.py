@@ -47,6 +47,8 @@ _KERAS_SAFE_MODULES = (
     "keras.engine",
     "keras.src.ops",
     "keras.ops",
+    # Keras 3 with the torch backend saves its optimizers from here (``torch_adam.Adam``).
+    "keras.src.backend.torch.optimizers",
 )
 _LAMBDA_CLASSES = frozenset({"Lambda", "__lambda__", "TFOpLambda", "SlicingOpLambda"})
 # Layers that load something from a path named in the config (safe_mode does not stop them).
