@@ -118,16 +118,22 @@ def _check(text: str) -> tuple[list[str], str | None]:
     try:
         import jinja2
         import jinja2.nodes as nodes
+        from jinja2.parser import Parser
     except ImportError:  # pragma: no cover - jinja2 ships with torch; regex pass still runs
         return problems, None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # odd escapes in a hostile template are not our bug
-            ast = _environment().parse(text)
-    except jinja2.TemplateSyntaxError as exc:
-        return problems, f"{exc.message} (line {exc.lineno})"
-    except (jinja2.TemplateError, UnicodeError, ValueError) as exc:
-        return problems, f"template cannot be parsed ({type(exc).__name__})"
+            # What ``Environment.parse`` builds, less its last walk (setting the environment on
+            # every node, which only rendering reads) and its traceback rewriting on a syntax
+            # error (it compiles a fake frame); the message and line are the same.
+            ast = nodes.Template(Parser(_environment(), text).subparse(), lineno=1)
+    # One name per except clause (compiled with mypyc, hatch_build.py: a name is typed by its
+    # first clause).
+    except jinja2.TemplateSyntaxError as syntax:
+        return problems, f"{syntax.message} (line {syntax.lineno})"
+    except (jinja2.TemplateError, UnicodeError, ValueError) as unreadable:
+        return problems, f"template cannot be parsed ({type(unreadable).__name__})"
     except (RecursionError, MemoryError):
         return problems, "template too deeply nested"
     checked = _checked_types(nodes)
