@@ -136,10 +136,10 @@ def _check(text: str) -> tuple[list[str], str | None]:
         return problems, f"template cannot be parsed ({type(unreadable).__name__})"
     except (RecursionError, MemoryError):
         return problems, "template too deeply nested"
-    checked = _checked_types(nodes)
-    for node in _walk(ast, nodes):
-        if isinstance(node, checked):  # the only node types _node_problems reports on
-            problems.extend(_node_problems(node, nodes))
+    kinds = _kinds(nodes)
+    for node in _walk(ast, kinds):
+        if isinstance(node, kinds.checked):  # the only node types _node_problems reports on
+            problems.extend(_node_problems(node, kinds))
     return sorted(set(problems)), None
 
 
@@ -151,28 +151,54 @@ def _environment() -> Any:
     return jinja2.Environment(autoescape=True)
 
 
+class _Kinds:
+    """jinja2's node classes, looked up once: every node is tested against several of them,
+    and building ``A | B`` unions for each test cost more than the tests. The tuples hold
+    what :func:`_node_problems` (and :func:`_fold`) test together; ``checked`` holds every
+    type they can report on, so the walk skips the rest (most of a template)."""
+
+    def __init__(self, nodes: Any) -> None:
+        self.Node: Any = nodes.Node
+        self.Const: Any = nodes.Const
+        self.Name: Any = nodes.Name
+        self.Getattr: Any = nodes.Getattr
+        self.Getitem: Any = nodes.Getitem
+        self.Concat: Any = nodes.Concat
+        self.Add: Any = nodes.Add
+        self.Mul: Any = nodes.Mul
+        self.Mod: Any = nodes.Mod
+        self.Filter: Any = nodes.Filter
+        self.List: Any = nodes.List
+        self.Tuple: Any = nodes.Tuple
+        self.computed_key: Any = (nodes.Concat, nodes.Mod, nodes.Filter, nodes.Call)
+        self.loads: Any = (nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends)
+        self.concat_add: Any = (nodes.Concat, nodes.Add)
+        self.sequence: Any = (nodes.List, nodes.Tuple)
+        self.folds: Any = (nodes.Concat, nodes.Add, nodes.Mul, nodes.Mod, nodes.Filter)
+        self.mod_filter: Any = (nodes.Mod, nodes.Filter)
+        self.checked: Any = (
+            nodes.Getattr,
+            nodes.Getitem,
+            nodes.Const,
+            nodes.Concat,
+            nodes.Add,
+            nodes.Mul,
+            nodes.Mod,
+            nodes.Filter,
+            nodes.Name,
+            nodes.Import,
+            nodes.FromImport,
+            nodes.Include,
+            nodes.Extends,
+        )
+
+
 @functools.cache
-def _checked_types(nodes: Any) -> tuple[type, ...]:
-    """The node types :func:`_node_problems` (and :func:`_built_name`) can report on: the
-    walk skips the rest (most of a template) without running every check on them."""
-    return (
-        nodes.Getattr,
-        nodes.Getitem,
-        nodes.Const,
-        nodes.Concat,
-        nodes.Add,
-        nodes.Mul,
-        nodes.Mod,
-        nodes.Filter,
-        nodes.Name,
-        nodes.Import,
-        nodes.FromImport,
-        nodes.Include,
-        nodes.Extends,
-    )
+def _kinds(nodes: Any) -> _Kinds:
+    return _Kinds(nodes)
 
 
-def _walk(root: Any, nodes: Any, limit: int = 200_000) -> Iterator[Any]:
+def _walk(root: Any, nodes: _Kinds, limit: int = 200_000) -> Iterator[Any]:
     """Every node, depth first, children in jinja's own order (``Node.iter_child_nodes``,
     inlined: its two nested generators cost more than the checks on a node)."""
     node_type = nodes.Node
@@ -193,7 +219,7 @@ def _walk(root: Any, nodes: Any, limit: int = 200_000) -> Iterator[Any]:
                 stack.append(item)
 
 
-def _node_problems(node: Any, nodes: Any) -> list[str]:
+def _node_problems(node: Any, nodes: _Kinds) -> list[str]:
     """What one node does that a template should not. One branch per node type, most common
     first (the caller sorts and de-duplicates, so the order found does not matter)."""
     out: list[str] = []
@@ -219,7 +245,7 @@ def _node_problems(node: Any, nodes: Any) -> list[str]:
             and arg.value.startswith("_")
         ):
             out.append(f"indexes private attribute {arg.value!r}")
-        if isinstance(arg, nodes.Concat | nodes.Mod | nodes.Filter | nodes.Call) or (
+        if isinstance(arg, nodes.computed_key) or (
             isinstance(arg, nodes.Add) and _fold(arg, nodes) is not None
         ):
             # ``messages[loop.index0 + 1]`` (numbers) is how real templates look ahead; a key
@@ -228,14 +254,14 @@ def _node_problems(node: Any, nodes: Any) -> list[str]:
         if isinstance(node.node, nodes.Const) and isinstance(node.node.value, str):
             out.append("slices characters out of a string literal")
         return out
-    if isinstance(node, nodes.Import | nodes.FromImport | nodes.Include | nodes.Extends):
+    if isinstance(node, nodes.loads):
         out.append("loads other templates")
         return out
     # Concat, Add, Mul, Mod, Filter: expressions that can compute a name.
     built = _built_name(node, nodes)
     if built is not None:
         out.append(f"builds the name {built!r} at render time")
-    if isinstance(node, nodes.Concat | nodes.Add):
+    if isinstance(node, nodes.concat_add):
         consts = [
             n.value
             for n in node.iter_child_nodes()
@@ -268,14 +294,14 @@ _STRING_FILTERS = frozenset(
 _WILD = "\x00"  # a part whose value is only known at render time
 
 
-def _fold(node: Any, nodes: Any, depth: int = 0) -> str | None:
+def _fold(node: Any, nodes: _Kinds, depth: int = 0) -> str | None:
     """The string a constant expression computes, with render-time parts as a wildcard; None
     when the expression is not built from string constants at all."""
     if depth > 30:
         return None
     if isinstance(node, nodes.Const):
         return node.value if isinstance(node.value, str) else None
-    if isinstance(node, nodes.List | nodes.Tuple):
+    if isinstance(node, nodes.sequence):
         parts = [_fold(n, nodes, depth + 1) for n in node.items]
         return "".join(p if p is not None else _WILD for p in parts) if parts else None
     if isinstance(node, nodes.Concat):
@@ -316,16 +342,14 @@ def _fold(node: Any, nodes: Any, depth: int = 0) -> str | None:
     return None
 
 
-def _built_name(node: Any, nodes: Any) -> str | None:
+def _built_name(node: Any, nodes: _Kinds) -> str | None:
     """A risky name that this expression computes from pieces, if it computes one."""
-    if isinstance(node, nodes.Const) or not isinstance(
-        node, nodes.Concat | nodes.Add | nodes.Mul | nodes.Mod | nodes.Filter
-    ):
+    if isinstance(node, nodes.Const) or not isinstance(node, nodes.folds):
         return None
     value = _fold(node, nodes)
     if value is None:
         return None
-    if isinstance(node, nodes.Mod | nodes.Filter) and re.search(
+    if isinstance(node, nodes.mod_filter) and re.search(
         r"%[-+ #0-9.]*c",
         _fold(node.left if isinstance(node, nodes.Mod) else node.node, nodes) or "",
     ):
