@@ -74,10 +74,13 @@ def _walk(obj: Any, limit: int = 1_000_000) -> Iterator[dict[str, Any]]:
             stack.extend(cur)
 
 
+_SAFE_EXACT = frozenset({"keras", "builtins", *_KERAS_SAFE_MODULES})
+_SAFE_PREFIXES = tuple(m + "." for m in _KERAS_SAFE_MODULES)
+
+
 def _module_ok(module: str) -> bool:
-    if module in ("keras", "builtins"):
-        return True
-    return any(module == m or module.startswith(m + ".") for m in _KERAS_SAFE_MODULES)
+    """``keras``/``builtins`` or one of the safe modules, or a module inside one."""
+    return module in _SAFE_EXACT or module.startswith(_SAFE_PREFIXES)
 
 
 def check_keras_config(ctx: ScanContext, src: Source, config: Any) -> None:
