@@ -237,6 +237,14 @@ def test_hdf5_without_h5py_is_not_analysed_so_it_fails_the_gate(
 ) -> None:
     import sys
 
+    import h5py
+
+    # Scan one HDF5 file first: the compiled scanner once kept the module its first import
+    # found and took sys.modules' None for it afterwards (a crash, not this finding).
+    ok = tmp_path / "ok.h5"
+    with h5py.File(ok, "w") as h5:
+        h5.attrs["model_config"] = json.dumps(mc.keras_dense_config())
+    assert scan_path(ok, workers=1).findings == []
     monkeypatch.setitem(sys.modules, "h5py", None)  # import h5py now raises ImportError
     p = tmp_path / "m.h5"
     p.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
