@@ -5,7 +5,10 @@ loader may still accept: opcode re-encodings (strings as SHORT_BINUNICODE, BINUN
 or STRING; small ints as INT literals in hex, octal or with ``_``; MEMOIZE as PUT; GLOBAL as
 STACK_GLOBAL), no-op insertions (``N0``, ``(1``), a dropped PROTO or FRAME, trailing bytes,
 truncation and byte flips, and container changes (zip stored or deflated, torch archive names,
-numpy object-dtype spellings, every joblib compressor, concatenated compressed streams). Each
+numpy object-dtype spellings, every joblib compressor, concatenated compressed streams, and
+zip layouts that two zip readers may see differently: duplicate names, local headers that differ
+from the central directory, data descriptors, prepended and appended data, a zip in the
+comment or in a member, mixed compression, Zip64 records, member order). Each
 mutant is loaded by its real loader in a throw-away subprocess (``sandbox.run_loader``) that
 records every ``pickle.find_class``; the scanner scans the same bytes. A **differential** is a
 mutant whose loader reached a callable off the allowlist (or ran the payload) while the scanner
@@ -160,6 +163,124 @@ def torch_zip(rng: random.Random, pkl: bytes) -> bytes:
     return buf.getvalue()
 
 
+# -- zip layouts -----------------------------------------------------------------------------
+# torch.load reads zips with its own reader (miniz in C++), the scanner with its own and with
+# ``zipfile``: every way two readers can see different members is a chance for a payload to be
+# loaded from bytes the scanner read differently.
+ZIP_LAYOUTS = (
+    "duplicate-name",
+    "local-name-differs",
+    "data-descriptor",
+    "prepended",
+    "appended",
+    "comment-holds-a-zip",
+    "nested-zip",
+    "mixed-compression",
+    "zip64",
+    "member-order",
+)
+
+
+class _Unseekable(io.RawIOBase):
+    """A write-only stream that cannot seek: ``zipfile`` then writes data descriptors."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: bytes) -> int:  # type: ignore[override]
+        self.buf += b
+        return len(b)
+
+
+def _torch_members(top: str, pkl: bytes) -> list[tuple[str, bytes]]:
+    return [(f"{top}/data.pkl", pkl), (f"{top}/version", b"3\n"), (f"{top}/byteorder", b"little")]
+
+
+def _write_zip(
+    members: list[tuple[str, bytes]],
+    *,
+    methods: list[int] | None = None,
+    stream: io.RawIOBase | io.BytesIO | None = None,
+    force_zip64: bool = False,
+    comment: bytes = b"",
+) -> bytes:
+    import warnings
+
+    out = stream if stream is not None else io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Duplicate name" is the point of one layout
+        with zipfile.ZipFile(out, "w") as z:  # type: ignore[arg-type]
+            for i, (name, data) in enumerate(members):
+                info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+                info.compress_type = methods[i] if methods else zipfile.ZIP_STORED
+                with z.open(info, "w", force_zip64=force_zip64) as w:
+                    w.write(data)
+            z.comment = comment
+    if isinstance(out, _Unseekable):
+        return bytes(out.buf)
+    assert isinstance(out, io.BytesIO)
+    return out.getvalue()
+
+
+def zip_layout(rng: random.Random, pkl: bytes, layout: str | None = None) -> bytes:
+    """A torch zip holding ``pkl`` as ``data.pkl``, laid out in one of ``ZIP_LAYOUTS``."""
+    layout = layout or rng.choice(ZIP_LAYOUTS)
+    top = rng.choice(["archive", "model"])
+    benign = pickle.dumps({"w": [1.0]}, protocol=2)
+    members = _torch_members(top, pkl)
+    if layout == "duplicate-name":
+        twin = (f"{top}/data.pkl", benign)
+        members = [twin, *members] if rng.random() < 0.5 else [*members, twin]
+        return _write_zip(members)
+    if layout == "local-name-differs":
+        # The same bytes under another name in the local header, or the payload's entry
+        # renamed in the central directory only.
+        data = bytearray(_write_zip([*_torch_members(top, pkl), (f"{top}/data.pkX", benign)]))
+        old, new = (b"data.pkl", b"data.pkY") if rng.random() < 0.5 else (b"data.pkX", b"data.pkl")
+        where = data.find(old) if rng.random() < 0.5 else data.rfind(old)
+        data[where : where + len(old)] = new
+        return bytes(data)
+    if layout == "data-descriptor":
+        return _write_zip(members, stream=_Unseekable())
+    if layout == "prepended":
+        junk = rng.choice([rng.randbytes(rng.randrange(1, 600)), benign, b"#!/bin/sh\n" * 8])
+        return junk + _write_zip(members)
+    if layout == "appended":
+        tail = rng.choice(
+            [rng.randbytes(rng.randrange(1, 64)), _write_zip(_torch_members(top, benign))]
+        )
+        return _write_zip(members) + tail
+    if layout == "comment-holds-a-zip":
+        # One reader may find the inner end-of-central-directory record, the other the outer.
+        inner = _write_zip(_torch_members(top, pkl))
+        outer = _write_zip(_torch_members(top, benign), comment=inner[-min(len(inner), 65535) :])
+        return (
+            outer if rng.random() < 0.5 else _write_zip(members, comment=b"PK\x05\x06" + bytes(18))
+        )
+    if layout == "nested-zip":
+        inner = _write_zip(members)
+        return _write_zip([*_torch_members(top, benign)[1:], (f"{top}/data.pkl", inner)])
+    if layout == "mixed-compression":
+        methods = [rng.choice([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]) for _ in members]
+        return _write_zip(members, methods=methods)
+    if layout == "zip64":
+        # Zip64 extra fields in every local header, and Zip64 end records (zipfile writes them
+        # past its member-count limit, lowered here for this one archive).
+        saved = zipfile.ZIP_FILECOUNT_LIMIT
+        zipfile.ZIP_FILECOUNT_LIMIT = 1 if rng.random() < 0.5 else saved
+        try:
+            return _write_zip(members, force_zip64=True)
+        finally:
+            zipfile.ZIP_FILECOUNT_LIMIT = saved
+    if layout == "member-order":
+        rng.shuffle(members)
+        return _write_zip(members)
+    raise ValueError(f"unknown zip layout {layout}")
+
+
 def npy_object(rng: random.Random, pkl: bytes) -> bytes:
     descr = rng.choice(["|O", "O", "|O8", "object", "i4,O", "(1,)O"])
     header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': (1,), }}"
@@ -201,6 +322,7 @@ class Target:
 TARGETS: dict[str, Target] = {
     "pickle": Target("pickle", ".pkl", lambda rng, d: d),
     "torch": Target("torch", ".pt", torch_zip),
+    "torch-zip-layout": Target("torch", ".pt", zip_layout),
     "numpy": Target("numpy", ".npy", npy_object),
     "joblib": Target("joblib", ".joblib", compressed),
     "gzip": Target("gzip-pickle", ".pkl.gz", lambda rng, d: _split_streams(rng, d, gzip.compress)),

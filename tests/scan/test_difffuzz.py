@@ -5,6 +5,7 @@ found as differentials replayed as regressions."""
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,16 @@ def test_the_oracle_sees_a_payload_run(tmp_path: Path) -> None:
     (tmp_path / "evil.pkl").write_bytes(evil)
     assert sandbox.run_loader("pickle", tmp_path / "evil.pkl", marker).marker  # it really ran
     assert not Path("MARKER").exists()  # ... in the loader's own directory
+
+
+@pytest.mark.parametrize("layout", difffuzz.ZIP_LAYOUTS)
+def test_every_zip_layout_the_torch_reader_loads_is_caught(layout: str, tmp_path: Path) -> None:
+    """Each zip layout once, deterministically, with the payload seed: whatever torch.load
+    makes of it (it refuses some layouts outright), the scanner fails whatever it runs."""
+    marker = Path("MARKER")
+    evil = difffuzz.seed_pickles(marker)[2]
+    data = difffuzz.zip_layout(random.Random(layout), evil, layout)
+    risky, diff = difffuzz.check_one("torch-zip-layout", data, tmp_path, marker)
+    assert diff is None, f"{layout}: torch reached {diff.reached}, scanner said {diff.findings}"
+    if layout in ("data-descriptor", "mixed-compression", "zip64", "member-order"):
+        assert risky  # ordinary layouts: torch loads them and reaches the payload

@@ -22,7 +22,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from glassbox.scan import scan_path
+from glassbox.scan import scan_path, templates
 from glassbox.scan.pickle_ops import ByteReader, PickleResult, run_pickle
 from tests.scan import make_corpus as mc
 
@@ -458,3 +458,52 @@ def test_inline_list_tuple_and_pop_opcodes_match_their_handlers() -> None:
         for step in (1, 2, 3):
             fast, slow = both_ways(data, step)
             assert fast == slow, data
+
+
+def test_scanning_leaves_no_reference_cycles(tmp_path: Path) -> None:
+    """A scan's context, sources and findings are freed when the scan returns: a reference
+    cycle (the joblib inline-pickle callback once referred to itself) left them for the
+    garbage collector, whose passes the whole process then paid for, file after file."""
+    import gc
+
+    import joblib
+    import numpy as np
+
+    plain = tmp_path / "plain.pkl"
+    plain.write_bytes(pickle.dumps({"a": [1, 2.0, "x"]}, protocol=4))
+    inline = tmp_path / "objects.joblib"  # an object array: a pickle written inline
+    joblib.dump({"arr": np.array([1, "a", None], dtype=object)}, inline)
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(EVIL)
+    for path in (plain, inline, evil):
+        scan_path(path, workers=1)  # imports and caches first
+        gc.collect()
+        gc.disable()
+        try:
+            report = scan_path(path, workers=1)
+            left = gc.collect()
+        finally:
+            gc.enable()
+        assert left == 0, f"{path.name}: {left} objects only the garbage collector could free"
+        assert report.files_scanned == 1
+    assert scan_path(inline, workers=1).file_formats["objects.joblib"] == ["pickle"]
+    assert scan_path(evil, workers=1).findings
+
+
+_TEMPLATE_PIECES = [
+    *"~'\"%* \t\n[](){}|._\\xuUN07+-abcdefghijklmnopqrstuvwxyz",
+    *("é", "__", "{%", "%}", "format_map", "os", "popen", "system", "eval", "exec"),
+    *templates._WORDS,
+]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(_TEMPLATE_PIECES), max_size=40).map("".join))
+def test_template_prefilters_agree_with_the_patterns_they_stand_for(text: str) -> None:
+    """The chat-template checks skip slow regular expressions by substring tests first: the
+    split ingredient test is the one pattern's answer, and no raw pattern can match a text
+    its words are missing from."""
+    assert templates._has_ingredients(text) == bool(templates._INGREDIENTS.search(text))
+    for pattern, _why, needs in templates._RAW_PATTERNS:
+        if pattern.search(text):
+            assert not needs or any(word in text for word in needs), pattern.pattern

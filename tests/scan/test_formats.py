@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -236,6 +237,14 @@ def test_hdf5_without_h5py_is_not_analysed_so_it_fails_the_gate(
 ) -> None:
     import sys
 
+    import h5py
+
+    # Scan one HDF5 file first: the compiled scanner once kept the module its first import
+    # found and took sys.modules' None for it afterwards (a crash, not this finding).
+    ok = tmp_path / "ok.h5"
+    with h5py.File(ok, "w") as h5:
+        h5.attrs["model_config"] = json.dumps(mc.keras_dense_config())
+    assert scan_path(ok, workers=1).findings == []
     monkeypatch.setitem(sys.modules, "h5py", None)  # import h5py now raises ImportError
     p = tmp_path / "m.h5"
     p.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
@@ -255,6 +264,34 @@ def test_hdf5_after_a_user_block_is_analysed(tmp_path: Path) -> None:
     found = scan_path(p, workers=1)
     assert found.formats == {"hdf5": 1}
     assert "GBX-KER-001" in {f.rule_id for f in found.findings}
+
+
+def test_hdf5_read_by_path_and_as_a_member_alike_and_closed_after(tmp_path: Path) -> None:
+    """A file on disk is opened through h5py's low-level API (cheaper than ``h5py.File``), a
+    member of an archive through ``h5py.File`` on a copy: both read the same model_config,
+    and the file is closed when the scan returns (HDF5 refuses to reopen for writing a file
+    it still holds open read-only)."""
+    import h5py
+
+    p = tmp_path / "bad.h5"
+    with h5py.File(p, "w") as h5:
+        h5.attrs["model_config"] = json.dumps(mc.keras2_lambda_json())
+        h5.attrs["other"] = "x"
+    direct = scan_path(p, workers=1)
+    z = tmp_path / "wrapped.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.write(p, "model.h5")
+    wrapped = scan_path(z, workers=1)
+    assert [(f.rule_id, f.subject) for f in direct.findings] == [("GBX-KER-001", "lambda")]
+    assert [(f.rule_id, f.subject, f.member) for f in wrapped.findings] == [
+        ("GBX-KER-001", "lambda", "model.h5")
+    ]
+    with h5py.File(p, "r+") as h5:  # raises if the scan left the file open
+        assert h5.attrs["other"] == "x"
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(p.read_bytes()[:600])
+    (f,) = scan_path(broken, workers=1).findings
+    assert f.rule_id == "GBX-FS-002"
 
 
 def test_safetensors_unindexed_bytes_are_hidden_data(tmp_path: Path) -> None:

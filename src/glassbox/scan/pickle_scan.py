@@ -111,6 +111,46 @@ def scan_pickle(
         return scan_pickle_reader(ctx, src, reader, depth, recurse, strong=strong)
 
 
+class _InlinePickles:
+    """Scans the complete pickles that joblib writes inline after an object array's wrapper.
+
+    A callable object rather than a closure: a nested function that passes itself on refers
+    to itself, and that reference cycle kept every scan's context, source and findings alive
+    until the garbage collector ran (a collection per few files, paid by the whole process)."""
+
+    def __init__(
+        self,
+        ctx: ScanContext,
+        src: Source,
+        member: str | None,
+        recurse: Recurse,
+        depth: int,
+        stream: int,
+    ) -> None:
+        self.ctx = ctx
+        self.src = src
+        self.member = member
+        self.recurse = recurse
+        self.depth = depth
+        self.stream = stream
+
+    def __call__(self, r: ByteReader) -> None:
+        if self.depth + 1 > self.ctx.limits.max_depth:
+            raise RecursionError
+        sub = run_pickle(r, deadline=self.ctx.deadline, on_inline_pickle=self)
+        report_result(
+            self.ctx,
+            self.src,
+            sub,
+            stream=self.stream,
+            start=r.offset,
+            strong=True,
+            member=self.member,
+            recurse=self.recurse,
+            depth=self.depth + 1,
+        )
+
+
 def scan_pickle_reader(
     ctx: ScanContext,
     src: Source,
@@ -129,23 +169,7 @@ def scan_pickle_reader(
     while stream < MAX_STREAMS:
         start = reader.offset
 
-        def inline(r: ByteReader, stream: int = stream) -> None:
-            # joblib object arrays: a complete pickle written inline after the wrapper.
-            if depth + 1 > ctx.limits.max_depth:
-                raise RecursionError
-            sub = run_pickle(r, deadline=ctx.deadline, on_inline_pickle=inline)
-            report_result(
-                ctx,
-                src,
-                sub,
-                stream=stream,
-                start=r.offset,
-                strong=True,
-                member=member,
-                recurse=recurse,
-                depth=depth + 1,
-            )
-
+        inline = _InlinePickles(ctx, src, member, recurse, depth, stream)
         res = run_pickle(reader, deadline=ctx.deadline, on_inline_pickle=inline)
         if strong:
             is_pickle = res.stopped or bool(res.globals) or stream == 0
