@@ -201,7 +201,7 @@ def _check_level(
         level.lineage = {"checked": False, "digest": got}
         _fail(level, f"the base model at {path} is not the one {above} provenance declares")
         return None
-    if not _check_signature(ctx, level, dep, path, parent_statement):
+    if not _check_signature(ctx, level, dep, path, parent_statement, manifest):
         return None
     if not _check_lineage(level, child, path):
         return None
@@ -214,11 +214,23 @@ def _check_signature(
     dep: dict[str, Any],
     path: Path,
     parent_statement: dict[str, Any],
+    manifest: Manifest,
 ) -> bool:
     """The base's OMS signature, by the key the recipe named (its id is in the signed
     provenance above). A base whose recipe named no key is noted as unsigned, not failed:
-    its bytes are still pinned by the digest in that signed provenance."""
-    from glassbox.sign import load_public_key, public_key_id, verify_model
+    its bytes are still pinned by the digest in that signed provenance.
+
+    ``manifest`` is the base just hashed from disk: a signature made with the same hash method
+    is compared with it rather than hashing the base a second time."""
+    from glassbox.sign import (
+        default_signature_path,
+        load_public_key,
+        manifest_from_statement,
+        public_key_id,
+        read_bundle,
+        verify_bundle,
+        verify_model,
+    )
 
     notes = dep.get("annotations") or {}
     key_id = notes.get("signedBy")
@@ -245,8 +257,15 @@ def _check_signature(
         return False
     sig_rel = notes.get("signature")
     sig = code / sig_rel if isinstance(sig_rel, str) and code is not None else None
+    sig_path = sig if sig is not None else default_signature_path(path)
     try:
-        signed = verify_model(path, candidates[0], signature_path=sig)
+        if not sig_path.exists():
+            raise InputError(f"{sig_path}: signature file not found")
+        where = str(sig_path)
+        statement = verify_bundle(read_bundle(sig_path), candidates[0], where=where)
+        signed = manifest_from_statement(statement, where=where)
+        if signed.method != manifest.method:  # another hash method: the files must be re-hashed
+            signed = verify_model(path, candidates[0], signature_path=sig_path)
     except InputError as exc:
         _fail(level, f"the base model at {path} is not signed: {exc}")
         return False
