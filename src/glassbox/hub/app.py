@@ -15,14 +15,20 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from glassbox.errors import GlassboxError, InputError, VerificationError
+from glassbox.errors import InputError
 from glassbox.hub.service import EVIDENCE_KINDS, Hub, HubRefused, Upload
-from glassbox.tlog.server import ASGIApp, BodyLimit, Receive, Scope, Send
+from glassbox.tlog.server import (
+    ASGIApp,
+    BodyLimit,
+    Receive,
+    Scope,
+    Send,
+    install_error_handlers,
+)
 
 DEFAULT_MAX_UPLOAD = 1 << 30
 DEFAULT_RATE = 60  # publishes per key per minute
@@ -100,32 +106,15 @@ def create_app(
         lifespan=lifespan,
     )
 
+    install_error_handlers(app)  # the log server's mapping; the hub adds its own two below
+
     @app.exception_handler(HubRefused)
     async def _refused(_r: Request, exc: HubRefused) -> JSONResponse:
         return JSONResponse({"detail": str(exc), "reasons": exc.reasons}, status_code=exc.status)
 
-    @app.exception_handler(InputError)
-    async def _input(_r: Request, exc: InputError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
-
-    @app.exception_handler(VerificationError)
-    async def _verify(_r: Request, exc: VerificationError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
-
-    @app.exception_handler(GlassboxError)
-    async def _other(_r: Request, exc: GlassboxError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503)
-
     @app.exception_handler(LookupError)
     async def _missing(_r: Request, exc: LookupError) -> JSONResponse:
         return JSONResponse({"detail": str(exc).strip("'\"")}, status_code=404)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_r: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
-        )
-        return JSONResponse({"detail": f"bad request: {problems}"[:1000]}, status_code=400)
 
     # -- API -----------------------------------------------------------------------------
     @app.post("/api/v1/releases", summary="Publish a release (multipart form)")

@@ -166,6 +166,39 @@ def _ack(appended: Appended, entry: LogEntry) -> dict[str, Any]:
     }
 
 
+def install_error_handlers(app: FastAPI) -> None:
+    """The one mapping of Glassbox errors to HTTP answers, shared by the log server and the hub:
+    unreadable input 400, a failed verification 422, storage 503 with a retry hint, any other
+    Glassbox error 503, a malformed request 400 with its problems in one line."""
+
+    @app.exception_handler(InputError)
+    async def _input(_r: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(VerificationError)
+    async def _verify(_r: Request, exc: VerificationError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(StoreError)
+    async def _storage(_r: Request, exc: StoreError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"the log's storage is unavailable: {exc}", "kind": exc.kind},
+            status_code=503,
+            headers={"Retry-After": "5" if exc.transient else "60"},
+        )
+
+    @app.exception_handler(GlassboxError)
+    async def _other(_r: Request, exc: GlassboxError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_r: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
+        )
+        return JSONResponse({"detail": f"bad request: {problems}"[:1000]}, status_code=400)
+
+
 def create_app(
     log: TransparencyLog,
     *,
@@ -195,25 +228,7 @@ def create_app(
         lifespan=lifespan,
     )
 
-    @app.exception_handler(InputError)
-    async def _input(_r: Request, exc: InputError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
-
-    @app.exception_handler(VerificationError)
-    async def _verify(_r: Request, exc: VerificationError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
-
-    @app.exception_handler(StoreError)
-    async def _storage(_r: Request, exc: StoreError) -> JSONResponse:
-        return JSONResponse(
-            {"detail": f"the log's storage is unavailable: {exc}", "kind": exc.kind},
-            status_code=503,
-            headers={"Retry-After": "5" if exc.transient else "60"},
-        )
-
-    @app.exception_handler(GlassboxError)
-    async def _other(_r: Request, exc: GlassboxError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+    install_error_handlers(app)
 
     @app.get(
         "/health",
@@ -229,13 +244,6 @@ def create_app(
     def health_check() -> JSONResponse:
         status, body = health(log, timer[0] if timer else None)
         return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_r: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
-        )
-        return JSONResponse({"detail": f"bad request: {problems}"[:1000]}, status_code=400)
 
     @app.get("/v1/log", summary="Log origin, key and size")
     def info() -> dict[str, Any]:
