@@ -84,6 +84,21 @@ def test_attestation_verifies_and_binds_digests(report: ScanReport) -> None:
     assert {"name": "b.pkl", "digest": {"sha256": digest}} in statement["subject"]
 
 
+def test_attestation_takes_known_digests_and_hashes_the_rest(report: ScanReport) -> None:
+    """A caller that already verified some files' SHA-256 (the hub's staging copy) passes them
+    in: those subjects carry the given digest (not re-hashed), every other file is hashed."""
+    import hashlib
+
+    from glassbox.scan.attest import scan_statement
+
+    vouched = "ab" * 32  # not the file's real digest: proves it was taken, not recomputed
+    statement = scan_statement(report, known={"a.pt": vouched})
+    subjects = {s["name"]: s["digest"]["sha256"] for s in statement["subject"]}
+    assert subjects["a.pt"] == vouched
+    real = hashlib.sha256((Path(report.root) / "ok.pkl").read_bytes()).hexdigest()
+    assert subjects["ok.pkl"] == real
+
+
 def test_attesting_an_empty_scan_is_refused(tmp_path: Path) -> None:
     from glassbox.sign import generate_private_key
 

@@ -58,11 +58,13 @@ def load_or_create_attester(path: str | os.PathLike[str]) -> PrivateKey:
             time.sleep(0.05)  # being written by the process that created it
 
 
-def attest_hub_scan(report: Any, key: PrivateKey) -> dict[str, Any]:
-    """The scan part's signed attestation of ``report`` (subjects: the files, hashed now)."""
+def attest_hub_scan(report: Any, key: PrivateKey, files: dict[str, str]) -> dict[str, Any]:
+    """The scan part's signed attestation of ``report``. Subjects are ``files`` (name to the
+    SHA-256 the gate verified on the hub's private staging copy, the bytes just scanned), so
+    the release is not hashed a second time."""
     from glassbox.scan import attest_scan
 
-    return attest_scan(report, key)
+    return attest_scan(report, key, known=files)
 
 
 def verify_hub_scan(

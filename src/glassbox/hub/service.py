@@ -370,7 +370,7 @@ class Hub:
         self.db.renew_claim(name, version, owner_token())
         hub_scan = None
         if hosted and scan_report is not None and self.attester is not None:
-            hub_scan = self._attest_scan(scan_report, len(ev_rows))
+            hub_scan = self._attest_scan(scan_report, len(ev_rows), files)
             ev_rows.append(hub_scan)
         bundle = self.log.proof_bundle(appended.index)
         audit_doc = None
@@ -421,13 +421,13 @@ class Hub:
             carried = self._hub_scan_doc(hub_scan, None)
         return Published(release, files, ev_rows, bundle.to_dict(), hub_scan=carried)
 
-    def _attest_scan(self, report: Any, seq: int) -> EvidenceRow:
+    def _attest_scan(self, report: Any, seq: int, files: list[FileRow]) -> EvidenceRow:
         """Sign the gate's scan report with the hub's key and log it (``glassbox.hub.hubscan``)."""
         from glassbox.hub.hubscan import HUB_SCAN_KIND, attest_hub_scan
         from glassbox.scan import SCAN_PREDICATE_TYPE
         from glassbox.tlog import make_submission, parse_entry
 
-        attestation = attest_hub_scan(report, self.attester)
+        attestation = attest_hub_scan(report, self.attester, {f.path: f.sha256 for f in files})
         entry = parse_entry(make_submission(attestation, self.attester_pem), where="hub scan")
         done = self.log.add(entry)
         worst = report.max_severity

@@ -3,6 +3,7 @@ result", for the transparency log and for ``audit`` to check later without re-sc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +19,13 @@ if TYPE_CHECKING:
 SCAN_PREDICATE_TYPE = "https://glassbox.dev/scan/v1"
 
 
-def scan_statement(report: ScanReport) -> dict[str, Any]:
+def scan_statement(report: ScanReport, known: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The unsigned Statement. Subjects are re-hashed now, so the attestation binds the result
-    to the bytes on disk at signing time (a file changed since the scan fails later checks)."""
+    to the bytes on disk at signing time (a file changed since the scan fails later checks).
+
+    ``known`` maps a scanned file's name to the SHA-256 its caller already verified on bytes
+    nobody else can change (the hub's private staging copy, checked against the publisher's
+    signature); those files are not hashed again."""
     from glassbox.digest import hash_file
     from glassbox.sign import make_statement, subject
 
@@ -29,7 +34,8 @@ def scan_statement(report: ScanReport) -> dict[str, Any]:
     subjects = []
     for rel in sorted(report.files):
         p = base / rel
-        subjects.append(subject(rel, hash_file(p, "sha256")))
+        digest = (known or {}).get(rel)
+        subjects.append(subject(rel, digest if digest is not None else hash_file(p, "sha256")))
     if not subjects:
         raise InputError(f"{root}: nothing was scanned, so there is nothing to attest")
     worst = report.max_severity
@@ -47,8 +53,11 @@ def scan_statement(report: ScanReport) -> dict[str, Any]:
     return make_statement(subjects, SCAN_PREDICATE_TYPE, predicate)
 
 
-def attest_scan(report: ScanReport, key: PrivateKey) -> dict[str, Any]:
-    """Sign the scan statement; returns a Sigstore bundle (write it with ``write_bundle``)."""
+def attest_scan(
+    report: ScanReport, key: PrivateKey, known: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Sign the scan statement (``known``: see ``scan_statement``); returns a Sigstore bundle
+    (write it with ``write_bundle``)."""
     from glassbox.sign import sign_statement
 
-    return sign_statement(scan_statement(report), key)
+    return sign_statement(scan_statement(report, known), key)
