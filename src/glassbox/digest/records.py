@@ -279,28 +279,6 @@ _STRICT_DECODE = _STRICT.decode
 _STRICT_SCAN: Callable[[str, int], tuple[Any, int]] = _STRICT.scan_once  # type: ignore[attr-defined]
 
 
-def _jsonl_records(path: Path) -> Iterator[bytes]:
-    """The reference reader, one ``readline`` and one strict decode per line: the definition
-    the batched reader (``_jsonl_batches``) must match, record for record and error for error
-    (a property test holds them together)."""
-    with _open_binary(path) as f:
-        line_no = 0
-        while True:
-            line = f.readline(MAX_RECORD_BYTES + 2)
-            if not line:
-                return
-            line_no += 1
-            if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):
-                raise InputError(f"{path}: line {line_no} is longer than {MAX_RECORD_BYTES} bytes")
-            if line_no == 1 and line.startswith(b"\xef\xbb\xbf"):
-                line = line[3:]  # a UTF-8 byte order mark is not part of the first record
-            record = line.strip(b" \t\r\n")
-            if not record:
-                continue
-            _check_json_line(record, path, line_no)
-            yield record
-
-
 def _check_json_line(record: bytes, path: Path, line_no: int) -> None:
     try:
         _STRICT_DECODE(record.decode("utf-8"))
@@ -316,12 +294,13 @@ _READ_BYTES = 1 << 20
 def _jsonl_batches(path: Path, validate: bool = True) -> Iterator[list[bytes]]:
     """The records of a JSON Lines file, a list per 1 MiB read.
 
-    The same records and errors as ``_jsonl_records``, for less per-record work: lines are cut
-    out of each read with one ``split``, stripped and decoded in comprehensions, and each one is
-    still checked on its own by the strict decoder (one JSON value per line is the format's
-    definition, so no shortcut through a joined parse). A line with no end yet is carried to
-    the next read as parts, and refused once longer than the reference reader allows, before
-    more of it is read.
+    The same records and errors as one ``readline`` and one strict decode per line (the
+    reference reader in ``tests/digest/test_fast_paths.py``), for less per-record work: lines
+    are cut out of each read with one ``split``, stripped and decoded in comprehensions, and
+    each one is still checked on its own by the strict decoder (one JSON value per line is the
+    format's definition, so no shortcut through a joined parse). A line with no end yet is
+    carried to the next read as parts, and refused once longer than the reference reader
+    allows, before more of it is read.
     """
     # The reference reads ``readline(MAX + 2)``: a line of MAX + 1 bytes still fits with its
     # newline; at the end of the file, with no newline, MAX is the most.
