@@ -31,7 +31,7 @@ from glassbox.errors import InputError, VerificationError
 from glassbox.hub.db import HubDB
 from glassbox.tlog.checkpoint import SignedCheckpoint, open_checkpoint
 from glassbox.tlog.entries import entry_from_body
-from glassbox.tlog.note import parse_note, parse_vkey
+from glassbox.tlog.note import parse_vkey
 from glassbox.tlog.proofbundle import ProofBundle
 from glassbox.tlog.store import decode_entries
 from glassbox.tlog.tiles import TILE_HEIGHT, TILE_WIDTH, encode_index, read_tile, tile_path
@@ -375,9 +375,3 @@ def mirror_proof_bundle(
     if row is None:
         raise LookupError(f"this hub does not mirror {origin!r}")
     return tile_proof_bundle(db_source(db, origin), row[0], index, row[2], since)
-
-
-def note_origin(note: str) -> str:
-    from glassbox.tlog.checkpoint import Checkpoint
-
-    return Checkpoint.parse(parse_note(note).text).origin

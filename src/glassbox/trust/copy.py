@@ -40,7 +40,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -423,11 +423,3 @@ def _into_store(
     verified.chmod(0o400)
     verified.replace(entry)
     cache.store([(FileKey.of(os.lstat(entry)), digests)], method.name)
-
-
-@contextlib.contextmanager
-def removed_after(copy: VerifiedCopy) -> Iterator[VerifiedCopy]:
-    try:
-        yield copy
-    finally:
-        copy.remove()
