@@ -25,6 +25,7 @@ from glassbox.trust.errors import (
     Reason,
     RemoteCodeRefused,
     ScanFindings,
+    StoreTampered,
     TrustRefused,
     UnknownPublisher,
 )
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
         open_verified,
     )
     from glassbox.trust.policy import Publisher, TrustPolicy, load_policy, parse_policy
+    from glassbox.trust.store import store_root
 
 # The policy, the gate and the loaders are imported on first use (the scanner and the log
 # come with them; torch and transformers only inside a loader call).
@@ -53,6 +55,7 @@ _LAZY = {
     "load_safetensors": "glassbox.trust.loaders",
     "load_torch": "glassbox.trust.loaders",
     "open_verified": "glassbox.trust.loaders",
+    "store_root": "glassbox.trust.store",
     "Publisher": "glassbox.trust.policy",
     "TrustPolicy": "glassbox.trust.policy",
     "load_policy": "glassbox.trust.policy",
@@ -82,6 +85,7 @@ __all__ = [
     "Reason",
     "RemoteCodeRefused",
     "ScanFindings",
+    "StoreTampered",
     "TrustPolicy",
     "TrustRefused",
     "UnknownPublisher",
@@ -95,5 +99,6 @@ __all__ = [
     "open_verified",
     "parse_policy",
     "resolve_model",
+    "store_root",
     "verify_model_with_policy",
 ]

@@ -24,7 +24,10 @@ Formats Glassbox parses itself (safetensors) need no copy on disk: ``in_memory``
 files that are read into private memory instead (``glassbox.trust.memory``), under the same
 trust rule, checked on the descriptor they are read from.
 
-The price of a copy is one copy of the model's bytes (into memory-backed ``/dev/shm`` by
+With a verified store (``glassbox.trust.store``, the loaders' default) there is no per-load
+copy: the store keeps one verified, read-only copy per signed release, and loaders map it.
+
+The price of a per-load copy is one copy of the model's bytes (into memory-backed ``/dev/shm`` by
 default, when it has room, so no disk write; ``workdir`` or ``GLASSBOX_VERIFIED_DIR`` choose
 another place).
 The copy is removed once loaded: loaders map it, and a mapped file stays readable after it is
@@ -34,7 +37,6 @@ unlinked.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import stat
@@ -72,6 +74,12 @@ class VerifiedCopy:
     single_name: str = ""  # a single-file model's file name
     cached_files: int = 0
     reasons: list[Reason] = field(default_factory=list)
+    #: True for a verified store's tree: shared by later loads, never removed by one.
+    persistent: bool = False
+    #: Seconds spent reading, copying and hashing files (the gate's ``files`` link).
+    copy_s: float = 0.0
+    #: Files the gate left out of the load (pickles beside safetensors weights).
+    left_out: list[str] = field(default_factory=list)
 
     @property
     def root(self) -> Path:
@@ -81,7 +89,8 @@ class VerifiedCopy:
         return self.directory
 
     def remove(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
+        if not self.persistent:
+            shutil.rmtree(self.directory, ignore_errors=True)
         self.buffers.clear()  # tensors made from a buffer keep it alive; nothing is unmapped
 
     def in_memory_path(self, name: str) -> Path:
@@ -112,7 +121,7 @@ def make_verified_copy(
     link_root: Path | None = None,
     use_cache: bool = True,
     workdir: str | os.PathLike[str] | None = None,
-    store: str | os.PathLike[str] | None = None,
+    store: Path | None = None,
     in_memory: Callable[[str], bool] | None = None,
 ) -> VerifiedCopy:
     """Copy every file ``expected`` lists into a private directory, checking each copy.
@@ -122,18 +131,14 @@ def make_verified_copy(
     digest cache on the open descriptor, before and after the read (warm), and returned in
     ``buffers``.
 
-    ``store`` (opt-in; default ``$GLASSBOX_VERIFIED_STORE``) keeps verified files in a private,
-    content-addressed directory of yours, so a warm load hard-links them instead of copying:
-    no byte is read or written. The price is a second copy of every model loaded, on the
-    store's disk. A store entry is used only while the digest cache vouches for its own
-    (device, inode, size, mtime, ctime), and the source file must still be vouched for too, so
-    a changed model is still refused.
+    ``store`` (a verified store's root, ``glassbox.trust.store``): the files are not copied
+    per load but kept in that store's tree for this signed release, and the returned copy
+    points there (``persistent``: ``remove`` leaves it). ``in_memory`` and ``workdir`` do not
+    apply then.
 
     Mismatches are returned as ``files`` reasons (the copy is then removed); the caller turns
     them into a refusal. Unreadable input is ``InputError``.
     """
-    store = store or os.environ.get("GLASSBOX_VERIFIED_STORE") or None
-    store_dir = Path(store) if store is not None and use_cache else None
     from glassbox.digest.walk import list_model_files, normalize_ignores
     from glassbox.sign.model import _signature_ignore
 
@@ -155,17 +160,9 @@ def make_verified_copy(
         reasons.append(Reason("files", f"removed since signing: {', '.join(removed[:10])}"))
     if added:
         reasons.append(Reason("files", f"not covered by the signature: {', '.join(added[:10])}"))
-    total = sum(f.stat.st_size for f in files)
-    if store_dir is not None:
-        # Hard links need the private directory on the store's file system.
-        base = store_dir / "loads"
-        try:
-            base.mkdir(parents=True, exist_ok=True, mode=0o700)
-            store_dir.chmod(0o700)
-        except OSError as exc:
-            raise InputError(f"cannot use the store {store_dir}: {exc.strerror or exc}") from None
-    else:
-        base = choose_workdir(total, workdir)
+    if store is not None:
+        return _from_store(Path(store), files, want, expected, reasons, use_cache)
+    base = choose_workdir(sum(f.stat.st_size for f in files), workdir)
     try:
         directory = Path(tempfile.mkdtemp(prefix="glassbox-verified-", dir=base))
     except OSError as exc:
@@ -190,27 +187,13 @@ def make_verified_copy(
                 if settled is not None and settled.settled(started):
                     fresh.append((settled, want[f.name]))
                 continue
-            entry = _store_entry(store_dir, want[f.name], method) if store_dir else None
-            if (
-                vouched
-                and entry is not None
-                and _link_store(entry, dest, want[f.name], cache, method)
-            ):
-                copy.cached_files += 1
-                copy.files[f.name] = dest
-                continue
-            # With a store, the copy is written there and the private directory links to it.
-            target = dest if entry is None else entry.with_name(f".{os.urandom(6).hex()}.tmp")
-            if entry is not None:
-                entry.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            target = dest
             try:
                 digests, key = _copy_one(f, target, method, hash_it=not vouched)
                 if digests is None and key != keys[f.name]:
                     # It changed since it was listed: what the cache said is moot.
                     digests, key = _copy_one(f, target, method, hash_it=True)
             except _ChangedWhileCopied:
-                if entry is not None:
-                    target.unlink(missing_ok=True)
                 copy.reasons.append(
                     Reason("files", f"{f.name} was written to while being read; try again")
                 )
@@ -225,13 +208,6 @@ def make_verified_copy(
                     )
                 elif key.settled(started):
                     fresh.append((key, digests))
-            if entry is not None:
-                if digests is None or digests == want[f.name]:
-                    _into_store(target, entry, want[f.name], cache, method)
-                    if not _link_store(entry, dest, want[f.name], cache, method):
-                        raise InputError(f"cannot use the store entry {entry} for {f.name}")
-                else:
-                    target.unlink()
             copy.files[f.name] = dest
         cache.store(fresh, method.name)
     except BaseException:
@@ -385,41 +361,32 @@ def _kernel_copy(src: int, dst: int, size: int) -> None:
         done += got
 
 
-def _store_entry(store: Path, digests: tuple[bytes, ...], method: HashMethod) -> Path:
-    name = hashlib.sha256(method.name.encode() + b"\0" + b"".join(digests)).hexdigest()
-    return store / "files" / name[:2] / name
+def _from_store(
+    root: Path,
+    files: list[ModelFile],
+    want: dict[str, tuple[bytes, ...]],
+    expected: Manifest,
+    reasons: list[Reason],
+    use_cache: bool,
+) -> VerifiedCopy:
+    """The verified copy as the store's tree for this release (``glassbox.trust.store``)."""
+    from glassbox.trust.store import materialize
 
-
-def _link_store(
-    entry: Path, dest: Path, want: tuple[bytes, ...], cache: DigestCache, method: HashMethod
-) -> bool:
-    """Point ``dest`` at a store entry the digest cache vouches for; False if there is none.
-
-    A symbolic link, not a hard one: linking changes the entry's ctime, which would void the
-    very cache record that vouches for it.
-    """
-    try:
-        st = os.lstat(entry)
-    except OSError:
-        return False
-    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
-        return False
-    key = FileKey.of(st)
-    if cache.lookup([key], method.name).get(key) != want:
-        return False
-    dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        dest.symlink_to(entry)
-    except OSError:
-        return False
-    return True
-
-
-def _into_store(
-    verified: Path, entry: Path, digests: tuple[bytes, ...], cache: DigestCache, method: HashMethod
-) -> None:
-    """Move a verified file (written by this process) into the store and record its identity;
-    no racy window to wait out, its bytes are the ones just verified."""
-    verified.chmod(0o400)
-    verified.replace(entry)
-    cache.store([(FileKey.of(os.lstat(entry)), digests)], method.name)
+    if reasons:
+        return VerifiedCopy(root, {}, reasons=reasons, persistent=True)
+    tree = materialize(
+        root, files, want, expected.method, expected.root_digest, use_cache=use_cache
+    )
+    copy = VerifiedCopy(
+        tree.directory,
+        tree.files,
+        hashed_bytes=tree.hashed_bytes,
+        cached_files=tree.cached_files,
+        reasons=tree.reasons,
+        persistent=True,
+        copy_s=tree.copy_s,
+    )
+    for f in files:
+        if f.name == ".":
+            copy.single_name = Path(f.path).name
+    return copy

@@ -21,7 +21,8 @@ class PolicyError(InputError):
 @dataclass(frozen=True)
 class Reason:
     """One failed link: ``link`` is a stable word (``publisher``, ``files``, ``log``, ``scan``,
-    ``pickle``, ``remote-code``, ``provenance``), ``message`` a line a person can act on."""
+    ``pickle``, ``remote-code``, ``provenance``, ``store``), ``message`` a line a person can act
+    on."""
 
     link: str
     message: str
@@ -78,6 +79,13 @@ class RemoteCodeRefused(TrustRefused):
     link = "remote-code"
 
 
+class StoreTampered(TrustRefused):
+    """Something in the verified store was not left there by Glassbox (a symbolic link, a
+    directory where a file belongs): refused, never followed (``glassbox.trust.store``)."""
+
+    link = "store"
+
+
 class ProvenanceMissing(TrustRefused):
     """The policy requires signed provenance for these files and there is none that holds."""
 
@@ -94,6 +102,7 @@ _BY_LINK: dict[str, type[TrustRefused]] = {
         PickleRefused,
         RemoteCodeRefused,
         ProvenanceMissing,
+        StoreTampered,
     )
 }
 

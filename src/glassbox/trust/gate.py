@@ -78,6 +78,8 @@ class GateResult:
     notes: list[str] = field(default_factory=list)
     #: The scanner's full report behind ``scan`` (to attest it: ``glassbox.scan.attest_scan``).
     scan_report: ScanReport | None = field(default=None, repr=False)
+    #: Seconds per link as a loader ran them (policy, signature, files, log, scan).
+    timings: dict[str, float] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:

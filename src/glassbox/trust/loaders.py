@@ -11,24 +11,28 @@ provenance, and scans what it read. Only then is anything deserialised:
   allows pickles;
 * ``load_gguf``: a ``gguf.GGUFReader`` (metadata fields and tensors).
 
-The trust rule, "the verified bytes are the loaded bytes", holds on two paths:
+The trust rule, "the verified bytes are the loaded bytes", holds on three paths:
 
-* **In memory** (safetensors weights, for ``load_safetensors`` and ``load_pretrained``): each
-  file is opened once and read into anonymous private memory from that descriptor, hashed
-  while it is read (cold) or vouched for by the digest cache on the *open* descriptor's
-  (device, inode, size, mtime, ctime), checked again once the last byte is in (warm). The
-  tensors are views into that memory, so they never read the file again and no later change
-  to it reaches them (``glassbox.trust.memory``). ``from_pretrained`` receives them as a state
-  dict; the small files (config, tokenizer) are copied privately.
-* **Private copy** (everything else: pickles, GGUF, remote code, ``store=``): each file is
-  copied from one descriptor into a private directory and that copy is checked and loaded
+* **Verified store** (the default, every loader): each signed file is copied once into a
+  private, content-addressed directory only Glassbox writes, hashed from the bytes written
+  there, made read-only, and its identity recorded; loaders then map the *store's* file by path,
+  lazily, as a plain load maps the user's. A warm load checks identities and reads no byte. A
+  rewrite of the user's directory after the gate cannot reach the load; a store file changed
+  behind Glassbox's back is copied again, a symbolic link in the store refused
+  (``glassbox.trust.store``, whose docstring states the threat model).
+* **In memory** (``store=False`` or ``GLASSBOX_VERIFIED_STORE=off``; safetensors weights, for
+  ``load_safetensors`` and ``load_pretrained``): each file is opened once and read into
+  anonymous private memory from that descriptor, hashed while it is read (cold) or vouched for
+  by the digest cache on the *open* descriptor's identity, checked again once the last byte is
+  in (warm). The tensors are views into that memory (``glassbox.trust.memory``). No disk space,
+  but every load reads every byte and holds the weights in process memory.
+* **Private copy** (without a store, for everything else: pickles, GGUF, remote code): each
+  file is copied from one descriptor into a private directory removed after the load
   (``glassbox.trust.copy``).
 
-What neither can rule out: a writer who can change the digest cache database (your cache
-directory) can make a warm load accept changed bytes (``use_cache=False`` hashes everything),
-and a process that holds the file mapped writable can change a page without moving its mtime
-until the kernel writes it back, which a warm (stat-based) check cannot see; a cold load hashes
-the very bytes it loads and is immune to both.
+What none can rule out: a writer with the user's own rights can change the digest cache
+database and the store alike, and so make a warm load accept changed bytes (``use_cache=False``
+copies and hashes everything).
 
 A refusal raises a ``TrustRefused`` subclass naming each failed link.
 """
@@ -38,6 +42,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,11 +62,27 @@ from glassbox.trust.gate import (
     sha256_of,
 )
 from glassbox.trust.policy import TrustPolicy, load_policy
+from glassbox.trust.store import store_root
 
 if TYPE_CHECKING:
     from gguf import GGUFReader
 
 PolicyArg = TrustPolicy | str | os.PathLike[str]
+#: A verified store's root, ``None`` for the default one, ``False`` for none.
+StoreArg = str | os.PathLike[str] | bool | None
+
+
+class _Clock:
+    """Seconds per gate link, for the bench's split (``GateResult.timings``)."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, link: str) -> None:
+        now = time.perf_counter()
+        self.times[link] = self.times.get(link, 0.0) + now - self._last
+        self._last = now
 
 
 @dataclass
@@ -96,14 +117,20 @@ def open_verified(
     provenance: list[Path] | None = None,
     use_cache: bool = True,
     workdir: str | os.PathLike[str] | None = None,
-    store: str | os.PathLike[str] | None = None,
+    store: StoreArg = None,
     skip_unused_pickles: bool = False,
     in_memory: Callable[[str], bool] | None = None,
 ) -> Iterator[VerifiedModel]:
-    """Run the gate on a private copy of ``model`` and yield it; the copy is removed on exit.
+    """Run the gate on ``model`` and yield what may be loaded: the verified store's tree for
+    this release (the default; ``glassbox.trust.store``), or, with ``store=False`` (or
+    ``GLASSBOX_VERIFIED_STORE=off``), a private copy removed on exit.
 
-    ``in_memory``: files (by manifest name) read into private memory instead of copied, each
-    from one descriptor, hashed as read (``VerifiedModel.tensors`` makes them tensors).
+    ``store``: the store's root (default ``$GLASSBOX_VERIFIED_STORE``, else
+    ``verified-store`` in Glassbox's cache directory); ``False`` for no store.
+
+    ``in_memory`` (without a store only): files (by manifest name) read into private memory
+    instead of copied, each from one descriptor, hashed as read (``VerifiedModel.tensors``
+    makes them tensors).
 
     ``skip_unused_pickles``: when the policy refuses pickles and the model also ships
     safetensors weights (many repositories carry both), leave the pickle files out of the copy
@@ -114,11 +141,15 @@ def open_verified(
     """
     from glassbox.sign import default_signature_path
 
+    clock = _Clock()
     trust = _policy(policy)
     location = model_identity(model)
     result = GateResult(str(model), model_name(location, name))
+    result.timings = clock.times
     sig_path = Path(signature) if signature is not None else default_signature_path(location.path)
+    clock.lap("policy")
     auth, reason = authenticate(sig_path, trust, result.model_name)
+    clock.lap("signature")
     if auth is None:
         raise refusal(str(model), [reason] if reason else [])
     result.publisher = auth.publisher.name
@@ -132,14 +163,16 @@ def open_verified(
         link_root=location.repo_root,
         use_cache=use_cache,
         workdir=workdir,
-        store=store,
+        store=store_root(store),
         in_memory=in_memory,
     )
+    clock.lap("files")
     try:
         result.reasons.extend(copy.reasons)
         if not copy.reasons:
             result.manifest = auth.expected
         check_log_and_provenance(result, trust, auth, location, proofs, provenance)
+        clock.lap("log")
         if not copy.reasons:
             from glassbox.trust.scancache import scan_files
 
@@ -162,6 +195,7 @@ def open_verified(
                 reasons = _leave_out_pickles(copy, summary, reasons, result.notes)
             result.scan = summary
             result.reasons.extend(reasons)
+        clock.lap("scan")
         result.raise_if_refused()
         yield VerifiedModel(copy.root, copy, result)
     finally:
@@ -178,7 +212,10 @@ def _leave_out_pickles(
     ):
         return reasons
     for name in pickles:
-        copy.files.pop(name).unlink()
+        path = copy.files.pop(name)
+        if not copy.persistent:
+            path.unlink()
+    copy.left_out.extend(pickles)
     notes.append(
         f"left out of the load (pickles not allowed; safetensors used): {', '.join(pickles)}"
     )
@@ -190,13 +227,22 @@ def load_safetensors(
 ) -> dict[str, Any]:
     """The tensors of a verified ``.safetensors`` file (torch tensors).
 
-    Read once into private memory, hashed (or vouched for) as read, and parsed there: the
-    tensors are views into that memory, never into the file.
+    With the verified store (the default), ``safetensors.torch.load_file`` maps the store's
+    copy lazily. Without one (``store=False``), the file is read once into private memory,
+    hashed (or vouched for) as read, and parsed there: the tensors are views into that memory,
+    never into the file.
     """
     with open_verified(path, policy, in_memory=lambda name: name == ".", **options) as verified:
-        if "." not in verified.copy.buffers:
-            raise InputError(f"{path}: is a model directory; this loader reads one file")
-        return verified.tensors()
+        if verified.copy.buffers:
+            return verified.tensors()
+        _expect_file(verified, path)
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(verified.path)
+        except (SafetensorError, ValueError, OSError) as exc:
+            raise InputError(f"{path}: not a readable safetensors file: {exc}") from None
 
 
 def load_torch(path: str | os.PathLike[str], policy: PolicyArg, **options: Any) -> Any:
@@ -256,23 +302,25 @@ def load_pretrained(
     provenance: list[Path] | None = None,
     use_cache: bool = True,
     workdir: str | os.PathLike[str] | None = None,
-    store: str | os.PathLike[str] | None = None,
+    store: StoreArg = None,
     **kwargs: Any,
 ) -> Any:
     """A ``transformers`` model from a verified directory or cache snapshot (or ``hf:`` name).
 
     ``model_class`` defaults to ``AutoModel``; ``kwargs`` go to ``from_pretrained``.
 
+    By default ``from_pretrained`` reads the verified store's tree for this release
+    (``glassbox.trust.store``), mapping its weights lazily as a plain load does; a warm load
+    reads no byte of them. With ``store=False`` (or ``GLASSBOX_VERIFIED_STORE=off``),
     safetensors weights (``model.safetensors``, or shards ``model-NNNNN-of-NNNNN.safetensors``)
     are read into private memory, hashed as they are read, and handed to ``from_pretrained``
-    as a state dict of tensors that own that memory: nothing is copied to disk and nothing
-    stays mapped from the model's files. The small files (config, tokenizer) are copied
-    privately and the config is read from that copy. Remote code, ``store=``, and options
-    other than ``dtype``/``torch_dtype``/``attn_implementation`` take the copy-on-disk path
-    instead (``from_pretrained`` then reads the private copy by path).
+    as a state dict of tensors that own that memory; the small files are copied privately.
+    Remote code and options other than ``dtype``/``torch_dtype``/``attn_implementation`` then
+    take a private copy on disk instead.
     """
     trust = _policy(policy)
-    direct = not trust_remote_code and store is None and set(kwargs) <= DIRECT_KWARGS
+    root = store_root(store)
+    direct = root is None and not trust_remote_code and set(kwargs) <= DIRECT_KWARGS
     with open_verified(
         model,
         trust,
@@ -282,7 +330,7 @@ def load_pretrained(
         provenance=provenance,
         use_cache=use_cache,
         workdir=workdir,
-        store=store,
+        store=root if root is not None else False,
         skip_unused_pickles=True,
         in_memory=is_weights_file if direct else None,
     ) as verified:
@@ -308,6 +356,10 @@ def load_pretrained(
             return _from_state_dict(
                 verified, model_class, _pickled_state_dict(verified, pickles), kwargs
             )
+        if verified.copy.left_out:
+            # The store's tree still holds the pickles the gate left out: never let
+            # from_pretrained fall back to them.
+            kwargs = {**kwargs, "use_safetensors": True}
         return model_class.from_pretrained(
             str(verified.path),
             local_files_only=True,
