@@ -263,7 +263,7 @@ def load_torch(path: str | os.PathLike[str], policy: PolicyArg, **options: Any) 
         )
     with open_verified(path, trust, **options) as verified:
         _expect_file(verified, path)
-        return load_torch_file(verified.path, str(path))
+        return load_torch_file(verified.path, str(path), allow=_allowed(trust))
 
 
 def load_gguf(path: str | os.PathLike[str], policy: PolicyArg, **options: Any) -> GGUFReader:
@@ -353,9 +353,8 @@ def load_pretrained(
                     f"{verified.result.model}: remote code with pickle weights is not loaded; "
                     "publish safetensors weights"
                 )
-            return _from_state_dict(
-                verified, model_class, _pickled_state_dict(verified, pickles), kwargs
-            )
+            state_dict = _pickled_state_dict(verified, pickles, _allowed(trust))
+            return _from_state_dict(verified, model_class, state_dict, kwargs)
         if verified.copy.left_out:
             # The store's tree still holds the pickles the gate left out: never let
             # from_pretrained fall back to them.
@@ -392,14 +391,23 @@ def _in_memory_state_dict(verified: VerifiedModel) -> dict[str, Any]:
     return state_dict
 
 
-def _pickled_state_dict(verified: VerifiedModel, pickles: list[str]) -> dict[str, Any]:
+def _allowed(trust: TrustPolicy) -> list[str]:
+    """The policy's reviewed ``[[scan.allow]]`` callables, for the unpickler."""
+    return [entry.callable for entry in trust.scan_allow]
+
+
+def _pickled_state_dict(
+    verified: VerifiedModel, pickles: list[str], allow: list[str]
+) -> dict[str, Any]:
     """The state dict read from the verified copy by the allowlist unpickler."""
     from glassbox.trust.unpickler import load_torch_file
 
     weights = [n for n in pickles if not n.endswith(".json")]
     state_dict: dict[str, Any] = {}
     for name in sorted(weights):
-        loaded = load_torch_file(verified.copy.files[name], f"{verified.result.model}/{name}")
+        loaded = load_torch_file(
+            verified.copy.files[name], f"{verified.result.model}/{name}", allow=allow
+        )
         if not isinstance(loaded, dict):
             raise InputError(f"{verified.result.model}/{name}: not a state dict")
         state_dict.update(loaded)

@@ -9,6 +9,12 @@ the load with ``PickleRefused`` naming the global, before it is imported.
 Only the zip checkpoint format (``torch.save`` since 1.6: ``data.pkl`` plus one entry per
 storage) is read; storages come from the zip's own entries, never from the pickle's choice of
 file. The legacy tar/raw formats are refused.
+
+The policy's reviewed ``[[scan.allow]]`` entries (``allow``) extend the list exactly as they
+extend the scanner's: a global they name resolves unless the scanner knows it is dangerous.
+Because an entry may name a whole module (``mylab.*``), and a module can re-export anything
+under a harmless name, what such an entry resolved is judged again by its own ``__module__``
+and ``__qualname__``: ``mylab.run = os.system`` is still ``posix.system`` and still refused.
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ import io
 import pickle
 import warnings
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from glassbox.errors import GlassboxError, InputError
 from glassbox.scan.callables import Verdict, classify
+from glassbox.scan.context import Limits
 from glassbox.trust.errors import PickleRefused, Reason
 
 MAX_PICKLE_BYTES = 1 << 30
@@ -30,23 +38,51 @@ MAX_PICKLE_BYTES = 1 << 30
 class RestrictedUnpickler(pickle.Unpickler):
     """A ``pickle.Unpickler`` whose ``find_class`` is the scanner's allowlist."""
 
-    def __init__(self, file: io.BufferedIOBase, *, where: str) -> None:
+    def __init__(self, file: io.BufferedIOBase, *, where: str, allow: Sequence[str] = ()) -> None:
         super().__init__(file)
         self.where = where
+        self.allow = Limits(allow=frozenset(allow))
 
     def find_class(self, module: str, name: str) -> Any:
         verdict = classify(module, name)
-        if verdict.verdict is not Verdict.ALLOWED:
-            raise PickleRefused(
-                self.where,
-                [Reason("pickle", f"{self.where} calls {module}.{name}: {verdict.reason}")],
+        if verdict.verdict is Verdict.ALLOWED:
+            return super().find_class(module, name)
+        if verdict.verdict is Verdict.DANGEROUS or not self.allow.allows(module, name):
+            raise self._refuse(f"{module}.{name}", verdict.reason)
+        try:
+            found = super().find_class(module, name)
+        except (ImportError, AttributeError) as exc:
+            why = f"allowed, but cannot be imported: {exc}"
+            raise self._refuse(f"{module}.{name}", why) from None
+        real_module = getattr(found, "__module__", None)
+        real_name = getattr(found, "__qualname__", None)
+        if not isinstance(real_module, str) or not isinstance(real_name, str):
+            raise self._refuse(
+                f"{module}.{name}", "allowed, but resolves to an object, not a class or function"
             )
-        return super().find_class(module, name)
+        again = classify(real_module, real_name)
+        if again.verdict is Verdict.DANGEROUS:
+            raise self._refuse(
+                f"{module}.{name}", f"allowed, but it is {real_module}.{real_name}: {again.reason}"
+            )
+        return found
+
+    def _refuse(self, qualname: str, why: str) -> PickleRefused:
+        return PickleRefused(
+            self.where, [Reason("pickle", f"{self.where} calls {qualname}: {why}")]
+        )
 
 
 class _TorchUnpickler(RestrictedUnpickler):
-    def __init__(self, file: io.BufferedIOBase, *, where: str, archive: zipfile.ZipFile) -> None:
-        super().__init__(file, where=where)
+    def __init__(
+        self,
+        file: io.BufferedIOBase,
+        *,
+        where: str,
+        archive: zipfile.ZipFile,
+        allow: Sequence[str] = (),
+    ) -> None:
+        super().__init__(file, where=where, allow=allow)
         self.archive = archive
         self.prefix = _prefix(archive, where)
         self.storages: dict[str, Any] = {}
@@ -86,8 +122,9 @@ def _prefix(archive: zipfile.ZipFile, where: str) -> str:
     return names[0][: -len("data.pkl")]
 
 
-def load_torch_file(path: Path, where: str) -> Any:
-    """Unpickle the zip checkpoint at ``path`` (a verified private copy) with the allowlist."""
+def load_torch_file(path: Path, where: str, *, allow: Sequence[str] = ()) -> Any:
+    """Unpickle the zip checkpoint at ``path`` (verified bytes) with the allowlist, extended by
+    ``allow`` (the policy's reviewed ``[[scan.allow]]`` callables)."""
     if not zipfile.is_zipfile(path):
         raise InputError(
             f"{where}: not a PyTorch zip checkpoint (the legacy torch format is not loaded; "
@@ -100,7 +137,7 @@ def load_torch_file(path: Path, where: str) -> Any:
             if info.file_size > MAX_PICKLE_BYTES:
                 raise InputError(f"{where}: data.pkl is larger than {MAX_PICKLE_BYTES} bytes")
             data = archive.read(info)
-            unpickler = _TorchUnpickler(io.BytesIO(data), where=where, archive=archive)
+            unpickler = _TorchUnpickler(io.BytesIO(data), where=where, archive=archive, allow=allow)
             return unpickler.load()
     except GlassboxError:
         raise
@@ -112,10 +149,10 @@ def load_torch_file(path: Path, where: str) -> Any:
         ) from None
 
 
-def unpickle_restricted(data: bytes, where: str) -> Any:
+def unpickle_restricted(data: bytes, where: str, *, allow: Sequence[str] = ()) -> Any:
     """One pickle stream through the allowlist; any malformation is one ``InputError``."""
     try:
-        return RestrictedUnpickler(io.BytesIO(data), where=where).load()
+        return RestrictedUnpickler(io.BytesIO(data), where=where, allow=allow).load()
     except GlassboxError:
         raise
     except Exception as exc:  # truncated, bad opcodes, wrong arguments to allowed callables
