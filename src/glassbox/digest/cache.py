@@ -80,8 +80,11 @@ def default_path() -> Path:
 class DigestCache:
     """Maps (file identity, hash method) to the file's item digests (one, or one per shard)."""
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, shared: bool = False) -> None:
+        """``shared``: use this process's pooled connection (``glassbox.sqlitepool``), kept
+        open after ``close``, for callers that look up a few keys many times (loaders)."""
         self.path = path
+        self.shared = shared
         self._db: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection | None:
@@ -89,10 +92,13 @@ class DigestCache:
             try:
                 if self.path is None:
                     self.path = default_path()
+                if self.shared:
+                    from glassbox.sqlitepool import pooled
+
+                    self._db = pooled(self.path, _setup)
+                    return self._db
                 db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.execute(_SCHEMA)
+                _setup(db)
             except (sqlite3.Error, OSError):
                 return None  # no writable cache directory: hash without a cache
             self._db = db
@@ -100,7 +106,8 @@ class DigestCache:
 
     def close(self) -> None:
         if self._db is not None:
-            self._db.close()
+            if not self.shared:
+                self._db.close()
             self._db = None
 
     def __enter__(self) -> DigestCache:
@@ -161,6 +168,12 @@ class DigestCache:
             return
         with contextlib.suppress(sqlite3.Error), _transaction(db):
             db.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _setup(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(_SCHEMA)
 
 
 @contextlib.contextmanager

@@ -172,7 +172,7 @@ def make_verified_copy(
         return copy
     started = time.time_ns()
     method = expected.method
-    cache = DigestCache()
+    cache = DigestCache(shared=True)
     try:
         keys = {f.name: FileKey.of(f.stat) for f in files}
         cached = cache.lookup(keys.values(), method.name) if use_cache else {}

@@ -180,12 +180,26 @@ def relate_with_embedded_log(vkey: str, verified: VerifiedProof, seen: SeenCheck
             return "unverified"
     except (OSError, UnicodeDecodeError, GlassboxError):
         return "unverified"
+    old = seen.get(verified.origin)
+    new = verified.checkpoint.checkpoint
+    proven = None if old is None else (vkey, old.size, old.root, new.size, new.root)
+    if proven is not None and proven in _PROVEN_OLDER:
+        return "older"
     log = open_log(read_only=True)  # reading a proof: never write the log
     try:
-        return relate_with(log, verified, seen)
+        status = relate_with(log, verified, seen)
     finally:
         with contextlib.suppress(Exception):
             log.close()
+    if status == "older" and proven is not None:
+        _PROVEN_OLDER.add(proven)
+    return status
+
+
+# (log vkey, seen size, seen root, proof's size, proof's root) for which a consistency proof
+# from this process's embedded log was checked: a fact about two tree heads, true forever, so
+# later loads need not open the log again to learn it.
+_PROVEN_OLDER: set[tuple[str, int, bytes, int, bytes]] = set()
 
 
 def relate_with(log: Any, verified: VerifiedProof, seen: SeenCheckpoints) -> str:

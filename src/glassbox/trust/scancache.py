@@ -59,16 +59,21 @@ def _fingerprint(allow: Sequence[AllowEntry]) -> str:
     return hashlib.sha256(f"{scanner_fingerprint()}\0{names}".encode()).hexdigest()
 
 
+def _setup(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(_SCHEMA)
+
+
 def _connect() -> sqlite3.Connection | None:
+    """This process's pooled connection (``glassbox.sqlitepool``): a warm load makes one
+    query per file, far less than opening and closing the database costs."""
     from glassbox import paths
+    from glassbox.sqlitepool import pooled
 
     try:
-        db = sqlite3.connect(paths.cache_dir() / "scans.sqlite3", timeout=10, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(_SCHEMA)
+        return pooled(paths.cache_dir() / "scans.sqlite3", _setup)
     except (sqlite3.Error, OSError):
         return None  # no cache directory: scan everything
-    return db
 
 
 def scan_files(
@@ -102,45 +107,45 @@ def scan_files(
     fingerprint = _fingerprint(allow) if db is not None else ""
     fresh: list[tuple[str, str, str]] = []
     findings: list[Finding] = []
-    try:
-        for name, path in sorted(files.items()):
-            display = path.name if name == "." else name
-            digest = (sha256 or {}).get(name)
-            result: dict[str, Any] | None = None
+    for name, path in sorted(files.items()):
+        display = path.name if name == "." else name
+        digest = (sha256 or {}).get(name)
+        result: dict[str, Any] | None = None
+        if db is not None and digest is not None:
+            row = db.execute(
+                "SELECT result FROM scans WHERE name = ? AND sha256 = ? AND scanner = ?",
+                (display, digest, fingerprint),
+            ).fetchone()
+            if row is not None:
+                with contextlib.suppress(ValueError, TypeError):
+                    result = json.loads(row[0])
+        if result is None:
+            in_memory = (buffers or {}).get(name)
+            if in_memory is not None:
+                ctx = scan_buffer(in_memory, display, path, limits)
+            else:
+                ctx = scan_file(path, display, limits)
+            result = {
+                "findings": [f.to_dict() for f in ctx.findings],
+                "formats": sorted(ctx.formats),
+            }
             if db is not None and digest is not None:
-                row = db.execute(
-                    "SELECT result FROM scans WHERE name = ? AND sha256 = ? AND scanner = ?",
-                    (display, digest, fingerprint),
-                ).fetchone()
-                if row is not None:
-                    with contextlib.suppress(ValueError, TypeError):
-                        result = json.loads(row[0])
-            if result is None:
-                in_memory = (buffers or {}).get(name)
-                if in_memory is not None:
-                    ctx = scan_buffer(in_memory, display, path, limits)
-                else:
-                    ctx = scan_file(path, display, limits)
-                result = {
-                    "findings": [f.to_dict() for f in ctx.findings],
-                    "formats": sorted(ctx.formats),
-                }
-                if db is not None and digest is not None:
-                    fresh.append((display, digest, json.dumps(result)))
-            findings.extend(Finding.from_dict(d) for d in result["findings"])
-            report.files.append(display)
-            report.file_formats[display] = list(result["formats"])
-            for fmt in result["formats"]:
-                report.formats[fmt] = report.formats.get(fmt, 0) + 1
-        if db is not None and fresh:
-            with contextlib.suppress(sqlite3.Error):
+                fresh.append((display, digest, json.dumps(result)))
+        findings.extend(Finding.from_dict(d) for d in result["findings"])
+        report.files.append(display)
+        report.file_formats[display] = list(result["formats"])
+        for fmt in result["formats"]:
+            report.formats[fmt] = report.formats.get(fmt, 0) + 1
+    if db is not None and fresh:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("BEGIN IMMEDIATE")  # one transaction (one sync), not one per file
+            try:
                 db.executemany(
                     "INSERT OR REPLACE INTO scans VALUES (?, ?, ?, ?)",
                     [(n, d, fingerprint, r) for n, d, r in fresh],
                 )
-    finally:
-        if db is not None:
-            db.close()
+            finally:
+                db.execute("COMMIT")
     report.files_scanned = len(files)
     report.merge(findings)
     report.duration_s = time.monotonic() - started

@@ -193,7 +193,7 @@ def materialize(
     if out.reasons:
         return out
     sources = {f.name: FileKey.of(f.stat) for f in files}
-    cache = DigestCache()
+    cache = DigestCache(shared=True)
     try:
         cached = (
             cache.lookup([*sources.values(), *entries.values()], method.name) if use_cache else {}
