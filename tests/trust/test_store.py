@@ -15,7 +15,7 @@ from glassbox.errors import InputError
 from glassbox.trust import store as store_module
 from glassbox.trust.errors import ChangedFiles, StoreTampered
 from glassbox.trust.loaders import load_pretrained, load_safetensors, open_verified
-from glassbox.trust.store import store_root
+from glassbox.trust.store import CHUNK, store_root
 from tests.trust.conftest import Keys, release, write_policy
 
 
@@ -160,15 +160,57 @@ def test_a_writable_store_file_is_not_trusted(model: Path, policy: Path, tmp_pat
     assert stat.S_IMODE(entry.stat().st_mode) & 0o222 == 0
 
 
-def test_use_cache_false_copies_and_hashes_everything_again(
+def test_use_cache_false_reads_and_hashes_everything_again(
     model: Path, policy: Path, tmp_path: Path
 ) -> None:
+    """Cold, nothing recorded is trusted: every store file is hashed again and compared with
+    the user's file, and kept (not rewritten) when they agree."""
     store = tmp_path / "store"
-    _warm(model, policy, store)
+    entry = _warm(model, policy, store)
+    inode = entry.stat().st_ino
     total = sum(p.stat().st_size for p in model.iterdir() if p.name != "model.sig")
     with open_verified(model, policy, store=store, use_cache=False) as cold:
         assert cold.copy.hashed_bytes == total
         assert cold.copy.cached_files == 0
+    assert entry.stat().st_ino == inode
+
+
+@pytest.mark.parametrize("where", [None, 5, CHUNK + 7, 2 * CHUNK + 100])
+def test_pipelined_verify_and_copy_of_a_large_file(tmp_path: Path, where: int | None) -> None:
+    """Past two chunks the hashing runs in a second thread: the digests are still those of
+    every byte, sharded too, and a difference anywhere (first, middle, last partial chunk) is
+    found."""
+    import hashlib
+
+    from glassbox.digest import HashMethod
+    from glassbox.trust.memory import ShardHasher
+
+    data = os.urandom(2 * CHUNK + 123)
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    other = bytearray(data)
+    if where is not None:
+        other[where] ^= 1
+    (tmp_path / "store").write_bytes(bytes(other))
+    sharded = HashMethod(shard_size=1 << 20)
+    reference = ShardHasher(sharded)
+    reference.feed(memoryview(data))
+    a = os.open(tmp_path / "store", os.O_RDONLY)
+    b = os.open(src, os.O_RDONLY)
+    try:
+        got = store_module._verify_pair(a, b, len(data), HashMethod())
+        assert got == (None if where is not None else (hashlib.sha256(data).digest(),))
+        assert store_module._hash_fd(b, len(data), sharded) == reference.finish()
+        out = os.open(tmp_path / "copy", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            copied = store_module._copy_and_hash(b, out, len(data), HashMethod())
+        finally:
+            os.close(out)
+    finally:
+        os.close(a)
+        os.close(b)
+    assert copied == (hashlib.sha256(data).digest(),)
+    assert (tmp_path / "copy").read_bytes() == data
 
 
 def test_symlink_in_the_store_is_refused(model: Path, policy: Path, tmp_path: Path) -> None:

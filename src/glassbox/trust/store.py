@@ -52,8 +52,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import queue
 import stat
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -226,12 +229,20 @@ def materialize(
                     fresh.append((key, digests))
                 continue
             clock = time.perf_counter()
-            written = _write_entry(f, dest, method, want[f.name], out)
+            written = None
+            if entry is not None:
+                # Present but not vouched for (cold, or its identity moved): if its bytes are
+                # the user's file's and hash as signed, it stays; reading both is cheaper
+                # than writing a new copy.
+                written = _reverify_entry(f, dest, entry, method, want[f.name], out, started)
+            if written is None and not out.reasons:
+                written = _write_entry(f, dest, method, want[f.name], out)
             out.copy_s += time.perf_counter() - clock
             if written is None:
                 continue
             (store_key, digests), source_key = written
-            cache.store([(store_key, digests)], method.name)
+            if store_key is not None:
+                cache.store([(store_key, digests)], method.name)
             if source_key.settled(started):
                 fresh.append((source_key, digests))
             out.files[f.name] = dest
@@ -275,18 +286,8 @@ def _hash_source(f: ModelFile, method: HashMethod) -> tuple[tuple[bytes, ...] | 
 
 
 def _hash_fd(fd: int, size: int, method: HashMethod) -> tuple[bytes, ...]:
-    """The digests of ``size`` bytes read from ``fd`` (from its start) into one reused buffer."""
-    hasher = ShardHasher(method)
-    buf = bytearray(min(CHUNK, max(size, 1)))
-    view = memoryview(buf)
-    done = 0
-    while done < size:
-        got = os.preadv(fd, [view[: min(len(buf), size - done)]], done)
-        if not got:
-            raise InputError(f"file shrank while being hashed ({done} of {size} bytes)")
-        hasher.feed(view[:got])
-        done += got
-    return hasher.finish()
+    """The digests of ``size`` bytes read from ``fd`` (from its start), pipelined."""
+    return _pipelined(size, method, lambda view, offset: _pread_all(fd, view, offset))
 
 
 def _write_entry(
@@ -357,6 +358,140 @@ def _write_entry(
     return (FileKey.of(written), digests), FileKey.of(before)
 
 
+def _reverify_entry(
+    f: ModelFile,
+    dest: Path,
+    entry: FileKey,
+    method: HashMethod,
+    want: tuple[bytes, ...],
+    out: StoreTree,
+    started: int,
+) -> tuple[tuple[FileKey | None, tuple[bytes, ...]], FileKey] | None:
+    """Check an existing store file against the user's file without rewriting it: the store
+    file's bytes are hashed (they are what will be loaded) and compared with the user's, chunk
+    by chunk. None (nothing recorded) when they differ or either changed meanwhile: the caller
+    then writes a fresh copy. The store identity is recorded only when settled (an entry last
+    changed by someone else, moments ago, could be changed again within the same clock tick)."""
+    try:
+        dst = os.open(dest, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        held = os.fstat(dst)
+        if (held.st_dev, held.st_ino, held.st_size) != (entry.dev, entry.ino, entry.size):
+            return None
+        src = _open_source(f)
+        try:
+            before = os.fstat(src)
+            if before.st_size != held.st_size:
+                return None
+            same = _verify_pair(dst, src, before.st_size, method)
+            after = os.fstat(src)
+        finally:
+            os.close(src)
+        if same is None or FileKey.of(after) != FileKey.of(before):
+            return None
+        if FileKey.of(os.fstat(dst)) != FileKey.of(held):
+            return None
+    except OSError as exc:
+        raise InputError(f"cannot read {f.path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(dst)
+    out.hashed_bytes += before.st_size
+    if same != want:
+        out.reasons.append(Reason("files", f"{f.name} differs from what the publisher signed"))
+        return None
+    store_key = FileKey.of(held)
+    return (store_key if store_key.settled(started) else None, same), FileKey.of(before)
+
+
+def _pipelined(
+    size: int,
+    method: HashMethod,
+    fill: Callable[[memoryview, int], None],
+) -> tuple[bytes, ...]:
+    """Digests of ``size`` bytes that ``fill(view, offset)`` puts into each chunk buffer in
+    turn; a second thread hashes chunk *n* while this one fills chunk *n + 1* (``os`` calls
+    and ``hashlib`` release the GIL), so the cost approaches max(fill, hash)."""
+    hasher = ShardHasher(method)
+    if size <= 2 * CHUNK:
+        buf = memoryview(bytearray(max(size, 1)))[:size]
+        fill(buf, 0)
+        hasher.feed(buf)
+        return hasher.finish()
+    buffers = [memoryview(bytearray(CHUNK)) for _ in range(3)]
+    free: queue.SimpleQueue[int] = queue.SimpleQueue()
+    full: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+    for i in range(len(buffers)):
+        free.put(i)
+    failed: list[BaseException] = []
+
+    def hash_chunks() -> None:
+        try:
+            while (item := full.get()) is not None:
+                hasher.feed(buffers[item[0]][: item[1]])
+                free.put(item[0])
+        except BaseException as exc:  # handed to the filling thread, raised there
+            failed.append(exc)
+            free.put(-1)
+
+    thread = threading.Thread(target=hash_chunks, name="glassbox-store-hash", daemon=True)
+    thread.start()
+    try:
+        done = 0
+        while done < size:
+            i = free.get()
+            if i < 0:
+                break
+            n = min(CHUNK, size - done)
+            fill(buffers[i][:n], done)
+            full.put((i, n))
+            done += n
+    finally:
+        full.put(None)
+        thread.join()
+    if failed:
+        raise failed[0]
+    return hasher.finish()
+
+
+class _Differs(Exception):
+    pass
+
+
+def _verify_pair(store: int, src: int, size: int, method: HashMethod) -> tuple[bytes, ...] | None:
+    """The digests of the store file's bytes when they equal the user's file's, else None."""
+    scratch = bytearray(max(size, 1) if size <= 2 * CHUNK else CHUNK)
+
+    def fill(view: memoryview, offset: int) -> None:
+        _pread_all(store, view, offset)
+        n = len(view)
+        mine = memoryview(scratch)[:n]
+        _pread_all(src, mine, offset)
+        whole = view.obj
+        # bytearray == bytearray is one memcmp; memoryview == memoryview goes item by item.
+        if isinstance(whole, bytearray) and len(whole) == n == len(scratch):
+            equal = whole == scratch
+        else:
+            equal = view.tobytes() == mine.tobytes()
+        if not equal:
+            raise _Differs
+
+    try:
+        return _pipelined(size, method, fill)
+    except _Differs:
+        return None
+
+
+def _pread_all(fd: int, view: memoryview, offset: int) -> None:
+    done = 0
+    while done < len(view):
+        got = os.preadv(fd, [view[done:]], offset + done)
+        if not got:
+            raise InputError(f"file shrank while being read ({offset + done} bytes in)")
+        done += got
+
+
 def _copy_and_hash(src: int, dst: int, size: int, method: HashMethod) -> tuple[bytes, ...]:
     """Fill ``dst`` from ``src`` and return the digests of what ``dst`` holds.
 
@@ -371,18 +506,11 @@ def _copy_and_hash(src: int, dst: int, size: int, method: HashMethod) -> tuple[b
         if os.fstat(dst).st_size == size:
             return _hash_fd(dst, size, method)
         os.ftruncate(dst, 0)
-    hasher = ShardHasher(method)
-    buf = bytearray(min(CHUNK, max(size, 1)))
-    view = memoryview(buf)
-    done = 0
-    while done < size:
-        got = os.preadv(src, [view[: min(len(buf), size - done)]], done)
-        if not got:
-            raise InputError(f"file shrank while being copied ({done} of {size} bytes)")
-        chunk = view[:got]
-        hasher.feed(chunk)
+
+    def fill(view: memoryview, offset: int) -> None:
+        _pread_all(src, view, offset)
         written = 0
-        while written < got:
-            written += os.write(dst, chunk[written:])
-        done += got
-    return hasher.finish()
+        while written < len(view):
+            written += os.pwrite(dst, view[written:], offset + written)
+
+    return _pipelined(size, method, fill)
