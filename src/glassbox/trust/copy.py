@@ -123,6 +123,7 @@ def make_verified_copy(
     workdir: str | os.PathLike[str] | None = None,
     store: Path | None = None,
     in_memory: Callable[[str], bool] | None = None,
+    on_file: Callable[[str, Path], None] | None = None,
 ) -> VerifiedCopy:
     """Copy every file ``expected`` lists into a private directory, checking each copy.
 
@@ -161,7 +162,7 @@ def make_verified_copy(
     if added:
         reasons.append(Reason("files", f"not covered by the signature: {', '.join(added[:10])}"))
     if store is not None:
-        return _from_store(Path(store), files, want, expected, reasons, use_cache)
+        return _from_store(Path(store), files, want, expected, reasons, use_cache, on_file)
     base = choose_workdir(sum(f.stat.st_size for f in files), workdir)
     try:
         directory = Path(tempfile.mkdtemp(prefix="glassbox-verified-", dir=base))
@@ -368,6 +369,7 @@ def _from_store(
     expected: Manifest,
     reasons: list[Reason],
     use_cache: bool,
+    on_file: Callable[[str, Path], None] | None,
 ) -> VerifiedCopy:
     """The verified copy as the store's tree for this release (``glassbox.trust.store``)."""
     from glassbox.trust.store import materialize
@@ -375,7 +377,13 @@ def _from_store(
     if reasons:
         return VerifiedCopy(root, {}, reasons=reasons, persistent=True)
     tree = materialize(
-        root, files, want, expected.method, expected.root_digest, use_cache=use_cache
+        root,
+        files,
+        want,
+        expected.method,
+        expected.root_digest,
+        use_cache=use_cache,
+        on_file=on_file,
     )
     copy = VerifiedCopy(
         tree.directory,

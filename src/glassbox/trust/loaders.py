@@ -152,20 +152,30 @@ def open_verified(
     clock.lap("signature")
     if auth is None:
         raise refusal(str(model), [reason] if reason else [])
+    root = store_root(store)
+    # With a store, each file is scanned as soon as it is verified there, in a second thread,
+    # while the larger files are still being hashed.
+    background = None if root is None else _BackgroundScan(trust, auth.expected, use_cache)
     result.publisher = auth.publisher.name
     result.key_id = auth.key_id
     result.signer = auth.signer
     result.root_digest = "sha256:" + auth.expected.root_digest.hex()
-    copy = make_verified_copy(
-        location.path,
-        auth.expected,
-        sig_path,
-        link_root=location.repo_root,
-        use_cache=use_cache,
-        workdir=workdir,
-        store=store_root(store),
-        in_memory=in_memory,
-    )
+    try:
+        copy = make_verified_copy(
+            location.path,
+            auth.expected,
+            sig_path,
+            link_root=location.repo_root,
+            use_cache=use_cache,
+            workdir=workdir,
+            store=root,
+            in_memory=in_memory,
+            on_file=None if background is None else background.put,
+        )
+    except BaseException:
+        if background is not None:
+            background.finish(check=False)
+        raise
     clock.lap("files")
     try:
         result.reasons.extend(copy.reasons)
@@ -180,14 +190,18 @@ def open_verified(
             signed = sha256_of(auth.expected)
             files = dict(copy.files)
             files.update((n, copy.in_memory_path(n)) for n in copy.buffers)
-            report = scan_files(
-                copy.directory,
-                files,
-                signed,
-                use_cache=use_cache,
-                buffers={n: b.view() for n, b in copy.buffers.items()},
-                allow=trust.scan_allow,
-            )
+            if background is not None:
+                report = background.finish()
+                report.root = str(copy.directory)
+            else:
+                report = scan_files(
+                    copy.directory,
+                    files,
+                    signed,
+                    use_cache=use_cache,
+                    buffers={n: b.view() for n, b in copy.buffers.items()},
+                    allow=trust.scan_allow,
+                )
             summary, reasons = check_scan(trust, report, signed)
             if skip_unused_pickles and any(
                 n.endswith(".safetensors") for n in (*copy.files, *copy.buffers)
@@ -199,7 +213,58 @@ def open_verified(
         result.raise_if_refused()
         yield VerifiedModel(copy.root, copy, result)
     finally:
+        if background is not None:
+            background.finish(check=False)
         copy.remove()
+
+
+class _BackgroundScan:
+    """``scan_files`` in a second thread over the files the store verified so far: ``put``
+    hands it one (name, path), ``finish`` waits for the report (or re-raises its error)."""
+
+    def __init__(self, trust: TrustPolicy, expected: Any, use_cache: bool) -> None:
+        import queue
+        import threading
+
+        from glassbox.scan import ScanReport
+
+        self._queue: queue.SimpleQueue[tuple[str, Path] | None] = queue.SimpleQueue()
+        self._report: ScanReport | None = None
+        self._error: BaseException | None = None
+        self._done = False
+        signed = sha256_of(expected)
+
+        def work() -> None:
+            from glassbox.trust.scancache import scan_files
+
+            try:
+                self._report = scan_files(
+                    Path(),
+                    iter(self._queue.get, None),
+                    signed,
+                    use_cache=use_cache,
+                    allow=trust.scan_allow,
+                )
+            except BaseException as exc:  # re-raised by finish, in the loading thread
+                self._error = exc
+                while self._queue.get() is not None:
+                    pass
+
+        self._thread = threading.Thread(target=work, name="glassbox-scan", daemon=True)
+        self._thread.start()
+
+    def put(self, name: str, path: Path) -> None:
+        self._queue.put((name, path))
+
+    def finish(self, *, check: bool = True) -> Any:
+        """The report; ``check=False`` only waits (cleanup after another error)."""
+        if not self._done:
+            self._done = True
+            self._queue.put(None)
+            self._thread.join()
+        if check and self._error is not None:
+            raise self._error
+        return self._report
 
 
 def _leave_out_pickles(

@@ -18,7 +18,7 @@ import functools
 import hashlib
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,7 +78,7 @@ def _connect() -> sqlite3.Connection | None:
 
 def scan_files(
     root: Path,
-    files: dict[str, Path],
+    files: Mapping[str, Path] | Iterable[tuple[str, Path]],
     sha256: dict[str, str] | None,
     *,
     use_cache: bool,
@@ -86,6 +86,10 @@ def scan_files(
     allow: Sequence[AllowEntry] = (),
 ) -> ScanReport:
     """Scan ``files`` (manifest name -> path under ``root``), reusing remembered results.
+
+    ``files`` may also be a stream of (name, path) pairs, scanned as they come (the loaders
+    scan each file as soon as it is verified, while larger ones are still being hashed); the
+    report lists them sorted either way.
 
     ``buffers`` (manifest name -> verified bytes in memory) are scanned from memory, under
     the path ``files`` gives them (which need not exist). ``allow``: reviewed allowlist
@@ -107,7 +111,10 @@ def scan_files(
     fingerprint = _fingerprint(allow) if db is not None else ""
     fresh: list[tuple[str, str, str]] = []
     findings: list[Finding] = []
-    for name, path in sorted(files.items()):
+    pairs = sorted(files.items()) if isinstance(files, Mapping) else files
+    count = 0
+    for name, path in pairs:
+        count += 1
         display = path.name if name == "." else name
         digest = (sha256 or {}).get(name)
         result: dict[str, Any] | None = None
@@ -146,7 +153,9 @@ def scan_files(
                 )
             finally:
                 db.execute("COMMIT")
-    report.files_scanned = len(files)
+    report.files_scanned = count
+    order = sorted(range(len(report.files)), key=report.files.__getitem__)
+    report.files = [report.files[i] for i in order]
     report.merge(findings)
     report.duration_s = time.monotonic() - started
     return report

@@ -174,6 +174,7 @@ def materialize(
     root_digest: bytes,
     *,
     use_cache: bool = True,
+    on_file: Callable[[str, Path], None] | None = None,
 ) -> StoreTree:
     """Make sure the store holds each of ``files`` as signed (``want``), and say where.
 
@@ -182,6 +183,9 @@ def materialize(
     copied again from the user's file and hashed; a user's file the cache does not vouch for is
     hashed (read, not copied) when its store file is good. Mismatches are ``files`` reasons,
     tampering in the store ``store`` reasons; the caller refuses the load on any.
+
+    ``on_file(name, path)`` is called for each file once it is verified in the store, smallest
+    first (so a caller can scan the small files while the large ones are still hashed).
     """
     tree = open_root(root) / "trees" / tree_key(method, root_digest)
     out = StoreTree(tree)
@@ -203,49 +207,49 @@ def materialize(
         )
         started = time.time_ns()
         fresh: list[tuple[FileKey, tuple[bytes, ...]]] = []
-        for f in files:
+        for f in sorted(files, key=lambda f: (f.stat.st_size, f.name)):
             dest = tree / names[f.name]
             source_ok = cached.get(sources[f.name]) == want[f.name]
             entry = entries.get(f.name)
+            failed = len(out.reasons)
+            clock = time.perf_counter()
             if entry is not None and cached.get(entry) == want[f.name]:
-                out.files[f.name] = dest
                 if source_ok:
                     out.cached_files += 1
-                    continue
-                # The store is good; is the user's file still what was signed?
-                clock = time.perf_counter()
-                digests, key = _hash_source(f, method)
-                out.copy_s += time.perf_counter() - clock
-                out.hashed_bytes += f.stat.st_size
-                if digests is None:
-                    out.reasons.append(
-                        Reason("files", f"{f.name} was written to while being read; try again")
-                    )
-                elif digests != want[f.name]:
-                    out.reasons.append(
-                        Reason("files", f"{f.name} differs from what the publisher signed")
-                    )
-                elif key.settled(started):
-                    fresh.append((key, digests))
-                continue
-            clock = time.perf_counter()
-            written = None
-            if entry is not None:
-                # Present but not vouched for (cold, or its identity moved): if its bytes are
-                # the user's file's and hash as signed, it stays; reading both is cheaper
-                # than writing a new copy.
-                written = _reverify_entry(f, dest, entry, method, want[f.name], out, started)
-            if written is None and not out.reasons:
-                written = _write_entry(f, dest, method, want[f.name], out)
+                else:
+                    # The store is good; is the user's file still what was signed?
+                    digests, key = _hash_source(f, method)
+                    out.hashed_bytes += f.stat.st_size
+                    if digests is None:
+                        out.reasons.append(
+                            Reason("files", f"{f.name} was written to while being read; try again")
+                        )
+                    elif digests != want[f.name]:
+                        out.reasons.append(
+                            Reason("files", f"{f.name} differs from what the publisher signed")
+                        )
+                    elif key.settled(started):
+                        fresh.append((key, digests))
+            else:
+                written = None
+                if entry is not None:
+                    # Present but not vouched for (cold, or its identity moved): if its bytes
+                    # are the user's file's and hash as signed, it stays; reading both is
+                    # cheaper than writing a new copy.
+                    written = _reverify_entry(f, dest, entry, method, want[f.name], out, started)
+                if written is None and len(out.reasons) == failed:
+                    written = _write_entry(f, dest, method, want[f.name], out)
+                if written is not None:
+                    (store_key, digests), source_key = written
+                    if store_key is not None:
+                        cache.store([(store_key, digests)], method.name)
+                    if source_key.settled(started):
+                        fresh.append((source_key, digests))
             out.copy_s += time.perf_counter() - clock
-            if written is None:
-                continue
-            (store_key, digests), source_key = written
-            if store_key is not None:
-                cache.store([(store_key, digests)], method.name)
-            if source_key.settled(started):
-                fresh.append((source_key, digests))
-            out.files[f.name] = dest
+            if len(out.reasons) == failed:
+                out.files[f.name] = dest
+                if on_file is not None and not out.reasons:
+                    on_file(f.name, dest)
         cache.store(fresh, method.name)
     finally:
         cache.close()
