@@ -76,7 +76,7 @@ CHUNK = 4 << 20
 FICLONE = 0x40049409  # _IOW(0x94, 9, int): share the source's blocks (btrfs, XFS)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_PREADV = hasattr(os, "preadv")
 
 
 def store_root(store: str | os.PathLike[str] | bool | None) -> Path | None:
@@ -488,9 +488,15 @@ def _verify_pair(store: int, src: int, size: int, method: HashMethod) -> tuple[b
 
 
 def _pread_all(fd: int, view: memoryview, offset: int) -> None:
+    """Fill ``view`` from ``fd`` at ``offset`` (``preadv`` into it where the OS has it)."""
     done = 0
     while done < len(view):
-        got = os.preadv(fd, [view[done:]], offset + done)
+        if _PREADV:
+            got = os.preadv(fd, [view[done:]], offset + done)
+        else:  # macOS: no preadv
+            data = os.pread(fd, len(view) - done, offset + done)
+            got = len(data)
+            view[done : done + got] = data
         if not got:
             raise InputError(f"file shrank while being read ({offset + done} bytes in)")
         done += got
