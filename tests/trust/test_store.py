@@ -281,3 +281,22 @@ def test_single_file_loads_from_the_store(tmp_path: Path, keys: Keys) -> None:
 
 def _acme(keys: Keys) -> tuple[Path, Path]:
     return keys.acme_key, keys.acme_pub
+
+
+def test_swap_between_listing_and_the_store_copy_is_caught(
+    model: Path, policy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user's file is renamed over between the listing and the copy into the store: the
+    copy is made from the descriptor of the file that was listed, or refused."""
+    save_file({"x": torch.zeros(2)}, tmp_path / "evil.safetensors")
+    real = store_module._write_entry
+
+    def swap_then_write(f, dest, method, want, out):  # type: ignore[no-untyped-def]
+        if f.name == "model.safetensors":
+            os.replace(tmp_path / "evil.safetensors", model / "model.safetensors")
+        return real(f, dest, method, want, out)
+
+    monkeypatch.setattr(store_module, "_write_entry", swap_then_write)
+    with pytest.raises(InputError, match="was replaced while the model was being verified"):
+        load_pretrained(model, policy, store=tmp_path / "store")
+    assert not list((tmp_path / "store").rglob("model.safetensors"))
