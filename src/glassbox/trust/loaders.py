@@ -218,13 +218,28 @@ def open_verified(
         copy.remove()
 
 
+_WORKERS: dict[int, Any] = {}
+
+
+def _scan_worker() -> Any:
+    """This process's one scanning thread: long-lived, so its pooled scan-cache connection
+    (``glassbox.sqlitepool``) serves every load; one per process, as threads do not survive a
+    ``fork``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pid = os.getpid()
+    worker = _WORKERS.get(pid)
+    if worker is None:
+        worker = _WORKERS[pid] = ThreadPoolExecutor(1, thread_name_prefix="glassbox-scan")
+    return worker
+
+
 class _BackgroundScan:
     """``scan_files`` in a second thread over the files the store verified so far: ``put``
     hands it one (name, path), ``finish`` waits for the report (or re-raises its error)."""
 
     def __init__(self, trust: TrustPolicy, expected: Any, use_cache: bool) -> None:
         import queue
-        import threading
 
         from glassbox.scan import ScanReport
 
@@ -250,8 +265,7 @@ class _BackgroundScan:
                 while self._queue.get() is not None:
                     pass
 
-        self._thread = threading.Thread(target=work, name="glassbox-scan", daemon=True)
-        self._thread.start()
+        self._future = _scan_worker().submit(work)
 
     def put(self, name: str, path: Path) -> None:
         self._queue.put((name, path))
@@ -261,7 +275,7 @@ class _BackgroundScan:
         if not self._done:
             self._done = True
             self._queue.put(None)
-            self._thread.join()
+            self._future.result()
         if check and self._error is not None:
             raise self._error
         return self._report
