@@ -300,3 +300,29 @@ def test_swap_between_listing_and_the_store_copy_is_caught(
     with pytest.raises(InputError, match="was replaced while the model was being verified"):
         load_pretrained(model, policy, store=tmp_path / "store")
     assert not list((tmp_path / "store").rglob("model.safetensors"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+def test_weights_are_mapped_from_the_store_not_the_users_file(
+    model: Path, policy: Path, tmp_path: Path
+) -> None:
+    """The store path keeps from_pretrained's lazy mapping, of the store's file: the loaded
+    parameters live in a mapping of it, none in one of the user's file."""
+    store = tmp_path / "store"
+    loaded = load_pretrained(model, policy, store=store)
+
+    def mapped(path: Path) -> list[tuple[int, int]]:
+        with open("/proc/self/maps") as maps:
+            return [
+                (int(lo, 16), int(hi, 16))
+                for line in maps
+                if line.rstrip().endswith(str(path))
+                for lo, hi in [line.split()[0].split("-")]
+            ]
+
+    (entry,) = (store / "trees").rglob("model.safetensors")
+    in_store = mapped(entry)
+    in_users = mapped((model / "model.safetensors").resolve())
+    params = list(loaded.parameters())
+    assert in_store and not in_users
+    assert all(any(lo <= p.data_ptr() < hi for lo, hi in in_store) for p in params)
