@@ -123,7 +123,7 @@ def make_verified_copy(
     workdir: str | os.PathLike[str] | None = None,
     store: Path | None = None,
     in_memory: Callable[[str], bool] | None = None,
-    on_file: Callable[[str, Path], None] | None = None,
+    on_file: Callable[[str, Path, bool], None] | None = None,
 ) -> VerifiedCopy:
     """Copy every file ``expected`` lists into a private directory, checking each copy.
 
@@ -369,7 +369,7 @@ def _from_store(
     expected: Manifest,
     reasons: list[Reason],
     use_cache: bool,
-    on_file: Callable[[str, Path], None] | None,
+    on_file: Callable[[str, Path, bool], None] | None,
 ) -> VerifiedCopy:
     """The verified copy as the store's tree for this release (``glassbox.trust.store``)."""
     from glassbox.trust.store import materialize

@@ -235,8 +235,14 @@ def _scan_worker() -> Any:
 
 
 class _BackgroundScan:
-    """``scan_files`` in a second thread over the files the store verified so far: ``put``
-    hands it one (name, path), ``finish`` waits for the report (or re-raises its error)."""
+    """``scan_files`` over the files the store verified, as they come: ``put`` hands it one,
+    ``finish`` returns the report (or re-raises its error).
+
+    The scan moves to the process's scanning thread at the first file that had to be read (a
+    cold load: the scan then overlaps the hashing of the larger files); while every file was
+    vouched for by the digest cache (a warm load), their results come from the scan cache and
+    ``finish`` scans here, sparing the thread hand-off.
+    """
 
     def __init__(self, trust: TrustPolicy, expected: Any, use_cache: bool) -> None:
         import queue
@@ -244,38 +250,48 @@ class _BackgroundScan:
         from glassbox.scan import ScanReport
 
         self._queue: queue.SimpleQueue[tuple[str, Path] | None] = queue.SimpleQueue()
+        self._deferred: list[tuple[str, Path]] = []
         self._report: ScanReport | None = None
         self._error: BaseException | None = None
         self._done = False
-        signed = sha256_of(expected)
+        self._future: Any = None
+        self._signed = sha256_of(expected)
+        self._use_cache = use_cache
+        self._allow = trust.scan_allow
 
-        def work() -> None:
-            from glassbox.trust.scancache import scan_files
+    def _scan(self, files: Any) -> None:
+        from glassbox.trust.scancache import scan_files
 
-            try:
-                self._report = scan_files(
-                    Path(),
-                    iter(self._queue.get, None),
-                    signed,
-                    use_cache=use_cache,
-                    allow=trust.scan_allow,
-                )
-            except BaseException as exc:  # re-raised by finish, in the loading thread
-                self._error = exc
+        try:
+            self._report = scan_files(
+                Path(), files, self._signed, use_cache=self._use_cache, allow=self._allow
+            )
+        except BaseException as exc:  # re-raised by finish, in the loading thread
+            self._error = exc
+            if self._future is not None:
                 while self._queue.get() is not None:
                     pass
 
-        self._future = _scan_worker().submit(work)
-
-    def put(self, name: str, path: Path) -> None:
-        self._queue.put((name, path))
+    def put(self, name: str, path: Path, cached: bool) -> None:
+        if self._future is None and not cached:
+            for item in self._deferred:
+                self._queue.put(item)
+            self._deferred.clear()
+            self._future = _scan_worker().submit(self._scan, iter(self._queue.get, None))
+        if self._future is None:
+            self._deferred.append((name, path))
+        else:
+            self._queue.put((name, path))
 
     def finish(self, *, check: bool = True) -> Any:
-        """The report; ``check=False`` only waits (cleanup after another error)."""
+        """The report; ``check=False`` only stops the scan (cleanup after another error)."""
         if not self._done:
             self._done = True
-            self._queue.put(None)
-            self._future.result()
+            if self._future is not None:
+                self._queue.put(None)
+                self._future.result()
+            elif check:
+                self._scan(self._deferred)
         if check and self._error is not None:
             raise self._error
         return self._report

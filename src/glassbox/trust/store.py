@@ -174,7 +174,7 @@ def materialize(
     root_digest: bytes,
     *,
     use_cache: bool = True,
-    on_file: Callable[[str, Path], None] | None = None,
+    on_file: Callable[[str, Path, bool], None] | None = None,
 ) -> StoreTree:
     """Make sure the store holds each of ``files`` as signed (``want``), and say where.
 
@@ -184,7 +184,8 @@ def materialize(
     hashed (read, not copied) when its store file is good. Mismatches are ``files`` reasons,
     tampering in the store ``store`` reasons; the caller refuses the load on any.
 
-    ``on_file(name, path)`` is called for each file once it is verified in the store, smallest
+    ``on_file(name, path, cached)`` is called for each file once it is verified in the store
+    (``cached``: vouched for without a read), smallest
     first (so a caller can scan the small files while the large ones are still hashed).
     """
     tree = open_root(root) / "trees" / tree_key(method, root_digest)
@@ -212,6 +213,7 @@ def materialize(
             source_ok = cached.get(sources[f.name]) == want[f.name]
             entry = entries.get(f.name)
             failed = len(out.reasons)
+            cached_before = out.cached_files
             clock = time.perf_counter()
             if entry is not None and cached.get(entry) == want[f.name]:
                 if source_ok:
@@ -249,7 +251,7 @@ def materialize(
             if len(out.reasons) == failed:
                 out.files[f.name] = dest
                 if on_file is not None and not out.reasons:
-                    on_file(f.name, dest)
+                    on_file(f.name, dest, out.cached_files > cached_before)
         cache.store(fresh, method.name)
     finally:
         cache.close()
