@@ -117,10 +117,12 @@ def measure(kind: str, paths: list[str]) -> dict[str, Any]:
                     sha256(tail).digest()
                     records += 1
         extra["records"] = records
-    elif kind == "commit":
-        from glassbox.digest import commit_dataset
+    elif kind.startswith("commit"):
+        import glassbox.digest.dataset as dataset
 
-        extra["size"] = commit_dataset(paths[0]).size
+        workers = int(kind.partition(":")[2] or 1)
+        dataset.PARALLEL_MIN_BYTES = 0  # the bench decides when to measure it
+        extra["size"] = dataset.commit_dataset(paths[0], workers=workers).size
     elif kind == "diff":
         from glassbox.digest import diff_datasets
 
@@ -129,6 +131,8 @@ def measure(kind: str, paths: list[str]) -> dict[str, Any]:
         extra["proved"] = sum(1 for c in result.changes if c.upstream_proof or c.derived_proof)
     wall = time.perf_counter() - started
     seconds = time.process_time() - cpu  # CPU time: neighbours on a shared machine cancel out
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    extra["children_cpu"] = kids.ru_utime + kids.ru_stime  # worker processes, once reaped
     extra["wall"] = wall
     return {"seconds": seconds, "peak_mib": peak_rss_kib() / 1024, **extra}
 
@@ -317,6 +321,12 @@ def main() -> None:
     )
     parser.add_argument("--zoo", action="store_true", help="Also score diffs on the backdoor zoo.")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="Also time the commitment spread over this many processes (wall clock); 1 to skip.",
+    )
+    parser.add_argument(
         "--only",
         choices=["throughput", "bookkeeping"],
         help="Run one part: commitment/diff throughput, or the pipeline bookkeeping.",
@@ -370,6 +380,7 @@ def throughput(directory: Path, args: argparse.Namespace) -> None:
         sizes += [(args.large_records * 4, 960), (args.large_records, 4000)]
     verdicts: list[str] = []
     peaks: dict[str, list[tuple[int, float]]] = {}
+    workers = args.workers
     for n, text_len in sizes:
         up, down = write_pair(directory, n, text_len=text_len)
         size_up = up.stat().st_size
@@ -419,6 +430,17 @@ def throughput(directory: Path, args: argparse.Namespace) -> None:
             verdicts.append(
                 f"{name}, {n:,} x ~{record_bytes:.0f} B: {rate / ceil_rate:.1%} of the ceiling "
                 f"-> goal (>= 70%) {met} (bound {bound:.1%}: {reachable})"
+            )
+        if workers > 1:
+            serial = in_process("commit", [up])
+            par = in_process(f"commit:{workers}", [up])
+            cpu_par = par["seconds"] + par["children_cpu"]
+            print(
+                f"    commitment, {workers} worker processes: wall {size_up / par['wall'] / mb:.1f}"
+                f" MB/s against {size_up / serial['wall'] / mb:.1f} MB/s serial in the same run "
+                f"({serial['wall'] / par['wall']:.2f}x; load {os.getloadavg()[0]:.1f}), "
+                f"{size_up / cpu_par / mb:.1f} MB per CPU second (all processes), peak "
+                f"{par['peak_mib']:.0f} MiB in the reader"
             )
         print(f"    diff found {diff['summary']}; {diff['proved']} changes proved")
     print("  goal check (>= 70% of the SHA-256 ceiling of the same bytes):")
