@@ -7,8 +7,10 @@
    loops run in one process, interleaved in blocks of steps, so that other load on a shared
    machine slows both alike, and their CPU time is summed per loop. An audit hook cannot be
    removed once installed, so both loops run under it; its cost per event is calibrated first
-   and taken out of the anchor. Printed: the ratio (goal: overhead under 5%), median over a few
-   fresh processes.
+   and taken out of the anchor. A second bare loop interleaved the same way (the A/A control)
+   shows the bench's own bias and noise. Printed: the ratio (goal: overhead under 5%), median
+   over a few fresh processes, split into the audit hook (calibrated cost per event times events
+   per step), trail entries (timed where they run) and the per-step API (the rest).
 2. Spot-check cost. The example is built once with checkpoints kept, then spot-checked with K
    segments; printed: the fraction of training steps replayed and of training time, and the
    wall time of the check (which also pays interpreter start-up and input hashing).

@@ -296,3 +296,49 @@ def test_incremental_data_digest_equals_the_reference(ops: list[tuple[object, ..
 def test_incremental_data_digest_refuses_negative_indices() -> None:
     with pytest.raises(ValueError, match="non-negative"):
         DataIndexDigest().add(torch.tensor([1, -2]))
+
+
+DTYPES = [torch.float32, torch.float64, torch.int64, torch.uint8, torch.bool, torch.bfloat16]
+JSON_META = st.recursive(
+    st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=5)
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(max_size=6),
+        st.tuples(
+            st.sampled_from(DTYPES),
+            st.lists(st.integers(0, 3), max_size=3),
+            st.sampled_from(["plain", "transposed", "grad"]),
+        ),
+        max_size=5,
+    ),
+    JSON_META,
+)
+def test_plain_tensor_digest_equals_the_reference(
+    spec: dict[str, tuple[torch.dtype, list[int], str]], meta: object
+) -> None:
+    """The trail's fast digest (cached header layout, buffers straight from numpy) is the
+    general one, for every dtype, shape, layout and metadata; twice, so the cache is used."""
+    from glassbox.pipeline import trail
+
+    tensors = {}
+    for name, (dtype, shape, layout) in spec.items():
+        tensor = (torch.arange(int(np.prod(shape)) if shape else 1) % 5).to(dtype).reshape(shape)
+        if layout == "transposed" and tensor.dim() >= 2:
+            tensor = tensor.transpose(0, 1)
+        elif layout == "grad" and dtype in (torch.float32, torch.float64):
+            tensor = tensor.clone().requires_grad_(True)
+        tensors[name] = tensor
+    for _ in range(2):
+        assert trail.tensors_digest(tensors, meta) == trail._tensors_digest(
+            tensors, meta, trail.STATE_DOMAIN
+        )
