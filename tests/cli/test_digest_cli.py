@@ -78,6 +78,7 @@ def test_digest_blake3_and_no_cache(model: Path) -> None:
         (["--method", "sha256-sharded-x"], "shard size must be an integer"),
         (["--method", "blake3-sharded-100"], "BLAKE3 is not sharded"),
         (["--format", "csv"], "apply to --dataset only"),
+        (["--workers", "2"], "apply to --dataset only"),
     ],
 )
 def test_digest_bad_usage_exits_2(model: Path, args: list[str], message: str) -> None:
@@ -140,6 +141,16 @@ def test_dataset_commit_prove_verify(tmp_path: Path) -> None:
     (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     code, _, err = run("dataset", "verify-record", str(tmp_path / "deep.json"), "--root", "00")
     assert code == 2 and "error:" in err
+
+
+def test_dataset_workers_give_the_same_root(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"id": i}) + "\n" for i in range(50)))
+    code, one, _ = run("digest", "--dataset", str(data))
+    assert code == 0
+    assert run("digest", "--dataset", str(data), "--workers", "2") == (0, one, "")
+    code, _, err = run("digest", "--dataset", str(data), "--workers", "0")
+    assert code == 2 and "--workers" in err
 
 
 def test_dataset_absence_via_cli(tmp_path: Path) -> None:

@@ -156,3 +156,66 @@ def test_stored_commitment_is_unchanged(tmp_path: Path) -> None:
 
 
 STORED_ROOT = "0b4d68ca850efb989d0a2dc91a875ff333dbeb48ca8e8227f646e14fb816eb18"
+
+
+@given(hashes, st.integers(0, 3), st.sampled_from([1, 2, 4, 8]))
+def test_add_subtree_is_extend(leaves: list[bytes], blocks: int, width: int) -> None:
+    """Joining perfect subtree roots gives the tree their leaves give (the parallel commitment
+    joins its workers' answers this way)."""
+    leaves = (leaves * (blocks * width))[: blocks * width] if leaves else []
+    joined, slow = Frontier(), Frontier()
+    for at in range(0, len(leaves), width):
+        joined.add_subtree(merkle.perfect_root(leaves[at : at + width]), width)
+    slow.extend(leaves)
+    assert (joined.size, joined.hashes, joined.root()) == (slow.size, slow.hashes, slow.root())
+    if width > 1:
+        odd = Frontier()
+        odd.extend(leaves[:1] or [b"\0" * 32])
+        with pytest.raises(ValueError, match="cannot join"):
+            odd.add_subtree(b"\0" * 32, width)
+
+
+@given(st.lists(st.sampled_from(LINES), max_size=12))
+def test_valid_json_lines_is_the_per_line_check(lines: list[bytes]) -> None:
+    stripped = [line.strip(b" \t\r\n") for line in lines]
+    stripped = [line for line in stripped if line and not line.startswith(b"\xef\xbb\xbf")]
+    per_line = True
+    for number, line in enumerate(stripped, 1):
+        try:
+            records._check_json_line(line, Path("d.jsonl"), number)
+        except InputError:
+            per_line = False
+    assert records.valid_json_lines(stripped) == per_line
+
+
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.sampled_from(LINES[:5] + LINES[-1:]), min_size=0, max_size=70),
+    st.sampled_from([4, 16]),
+    st.one_of(st.none(), st.integers(0, 69)),
+    st.sampled_from([40, 1 << 20]),
+)
+def test_parallel_commitment_is_the_serial_one(
+    tmp_path: Path, lines: list[bytes], width: int, bad_at: int | None, block_bytes: int
+) -> None:
+    """Root, size and errors of a commitment spread over worker processes are the serial
+    commitment's, with full blocks (sized by count or by bytes), a partial last block, and an
+    invalid line anywhere."""
+    import glassbox.digest.dataset as dataset
+
+    body = list(lines)
+    if bad_at is not None and body:
+        body.insert(min(bad_at, len(body)), b'{"a":1,"a":2}')
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b"\n".join(body) + b"\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dataset, "PARALLEL_MIN_BYTES", 0)
+        mp.setattr(dataset, "PARALLEL_BLOCK", width)
+        mp.setattr(dataset, "PARALLEL_BLOCK_BYTES", block_bytes)  # fewer records per block
+        serial = _outcome(commit_dataset(path) for _ in range(1))
+        parallel = _outcome(commit_dataset(path, workers=2) for _ in range(1))
+        if serial[0] == "ok":  # and the parallel path did run
+            assert dataset._commit_parallel(path, None, 2) is not None
+    assert parallel == serial

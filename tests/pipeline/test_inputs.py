@@ -77,3 +77,37 @@ def test_changed_lines_with_inserted_and_deleted_lines() -> None:
     assert changed_lines(["a", "b", "c"], ["a", "new", "b", "c"]) == [2]
     assert changed_lines(["a", "b", "c"], ["a", "c"]) == [2]
     assert changed_lines(["a", "b"], ["a"]) == [1]
+
+
+def _reference_chunks(path: Path, size: int) -> dict[str, object]:
+    """The per-record definition: a fresh RFC 9162 tree every ``records_per_chunk`` records."""
+    from glassbox.digest import iter_records
+    from glassbox.digest.merkle import Frontier, leaf_hash
+
+    per_chunk = 1
+    while size > per_chunk * inputs_mod.MAX_CHUNKS:
+        per_chunk *= 2
+    roots: list[str] = []
+    frontier = Frontier()
+    for record in iter_records(path, "jsonl"):
+        frontier.append(leaf_hash(record))
+        if frontier.size == per_chunk:
+            roots.append(frontier.root().hex())
+            frontier = Frontier()
+    if frontier.size:
+        roots.append(frontier.root().hex())
+    return {"records_per_chunk": per_chunk, "roots": roots}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 300), st.sampled_from([1, 2, 3, 8, 1024]))
+def test_batched_chunks_equal_the_per_record_reference(
+    tmp_path_factory: pytest.TempPathFactory, size: int, max_chunks: int
+) -> None:
+    path = write(tmp_path_factory.mktemp("chunks") / "d.jsonl", [i % 7 for i in range(size)])
+    saved = inputs_mod.MAX_CHUNKS
+    inputs_mod.MAX_CHUNKS = max_chunks
+    try:
+        assert record_chunks(path, "jsonl", size) == _reference_chunks(path, size)
+    finally:
+        inputs_mod.MAX_CHUNKS = saved

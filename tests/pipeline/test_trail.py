@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from glassbox.errors import InputError, VerificationError
 from glassbox.pipeline.trail import (
+    DataIndexDigest,
+    StateCapture,
     Trail,
     TrailEntry,
     TrainingState,
@@ -187,3 +189,156 @@ def test_digest_covers_every_dtype_and_layout() -> None:
         tensors_digest({**base, "i64": base["i64"].to(torch.float64).view(torch.int64)}) != digest
     )
     assert tensors_digest({**base, "f32": base["f32"].reshape(3, 2)}) != digest
+
+
+def _reference_rng(state_tensors: dict[str, torch.Tensor], meta: dict[str, object]) -> None:
+    """The two global RNG parts of a capture equal a direct read of each generator."""
+    version, py_state, gauss_next = random.getstate()
+    assert state_tensors["rng/python"].tolist() == list(py_state)
+    assert meta["python_rng"] == {"version": version, "gauss_next": gauss_next}
+    name, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    assert state_tensors["rng/numpy"].tolist() == [int(k) for k in keys]
+    assert meta["numpy_rng"] == {
+        "name": name,
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "gauss": float(gauss),
+    }
+
+
+RNG_MOVES = st.sampled_from(
+    ["none", "random", "np_rand", "np_normal", "np_seed", "py_seed", "torch", "set_same"]
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(RNG_MOVES, min_size=1, max_size=12))
+def test_repeated_capture_equals_a_fresh_capture(moves: list[str]) -> None:
+    """``StateCapture`` re-uses unchanged RNG states; after any sequence of draws, reseeds and
+    Gaussian draws (which use up a cached value without moving numpy's key) its capture is the
+    same as a fresh ``capture_state`` and as a direct read of each generator."""
+    model, opt, gens = make()
+    capture = StateCapture()
+    np.random.seed(3)
+    random.seed(3)
+    for step, move in enumerate(moves):
+        if move == "random":
+            random.random()
+        elif move == "np_rand":
+            np.random.rand()
+        elif move == "np_normal":
+            np.random.normal()
+        elif move == "np_seed":
+            np.random.seed(step)
+        elif move == "py_seed":
+            random.seed(step)
+        elif move == "torch":
+            torch.rand(1)
+        elif move == "set_same":
+            np.random.set_state(np.random.get_state())
+        got = capture.capture(model, opt, gens, step)
+        fresh = capture_state(model, opt, gens, step)
+        _reference_rng(got.tensors, got.meta)
+        assert got.digests() == fresh.digests()
+
+
+def test_capture_survives_a_replaced_numpy_bit_generator() -> None:
+    model, opt, gens = make()
+    capture = StateCapture()
+    capture.capture(model, opt, gens, 0)
+    original = np.random.get_bit_generator()
+    try:
+        np.random.set_bit_generator(np.random.MT19937(11))
+        np.random.rand()
+        got = capture.capture(model, opt, gens, 1)
+        _reference_rng(got.tensors, got.meta)
+    finally:
+        np.random.set_bit_generator(original)
+    _reference_rng(
+        capture.capture(model, opt, gens, 2).tensors, capture.capture(model, opt, gens, 2).meta
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("slice"), st.integers(0, 1), st.integers(0, 40), st.integers(0, 8)),
+            st.tuples(st.just("add"), st.lists(st.integers(0, 2**40), max_size=5)),
+            st.tuples(st.just("finish")),
+        ),
+        max_size=30,
+    )
+)
+def test_incremental_data_digest_equals_the_reference(ops: list[tuple[object, ...]]) -> None:
+    """Runs of consecutive slices, explicit indices and entry boundaries in any order: every
+    entry's digest is ``data_digest`` of exactly the indices noted since the previous one."""
+    perms = [torch.randperm(50, generator=torch.Generator().manual_seed(s)) for s in (0, 1)]
+    digest = DataIndexDigest()
+    noted: list[int] = []
+    for op in ops:
+        if op[0] == "slice":
+            _, which, start, length = op
+            assert isinstance(which, int) and isinstance(start, int) and isinstance(length, int)
+            digest.add_slice(perms[which], start, start + length)
+            noted += perms[which][start : start + length].tolist()
+        elif op[0] == "add":
+            values = op[1]
+            assert isinstance(values, list)
+            digest.add(torch.tensor(values, dtype=torch.int64))
+            noted += values
+        else:
+            assert digest.finish() == data_digest(noted)
+            noted = []
+    assert digest.finish() == data_digest(noted)
+
+
+def test_incremental_data_digest_refuses_negative_indices() -> None:
+    with pytest.raises(ValueError, match="non-negative"):
+        DataIndexDigest().add(torch.tensor([1, -2]))
+
+
+DTYPES = [torch.float32, torch.float64, torch.int64, torch.uint8, torch.bool, torch.bfloat16]
+JSON_META = st.recursive(
+    st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=5)
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(max_size=6),
+        st.tuples(
+            st.sampled_from(DTYPES),
+            st.lists(st.integers(0, 3), max_size=3),
+            st.sampled_from(["plain", "transposed", "grad"]),
+        ),
+        max_size=5,
+    ),
+    JSON_META,
+)
+def test_plain_tensor_digest_equals_the_reference(
+    spec: dict[str, tuple[torch.dtype, list[int], str]], meta: object
+) -> None:
+    """The trail's fast digest (cached header layout, buffers straight from numpy) is the
+    general one, for every dtype, shape, layout and metadata; twice, so the cache is used."""
+    from glassbox.pipeline import trail
+
+    tensors = {}
+    for name, (dtype, shape, layout) in spec.items():
+        tensor = (torch.arange(int(np.prod(shape)) if shape else 1) % 5).to(dtype).reshape(shape)
+        if layout == "transposed" and tensor.dim() >= 2:
+            tensor = tensor.transpose(0, 1)
+        elif layout == "grad" and dtype in (torch.float32, torch.float64):
+            tensor = tensor.clone().requires_grad_(True)
+        tensors[name] = tensor
+    for _ in range(2):
+        assert trail.tensors_digest(tensors, meta) == trail._tensors_digest(
+            tensors, meta, trail.STATE_DOMAIN
+        )

@@ -50,6 +50,13 @@ DATASET_FORMATS = ("csv", "jsonl", "parquet", "files")
     is_flag=True,
     help="Sort dataset records so that absence can be proven too.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes for a large JSON Lines dataset (64 MiB or more); the root is the same.",
+)
 @guarded
 def digest(
     path: Path,
@@ -61,6 +68,7 @@ def digest(
     dataset: bool,
     fmt: str | None,
     sorted_records: bool,
+    workers: int,
 ) -> None:
     """Print the root digest of the model (directory or file) at PATH.
 
@@ -72,10 +80,10 @@ def digest(
     too, which is why `glassbox verify` re-reads everything unless given --cache.
     """
     if dataset:
-        _digest_dataset(path, fmt, sorted_records, as_json)
+        _digest_dataset(path, fmt, sorted_records, as_json, workers)
         return
-    if fmt is not None or sorted_records:
-        raise click.UsageError("--format and --sorted apply to --dataset only")
+    if fmt is not None or sorted_records or workers != 1:
+        raise click.UsageError("--format, --sorted and --workers apply to --dataset only")
     parsed = HashMethod.parse(method)
     hash_method = HashMethod(parsed.algorithm, parsed.shard_size, allow_symlinks)
     ignores = [*ignore, DEFAULT_SIGNATURE_NAME] if path.is_dir() else list(ignore)
@@ -118,10 +126,12 @@ def progress_total(path: Path, ignores: Sequence[str], allow_symlinks: bool) -> 
     return sum(f.size for f in files)
 
 
-def _digest_dataset(path: Path, fmt: str | None, sorted_records: bool, as_json: bool) -> None:
+def _digest_dataset(
+    path: Path, fmt: str | None, sorted_records: bool, as_json: bool, workers: int
+) -> None:
     from glassbox.digest.dataset import commit_dataset
 
-    commitment = commit_dataset(path, fmt=fmt, sorted_records=sorted_records)
+    commitment = commit_dataset(path, fmt=fmt, sorted_records=sorted_records, workers=workers)
     if as_json:
         emit_json(commitment.to_dict())
     else:

@@ -210,10 +210,28 @@ def load_proof(data: dict[str, Any]) -> RecordProof | AbsenceProof:
 # --- producing ----------------------------------------------------------------------------
 
 
+PARALLEL_BLOCK = 16384  # most records per worker task: one perfect subtree, one 32-byte answer
+PARALLEL_BLOCK_BYTES = 4 << 20  # ... fewer for larger records, so memory in flight stays small
+PARALLEL_MIN_BYTES = 64 << 20  # below this, starting worker processes costs more than it saves
+
+
 def commit_dataset(
-    path: str | Path, *, fmt: str | None = None, sorted_records: bool = False
+    path: str | Path,
+    *,
+    fmt: str | None = None,
+    sorted_records: bool = False,
+    workers: int = 1,
 ) -> DatasetCommitment:
-    """The Merkle commitment to the dataset at ``path``."""
+    """The Merkle commitment to the dataset at ``path``.
+
+    ``workers`` > 1 spreads an unsorted JSON Lines commitment of at least
+    ``PARALLEL_MIN_BYTES`` over that many processes (``_commit_parallel``); the root is the
+    same, and so is every error.
+    """
+    if workers > 1 and not sorted_records:
+        parallel = _commit_parallel(Path(path), fmt, workers)
+        if parallel is not None:
+            return parallel
     stream = open_records(path, fmt)
     if sorted_records:
         leaves = sorted(leaf for batch in stream.batches for leaf in leaf_hashes(batch))
@@ -231,6 +249,91 @@ def commit_dataset(
         fmt=stream.fmt,
         sorted_records=sorted_records,
         name=Path(path).name,
+        metadata=stream.metadata,
+    )
+
+
+def _block_root(records: list[bytes], width: int) -> bytes | list[bytes] | None:
+    """A worker's task: check each record as one strict JSON value, hash the leaves, and return
+    the perfect subtree's root (a full block of ``width``) or the leaves (the last, partial
+    block); ``None`` if a record is not valid (the caller then names it)."""
+    from glassbox.digest.merkle import perfect_root
+    from glassbox.digest.records import valid_json_lines
+
+    if not valid_json_lines(records):
+        return None
+    leaves = leaf_hashes(records)
+    return perfect_root(leaves) if len(leaves) == width else leaves
+
+
+def _commit_parallel(path: Path, fmt: str | None, workers: int) -> DatasetCommitment | None:
+    """An unsorted JSON Lines commitment over ``workers`` processes, or ``None`` where it does
+    not apply (another format, a compressed or small file: the serial path runs instead).
+
+    This process only reads and cuts lines (unchecked) into blocks of a power of two records
+    (``PARALLEL_BLOCK``, fewer where that would pass ``PARALLEL_BLOCK_BYTES``); each worker
+    checks its block's records, hashes their leaves and its perfect subtree, and answers one
+    hash, which joins the frontier in file order. At most two blocks
+    per worker are in flight, so memory stays flat in the dataset's size. A block with an
+    invalid record sends the whole file through the serial path, which raises the same error,
+    naming the same line, as a serial commitment would. Workers are spawned, not forked: the
+    caller may have threads.
+    """
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    from glassbox.digest.records import detect_format
+    from glassbox.errors import InputError
+
+    if not path.is_file() or path.suffix.lower() == ".gz":
+        return None
+    if detect_format(path, fmt) != "jsonl" or path.stat().st_size < PARALLEL_MIN_BYTES:
+        return None
+    stream = open_records(path, "jsonl", validate=False)
+    width = 0  # a power of two, fixed from the first read's record sizes
+    frontier = Frontier()
+    invalid = False
+
+    def join(answer: bytes | list[bytes] | None) -> None:
+        nonlocal invalid
+        if answer is None:
+            invalid = True
+        elif isinstance(answer, bytes):
+            frontier.add_subtree(answer, width)
+        else:
+            frontier.absorb(answer)
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        in_flight: deque[Future[bytes | list[bytes] | None]] = deque()
+        block: list[bytes] = []
+        for batch in stream.batches:
+            if not width:
+                average = max(1, sum(map(len, batch)) // len(batch))
+                width = min(PARALLEL_BLOCK, max(1, PARALLEL_BLOCK_BYTES // average))
+                width = 1 << (width.bit_length() - 1)
+            block.extend(batch)
+            while len(block) >= width and not invalid:
+                in_flight.append(pool.submit(_block_root, block[:width], width))
+                del block[:width]
+                while len(in_flight) > 2 * workers:
+                    join(in_flight.popleft().result())
+            if invalid:
+                break
+        if block and not invalid:
+            in_flight.append(pool.submit(_block_root, block, width))
+        while in_flight:
+            join(in_flight.popleft().result())
+    if invalid:
+        commit_dataset(path, fmt="jsonl")  # raises the serial path's error for the first bad line
+        raise InputError(f"{path}: the dataset changed while it was read")
+    return DatasetCommitment(
+        root=frontier.root(),
+        size=frontier.size,
+        fmt="jsonl",
+        sorted_records=False,
+        name=path.name,
         metadata=stream.metadata,
     )
 

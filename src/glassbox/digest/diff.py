@@ -372,6 +372,9 @@ def _show(key: bytes) -> str:
     return text if len(text) <= 200 else text[:200] + "…"
 
 
+_LABEL_NAMES: dict[bytes, str] = {}
+
+
 def _label_text(label: bytes) -> str | None:
     if not label:
         return None
@@ -500,7 +503,11 @@ def diff_datasets(
 
 
 def _count(by_label: dict[str, dict[str, int]], label: bytes, kind: str) -> None:
-    name = _label_text(label) or "(none)"
+    name = _LABEL_NAMES.get(label)
+    if name is None:
+        name = _label_text(label) or "(none)"
+        if len(_LABEL_NAMES) < MAX_LABELS * 4:  # labels are few: each parsed once, not per record
+            _LABEL_NAMES[label] = name
     if name not in by_label and len(by_label) >= MAX_LABELS:
         name = "(other)"
     slot = by_label.setdefault(name, {})

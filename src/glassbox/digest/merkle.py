@@ -136,7 +136,6 @@ class Frontier:
         tree, and so the root, is the same: only the order the nodes are hashed in changes.
         """
         block = ABSORB_BLOCK
-        shift = block.bit_length() - 1
         at, total = 0, len(leaves)
         while at < total:
             if self.size % block or total - at < block:
@@ -144,14 +143,20 @@ class Frontier:
                 self.extend(leaves[at : at + step])
                 at += step
                 continue
-            node = perfect_root(leaves[at : at + block])
-            hashes, n = self._hashes, self.size >> shift
-            while n & 1:
-                node = node_hash(hashes.pop(), node)
-                n >>= 1
-            hashes.append(node)
-            self.size += block
+            self.add_subtree(perfect_root(leaves[at : at + block]), block)
             at += block
+
+    def add_subtree(self, node: bytes, width: int) -> None:
+        """Append the root ``node`` of a perfect subtree of ``width`` leaves (a power of two)
+        at a size that is a multiple of ``width``: the tree is the one its leaves would make."""
+        if width < 1 or width & (width - 1) or self.size % width:
+            raise ValueError(f"a subtree of width {width} cannot join a tree of size {self.size}")
+        hashes, n = self._hashes, self.size >> (width.bit_length() - 1)
+        while n & 1:
+            node = node_hash(hashes.pop(), node)
+            n >>= 1
+        hashes.append(node)
+        self.size += width
 
     def root(self) -> bytes:
         if not self._hashes:

@@ -288,6 +288,20 @@ def _check_json_line(record: bytes, path: Path, line_no: int) -> None:
         raise InputError(f"{path}: line {line_no} is not valid JSON: {exc}") from exc
 
 
+def valid_json_lines(records: list[bytes]) -> bool:
+    """Whether each record (a stripped, non-blank line) is one strict JSON value: UTF-8, no
+    NaN/Infinity, no duplicate keys. The batch form of ``_check_json_line`` (which names the
+    line); a parallel commitment's workers run it too."""
+    scan = _STRICT_SCAN
+    try:
+        for text in map(bytes.decode, records):
+            if scan(text, 0)[1] != len(text):
+                return False
+    except (ValueError, RecursionError, StopIteration):  # a Unicode error is a ValueError
+        return False
+    return True
+
+
 _READ_BYTES = 1 << 20
 
 
@@ -305,7 +319,7 @@ def _jsonl_batches(path: Path, validate: bool = True) -> Iterator[list[bytes]]:
     # The reference reads ``readline(MAX + 2)``: a line of MAX + 1 bytes still fits with its
     # newline; at the end of the file, with no newline, MAX is the most.
     limit = MAX_RECORD_BYTES + 1
-    strip, decode, scan = bytes.strip, bytes.decode, _STRICT_SCAN
+    strip = bytes.strip
     with _open_binary(path) as f:
         line_no = 0
         carry: list[bytes] = []
@@ -343,15 +357,11 @@ def _jsonl_batches(path: Path, validate: bool = True) -> Iterator[list[bytes]]:
                 lines[0] = lines[0][3:]  # a UTF-8 byte order mark is not part of the record
             stripped = [strip(line, b" \t\r\n") for line in lines]
             records = [record for record in stripped if record]
-            try:
-                for text in map(decode, records) if validate else ():
-                    if scan(text, 0)[1] != len(text):
-                        raise ValueError("extra data")
-            except (ValueError, RecursionError, StopIteration):  # a Unicode error is a ValueError
+            if validate and not valid_json_lines(records):
                 for offset, record in enumerate(stripped):  # again, one by one, to name the line
                     if record:
                         _check_json_line(record, path, line_no + offset + 1)
-                raise
+                raise InputError(f"{path}: not valid JSON Lines")  # (the loop names the line)
             line_no += len(lines)
             if records:
                 yield records

@@ -37,11 +37,11 @@ from typing import TYPE_CHECKING, Any
 
 from glassbox.errors import InputError
 from glassbox.pipeline.trail import (
+    DataIndexDigest,
+    StateCapture,
     TrailEntry,
     TrainingState,
-    capture_state,
     checkpoint_name,
-    data_digest_tensors,
     restore_state,
 )
 
@@ -281,7 +281,10 @@ class TrainingContext:
         self._model: torch.nn.Module | None = None
         self._optimizer: torch.optim.Optimizer | None = None
         self._generators: dict[str, torch.Generator] = {}
-        self._indices: list[torch.Tensor] = []
+        self._data = DataIndexDigest()
+        self._capture = StateCapture()
+        self._sizes: dict[str, int] = {}
+        self._torch = torch
         self._step = 0
         self._looping = False
         self._loop_used = False
@@ -310,37 +313,37 @@ class TrainingContext:
         """Note record indices used by this step (``batch_indices`` does it for you)."""
         import torch
 
-        # Kept as tensors and hashed once per trail entry: per-step cost stays a list append.
         if isinstance(indices, torch.Tensor):
-            if indices.dtype != torch.int64 or indices.dim() != 1 or indices.requires_grad:
-                indices = indices.detach().reshape(-1).to(torch.int64)
-            self._indices.append(indices)
+            tensor = indices
+            if tensor.dtype != torch.int64 or tensor.dim() != 1 or tensor.requires_grad:
+                tensor = tensor.detach().reshape(-1).to(torch.int64)
+            self._data.add(tensor)
         else:
-            self._indices.append(torch.tensor([int(i) for i in indices], dtype=torch.int64))
+            self._data.add(torch.tensor([int(i) for i in indices], dtype=torch.int64))
 
     def batch_indices(self, step: int, batch_size: int, dataset: str | None = None) -> torch.Tensor:
         """Indices of batch ``step``: a fresh seeded permutation each epoch, last partial batch
         dropped. A pure function of (seed, step), so a replay from any checkpoint sees the same
         batches without any sampler state."""
-        import torch
-
         name = dataset or next(iter(self._datasets), "")
-        size = len(self._datasets[name]) if name in self._datasets else len(self.dataset(name))
+        size = self._sizes.get(name)
+        if size is None:  # a dataset's length never changes: looked up once, not per step
+            size = self._sizes[name] = len(self.dataset(name))
         if batch_size < 1 or batch_size > size:
             raise TrainingAPIError(
                 f"batch size {batch_size} does not fit dataset of {size} records"
             )
-        per_epoch = size // batch_size
-        epoch, position = divmod(step, per_epoch)
+        epoch, position = divmod(step, size // batch_size)
         key = (name, epoch, size)
         perm = self._perm_cache.get(key)
         if perm is None:
+            torch = self._torch
             gen = torch.Generator().manual_seed(derive_seed(self.seed, "batches", name, epoch))
             perm = torch.randperm(size, generator=gen)
             self._perm_cache = {key: perm}
-        batch = perm[position * batch_size : (position + 1) * batch_size]
-        self.record_data(batch)
-        return batch
+        start = position * batch_size
+        self._data.add_slice(perm, start, start + batch_size)  # non-negative by construction
+        return perm[start : start + batch_size]
 
     # model ------------------------------------------------------------------------------------
     def build_model(self) -> torch.nn.Module:
@@ -401,7 +404,7 @@ class TrainingContext:
         if self._start is not None:
             self._step = restore_state(self._start, self._model, self._optimizer, self._generators)
             self.start_step = self._step
-            self._indices = []  # data noted before the loop belongs to no replayed segment
+            self._data.reset()  # data noted before the loop belongs to no replayed segment
         else:
             self._record()
         return self._loop(total)
@@ -435,9 +438,8 @@ class TrainingContext:
     def _record(self) -> None:
         assert self._model is not None
         self._force = False
-        state = capture_state(self._model, self._optimizer, self._generators, self._step)
-        digest, count = data_digest_tensors(self._indices)
-        self._indices = []
+        state = self._capture.capture(self._model, self._optimizer, self._generators, self._step)
+        digest, count = self._data.finish()
         state_digest, weights = state.digests()
         entry = TrailEntry(
             step=self._step, state=state_digest, weights=weights, data=digest, samples=count

@@ -93,21 +93,26 @@ def record_chunks(path: Path, fmt: str | None, size: int) -> dict[str, Any]:
     ``MAX_CHUNKS`` records, the smallest range holding it) without the original data. Runs are
     a power of two long, so each is a node of the commitment's own RFC 9162 tree.
     """
-    from glassbox.digest import iter_records
-    from glassbox.digest.merkle import Frontier, leaf_hash
+    from glassbox.digest.merkle import leaf_hashes, perfect_root, root_of
+    from glassbox.digest.records import open_records
 
     per_chunk = 1
     while size > per_chunk * MAX_CHUNKS:
         per_chunk *= 2
     roots: list[str] = []
-    frontier = Frontier()
-    for record in iter_records(path, fmt):
-        frontier.append(leaf_hash(record))
-        if frontier.size == per_chunk:
-            roots.append(frontier.root().hex())
-            frontier = Frontier()
-    if frontier.size:
-        roots.append(frontier.root().hex())
+    # A batch of records at a time, leaves in one comprehension and each full chunk's subtree
+    # level by level: one Python frame per chunk, not per record (this runs once per input of
+    # every pipeline step).
+    pending: list[bytes] = []
+    for batch in open_records(path, fmt).batches:
+        pending.extend(leaf_hashes(batch))
+        full = len(pending) - len(pending) % per_chunk
+        roots.extend(
+            perfect_root(pending[at : at + per_chunk]).hex() for at in range(0, full, per_chunk)
+        )
+        del pending[:full]
+    if pending:
+        roots.append(root_of(pending).hex())
     return {"records_per_chunk": per_chunk, "roots": roots}
 
 

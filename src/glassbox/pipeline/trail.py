@@ -126,6 +126,67 @@ def data_digest_tensors(chunks: Sequence[torch.Tensor]) -> tuple[str, int]:
     return hasher.hexdigest(), int(flat.numel())
 
 
+class DataIndexDigest:
+    """``data_digest`` of the indices a training loop notes batch by batch, hashed as it goes.
+
+    Batches cut from one permutation one after another (what ``batch_indices`` hands out) are
+    kept as one run ``(permutation, start, stop)`` and hashed in one update when the run breaks
+    or the trail entry is taken: per step that is a tuple and an identity check, where keeping
+    every batch and concatenating them at each entry cost more than the digest itself.
+    """
+
+    def __init__(self) -> None:
+        self._hasher = hashlib.sha256(DATA_DOMAIN)
+        self._count = 0
+        self._run: tuple[Any, int, int] | None = None
+
+    def add_slice(self, source: torch.Tensor, start: int, stop: int) -> None:
+        """Note ``source[start:stop]``; ``source`` is a 1-D int64 tensor of non-negative
+        indices that is not modified afterwards (a cached permutation)."""
+        run = self._run
+        if run is not None and run[0] is source and run[2] == start:
+            self._run = (source, run[1], stop)
+            return
+        self._flush()
+        self._run = (source, start, stop)
+
+    def add(self, indices: torch.Tensor) -> None:
+        """Note a 1-D int64 tensor of indices (checked non-negative)."""
+        if indices.numel() and int(indices.min()) < 0:
+            raise ValueError("data indices must be non-negative")
+        self._flush()
+        self._update(indices)
+
+    def finish(self) -> tuple[str, int]:
+        """(digest, count) of everything noted since the last call; starts afresh."""
+        self._flush()
+        digest, count = self._hasher.hexdigest(), self._count
+        self._hasher = hashlib.sha256(DATA_DOMAIN)
+        self._count = 0
+        return digest, count
+
+    def reset(self) -> None:
+        self._run = None
+        self.finish()
+
+    def _flush(self) -> None:
+        if self._run is not None:
+            source, start, stop = self._run
+            self._run = None
+            self._update(source[start:stop])
+
+    def _update(self, indices: torch.Tensor) -> None:
+        import sys
+
+        if not indices.numel():
+            return
+        array = indices.contiguous().numpy()
+        if sys.byteorder != "little":
+            array = array.byteswap()
+        self._hasher.update(array.data)
+        self._count += int(indices.numel())
+
+
 def _canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=True).encode()
 
@@ -139,6 +200,51 @@ def tensors_digest(
     how many bytes each tensor contributes, then the raw little-endian bytes follow in the same
     order: unambiguous, and one pass over the data.
     """
+    fast = _plain_tensors_digest(tensors, meta, domain)
+    return fast if fast is not None else _tensors_digest(tensors, meta, domain)
+
+
+_SPEC_CACHE: dict[tuple[Any, ...], bytes] = {}
+
+
+def _plain_tensors_digest(
+    tensors: Mapping[str, torch.Tensor], meta: Any, domain: bytes
+) -> str | None:
+    """``tensors_digest`` where every tensor is a plain CPU array (contiguous, no gradient, a
+    dtype numpy has), else ``None``: what a training loop's trail entries hash every interval.
+
+    The same bytes are hashed; only the work around them is less. The tensor part of the
+    header (names, dtypes, shapes) is the same from one entry to the next, so its JSON is kept
+    per layout and joined to the metadata's (the canonical JSON of ``{"meta": m, "tensors":
+    t}`` is exactly ``{"meta":`` + m + ``,"tensors":`` + t + ``}``; a test holds it to that).
+    """
+    names = sorted(tensors)
+    items = [tensors[name] for name in names]
+    buffers = []
+    try:
+        for tensor in items:
+            if tensor.requires_grad or not tensor.is_contiguous():
+                return None
+            buffers.append(tensor.numpy().data)  # raises off the CPU and for numpy-less dtypes
+    except (TypeError, RuntimeError):
+        return None
+    layout = tuple(zip(names, [t.dtype for t in items], [t.shape for t in items], strict=True))
+    spec = _SPEC_CACHE.get(layout)
+    if spec is None:
+        spec = _canonical_json([[n, str(d), list(shape)] for n, d, shape in layout])
+        if len(_SPEC_CACHE) < 256:
+            _SPEC_CACHE[layout] = spec
+    header = b'{"meta":' + _canonical_json(meta) + b',"tensors":' + spec + b"}"
+    hasher = hashlib.sha256(domain)
+    hasher.update(len(header).to_bytes(8, "little"))
+    hasher.update(header)
+    for buffer in buffers:
+        hasher.update(buffer)
+    return hasher.hexdigest()
+
+
+def _tensors_digest(tensors: Mapping[str, torch.Tensor], meta: Any, domain: bytes) -> str:
+    """``tensors_digest`` for any tensors (the reference the plain path is held to)."""
     import torch
 
     names = sorted(tensors)
@@ -236,38 +342,128 @@ def capture_state(
     step: int,
 ) -> TrainingState:
     """Everything that determines the next step: weights, optimizer, all RNG streams."""
-    import numpy as np
-    import torch
+    return StateCapture().capture(model, optimizer, generators, step)
 
-    tensors: dict[str, torch.Tensor] = {}
-    meta: dict[str, Any] = {"step": step}
-    for name, value in model.state_dict().items():
-        tensors[f"model/{name}"] = value
-    if optimizer is not None:
-        opt = optimizer.state_dict()
-        scalars: dict[str, Any] = {}
-        for pid, pstate in opt["state"].items():
-            for key, value in pstate.items():
-                if isinstance(value, torch.Tensor):
-                    tensors[f"optim/{pid}/{key}"] = value
-                else:
-                    scalars[f"{pid}/{key}"] = value
-        meta["optim"] = {"param_groups": opt["param_groups"], "scalars": scalars}
-    tensors["rng/torch"] = torch.get_rng_state()
-    for name, gen in generators.items():
-        tensors[f"rng/gen/{name}"] = gen.get_state()
-    py_version, py_state, py_gauss = random.getstate()
-    tensors["rng/python"] = torch.from_numpy(np.array(py_state, dtype=np.int64))
-    meta["python_rng"] = {"version": py_version, "gauss_next": py_gauss}
-    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state(legacy=True)
-    tensors["rng/numpy"] = torch.from_numpy(np.asarray(np_keys, dtype=np.int64))
-    meta["numpy_rng"] = {
-        "name": np_name,
-        "pos": int(np_pos),
-        "has_gauss": int(np_has_gauss),
-        "gauss": float(np_gauss),
-    }
-    return TrainingState(tensors, meta)
+
+class StateCapture:
+    """``capture_state`` for a training loop that captures again and again (one per run).
+
+    Reading the two global RNGs that training rarely touches was most of a trail entry's cost:
+    numpy's ``get_state`` copies its 624-word key one element at a time (~100 us) and Python's
+    640-int state tuple has to become an array. Both are re-used while unchanged:
+
+    * Python's ``random``: the state tuple is compared with the last one (a C loop) and the last
+      array reused when equal.
+    * numpy's global ``RandomState``: its MT19937 key and position are read straight from the
+      bit generator's state struct (``ctypes.state_address``, public numpy API; the layout is
+      checked against ``get_state`` once, else this path stays off). Unchanged key and position
+      with no cached Gaussian at the last full read mean no draw at all since, so the last
+      state stands; anything else takes the full ``get_state``.
+
+    What is captured is exactly ``capture_state``'s result (the tests hold it to that).
+    """
+
+    def __init__(self) -> None:
+        self._py_state: tuple[int, ...] | None = None
+        self._py_tensor: Any = None
+        self._np_raw: Any = None  # (key bytes, pos) at the last full read, or None
+        self._np_full: tuple[Any, dict[str, Any]] | None = None
+        self._np_reader: Any = _numpy_state_reader()
+
+    def capture(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer | None,
+        generators: Mapping[str, torch.Generator],
+        step: int,
+    ) -> TrainingState:
+        import torch
+
+        tensors: dict[str, torch.Tensor] = {}
+        meta: dict[str, Any] = {"step": step}
+        for name, value in model.state_dict().items():
+            tensors[f"model/{name}"] = value
+        if optimizer is not None:
+            opt = optimizer.state_dict()
+            scalars: dict[str, Any] = {}
+            for pid, pstate in opt["state"].items():
+                for key, value in pstate.items():
+                    if isinstance(value, torch.Tensor):
+                        tensors[f"optim/{pid}/{key}"] = value
+                    else:
+                        scalars[f"{pid}/{key}"] = value
+            meta["optim"] = {"param_groups": opt["param_groups"], "scalars": scalars}
+        tensors["rng/torch"] = torch.get_rng_state()
+        for name, gen in generators.items():
+            tensors[f"rng/gen/{name}"] = gen.get_state()
+        py_version, py_state, py_gauss = random.getstate()
+        if py_state != self._py_state:
+            import numpy as np
+
+            self._py_state = py_state
+            self._py_tensor = torch.from_numpy(
+                np.fromiter(py_state, dtype=np.int64, count=len(py_state))
+            )
+        tensors["rng/python"] = self._py_tensor
+        meta["python_rng"] = {"version": py_version, "gauss_next": py_gauss}
+        np_tensor, np_meta = self._numpy_state()
+        tensors["rng/numpy"] = np_tensor
+        meta["numpy_rng"] = dict(np_meta)
+        return TrainingState(tensors, meta)
+
+    def _numpy_state(self) -> tuple[Any, dict[str, Any]]:
+        raw = self._np_reader() if self._np_reader is not None else None
+        if raw is not None and raw == self._np_raw and self._np_full is not None:
+            # (``set_state`` back to the very same key and position with a cached Gaussian
+            # would pass unseen; a replay then diverges and the spot-check fails, loudly.)
+            return self._np_full
+        import numpy as np
+        import torch
+
+        np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state(legacy=True)
+        full = (
+            torch.from_numpy(np.asarray(np_keys, dtype=np.int64)),
+            {
+                "name": np_name,
+                "pos": int(np_pos),
+                "has_gauss": int(np_has_gauss),
+                "gauss": float(np_gauss),
+            },
+        )
+        # A cached Gaussian is used up without moving the key: only a state without one can be
+        # known unchanged from the key and position alone.
+        self._np_raw = raw if not np_has_gauss else None
+        self._np_full = full
+        return full
+
+
+def _numpy_state_reader() -> Any:
+    """A function returning numpy's global MT19937 (key bytes, position) read from its state
+    struct, or ``None`` where that cannot be done and checked (then ``get_state`` is used)."""
+    try:
+        import ctypes
+
+        import numpy as np
+
+        get_bit_generator = np.random.get_bit_generator  # type: ignore[attr-defined]
+        generator = get_bit_generator()
+        address = generator.ctypes.state_address
+        key_type = ctypes.c_uint32 * 624
+
+        def read() -> tuple[bytes, int] | None:
+            if get_bit_generator() is not generator:  # replaced: its struct is gone
+                return None
+            return (
+                bytes(key_type.from_address(address)),
+                ctypes.c_int.from_address(address + ctypes.sizeof(key_type)).value,
+            )
+
+        _, keys, pos, _, _ = np.random.get_state(legacy=True)
+        if read() != (np.asarray(keys, dtype=np.uint32).tobytes(), int(pos)):
+            return None
+        return read
+    except Exception:  # any other numpy: fall back to get_state, never guess
+        return None
 
 
 def restore_state(
