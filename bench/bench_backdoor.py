@@ -35,7 +35,7 @@ Zoo splits (``--split``, defined in ``bench/zoo/generate.py``):
   and adaptive-patch after Qi et al., ICLR 2023, and TaCT, each with cover records), more
   low-rate (0.5-1.5%) and all-to-all members, and clean models built to trip detectors (label
   noise, imbalance, augmentation, short training, a decoy patch with true labels; MLPs and
-  CNNs). The neighbours detector, the reference-free record rule and settling were tuned on
+  CNNs). The neighbours detector and the reference-free record rule were tuned on
   ``hard2-dev`` (and ``hard-dev``); ``hard2`` (seeds 17000+) was generated after they were
   committed and measured once.
 
@@ -44,8 +44,8 @@ threshold (a model is flagged when its worst class is), poisoned-record precisio
 the within-class record AUROC of the signed vs the squared spectral score, each backdoored
 model's attack success rate, and time per model. The ``records-before`` row names records with
 the rule the combined verdict used before the per-class z-scores, from the same reports;
-``--speed-baseline`` also scans every model with the trigger search before settling (per-class
-early stopping only) and prints both times. ``--json FILE`` also writes the per-model rows.
+``--speed-baseline`` also scans every model with the trigger search before early stopping and
+prints both times. ``--json FILE`` also writes the per-model rows.
 
 ART's defences are record filters without a model-level score; the bench derives one as
 documented in ``art_scores`` (AC: largest share of a class it flags; spectral: largest ratio,
@@ -295,8 +295,8 @@ def main() -> None:
     ap.add_argument(
         "--speed-baseline",
         action="store_true",
-        help="also scan each model with the trigger search as it was before settling (per-class "
-        "early stopping only, every class to its own stall) and print the time ratio",
+        help="also scan each model with the trigger search as it was before early stopping "
+        "(128 inputs per class per step, all steps) and print the time ratio",
     )
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -356,7 +356,7 @@ def main() -> None:
                 data,
                 reference=reference,
                 trigger_steps=args.steps,
-                trigger_search=TriggerSearch(settle=None),
+                trigger_search=TriggerSearch(batch=128, stall=None),
             )
             row["baseline_s"] = time.perf_counter() - t0
             row["baseline"] = {"score": old.score, "suspects": old.suspects}
@@ -398,7 +398,7 @@ def print_summary(rows: list[dict[str, Any]], *, with_art: bool) -> None:
     names = ["combined", "records-before", *DETECTORS]
     names += ["art-ac", "art-spectral"] if with_art else []
     if all("baseline" in r for r in rows):
-        names.append("baseline")  # the combined verdict with the search before settling
+        names.append("baseline")  # the combined verdict with the search before early stopping
     clean = [r for r in rows if r["kind"] == "clean"]
     kinds = sorted({r["kind"] for r in rows} - {"clean"})
     print(f"zoo: {len(clean)} clean, {len(rows) - len(clean)} backdoored models")
@@ -470,7 +470,7 @@ def print_summary(rows: list[dict[str, Any]], *, with_art: bool) -> None:
     if all("baseline_s" in r for r in rows):
         base = [r["baseline_s"] for r in rows]
         print(
-            f"before settling (same models, same run): mean {np.mean(base):.2f}s, median "
+            f"before early stopping (same models, same run): mean {np.mean(base):.2f}s, median "
             f"{np.median(base):.2f}s, max {max(base):.2f}s; now mean {gb:.2f}s, median {med:.2f}s, "
             f"max {max(r['glassbox_s'] for r in rows):.2f}s; "
             f"ratio of means {np.mean(base) / gb:.2f}x"

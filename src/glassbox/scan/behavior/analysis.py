@@ -85,7 +85,8 @@ class TriggerSearch:
     stall: int | None = STALL
     #: Share of the largest-mask classes that leave at ``MIN_STEPS`` (scanned model only: a
     #: reference's masks are never cut short, so a settled reference class cannot make the
-    #: suspect's ratio look small). ``None`` keeps every class to its own early stop.
+    #: suspect's ratio look small). ``None`` (the default, see ``neural_cleanse.SETTLE``)
+    #: keeps every class to its own early stop.
     settle: float | None = SETTLE
 
 
