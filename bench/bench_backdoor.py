@@ -31,6 +31,13 @@ Zoo splits (``--split``, defined in ``bench/zoo/generate.py``):
   and trigger places, MLPs only: where the record-naming rule (``RECORD_QUE_Z``,
   ``RECORD_FUSED_Z``) and the trigger search's early stopping were tuned, so ``hard`` stays an
   evaluation of them.
+- ``hard2-dev`` / ``hard2``: adaptive attacks that suppress latent separation (adaptive-blend
+  and adaptive-patch after Qi et al., ICLR 2023, and TaCT, each with cover records), more
+  low-rate (0.5-1.5%) and all-to-all members, and clean models built to trip detectors (label
+  noise, imbalance, augmentation, short training, a decoy patch with true labels; MLPs and
+  CNNs). The neighbours detector and the reference-free record rule were tuned on
+  ``hard2-dev`` (and ``hard-dev``); ``hard2`` (seeds 17000+) was generated after they were
+  committed and measured once.
 
 Prints, per attack kind: model-level detection AUROC, TPR and FPR at each detector's default
 threshold (a model is flagged when its worst class is), poisoned-record precision / recall,
@@ -78,9 +85,9 @@ from bench.zoo.generate import (  # noqa: E402
     REFERENCE_SEEDS,
     SPLITS,
     Attack,
+    attack_inputs,
     build_entry,
     digits_split,
-    stamp,
     train,
     zoo_specs,
 )
@@ -107,6 +114,7 @@ DETECTORS = [
     "max-margin",
     "robust-spectral",
     "all-to-all",
+    "neighbours",
 ]
 
 
@@ -114,6 +122,10 @@ def kind_of(meta: dict[str, Any]) -> str:
     atk = meta["attack"]
     if atk["kind"] == "all2all":
         return "all2all"
+    if atk["kind"] in ("adaptive-blend", "adaptive-patch"):
+        return str(atk["kind"])
+    if atk["kind"] == "tact":
+        return "adaptive-tact"
     low = "lowrate-" if float(atk["rate"]) < 0.02 else ""
     if atk["kind"] in ("patch", "checker"):
         return f"{low}{atk['kind']}-{atk['size']}x{atk['size']}"
@@ -226,9 +238,10 @@ def attack_success(model: ProbedModel, meta: dict[str, Any]) -> float | None:
         return None
     attack = Attack(**atk)
     _, _, xte, yte = digits_split()
-    trig = stamp(xte[yte != attack.target], attack) / 16.0
+    trig, want = attack_inputs(xte, yte, attack)
+    trig = trig / 16.0
     pred = model.predict(trig.reshape((len(trig), *model.image_shape)).astype(np.float32))
-    return float((pred.argmax(1) == attack.target).mean())
+    return float((pred.argmax(1) == want).mean())
 
 
 def build_zoo(zoo: Path, size: str, plain: bool, split: str) -> list[dict[str, Any]]:
@@ -406,6 +419,11 @@ def print_summary(rows: list[dict[str, Any]], *, with_art: bool) -> None:
             fpr = np.mean([flag(r) if flag else r[n]["score"] >= 1.0 for r in clean])
             line += f"{auc:>9.3f} ({tpr:4.2f}/{fpr:4.2f})"
         print(line)
+
+    fp = [r["name"] for r in clean if r["combined"]["score"] >= 1.0]
+    missed = [r["name"] for r in rows if r["kind"] != "clean" and r["combined"]["score"] < 1.0]
+    print(f"\nclean models flagged: {len(fp)} of {len(clean)} {fp}")
+    print(f"backdoored models missed: {len(missed)} {missed}")
 
     print("\npoisoned-record precision / recall (backdoored models, all records)")
     for n in names:

@@ -87,8 +87,10 @@ def test_reference_and_trigger_dir_reach_the_scan(zoo: dict[str, Any], tmp_path:
     (summary,) = by_rule[RULE_SUMMARY]
     detectors = summary["evidence"]["detectors"]
     # Every detector that can use the reference does; the all-to-all check cannot (a model
-    # that never saw the trigger still sees the poisoned records as outliers of their label).
-    assert all(d["calibrated"] for n, d in detectors.items() if n != "all-to-all")
+    # that never saw the trigger still sees the poisoned records as outliers of their label),
+    # nor the input-space neighbours (they read the data, not a model).
+    uncalibrated = ("all-to-all", "neighbours")
+    assert all(d["calibrated"] for n, d in detectors.items() if n not in uncalibrated)
     assert detectors["all-to-all"]["calibrated"] is False
     assert "reference_l1" in detectors["trigger"]
     (trigger,) = by_rule[RULE_TRIGGER]

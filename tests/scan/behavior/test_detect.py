@@ -64,7 +64,11 @@ def test_clean_is_not_flagged_and_backdoor_is(zoo: dict[str, Any], calibrated: b
     assert bad.flagged == [3]
     assert 3 in bad.detectors["trigger"].flagged
     assert 3 in bad.detectors["strip"].flagged
-    assert all(d.calibrated == calibrated for n, d in bad.detectors.items() if n != "all-to-all")
+    # The all-to-all check and the input-space neighbours never use the reference.
+    uncalibrated = ("all-to-all", "neighbours")
+    assert all(
+        d.calibrated == calibrated for n, d in bad.detectors.items() if n not in uncalibrated
+    )
     _, truth = _entry(zoo, "bad")
     found = set(bad.suspects.tolist())
     precision = len(found & truth) / max(len(found), 1)

@@ -100,6 +100,7 @@ def test_no_training_data_runs_what_it_can(hard_zoo: dict[str, Any]) -> None:
         "activation-clustering",
         "robust-spectral",
         "all-to-all",
+        "neighbours",
     }
     assert "--clean" in nodata.message and "ran max-margin" in nodata.message
 
@@ -158,3 +159,26 @@ def test_cli_hostile_npz_is_a_one_line_usage_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "object array" in result.output and str(bad) in result.output
+
+
+def test_adaptive_attack_is_flagged_by_the_neighbours(
+    zoo: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """An adaptive blend (Qi et al. 2023: half the trigger's pieces, weaker in training, as
+    many cover records as poisoned ones) at 2%: the input-space neighbours disagree with the
+    poisoned records' labels, in the target class only; the clean model has no such class."""
+    from bench.zoo.generate import Attack, build_entry
+
+    root = tmp_path_factory.mktemp("adaptive")
+    attack = Attack("adaptive-blend", target=2, rate=0.02, cover=0.02, alpha=0.3, seed=21)
+    meta = build_entry(attack, root / "adaptive", epochs=30)
+    model, data = _load(root / "adaptive")
+    report = analyze(model, data, trigger_steps=STEPS)
+    assert report.detectors["neighbours"].flagged == [2]
+    assert report.flagged == [2]
+    truth = set(meta["poisoned"])
+    found = set(report.suspects.tolist())
+    assert len(found & truth) / len(truth) >= 0.8 and len(found & truth) / len(found) >= 0.9
+    clean_model, clean_data = _load(zoo["root"] / "clean")
+    clean = analyze(clean_model, clean_data, trigger_steps=STEPS)
+    assert clean.detectors["neighbours"].flagged == [] and clean.flagged == []
