@@ -84,6 +84,123 @@ def _has_ingredients(text: str) -> bool:
     return any(w in text for w in _WORDS) and _INGREDIENT_WORDS.search(text) is not None
 
 
+# ``_has_ingredients`` alone was not enough: the AST pass also reports names built with ``%``
+# without spaces (``x['%c%cclass%c%c'%(95,95,95,95)]``), keys computed inside nested brackets,
+# ``+`` with a string that spells a risky name (``x + 'get'``), a parenthesised string literal
+# sliced, and line continuations inside strings (``'_\<newline>_'``), all of which it skipped.
+# ``_needs_ast`` is the exact condition: every template for which the AST pass reports
+# something passes it (a property test generates expressions to hold it to that), and real
+# templates, whose strings are special tokens, dictionary keys and role names compared with
+# ``==``, still skip the parser.
+_SPEC = r"%[-+ #0-9.]*"
+_FORMAT_HOLES = re.compile(
+    r"\\[\r\n]"  # a line continuation inside a string joins what is around it
+    rf"|{_SPEC}c|{_SPEC}['\"]|_%|{_SPEC}[a-zA-Z%]_"  # %c, a spec split by a quote, _%s_
+    r"|['\"][\s)]*(?:\[|\.\s*[0-9])"  # ('abc')[1], ''.0: a string literal sliced
+)
+_SPEC_RE = re.compile(_SPEC + r"[a-zA-Z%]")
+_ESCAPE = re.compile(r"\\(.?)", re.S)
+# Letters, underscores and the whitespace ``_built_name`` strips: the only characters of the
+# strings a risky name (``_RISKY_NAMES``, all lower case) can be folded from.
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz_ \t\n")
+_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
+_IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+# Words after which ``[`` opens a list, not a subscript (jinja's keywords and tag names).
+_NOT_SUBSCRIPTED = frozenset(
+    {
+        "in", "not", "and", "or", "is", "if", "elif", "else", "for", "recursive", "set",
+        "with", "print", "do", "call", "filter", "include", "import", "extends", "from",
+        "block", "macro", "autoescape", "as", "true", "false", "none", "True", "False", "None",
+    }
+)  # fmt: skip
+
+
+def _needs_ast(text: str) -> bool:
+    """Whether the AST pass can report anything on ``text``; when False, ``_check`` skips
+    parsing (its costliest step by far) and is still exact."""
+    return (
+        _has_ingredients(text)
+        or _FORMAT_HOLES.search(text) is not None
+        or ("[" in text and _computed_key(text))
+        or _foldable_name(text)
+    )
+
+
+def _computed_key(text: str) -> bool:
+    """A subscript whose key is more than one string literal, a name or a number: what lies
+    between ``[`` and the first ``]`` holds a bracket, call, operator or filter, or quotes
+    that are not one whole literal (a ``]`` inside a string ends that span early)."""
+    at = text.find("[")
+    while at >= 0:
+        close = text.find("]", at + 1)
+        span = text[at + 1 :] if close < 0 else text[at + 1 : close]
+        if any(ch in span for ch in "[(~%|+\\"):
+            return True
+        if "'" in span or '"' in span:
+            inner = span.strip()
+            quote = inner[:1]
+            if not (
+                len(inner) >= 2
+                and quote in ("'", '"')
+                and inner[-1] == quote
+                and quote not in inner[1:-1]
+            ):
+                return True
+        at = text.find("[", at + 1)
+    return False
+
+
+def _foldable_name(text: str) -> bool:
+    """Whether some string in ``text`` could be folded into a risky name: it holds only
+    lower-case letters, underscores, white space and ``%`` specs (what the folding drops),
+    and it is not plainly inert where it stands (a subscript key, the right side of ``==`` or
+    ``=``, a whole output). Every quote starts a candidate, so strings are found whatever
+    the text around them; a string that is not one is only a reason to parse."""
+    for quote in ("'", '"'):
+        at = text.find(quote)
+        while at >= 0:
+            end = text.find(quote, at + 1)
+            if end < 0:
+                break
+            if _name_like(text[at + 1 : end]) and not _inert(text, at, end):
+                return True
+            at = text.find(quote, at + 1)
+    return False
+
+
+def _name_like(run: str) -> bool:
+    if "\\" in run:
+        # \n, \t and \r are white space; any other escape may be any character.
+        run = _ESCAPE.sub(lambda m: " " if m.group(1) in ("n", "t", "r") else "\x00", run)
+    if "%" in run:
+        run = _SPEC_RE.sub("", run)
+    return any(ch in _LETTERS for ch in run) and all(ch in _NAME_CHARS for ch in run)
+
+
+def _inert(text: str, start: int, end: int) -> bool:
+    """The string literal ``text[start:end + 1]`` is a whole subscript key, a whole comparison
+    or assignment operand, or a whole output: no folding node can hold it."""
+    left = text[:start].rstrip()
+    right = text[end + 1 :].lstrip()
+    if left.endswith("[") and right.startswith("]"):
+        before = left[:-1].rstrip()
+        if before.endswith((")", "]")) or before[-1:].isdigit():
+            return True
+        i = len(before)
+        while i > 0 and before[i - 1] in _IDENT_CHARS:
+            i -= 1
+        word = before[i:]
+        return bool(word) and not word[0].isdigit() and word not in _NOT_SUBSCRIPTED
+    if left.endswith(("=", "{{", "{{-")):
+        if right.startswith(("%}", "-%}", "}}", "-}}", ")", "]", ",")):
+            return True
+        word = right[:4]
+        return (word[:3] == "and" and word[3:4] not in _IDENT_CHARS) or (
+            word[:2] == "or" and word[2:3] not in _IDENT_CHARS
+        )
+    return False
+
+
 _RISKY_GLOBALS = frozenset(
     {"lipsum", "cycler", "joiner", "url_for", "get_flashed_messages", "self", "config", "request"}
 )
@@ -111,10 +228,15 @@ def _check(text: str) -> tuple[list[str], str | None]:
         m = pattern.search(text)
         if m:
             problems.append(f"{why} ({m.group(0)!r})")
-    if not _has_ingredients(text):
-        # Every construct the AST pass reports needs one of these in the source text; a
-        # template without any cannot escape, and parsing costs more than all else in a scan.
+    if not _needs_ast(text):
+        # The AST pass would report nothing (``_needs_ast`` is exact about that), and parsing
+        # costs more than all else in a scan; syntax is then left to the loader.
         return problems, None
+    return _ast_pass(text, problems)
+
+
+def _ast_pass(text: str, problems: list[str]) -> tuple[list[str], str | None]:
+    """Parse ``text`` and add what its nodes do to ``problems`` (the regex pass's findings)."""
     try:
         import jinja2
         import jinja2.nodes as nodes
