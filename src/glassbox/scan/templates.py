@@ -77,7 +77,12 @@ _INGREDIENT_PIECES = (
 
 def _has_ingredients(text: str) -> bool:
     """``_INGREDIENTS.search(text)``, about ten times faster."""
-    if "~" in text or "__" in text:
+    return "~" in text or _ingredients_but_concat(text)
+
+
+def _ingredients_but_concat(text: str) -> bool:
+    """``_has_ingredients`` less its ``~``: ``_needs_ast`` looks at what is concatenated."""
+    if "__" in text:
         return True
     if any(p.search(text) for p in _INGREDIENT_PIECES):
         return True
@@ -113,13 +118,18 @@ _NOT_SUBSCRIPTED = frozenset(
         "block", "macro", "autoescape", "as", "true", "false", "none", "True", "False", "None",
     }
 )  # fmt: skip
+# Words that are operators, not names, where they follow the end of an expression (anywhere
+# else jinja reads them as names: ``{{ in[x] }}`` subscripts a variable called ``in``).
+_OPERATOR_WORDS = frozenset({"in", "not", "and", "or", "is", "if", "else"})
+# A ``[`` right after one of these starts an expression, so it opens a list.
+_EXPRESSION_STARTS = frozenset("=(,[{~+-*/%:<>")
 
 
 def _needs_ast(text: str) -> bool:
     """Whether the AST pass can report anything on ``text``; when False, ``_check`` skips
     parsing (its costliest step by far) and is still exact."""
     return (
-        _has_ingredients(text)
+        _ingredients_but_concat(text)
         or _FORMAT_HOLES.search(text) is not None
         or ("[" in text and _computed_key(text))
         or _foldable_name(text)
@@ -132,6 +142,9 @@ def _computed_key(text: str) -> bool:
     that are not one whole literal (a ``]`` inside a string ends that span early)."""
     at = text.find("[")
     while at >= 0:
+        if _opens_list(text, at):  # a list literal: its items are looked at on their own
+            at = text.find("[", at + 1)
+            continue
         close = text.find("]", at + 1)
         span = text[at + 1 :] if close < 0 else text[at + 1 : close]
         if any(ch in span for ch in "[(~%|+\\"):
@@ -148,6 +161,78 @@ def _computed_key(text: str) -> bool:
                 return True
         at = text.find("[", at + 1)
     return False
+
+
+def _trailing_word(text: str) -> str:
+    i = len(text)
+    while i > 0 and text[i - 1] in _IDENT_CHARS:
+        i -= 1
+    return text[i:]
+
+
+def _ends_expression(before: str) -> bool:
+    """``before`` (stripped) ends with a closed expression: a bracket, string, number or a
+    name that is no keyword (a keyword answers no, which only means parsing)."""
+    last = before[-1:]
+    if last in (")", "]", "}", "'", '"') or last.isdigit():
+        return True
+    word = _trailing_word(before)
+    return bool(word) and word not in _NOT_SUBSCRIPTED
+
+
+def _opens_list(text: str, at: int) -> bool:
+    """``text[at]`` (a ``[``) cannot be a subscript: it starts an expression (after an operator,
+    ``=``, ``(``, ``,`` ...) or follows an operator word that follows an expression."""
+    before = text[:at].rstrip()
+    if not before or before[-1] in _EXPRESSION_STARTS:
+        return True
+    word = _trailing_word(before)
+    if word not in _OPERATOR_WORDS:
+        return False
+    rest = before[: len(before) - len(word)].rstrip()
+    if word == "in" and _trailing_word(rest) == "not":
+        rest = rest[:-3].rstrip()
+    return bool(rest) and _ends_expression(rest)
+
+
+def _list_item(text: str, start: int, end: int) -> bool:
+    """The string ``text[start:end + 1]`` is an item of a list of plain strings (no escapes)
+    that is a whole operand (of ``in``, ``==``, ``=``): ``x not in ['user', 'system']``."""
+    left = text[:start].rstrip()
+    while left.endswith(","):
+        left = left[:-1].rstrip()
+        quote = left[-1:]
+        if quote not in ("'", '"'):
+            return False
+        opening = left.rfind(quote, 0, len(left) - 1)
+        if opening < 0 or "\\" in left[opening:]:
+            return False
+        left = left[:opening].rstrip()
+    if not left.endswith("[") or not _opens_list(left, len(left) - 1):
+        return False
+    right = text[end + 1 :].lstrip()
+    while right.startswith(","):
+        right = right[1:].lstrip()
+        quote = right[:1]
+        if quote not in ("'", '"'):
+            return False
+        closing = right.find(quote, 1)
+        if closing < 0 or "\\" in right[:closing]:
+            return False
+        right = right[closing + 1 :].lstrip()
+    if not right.startswith("]"):
+        return False
+    return _operand_ends(right[1:].lstrip())
+
+
+def _operand_ends(right: str) -> bool:
+    """``right`` (stripped) starts where no operator can extend the operand before it."""
+    if right.startswith(("%}", "-%}", "}}", "-}}", ")", "]", ",")):
+        return True
+    word = right[:4]
+    return (word[:3] == "and" and word[3:4] not in _IDENT_CHARS) or (
+        word[:2] == "or" and word[2:3] not in _IDENT_CHARS
+    )
 
 
 def _foldable_name(text: str) -> bool:
@@ -185,20 +270,13 @@ def _inert(text: str, start: int, end: int) -> bool:
     if left.endswith("[") and right.startswith("]"):
         before = left[:-1].rstrip()
         if before.endswith((")", "]")) or before[-1:].isdigit():
-            return True
-        i = len(before)
-        while i > 0 and before[i - 1] in _IDENT_CHARS:
-            i -= 1
-        word = before[i:]
-        return bool(word) and not word[0].isdigit() and word not in _NOT_SUBSCRIPTED
-    if left.endswith(("=", "{{", "{{-")):
-        if right.startswith(("%}", "-%}", "}}", "-}}", ")", "]", ",")):
-            return True
-        word = right[:4]
-        return (word[:3] == "and" and word[3:4] not in _IDENT_CHARS) or (
-            word[:2] == "or" and word[2:3] not in _IDENT_CHARS
-        )
-    return False
+            return True  # a subscript key
+        word = _trailing_word(before)
+        if word and not word[0].isdigit() and word not in _NOT_SUBSCRIPTED:
+            return True  # a subscript key
+    if left.endswith(("=", "{{", "{{-")) and _operand_ends(right):
+        return True
+    return _list_item(text, start, end)
 
 
 _RISKY_GLOBALS = frozenset(
