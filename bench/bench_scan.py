@@ -164,17 +164,20 @@ def detection_only(
         print(f"  glassbox false positives: {wrong}")
 
 
-def run_fuzz(seconds: float) -> None:
+def run_fuzz(seconds: float, workers: int = 2) -> None:
     from tests.scan import difffuzz
 
-    print(f"\ndifferential fuzzing against the real loaders ({seconds:.0f} s per format)")
+    print(
+        f"\ndifferential fuzzing against the real loaders ({seconds:.0f} s per format, "
+        f"{workers} formats at a time)"
+    )
     total_tried = total_diffs = 0
-    for fmt in sorted(difffuzz.TARGETS):
-        stats = difffuzz.fuzz(fmt, seconds, seed=int(time.time()))
+    for stats in difffuzz.fuzz_all(seconds, seed=int(time.time()), workers=workers):
         total_tried += stats.tried
         total_diffs += len(stats.differentials)
         print(
-            f"  {fmt:<7} tried {stats.tried:>5}  reached a risky callable {stats.reached_risky:>5}"
+            f"  {stats.fmt:<16} tried {stats.tried:>6}  loaded {stats.loaded:>6}"
+            f"  reached a risky callable {stats.reached_risky:>6}"
             f"  differentials {len(stats.differentials)}"
         )
     kept = Path(__file__).resolve().parents[1] / "tests/scan/regressions/difffuzz"
@@ -313,6 +316,7 @@ def main() -> None:
     ap.add_argument("--suites", default="project,attacks,benign")
     ap.add_argument("--timed", default="", help="slow tools to time on the project corpus too")
     ap.add_argument("--fuzz", type=float, default=0.0, help="seconds of fuzzing per format")
+    ap.add_argument("--fuzz-workers", type=int, default=2, help="formats fuzzed at a time")
     ap.add_argument("--cpu", action="store_true", help="time CPU use, not the wall clock")
     args = ap.parse_args()
     if args.cpu:
@@ -378,7 +382,7 @@ def main() -> None:
         for title, eroot, esamples in extra:
             detection_only(title, detectors, eroot, esamples)
         if args.fuzz > 0:
-            run_fuzz(args.fuzz)
+            run_fuzz(args.fuzz, args.fuzz_workers)
     if not results:
         return
     base = next((r for r in results if r["tool"] == "glassbox"), None)
