@@ -30,6 +30,10 @@ each tool's errors and names the files it stopped on: a scanner that gives up pa
 file (picklescan stops at the first raw array inside a joblib pickle) spends less time on it
 without having scanned it, so its speed there is not a like-for-like comparison.
 
+``--templates DIR`` adds every ``*.jinja`` in DIR (a checkout's ``models/templates`` of
+ggml-org/llama.cpp: real, published chat templates) to the benign corpus, each as the
+``tokenizer_config.json`` that carries it.
+
 ``--fuzz SECONDS`` also runs the differential fuzzer (``tests/scan/difffuzz.py``) for that long
 per format and prints how many mutants it tried, how many reached an off-allowlist callable under
 the real loader, and how many were differentials (scanner passed them); the differentials found
@@ -318,6 +322,12 @@ def main() -> None:
     ap.add_argument("--fuzz", type=float, default=0.0, help="seconds of fuzzing per format")
     ap.add_argument("--fuzz-workers", type=int, default=2, help="formats fuzzed at a time")
     ap.add_argument("--cpu", action="store_true", help="time CPU use, not the wall clock")
+    ap.add_argument(
+        "--templates",
+        type=Path,
+        help="a directory of real chat templates (*.jinja, e.g. llama.cpp's models/templates)"
+        " added to the benign corpus",
+    )
     args = ap.parse_args()
     if args.cpu:
         CLOCK[0] = time.process_time
@@ -360,6 +370,10 @@ def main() -> None:
             broot = Path(tmp) / "benign"
             with contextlib.redirect_stderr(io.StringIO()):
                 benign.build(broot)
+            for tpl in sorted(args.templates.glob("*.jinja")) if args.templates else []:
+                # Published chat templates, each as the tokenizer config that carries it.
+                config = {"chat_template": tpl.read_text(encoding="utf-8")}
+                (broot / f"template-{tpl.stem}.json").write_text(json.dumps(config))
             extra.append(
                 (
                     "benign corpus of real library outputs",
