@@ -176,9 +176,13 @@ def run_fuzz(seconds: float, workers: int = 2) -> None:
         f"{workers} formats at a time)"
     )
     total_tried = total_diffs = 0
-    for stats in difffuzz.fuzz_all(seconds, seed=int(time.time()), workers=workers):
+    seed = int(time.time())
+    found = Path(tempfile.mkdtemp(prefix="gbx-differentials-"))
+    for stats in difffuzz.fuzz_all(seconds, seed=seed, workers=workers):
         total_tried += stats.tried
         total_diffs += len(stats.differentials)
+        for i, diff in enumerate(stats.differentials):  # kept, to be fixed and replayed
+            (found / f"{stats.fmt}-{seed}-{i}.bin").write_bytes(diff.data)
         print(
             f"  {stats.fmt:<16} tried {stats.tried:>6}  loaded {stats.loaded:>6}"
             f"  reached a risky callable {stats.reached_risky:>6}"
@@ -190,6 +194,8 @@ def run_fuzz(seconds: float, workers: int = 2) -> None:
         f"  total: {total_tried} mutants, {total_diffs} open differentials; "
         f"{fixed} found earlier and fixed (kept as regressions in {kept.name}/)"
     )
+    if total_diffs:
+        print(f"  the open differentials' files are in {found} (seed {seed})")
 
 
 def evaluate(
