@@ -24,6 +24,7 @@ from __future__ import annotations
 import bz2
 import concurrent.futures
 import gzip
+import importlib.util
 import io
 import lzma
 import pickle
@@ -348,10 +349,25 @@ class FuzzStats:
     differentials: list[Differential] = field(default_factory=list)
 
 
+def _importable(module: str) -> bool:
+    """The loader's ``__import__`` of ``module`` can succeed (its top-level package exists):
+    a ``find_class`` on a module that cannot be imported fails before anything runs (the
+    fuzzer's truncated lines reach ``find_class('po', '')`` and ``find_class('', '')``)."""
+    top = module.split(".")[0]
+    if not top.isidentifier():
+        return False
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _risky(globals_reached: list[str]) -> list[str]:
     out = []
     for g in globals_reached:
         module, _, name = g.rpartition(".")
+        if not _importable(module):
+            continue
         # find_class reports (module, qualified name); judge it as the scanner would.
         verdict = classify(module, name).verdict
         if verdict in (Verdict.DANGEROUS, Verdict.UNKNOWN):
