@@ -30,6 +30,10 @@ each tool's errors and names the files it stopped on: a scanner that gives up pa
 file (picklescan stops at the first raw array inside a joblib pickle) spends less time on it
 without having scanned it, so its speed there is not a like-for-like comparison.
 
+``--templates DIR`` adds every ``*.jinja`` in DIR (a checkout's ``models/templates`` of
+ggml-org/llama.cpp: real, published chat templates) to the benign corpus, each as the
+``tokenizer_config.json`` that carries it.
+
 ``--fuzz SECONDS`` also runs the differential fuzzer (``tests/scan/difffuzz.py``) for that long
 per format and prints how many mutants it tried, how many reached an off-allowlist callable under
 the real loader, and how many were differentials (scanner passed them); the differentials found
@@ -164,17 +168,24 @@ def detection_only(
         print(f"  glassbox false positives: {wrong}")
 
 
-def run_fuzz(seconds: float) -> None:
+def run_fuzz(seconds: float, workers: int = 2) -> None:
     from tests.scan import difffuzz
 
-    print(f"\ndifferential fuzzing against the real loaders ({seconds:.0f} s per format)")
+    print(
+        f"\ndifferential fuzzing against the real loaders ({seconds:.0f} s per format, "
+        f"{workers} formats at a time)"
+    )
     total_tried = total_diffs = 0
-    for fmt in sorted(difffuzz.TARGETS):
-        stats = difffuzz.fuzz(fmt, seconds, seed=int(time.time()))
+    seed = int(time.time())
+    found = Path(tempfile.mkdtemp(prefix="gbx-differentials-"))
+    for stats in difffuzz.fuzz_all(seconds, seed=seed, workers=workers):
         total_tried += stats.tried
         total_diffs += len(stats.differentials)
+        for i, diff in enumerate(stats.differentials):  # kept, to be fixed and replayed
+            (found / f"{stats.fmt}-{seed}-{i}.bin").write_bytes(diff.data)
         print(
-            f"  {fmt:<7} tried {stats.tried:>5}  reached a risky callable {stats.reached_risky:>5}"
+            f"  {stats.fmt:<16} tried {stats.tried:>6}  loaded {stats.loaded:>6}"
+            f"  reached a risky callable {stats.reached_risky:>6}"
             f"  differentials {len(stats.differentials)}"
         )
     kept = Path(__file__).resolve().parents[1] / "tests/scan/regressions/difffuzz"
@@ -183,6 +194,8 @@ def run_fuzz(seconds: float) -> None:
         f"  total: {total_tried} mutants, {total_diffs} open differentials; "
         f"{fixed} found earlier and fixed (kept as regressions in {kept.name}/)"
     )
+    if total_diffs:
+        print(f"  the open differentials' files are in {found} (seed {seed})")
 
 
 def evaluate(
@@ -313,7 +326,14 @@ def main() -> None:
     ap.add_argument("--suites", default="project,attacks,benign")
     ap.add_argument("--timed", default="", help="slow tools to time on the project corpus too")
     ap.add_argument("--fuzz", type=float, default=0.0, help="seconds of fuzzing per format")
+    ap.add_argument("--fuzz-workers", type=int, default=2, help="formats fuzzed at a time")
     ap.add_argument("--cpu", action="store_true", help="time CPU use, not the wall clock")
+    ap.add_argument(
+        "--templates",
+        type=Path,
+        help="a directory of real chat templates (*.jinja, e.g. llama.cpp's models/templates)"
+        " added to the benign corpus",
+    )
     args = ap.parse_args()
     if args.cpu:
         CLOCK[0] = time.process_time
@@ -356,6 +376,10 @@ def main() -> None:
             broot = Path(tmp) / "benign"
             with contextlib.redirect_stderr(io.StringIO()):
                 benign.build(broot)
+            for tpl in sorted(args.templates.glob("*.jinja")) if args.templates else []:
+                # Published chat templates, each as the tokenizer config that carries it.
+                config = {"chat_template": tpl.read_text(encoding="utf-8")}
+                (broot / f"template-{tpl.stem}.json").write_text(json.dumps(config))
             extra.append(
                 (
                     "benign corpus of real library outputs",
@@ -378,7 +402,7 @@ def main() -> None:
         for title, eroot, esamples in extra:
             detection_only(title, detectors, eroot, esamples)
         if args.fuzz > 0:
-            run_fuzz(args.fuzz)
+            run_fuzz(args.fuzz, args.fuzz_workers)
     if not results:
         return
     base = next((r for r in results if r["tool"] == "glassbox"), None)

@@ -22,7 +22,9 @@ mutants that once were differentials; ``bench/bench_scan.py --fuzz`` reports the
 from __future__ import annotations
 
 import bz2
+import concurrent.futures
 import gzip
+import importlib.util
 import io
 import lzma
 import pickle
@@ -347,10 +349,25 @@ class FuzzStats:
     differentials: list[Differential] = field(default_factory=list)
 
 
+def _importable(module: str) -> bool:
+    """The loader's ``__import__`` of ``module`` can succeed (its top-level package exists):
+    a ``find_class`` on a module that cannot be imported fails before anything runs (the
+    fuzzer's truncated lines reach ``find_class('po', '')`` and ``find_class('', '')``)."""
+    top = module.split(".")[0]
+    if not top.isidentifier():
+        return False
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _risky(globals_reached: list[str]) -> list[str]:
     out = []
     for g in globals_reached:
         module, _, name = g.rpartition(".")
+        if not _importable(module):
+            continue
         # find_class reports (module, qualified name); judge it as the scanner would.
         verdict = classify(module, name).verdict
         if verdict in (Verdict.DANGEROUS, Verdict.UNKNOWN):
@@ -358,14 +375,27 @@ def _risky(globals_reached: list[str]) -> list[str]:
     return out
 
 
-def check_one(fmt: str, data: bytes, work: Path, marker: Path) -> tuple[bool, Differential | None]:
+def check_one(
+    fmt: str,
+    data: bytes,
+    work: Path,
+    marker: Path,
+    load: Callable[[Path, Path], sandbox.LoadResult] | None = None,
+    stats: FuzzStats | None = None,
+) -> tuple[bool, Differential | None]:
     """Load ``data`` with the format's real loader and scan it; returns (loader reached a risky
     callable or ran the payload, the differential if the scanner let it pass). ``marker`` is
-    relative to the loader's working directory (see ``sandbox.run_loader``)."""
+    relative to the loader's working directory (see ``sandbox.run_loader``); ``load`` is a
+    ``sandbox.ForkLoader`` for the format's loader (a fresh interpreter per file without)."""
     target = TARGETS[fmt]
     path = work / f"mutant{target.suffix}"
     path.write_bytes(data)
-    result = sandbox.run_loader(target.loader, path, marker, timeout=30)
+    if load is not None:
+        result = load(path, marker)
+    else:
+        result = sandbox.run_loader(target.loader, path, marker, timeout=30)
+    if stats is not None:
+        stats.loaded += result.status == "loaded"
     risky = _risky(result.globals)
     if not risky and not result.executed:
         return False, None
@@ -378,10 +408,15 @@ def check_one(fmt: str, data: bytes, work: Path, marker: Path) -> tuple[bool, Di
 
 
 def fuzz(fmt: str, seconds: float, seed: int = 0, max_cases: int = 10_000) -> FuzzStats:
+    """Mutate and load for ``seconds``: one loader server per run (``sandbox.ForkLoader``:
+    the loader's library is imported once, each mutant loads in its own forked child)."""
     rng = random.Random(seed)
     stats = FuzzStats(fmt)
     target = TARGETS[fmt]
-    with tempfile.TemporaryDirectory(prefix="gbx-fuzz-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="gbx-fuzz-") as tmp,
+        sandbox.ForkLoader(target.loader) as load,
+    ):
         work = Path(tmp)
         # Relative: the payload runs in the loader's throw-away working directory, so a
         # mutated command ("touch MAR ER") can only create files there.
@@ -394,8 +429,19 @@ def fuzz(fmt: str, seconds: float, seed: int = 0, max_cases: int = 10_000) -> Fu
             if fmt != "pickle" and rng.random() < 0.1:
                 data = byte_noise(rng, data)
             stats.tried += 1
-            risky, diff = check_one(fmt, data, work, marker)
+            risky, diff = check_one(fmt, data, work, marker, load, stats)
             stats.reached_risky += risky
             if diff is not None:
                 stats.differentials.append(diff)
     return stats
+
+
+def fuzz_all(
+    seconds: float, seed: int = 0, workers: int = 2, formats: list[str] | None = None
+) -> list[FuzzStats]:
+    """``fuzz`` every format (or ``formats``), ``workers`` formats at a time in a process
+    pool; each format gets ``seconds`` of its own."""
+    names = sorted(formats or TARGETS)
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+        runs = [pool.submit(fuzz, fmt, seconds, seed) for fmt in names]
+        return [run.result() for run in runs]

@@ -136,3 +136,108 @@ def run_loader(loader: str, path: Path, marker: Path, timeout: float = 60.0) -> 
     events = [(str(e), str(a)) for e, a in data["events"]]
     found = [a for e, a in events if e == "pickle.find_class"]
     return LoadResult(str(data["status"]), ran, found, events)
+
+
+# The same loads, many times over: one server process imports the loader's library once (torch
+# takes seconds), then forks a child per file. Each child is a copy of that clean server,
+# installs the audit hook, works in its own throw-away directory and exits after one load, so
+# no load sees another's state; only the import is shared. The fuzzer uses this for volume.
+_SERVER = r"""
+import json, os, sys, signal, time
+loader = sys.argv[1]
+os.environ["OMP_NUM_THREADS"] = "1"
+import pickle, warnings
+warnings.simplefilter("ignore")
+if loader == "torch":
+    import torch
+elif loader == "numpy":
+    import numpy
+elif loader == "joblib":
+    import joblib
+CHILD = compile(sys.argv[2], "<loader>", "exec")
+sys.stdout.write("ready\n"); sys.stdout.flush()
+for line in sys.stdin:
+    path, out, work, timeout = line.rstrip("\n").split("\t")
+    pid = os.fork()
+    if pid == 0:
+        os.chdir(work)
+        os.environ["HOME"] = work
+        sys.argv = ["-c", loader, path, out]
+        try:
+            exec(CHILD, {"__name__": "__main__"})
+        finally:
+            os._exit(0)
+    deadline = time.monotonic() + float(timeout)
+    status = "done"
+    while True:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            status = "timeout"
+            break
+        time.sleep(0.002)
+    sys.stdout.write(status + "\n"); sys.stdout.flush()
+"""
+
+
+class ForkLoader:
+    """``run_loader`` for many files with one loader: ``with ForkLoader("torch") as load:
+    load(path, marker)``. Same result type and the same child code as ``run_loader``."""
+
+    def __init__(self, loader: str) -> None:
+        self.loader = loader
+        self.proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> ForkLoader:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+            "OMP_NUM_THREADS": "1",
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _SERVER, self.loader, _CHILD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"loader server for {self.loader} did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+    def __call__(self, path: Path, marker: Path, timeout: float = 30.0) -> LoadResult:
+        assert self.proc is not None and self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        if marker.is_absolute():
+            marker.unlink(missing_ok=True)
+        with tempfile.TemporaryDirectory(prefix="gbx-sandbox-") as work:
+            where = marker if marker.is_absolute() else Path(work) / marker
+            out = Path(work) / "result.json"
+            self.proc.stdin.write(f"{path}\t{out}\t{work}\t{timeout}\n")
+            self.proc.stdin.flush()
+            status = self.proc.stdout.readline().strip()
+            ran = where.exists()
+            if marker.is_absolute():
+                marker.unlink(missing_ok=True)
+            if status == "timeout":
+                return LoadResult("timeout", ran)
+            if not out.exists():
+                return LoadResult("crashed", ran)
+            data = json.loads(out.read_text())
+        events = [(str(e), str(a)) for e, a in data["events"]]
+        found = [a for e, a in events if e == "pickle.find_class"]
+        return LoadResult(str(data["status"]), ran, found, events)

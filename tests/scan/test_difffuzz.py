@@ -58,3 +58,37 @@ def test_every_zip_layout_the_torch_reader_loads_is_caught(layout: str, tmp_path
     assert diff is None, f"{layout}: torch reached {diff.reached}, scanner said {diff.findings}"
     if layout in ("data-descriptor", "mixed-compression", "zip64", "member-order"):
         assert risky  # ordinary layouts: torch loads them and reaches the payload
+
+
+EOF_CASES = Path(__file__).parent / "regressions" / "difffuzz-eof"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EOF_CASES.iterdir()))
+def test_a_global_cut_off_by_the_end_is_read_as_python_reads_it(name: str) -> None:
+    """Found by the fuzzer (2 of 5644 joblib mutants): a compressed stream ending inside a
+    GLOBAL (``cos\\nsystem``, no last newline). joblib's pure-Python unpickler takes
+    ``readline()[:-1]`` and imports ``os`` for ``os.syste``; the scanner called the stream
+    "not a pickle" (a line without its newline) and passed the file."""
+    report = scan_path(EOF_CASES / name, workers=1)
+    assert report.fails(Severity.CRITICAL)
+    subjects = {f.subject for f in report.findings if f.rule_id == "GBX-PKL-001"}
+    assert subjects & {"os.syste", "posix.sy"}
+
+
+def test_name_line_matches_the_python_unpickler() -> None:
+    import io
+
+    from glassbox.scan.pickle_ops import ByteReader
+
+    # pickle._Unpickler.load_global: module = self.readline()[:-1], the file's own readline
+    for data in (b"os\nsystem", b"os\nsystem\n", b"posix", b"", b"x\n"):
+        ours = ByteReader(io.BytesIO(data))
+        theirs = io.BytesIO(data)
+        for _ in range(2):
+            assert ours.name_line() == theirs.readline()[:-1], data
+
+
+def test_the_oracle_ignores_imports_that_cannot_happen() -> None:
+    # find_class events the fuzzer saw for truncated GLOBAL lines: the module does not exist
+    # (or is empty), so the loader's import failed and nothing ran.
+    assert difffuzz._risky(["po.", ".", "os.syste", "posix.sy"]) == ["os.syste", "posix.sy"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,11 @@ from glassbox.scan.templates import check_template
 
 TEMPLATES = Path(__file__).parent / "templates"
 REAL = sorted(p.name for p in TEMPLATES.glob("*.jinja"))
+# A directory of published chat templates (a checkout's ``models/templates`` of
+# ggml-org/llama.cpp): their text is not copied into this repository, so the test runs where
+# such a directory is given.
+EXTERNAL = Path(os.environ.get("GLASSBOX_REAL_TEMPLATES", "/nonexistent"))
+EXTERNAL_NAMES = sorted(p.name for p in EXTERNAL.glob("*.jinja")) if EXTERNAL.is_dir() else []
 
 ESCAPES = {
     "concat": "{% set k = 'glob' ~ 'als' %}{{ cycler.__init__[k] }}",
@@ -51,3 +57,12 @@ def test_numeric_look_ahead_is_not_a_computed_name() -> None:
     text = "{% for m in messages %}{{ messages[loop.index0 + 1].role }}{% endfor %}"
     assert check_template(text) == ([], None)
     assert check_template("{{ x['a' + b] }}")[0] == ["indexes with a name computed at render time"]
+
+
+@pytest.mark.skipif(not EXTERNAL_NAMES, reason="GLASSBOX_REAL_TEMPLATES names no template dir")
+@pytest.mark.parametrize("name", EXTERNAL_NAMES or ["-"])
+def test_published_templates_raise_no_high_finding(name: str, tmp_path: Path) -> None:
+    text = (EXTERNAL / name).read_text(encoding="utf-8")
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": text}))
+    report = scan_path(tmp_path, workers=1)
+    assert not report.fails(Severity.HIGH), [f.message for f in report.findings]

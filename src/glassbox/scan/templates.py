@@ -77,11 +77,206 @@ _INGREDIENT_PIECES = (
 
 def _has_ingredients(text: str) -> bool:
     """``_INGREDIENTS.search(text)``, about ten times faster."""
-    if "~" in text or "__" in text:
+    return "~" in text or _ingredients_but_concat(text)
+
+
+def _ingredients_but_concat(text: str) -> bool:
+    """``_has_ingredients`` less its ``~``: ``_needs_ast`` looks at what is concatenated."""
+    if "__" in text:
         return True
     if any(p.search(text) for p in _INGREDIENT_PIECES):
         return True
     return any(w in text for w in _WORDS) and _INGREDIENT_WORDS.search(text) is not None
+
+
+# ``_has_ingredients`` alone was not enough: the AST pass also reports names built with ``%``
+# without spaces (``x['%c%cclass%c%c'%(95,95,95,95)]``), keys computed inside nested brackets,
+# ``+`` with a string that spells a risky name (``x + 'get'``), a parenthesised string literal
+# sliced, and line continuations inside strings (``'_\<newline>_'``), all of which it skipped.
+# ``_needs_ast`` is the exact condition: every template for which the AST pass reports
+# something passes it (a property test generates expressions to hold it to that), and real
+# templates, whose strings are special tokens, dictionary keys and role names compared with
+# ``==``, still skip the parser.
+_SPEC = r"%[-+ #0-9.]*"
+_FORMAT_HOLES = re.compile(
+    r"\\[\r\n]"  # a line continuation inside a string joins what is around it
+    rf"|{_SPEC}c|{_SPEC}['\"]|_%|{_SPEC}[a-zA-Z%]_"  # %c, a spec split by a quote, _%s_
+    r"|['\"][\s)]*(?:\[|\.\s*[0-9])"  # ('abc')[1], ''.0: a string literal sliced
+)
+_SPEC_RE = re.compile(_SPEC + r"[a-zA-Z%]")
+_ESCAPE = re.compile(r"\\(.?)", re.S)
+# Letters, underscores and the whitespace ``_built_name`` strips: the only characters of the
+# strings a risky name (``_RISKY_NAMES``, all lower case) can be folded from.
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz_ \t\n")
+_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
+_IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+# Words after which ``[`` opens a list, not a subscript (jinja's keywords and tag names).
+_NOT_SUBSCRIPTED = frozenset(
+    {
+        "in", "not", "and", "or", "is", "if", "elif", "else", "for", "recursive", "set",
+        "with", "print", "do", "call", "filter", "include", "import", "extends", "from",
+        "block", "macro", "autoescape", "as", "true", "false", "none", "True", "False", "None",
+    }
+)  # fmt: skip
+# Words that are operators, not names, where they follow the end of an expression (anywhere
+# else jinja reads them as names: ``{{ in[x] }}`` subscripts a variable called ``in``).
+_OPERATOR_WORDS = frozenset({"in", "not", "and", "or", "is", "if", "else"})
+# A ``[`` right after one of these starts an expression, so it opens a list.
+_EXPRESSION_STARTS = frozenset("=(,[{~+-*/%:<>")
+
+
+def _needs_ast(text: str) -> bool:
+    """Whether the AST pass can report anything on ``text``; when False, ``_check`` skips
+    parsing (its costliest step by far) and is still exact."""
+    return (
+        _ingredients_but_concat(text)
+        or _FORMAT_HOLES.search(text) is not None
+        or ("[" in text and _computed_key(text))
+        or _foldable_name(text)
+    )
+
+
+def _computed_key(text: str) -> bool:
+    """A subscript whose key is more than one string literal, a name or a number: what lies
+    between ``[`` and the first ``]`` holds a bracket, call, operator or filter, or quotes
+    that are not one whole literal (a ``]`` inside a string ends that span early)."""
+    at = text.find("[")
+    while at >= 0:
+        if _opens_list(text, at):  # a list literal: its items are looked at on their own
+            at = text.find("[", at + 1)
+            continue
+        close = text.find("]", at + 1)
+        span = text[at + 1 :] if close < 0 else text[at + 1 : close]
+        if any(ch in span for ch in "[(~%|+\\"):
+            return True
+        if "'" in span or '"' in span:
+            inner = span.strip()
+            quote = inner[:1]
+            if not (
+                len(inner) >= 2
+                and quote in ("'", '"')
+                and inner[-1] == quote
+                and quote not in inner[1:-1]
+            ):
+                return True
+        at = text.find("[", at + 1)
+    return False
+
+
+def _trailing_word(text: str) -> str:
+    i = len(text)
+    while i > 0 and text[i - 1] in _IDENT_CHARS:
+        i -= 1
+    return text[i:]
+
+
+def _ends_expression(before: str) -> bool:
+    """``before`` (stripped) ends with a closed expression: a bracket, string, number or a
+    name that is no keyword (a keyword answers no, which only means parsing)."""
+    last = before[-1:]
+    if last in (")", "]", "}", "'", '"') or last.isdigit():
+        return True
+    word = _trailing_word(before)
+    return bool(word) and word not in _NOT_SUBSCRIPTED
+
+
+def _opens_list(text: str, at: int) -> bool:
+    """``text[at]`` (a ``[``) cannot be a subscript: it starts an expression (after an operator,
+    ``=``, ``(``, ``,`` ...) or follows an operator word that follows an expression."""
+    before = text[:at].rstrip()
+    if not before or before[-1] in _EXPRESSION_STARTS:
+        return True
+    word = _trailing_word(before)
+    if word not in _OPERATOR_WORDS:
+        return False
+    rest = before[: len(before) - len(word)].rstrip()
+    if word == "in" and _trailing_word(rest) == "not":
+        rest = rest[:-3].rstrip()
+    return bool(rest) and _ends_expression(rest)
+
+
+def _list_item(text: str, start: int, end: int) -> bool:
+    """The string ``text[start:end + 1]`` is an item of a list of plain strings (no escapes)
+    that is a whole operand (of ``in``, ``==``, ``=``): ``x not in ['user', 'system']``."""
+    left = text[:start].rstrip()
+    while left.endswith(","):
+        left = left[:-1].rstrip()
+        quote = left[-1:]
+        if quote not in ("'", '"'):
+            return False
+        opening = left.rfind(quote, 0, len(left) - 1)
+        if opening < 0 or "\\" in left[opening:]:
+            return False
+        left = left[:opening].rstrip()
+    if not left.endswith("[") or not _opens_list(left, len(left) - 1):
+        return False
+    right = text[end + 1 :].lstrip()
+    while right.startswith(","):
+        right = right[1:].lstrip()
+        quote = right[:1]
+        if quote not in ("'", '"'):
+            return False
+        closing = right.find(quote, 1)
+        if closing < 0 or "\\" in right[:closing]:
+            return False
+        right = right[closing + 1 :].lstrip()
+    if not right.startswith("]"):
+        return False
+    return _operand_ends(right[1:].lstrip())
+
+
+def _operand_ends(right: str) -> bool:
+    """``right`` (stripped) starts where no operator can extend the operand before it."""
+    if right.startswith(("%}", "-%}", "}}", "-}}", ")", "]", ",")):
+        return True
+    word = right[:4]
+    return (word[:3] == "and" and word[3:4] not in _IDENT_CHARS) or (
+        word[:2] == "or" and word[2:3] not in _IDENT_CHARS
+    )
+
+
+def _foldable_name(text: str) -> bool:
+    """Whether some string in ``text`` could be folded into a risky name: it holds only
+    lower-case letters, underscores, white space and ``%`` specs (what the folding drops),
+    and it is not plainly inert where it stands (a subscript key, the right side of ``==`` or
+    ``=``, a whole output). Every quote starts a candidate, so strings are found whatever
+    the text around them; a string that is not one is only a reason to parse."""
+    for quote in ("'", '"'):
+        at = text.find(quote)
+        while at >= 0:
+            end = text.find(quote, at + 1)
+            if end < 0:
+                break
+            if _name_like(text[at + 1 : end]) and not _inert(text, at, end):
+                return True
+            at = text.find(quote, at + 1)
+    return False
+
+
+def _name_like(run: str) -> bool:
+    if "\\" in run:
+        # \n, \t and \r are white space; any other escape may be any character.
+        run = _ESCAPE.sub(lambda m: " " if m.group(1) in ("n", "t", "r") else "\x00", run)
+    if "%" in run:
+        run = _SPEC_RE.sub("", run)
+    return any(ch in _LETTERS for ch in run) and all(ch in _NAME_CHARS for ch in run)
+
+
+def _inert(text: str, start: int, end: int) -> bool:
+    """The string literal ``text[start:end + 1]`` is a whole subscript key, a whole comparison
+    or assignment operand, or a whole output: no folding node can hold it."""
+    left = text[:start].rstrip()
+    right = text[end + 1 :].lstrip()
+    if left.endswith("[") and right.startswith("]"):
+        before = left[:-1].rstrip()
+        if before.endswith((")", "]")) or before[-1:].isdigit():
+            return True  # a subscript key
+        word = _trailing_word(before)
+        if word and not word[0].isdigit() and word not in _NOT_SUBSCRIPTED:
+            return True  # a subscript key
+    if left.endswith(("=", "{{", "{{-")) and _operand_ends(right):
+        return True
+    return _list_item(text, start, end)
 
 
 _RISKY_GLOBALS = frozenset(
@@ -111,10 +306,15 @@ def _check(text: str) -> tuple[list[str], str | None]:
         m = pattern.search(text)
         if m:
             problems.append(f"{why} ({m.group(0)!r})")
-    if not _has_ingredients(text):
-        # Every construct the AST pass reports needs one of these in the source text; a
-        # template without any cannot escape, and parsing costs more than all else in a scan.
+    if not _needs_ast(text):
+        # The AST pass would report nothing (``_needs_ast`` is exact about that), and parsing
+        # costs more than all else in a scan; syntax is then left to the loader.
         return problems, None
+    return _ast_pass(text, problems)
+
+
+def _ast_pass(text: str, problems: list[str]) -> tuple[list[str], str | None]:
+    """Parse ``text`` and add what its nodes do to ``problems`` (the regex pass's findings)."""
     try:
         import jinja2
         import jinja2.nodes as nodes
