@@ -24,3 +24,15 @@ def test_every_link_points_inside_the_repository(doc: Path) -> None:
         assert path.exists(), f"{doc.name}: {target} does not exist"
     # A path mentioned in prose (``../shared/DESIGN.md``) is as broken as a link to it.
     assert OUTSIDE.findall(text) == [], f"{doc.name} names files outside the repository"
+
+
+def test_readme_documents_every_command() -> None:
+    """Each top-level command has at least one ``glassbox NAME`` example or heading.
+
+    A rewrite of one README section once cut off every section after it; this is the tripwire.
+    """
+    from glassbox.cli.main import COMMANDS
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in sorted(COMMANDS) if f"glassbox {name}" not in text]
+    assert missing == [], f"README never shows: {', '.join(missing)}"
