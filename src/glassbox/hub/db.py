@@ -48,6 +48,14 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS hub_claim (name TEXT NOT NULL, version TEXT NOT NULL,"
     " created DOUBLE PRECISION NOT NULL, owner TEXT NOT NULL DEFAULT '',"
     " PRIMARY KEY (name, version))",
+    # Every log entry a publish writes, recorded under its claim *before* it is appended: an
+    # entry that never became part of a release is then known as the hub's own (a publish
+    # that did not complete), not taken for a stolen key's (``interrupted``: when it stopped).
+    "CREATE TABLE IF NOT EXISTS hub_claim_entry (leaf_hash TEXT NOT NULL, name TEXT NOT NULL,"
+    " version TEXT NOT NULL, owner TEXT NOT NULL, logged DOUBLE PRECISION NOT NULL,"
+    " interrupted DOUBLE PRECISION)",
+    "CREATE INDEX IF NOT EXISTS hub_claim_entry_leaf ON hub_claim_entry (leaf_hash)",
+    "CREATE INDEX IF NOT EXISTS hub_claim_entry_name ON hub_claim_entry (name, version)",
     "CREATE TABLE IF NOT EXISTS hub_scan (release_id TEXT PRIMARY KEY, scanned DOUBLE PRECISION"
     " NOT NULL, report TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS hub_mirror (origin TEXT PRIMARY KEY, vkey TEXT NOT NULL,"
@@ -109,6 +117,18 @@ class FileRow:
     path: str
     size: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class ClaimEntry:
+    """A log entry the hub wrote for a publish of ``name@version`` that has not committed:
+    still in progress (``interrupted`` is ``None`` and the claim is held) or stopped."""
+
+    name: str
+    version: str
+    owner: str
+    logged: float
+    interrupted: float | None
 
 
 @dataclass(frozen=True)
@@ -314,11 +334,41 @@ class HubDB:
                 " AND created = ? RETURNING name",
                 (name, version, owner, created),
             )
+            if rows:  # the owner's last sign of life: its claim's latest renewal
+                _interrupt(cur, name, version, created, owner)
         return bool(rows)
 
     def unclaim(self, name: str, version: str) -> None:
+        """Give up a claim whose publish failed in this process (what it logged stays in the
+        log, now marked as a publish that did not complete)."""
         with self.transaction() as cur:
             cur.execute("DELETE FROM hub_claim WHERE name = ? AND version = ?", (name, version))
+            _interrupt(cur, name, version, time.time())
+
+    def note_claim_entries(
+        self, name: str, version: str, owner: str, leaf_hashes: Sequence[str]
+    ) -> None:
+        """Record log entries (their RFC 9162 leaf hashes, hex) about to be appended for this
+        owner's publish of ``name@version``; call before appending them."""
+        now = time.time()
+        with self.transaction() as cur:
+            cur.executemany(
+                "INSERT INTO hub_claim_entry (leaf_hash, name, version, owner, logged)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(h, name, version, owner, now) for h in leaf_hashes],
+            )
+
+    def claim_entry(self, leaf_hash: str) -> ClaimEntry | None:
+        """Whether the hub wrote this log entry for a publish that has not committed."""
+        rows = self.query(
+            "SELECT name, version, owner, logged, interrupted FROM hub_claim_entry"
+            " WHERE leaf_hash = ? ORDER BY logged LIMIT 1",
+            (leaf_hash,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return ClaimEntry(r[0], r[1], str(r[2]), float(r[3]), None if r[4] is None else float(r[4]))
 
     def insert_release(
         self, release: ReleaseRow, files: list[FileRow], evidence: list[EvidenceRow]
@@ -331,6 +381,12 @@ class HubDB:
             )
             if exists:
                 return False
+            # This publish's entries are the release's now (earlier, interrupted tries stay).
+            cur.execute(
+                "DELETE FROM hub_claim_entry WHERE name = ? AND version = ?"
+                " AND interrupted IS NULL",
+                (release.name, release.version),
+            )
             cur.execute(
                 "INSERT INTO hub_release (id, name, version, org, key_id, root_digest, hosted,"
                 " signature, log_index, verdict, checks, audit, created)"
@@ -487,6 +543,20 @@ class HubDB:
     def forks(self) -> list[tuple[str, float, str, str, str]]:
         rows = self.query("SELECT origin, seen, first, second, detail FROM hub_fork ORDER BY seen")
         return [(r[0], float(r[1]), r[2], r[3], r[4]) for r in rows]
+
+
+def _interrupt(cur: Any, name: str, version: str, when: float, owner: str | None = None) -> None:
+    """Mark the entries a publish of ``name@version`` logged as a publish that did not
+    complete, stopped at ``when`` (only ``owner``'s, when given)."""
+    sql = (
+        "UPDATE hub_claim_entry SET interrupted = ? WHERE name = ? AND version = ?"
+        " AND interrupted IS NULL"
+    )
+    params: tuple[Any, ...] = (when, name, version)
+    if owner is not None:
+        sql += " AND owner = ?"
+        params += (owner,)
+    cur.execute(sql, params)
 
 
 class _Cursor:

@@ -42,6 +42,8 @@ code { font: 13px ui-monospace, monospace; word-break: break-all; }
 ul.details { margin: 4px 0 0 0; padding-left: 18px; color: var(--muted); font-size: 13px; }
 .lineage, .probes { border-left: 3px solid var(--line); padding-left: 12px; margin: 8px 0; }
 p.sig { font-size: 13px; color: var(--muted); margin: 2px 0; }
+.unfinished { border: 2px solid #9a6700; background: #fff8c5; padding: 8px 16px;
+  border-radius: 8px; margin: 8px 0; }
 .fork { border: 2px solid #b3261e; background: #fce8e6; padding: 8px 16px; border-radius: 8px; }
 """
 
@@ -392,7 +394,7 @@ def publisher_page(hub: Hub, key_id: str) -> str:
         from glassbox.hub.hubscan import HUB_SCAN_KIND
 
         known |= hub.db.evidence_indexes(HUB_SCAN_KIND)
-    unknown = [i for i in logged if i not in known]
+    unknown, unfinished = _unfinished(hub, [i for i in logged if i not in known])
     if own:
         about = (
             "<p>This is the hub's own attestation key: it signs the hub's scan of each "
@@ -408,6 +410,13 @@ def publisher_page(hub: Hub, key_id: str) -> str:
     head = f"<h1>Publisher key <code>{escape(key_id[:16])}</code></h1>" + about
     body = head + "<h2>Releases</h2>" + _release_rows(releases)
     body += f"<h2>Log entries signed by this key</h2><p>{len(logged)} entr(y/ies) in the log.</p>"
+    if unfinished:
+        items = "".join(f'<li class="unfinished-entry">{line}</li>' for line in unfinished)
+        body += (
+            f'<div class="unfinished">{badge("unknown")} Logged by this hub for a publish that '
+            f"did not commit (no release holds them): <ul>{items}</ul>If you did not try to "
+            "publish these, check the key.</div>"
+        )
     if unknown:
         items = "".join(f"<li>entry {i}</li>" for i in unknown)
         body += (
@@ -415,6 +424,34 @@ def publisher_page(hub: Hub, key_id: str) -> str:
             f"hub: <ul>{items}</ul>Check the key has not been stolen.</div>"
         )
     return page("Publisher", body)
+
+
+def _unfinished(hub: Hub, indexes: list[int]) -> tuple[list[int], list[str]]:
+    """Split log entries that are no release's into those the hub itself wrote for a publish
+    that did not commit (it recorded each under the publish's claim before appending it:
+    ``HubDB.note_claim_entries``), described one line each, and the rest: entries nobody
+    logged through this hub, which is what a stolen key looks like."""
+    foreign: list[int] = []
+    lines: list[str] = []
+    for index in indexes:
+        found = hub.db.claim_entry(hub.log.get(index).leaf_hash.hex())
+        if found is None:
+            foreign.append(index)
+            continue
+        release = f"<code>{escape(found.name)}@{escape(found.version)}</code>"
+        held = hub.db.claim_of(found.name, found.version)
+        if found.interrupted is None and held is not None and held[0] == found.owner:
+            lines.append(
+                f"entry {index}: {release}, logged by this hub for a publish in progress "
+                f"(since {_when(found.logged)})"
+            )
+            continue
+        stopped = found.interrupted if found.interrupted is not None else found.logged
+        lines.append(
+            f"entry {index}: {release}, logged by this hub for a publish that did not "
+            f"complete (interrupted at {_when(stopped)})"
+        )
+    return foreign, lines
 
 
 def log_page(hub: Hub) -> str:

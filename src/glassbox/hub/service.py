@@ -363,14 +363,16 @@ class Hub:
     ) -> Published:
         from glassbox.hub.recovery import owner_token
 
+        owner = owner_token()
+        self._note_entries(name, version, owner, [entry, *ev_entries.values()])
         appended = self.log.add(entry)
         for seq, entry in ev_entries.items():
             done = self.log.add(entry)
             ev_rows[seq] = EvidenceRow(**{**ev_rows[seq].__dict__, "log_index": done.index})
-        self.db.renew_claim(name, version, owner_token())
+        self.db.renew_claim(name, version, owner)
         hub_scan = None
         if hosted and scan_report is not None and self.attester is not None:
-            hub_scan = self._attest_scan(scan_report, len(ev_rows), files)
+            hub_scan = self._attest_scan(scan_report, len(ev_rows), files, (name, version, owner))
             ev_rows.append(hub_scan)
         bundle = self.log.proof_bundle(appended.index)
         audit_doc = None
@@ -395,7 +397,7 @@ class Hub:
                 model_dir, sig_path, proof_path, key_path, vkey_path, evidence_paths
             )
             ev_rows = _judge_evidence(ev_rows, audit_doc)
-            self.db.renew_claim(name, version, owner_token())
+            self.db.renew_claim(name, version, owner)
         verdict = _verdict(hosted, audit_doc)
         release = ReleaseRow(
             uuid.uuid4().hex,
@@ -421,14 +423,26 @@ class Hub:
             carried = self._hub_scan_doc(hub_scan, None)
         return Published(release, files, ev_rows, bundle.to_dict(), hub_scan=carried)
 
-    def _attest_scan(self, report: Any, seq: int, files: list[FileRow]) -> EvidenceRow:
-        """Sign the gate's scan report with the hub's key and log it (``glassbox.hub.hubscan``)."""
+    def _note_entries(self, name: str, version: str, owner: str, entries: list[Any]) -> None:
+        """Record, before appending them, the entries this publish is about to log: if it
+        never commits, they are known as the hub's own, not a stolen key's (publisher page)."""
+        from glassbox.digest.merkle import leaf_hash
+
+        hashes = [leaf_hash(e.leaf).hex() for e in entries]
+        self.db.note_claim_entries(name, version, owner, hashes)
+
+    def _attest_scan(
+        self, report: Any, seq: int, files: list[FileRow], claim: tuple[str, str, str]
+    ) -> EvidenceRow:
+        """Sign the gate's scan report with the hub's key and log it (``glassbox.hub.hubscan``)
+        under the publish's claim (``name``, ``version``, ``owner``)."""
         from glassbox.hub.hubscan import HUB_SCAN_KIND, attest_hub_scan
         from glassbox.scan import SCAN_PREDICATE_TYPE
         from glassbox.tlog import make_submission, parse_entry
 
         attestation = attest_hub_scan(report, self.attester, {f.path: f.sha256 for f in files})
         entry = parse_entry(make_submission(attestation, self.attester_pem), where="hub scan")
+        self._note_entries(*claim, [entry])
         done = self.log.add(entry)
         worst = report.max_severity
         detail = (
