@@ -17,6 +17,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,6 +59,15 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS hub_claim_entry_name ON hub_claim_entry (name, version)",
     "CREATE TABLE IF NOT EXISTS hub_scan (release_id TEXT PRIMARY KEY, scanned DOUBLE PRECISION"
     " NOT NULL, report TEXT NOT NULL)",
+    # Every re-scan of a release (``glassbox hub rescan``), kept: its verdict at the threshold
+    # used, the verdict before it, and the hub's signed scan attestation with its log entry
+    # (``leaf_hash`` is recorded before the entry is appended, as for a publish's entries).
+    "CREATE TABLE IF NOT EXISTS hub_rescan (id TEXT PRIMARY KEY, release_id TEXT NOT NULL,"
+    " scanned DOUBLE PRECISION NOT NULL, fail_on TEXT NOT NULL, verdict TEXT NOT NULL,"
+    " previous TEXT NOT NULL, previous_at DOUBLE PRECISION NOT NULL, report TEXT NOT NULL,"
+    " attestation TEXT, leaf_hash TEXT, log_index {BIGINT})",
+    "CREATE INDEX IF NOT EXISTS hub_rescan_release ON hub_rescan (release_id, scanned)",
+    "CREATE INDEX IF NOT EXISTS hub_rescan_leaf ON hub_rescan (leaf_hash)",
     "CREATE TABLE IF NOT EXISTS hub_mirror (origin TEXT PRIMARY KEY, vkey TEXT NOT NULL,"
     " source TEXT NOT NULL, size {BIGINT} NOT NULL, checkpoint TEXT NOT NULL,"
     " updated DOUBLE PRECISION NOT NULL)",
@@ -132,6 +142,32 @@ class ClaimEntry:
 
 
 @dataclass(frozen=True)
+class RescanRow:
+    """One re-scan of a release: its verdict (``fail`` when a finding reached ``fail_on``),
+    the verdict before it (the previous re-scan's, or the publish gate's when
+    ``previous_rescan`` is false) and the hub's signed attestation with its log entry."""
+
+    id: str
+    release_id: str
+    scanned: float
+    fail_on: str
+    verdict: str
+    previous: str
+    previous_at: float
+    previous_rescan: bool
+    report: dict[str, Any]
+    attestation: dict[str, Any] | None
+    log_index: int | None
+
+    @property
+    def changed(self) -> str:
+        """``newly flagged``, ``no longer flagged`` or ``""``."""
+        if self.verdict == self.previous:
+            return ""
+        return "newly flagged" if self.verdict == "fail" else "no longer flagged"
+
+
+@dataclass(frozen=True)
 class EvidenceRow:
     seq: int
     kind: str
@@ -162,7 +198,18 @@ class HubDB:
             self._migrate(cur)
 
     def _migrate(self, cur: Any) -> None:
-        """Columns added since a table was first created (claims gained an owner)."""
+        """Changes since a table was first created: claims gained an owner; re-scans, once
+        one row per release in ``hub_scan``, are kept in ``hub_rescan`` (moved over)."""
+        for release_id, scanned, report in cur.execute(
+            "SELECT release_id, scanned, report FROM hub_scan"
+        ):
+            verdict = "fail" if json.loads(report).get("blocking") else "pass"
+            cur.execute(
+                "INSERT INTO hub_rescan (id, release_id, scanned, fail_on, verdict, previous,"
+                " previous_at, report) VALUES (?, ?, ?, 'high', ?, 'publish:pass', 0, ?)",
+                (uuid.uuid4().hex, release_id, scanned, verdict, report),
+            )
+        cur.execute("DELETE FROM hub_scan")
         if self.postgres:
             cur.execute(
                 "ALTER TABLE hub_claim ADD COLUMN IF NOT EXISTS owner TEXT NOT NULL DEFAULT ''"
@@ -518,19 +565,98 @@ class HubDB:
             out[table] = int(self.query(f"SELECT COUNT(*) FROM {table}")[0][0])  # noqa: S608
         return out
 
-    def put_scan(self, release_id: str, report: dict[str, Any]) -> None:
+    def put_scan(
+        self,
+        release_id: str,
+        report: dict[str, Any],
+        *,
+        fail_on: str = "high",
+        published: float = 0.0,
+        attestation: dict[str, Any] | None = None,
+        leaf_hash: str | None = None,
+    ) -> RescanRow:
+        """Record a re-scan (``report`` carries ``blocking``: the findings at ``fail_on``)
+        with the verdict it replaces: the previous re-scan's, else the publish gate's pass
+        (at ``published``). With an attestation, ``leaf_hash`` is its log entry's, recorded
+        before it is appended (``rescan_logged`` adds the index once it is)."""
         with self.transaction() as cur:
-            cur.execute("DELETE FROM hub_scan WHERE release_id = ?", (release_id,))
-            cur.execute(
-                "INSERT INTO hub_scan (release_id, scanned, report) VALUES (?, ?, ?)",
-                (release_id, time.time(), json.dumps(report, sort_keys=True)),
+            rows = cur.execute(
+                "SELECT verdict, scanned FROM hub_rescan WHERE release_id = ?"
+                " ORDER BY scanned DESC LIMIT 1",
+                (release_id,),
             )
+            previous, previous_at = (str(rows[0][0]), float(rows[0][1])) if rows else ("", 0.0)
+            row = RescanRow(
+                uuid.uuid4().hex,
+                release_id,
+                max(time.time(), previous_at + 1e-6),
+                fail_on,
+                "fail" if report.get("blocking") else "pass",
+                previous or "pass",
+                previous_at if previous else published,
+                bool(previous),
+                report,
+                attestation,
+                None,
+            )
+            cur.execute(
+                "INSERT INTO hub_rescan (id, release_id, scanned, fail_on, verdict, previous,"
+                " previous_at, report, attestation, leaf_hash, log_index)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                (
+                    row.id,
+                    release_id,
+                    row.scanned,
+                    fail_on,
+                    row.verdict,
+                    previous or "publish:pass",
+                    row.previous_at,
+                    json.dumps(report, sort_keys=True),
+                    None if attestation is None else json.dumps(attestation, sort_keys=True),
+                    leaf_hash,
+                ),
+            )
+        return row
 
-    def latest_scan(self, release_id: str) -> tuple[float, dict[str, Any]] | None:
+    def rescan_logged(self, rescan_id: str, log_index: int) -> None:
+        with self.transaction() as cur:
+            cur.execute("UPDATE hub_rescan SET log_index = ? WHERE id = ?", (log_index, rescan_id))
+
+    def latest_scan(self, release_id: str) -> RescanRow | None:
+        """The most recent re-scan of a release, ``None`` if it was never re-scanned."""
         rows = self.query(
-            "SELECT scanned, report FROM hub_scan WHERE release_id = ?", (release_id,)
+            "SELECT id, release_id, scanned, fail_on, verdict, previous, previous_at, report,"
+            " attestation, log_index FROM hub_rescan WHERE release_id = ?"
+            " ORDER BY scanned DESC LIMIT 1",
+            (release_id,),
         )
-        return (float(rows[0][0]), json.loads(rows[0][1])) if rows else None
+        if not rows:
+            return None
+        r = rows[0]
+        previous = str(r[5])
+        return RescanRow(
+            r[0],
+            r[1],
+            float(r[2]),
+            r[3],
+            r[4],
+            previous.removeprefix("publish:"),
+            float(r[6]),
+            not previous.startswith("publish:"),
+            json.loads(r[7]),
+            None if r[8] is None else json.loads(r[8]),
+            None if r[9] is None else int(r[9]),
+        )
+
+    def is_rescan_entry(self, leaf_hash: str) -> bool:
+        """Whether the hub recorded this log entry as one of its re-scan attestations."""
+        return bool(
+            self.query("SELECT 1 FROM hub_rescan WHERE leaf_hash = ? LIMIT 1", (leaf_hash,))
+        )
+
+    def rescan_indexes(self) -> set[int]:
+        rows = self.query("SELECT log_index FROM hub_rescan WHERE log_index IS NOT NULL")
+        return {int(r[0]) for r in rows}
 
     # -- forks seen (mirrors and gossip) -------------------------------------------------
     def record_fork(self, origin: str, first: str, second: str, detail: str) -> None:
