@@ -182,3 +182,28 @@ def test_cli_rescan_attests_and_needs_the_hub_key(hub: Hub, served: Served, tmp_
     assert done["releases"] == 1 and len(done["attested"]) == 1 and done["fail_on"] == "high"
     stored = hub.log.get(done["attested"][0])
     assert entry_from_body(stored.body or b"").key_id == hub.attester_id
+
+
+def test_rescans_kept_one_per_release_before_are_moved_over(tmp_path: Path) -> None:
+    """A database from before re-scans were kept (one ``hub_scan`` row per release) keeps
+    what it had: each row becomes that release's latest (unattested) re-scan."""
+    from glassbox.hub import HubDB
+
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    db = HubDB(url)
+    try:
+        with db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO hub_scan (release_id, scanned, report) VALUES (?, ?, ?)",
+                ("r1", 5.0, json.dumps({"findings": [], "blocking": ["GBX-PKL-001 in x"]})),
+            )
+    finally:
+        db.close()
+    db = HubDB(url)
+    try:
+        latest = db.latest_scan("r1")
+        assert latest is not None and latest.scanned == 5.0 and latest.verdict == "fail"
+        assert latest.changed == "newly flagged" and latest.attestation is None
+        assert db.query("SELECT COUNT(*) FROM hub_scan")[0][0] == 0
+    finally:
+        db.close()
