@@ -207,3 +207,56 @@ def test_rescans_kept_one_per_release_before_are_moved_over(tmp_path: Path) -> N
         assert db.query("SELECT COUNT(*) FROM hub_scan")[0][0] == 0
     finally:
         db.close()
+
+
+def _zip_with_bad_crc() -> bytes:
+    """A zip whose member fails its CRC: the scanner's GBX-ZIP-004, a *medium* finding, so a
+    release holding it passes a publish gate that fails on high."""
+    import io
+    import struct
+    import zipfile
+    import zlib
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("notes.txt", "hello world")
+    data = buf.getvalue()
+    crc = struct.pack("<I", zlib.crc32(b"hello world"))
+    return data.replace(crc, bytes(b ^ 0xFF for b in crc))
+
+
+def _publish_with_zip(hub: Hub, served: Served, tmp_path: Path) -> tuple[Publisher, Path]:
+    acme = add_publisher(hub, tmp_path, "acme")
+    model = make_model(tmp_path / "z")
+    (model / "extra.zip").write_bytes(_zip_with_bad_crc())
+    publish_model(
+        model, served.url, load_private_key(acme.key), acme.token, name="acme/z", version="1"
+    )
+    return acme, model
+
+
+def test_a_stricter_rescan_flags_a_release_and_pull_reports_it(
+    hub: Hub, served: Served, tmp_path: Path, dask: Any
+) -> None:
+    """Nothing changed but the threshold: the bytes are the release's, so the flagged scan's
+    attestation holds at pull, which reports it (the gate's own scan, at the policy's
+    fail-on, still decides)."""
+    acme, _model = _publish_with_zip(hub, served, tmp_path)
+    blobs, key = str(tmp_path / "blobs"), tmp_path / "hub.key"
+    calm = rescan_all(hub.db.url, blobs, log_key=key, client=dask)
+    assert calm["failing"] == 0 and calm["changed"] == []
+    strict = rescan_all(hub.db.url, blobs, log_key=key, fail_on="medium", client=dask)
+    assert strict["changed"] == ["acme/z@1: newly flagged"] and strict["fail_on"] == "medium"
+    assert "GBX-ZIP-004" in strict["failures"][0]
+
+    page = httpx.get(served.url + "/models/acme/z").text
+    assert "flagged by the latest scan" in page and "fails on medium" in page
+    assert 'class="newly-flagged"' in page and "an earlier re-scan" in page
+
+    policy = write_policy(tmp_path / "policy.toml", acme.pub, hub.log.vkey)
+    result = pull_model("acme/z@1", served.url, policy, tmp_path / "out")
+    latest = result.latest_scan
+    assert latest is not None and latest["log_index"] == strict["attested"][0]
+    assert latest["verdict"] == "fail" and latest["changed"] == "newly flagged"
+    assert latest["max_severity"] == "medium" and latest["findings"] == 1
+    assert latest["flagged"] is False  # at this policy's fail-on (high)
