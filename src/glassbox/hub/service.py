@@ -495,7 +495,7 @@ class Hub:
         from glassbox.tlog import make_submission, parse_entry
 
         attestation = entry = None
-        if self.attester is not None:
+        if self.attester is not None and report.get("files"):  # nothing scanned: no statement
             attestation = attest_hub_scan(ScanReport.from_dict(report), self.attester, digests)
             entry = parse_entry(make_submission(attestation, self.attester_pem), where="re-scan")
         row = self.db.put_scan(
