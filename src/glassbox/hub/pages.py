@@ -447,7 +447,7 @@ def publisher_page(hub: Hub, key_id: str) -> str:
         from glassbox.hub.hubscan import HUB_SCAN_KIND
 
         known |= hub.db.evidence_indexes(HUB_SCAN_KIND) | hub.db.rescan_indexes()
-    unknown, unfinished = _unfinished(hub, [i for i in logged if i not in known])
+    foreign, unfinished = _unfinished(hub, [i for i in logged if i not in known])
     if own:
         about = (
             "<p>This is the hub's own attestation key: it signs the hub's scan of each "
@@ -470,8 +470,8 @@ def publisher_page(hub: Hub, key_id: str) -> str:
             f"did not commit (no release holds them): <ul>{items}</ul>If you did not try to "
             "publish these, check the key.</div>"
         )
-    if unknown:
-        items = "".join(f"<li>entry {i}</li>" for i in unknown)
+    if foreign:
+        items = "".join(f"<li>entry {i}</li>" for i in foreign)
         body += (
             f'<div class="fork">{badge("fail")} Signed by this key but not a release on this '
             f"hub: <ul>{items}</ul>Check the key has not been stolen.</div>"
