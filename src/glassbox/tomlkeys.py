@@ -1,15 +1,17 @@
-"""Reading a user's TOML file (a recipe, a pipeline, a trust policy): a bounded read, one
-error type per kind of file, and line numbers for keys, so an error names the line to fix
-(``tomllib`` keeps no positions).
+"""Reading a user's TOML file (a recipe, a pipeline, a trust policy, a probe suite): a
+bounded read, one error type per kind of file, and line numbers for keys, so an error names
+the line to fix (``tomllib`` keeps no positions); and ``TomlValidator``, the base every one of
+those files' validators builds on.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeGuard
 
 from glassbox.errors import GlassboxError, InputError
 from glassbox.files import read_small_file
@@ -110,3 +112,53 @@ def line_for(lines: Mapping[str, int], path: Sequence[str | int]) -> int:
             return found
         parts.pop()
     return 1
+
+
+def is_integer(value: object) -> TypeGuard[int]:
+    """A TOML integer (``true`` is a ``bool``, which Python also counts as an ``int``)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_string_list(value: object) -> TypeGuard[list[str]]:
+    """A TOML array of non-empty strings."""
+    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+
+
+class TomlValidator:
+    """What the validators of recipe, pipeline, trust policy and probe suite files share: the
+    file, its data and key lines; errors of the file kind's own type that name the file and
+    the line (``fail``); and unknown keys refused with the closest allowed key as a hint
+    (``unknown``). Each kind words its messages itself (``unknown_message``, ``name_key``),
+    so a user sees the same text as before the validators shared this base."""
+
+    #: The file kind's error (an ``InputError``: exit code 2).
+    error: ClassVar[type[InputError]] = InputError
+    #: Start each message with the dotted key it is about (``log.keys: ...``).
+    name_key: ClassVar[bool] = False
+
+    def __init__(self, source: Path, data: dict[str, Any], lines: dict[str, int]) -> None:
+        self.source = source
+        self.data = data
+        self.lines = lines
+
+    def fail(self, path: Sequence[str | int], message: str) -> InputError:
+        """The error to raise about the key at ``path``: ``FILE:LINE: message``."""
+        where = f"{self.source}:{line_for(self.lines, path)}"
+        key = ".".join(str(p) for p in path) if self.name_key else ""
+        return self.error(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+
+    def unknown(
+        self, table: Mapping[str, Any], allowed: set[str], path: Sequence[str | int]
+    ) -> None:
+        """Refuse the first key of ``table`` (at ``path``) that is not ``allowed``."""
+        for key in table:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, sorted(allowed), n=1)
+                message = self.unknown_message(key, close[0] if close else None, allowed, path)
+                raise self.fail([*path, key], message)
+
+    def unknown_message(
+        self, key: str, close: str | None, allowed: set[str], path: Sequence[str | int]
+    ) -> str:
+        hint = f"did you mean '{close}'?" if close else f"allowed: {', '.join(sorted(allowed))}"
+        return f"unknown key '{key}' ({hint})"

@@ -45,7 +45,7 @@ def test_rescan_finds_a_payload_the_old_scan_missed(
     release = hub.db.release("acme/m1", "1")
     assert release is not None
     stored = hub.db.latest_scan(release.id)
-    assert stored is not None and stored[1]["blocking"]
+    assert stored is not None and stored.report["blocking"] and stored.verdict == "fail"
 
 
 def test_reverify_catches_an_edited_database(hub: Hub, published: list[dict]) -> None:

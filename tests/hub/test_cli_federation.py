@@ -152,11 +152,14 @@ def test_witnessed_hub_mirror_gossip_and_bulk_jobs(tmp_path: Path) -> None:
             a_db,
             "--blobs",
             str(tmp_path / "a-blobs"),
+            "--log-key",
+            str(tmp_path / "a.skey"),
             "--workers",
             "1",
             "--json",
         )
         assert json.loads(rescan)["releases"] == 1 and json.loads(rescan)["failing"] == 0
+        assert len(json.loads(rescan)["attested"]) == 1  # signed and logged in A's log
         reverify = run("hub", "reverify", "--db", a_db, "--workers", "1", "--json")
         assert json.loads(reverify)["failed"] == []
     finally:

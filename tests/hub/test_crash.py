@@ -101,6 +101,11 @@ def test_killed_mid_publish_leaves_nothing_blocked(db_url: str, tmp_path: Path, 
     while not marker.exists():
         assert time.monotonic() < deadline and proc.poll() is None, "never reached the fault"
         time.sleep(0.05)
+    if point == "commit":  # logged, not committed: the live hub says so on its own pages
+        key_id = public_key_id(load_private_key(key).public_key())
+        live = _page(f"http://127.0.0.1:{port}/publishers/{key_id}")
+        assert "logged by this hub for a publish in progress" in live
+        assert "not a release on this hub" not in live
     os.kill(proc.pid, signal.SIGKILL)  # a crash: no cleanup handler runs
     proc.wait(20)
     thread.join(60)
@@ -134,9 +139,52 @@ def test_killed_mid_publish_leaves_nothing_blocked(db_url: str, tmp_path: Path, 
         pulled = pull_model("acme/m@1", url, write_policy(tmp_path / "p.toml", pub, vkey), out)
         assert pulled.verified and json.loads((out / "config.json").read_text())["seed"] == 1
         assert staged(tmp_path) == []
+        check_publisher_pages(url, db_url, tmp_path, key, point)
     finally:
         hub.terminate()
         hub.wait(20)
+
+
+def _page(url: str) -> str:
+    resp = httpx.get(url, timeout=30)
+    resp.raise_for_status()
+    return resp.text
+
+
+def check_publisher_pages(url: str, db_url: str, tmp: Path, key: Path, point: str) -> None:
+    """What the killed publish logged (past the ``commit`` point: the signature, by the
+    publisher's key, and the hub's scan, by the hub's key) is shown as the hub's own entries
+    of a publish that did not complete, not as a stolen key's; an entry the hub did not write
+    under a claim still raises the alarm."""
+    from glassbox.sign import sign_model
+    from glassbox.tlog import TransparencyLog, load_or_create_signer
+    from glassbox.tlog.store import open_store
+
+    key_id = public_key_id(load_private_key(key).public_key())
+    attest_id = httpx.get(url + "/api/v1/log").json()["attest_key_id"]
+    unfinished = 1 if point == "commit" else 0
+    for page in (_page(f"{url}/publishers/{key_id}"), _page(f"{url}/publishers/{attest_id}")):
+        assert "not a release on this hub" not in page, point
+        assert page.count("did not complete (interrupted at ") == unfinished, point
+        if unfinished:
+            assert "<code>acme/m@1</code>, logged by this hub for a publish" in page
+            assert 'class="unfinished"' in page
+
+    # The key signs a model that never went through this hub, and the entry lands in the
+    # hub's log from outside any publish (a stolen key, or a writer the hub does not know).
+    other = make_model(tmp / "elsewhere", seed=7)
+    signed = sign_model(other, load_private_key(key), signature_path=tmp / "elsewhere.sig")
+    assert signed is not None
+    log = TransparencyLog(open_store(db_url), load_or_create_signer(tmp / "log.skey"))
+    try:
+        foreign = log.add_signed(
+            json.loads((tmp / "elsewhere.sig").read_text()), load_private_key(key).public_key()
+        ).index
+    finally:
+        log.close()
+    page = _page(f"{url}/publishers/{key_id}")
+    assert "not a release on this hub" in page and f"<li>entry {foreign}</li>" in page
+    assert page.count("did not complete (interrupted at ") == unfinished
 
 
 def _dead_owner() -> str:
@@ -238,3 +286,32 @@ def test_a_database_from_before_claim_owners_is_migrated(db_url: str) -> None:
         assert sweep_claims(db, 3600) == ["a/old@1"]
     finally:
         db.close()
+
+
+def test_a_publish_refused_after_logging_is_marked_not_alarmed(
+    hub: Any, served: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publish that fails in-process after its entries are logged (here the release's
+    insert is refused: the fault a concurrent publish of the same name causes) gives up its
+    claim and marks what it logged; the publisher page says so instead of a stolen-key alarm."""
+    from glassbox.hub.client import HubError
+    from glassbox.hub.pages import publisher_page
+    from tests.hub.conftest import add_publisher
+
+    acme = add_publisher(hub, tmp_path, "acme")
+    monkeypatch.setattr(HubDB, "insert_release", lambda self, *a, **k: False)
+    with pytest.raises(HubError, match="409"):
+        publish_model(
+            make_model(tmp_path / "m"),
+            served.url,
+            load_private_key(acme.key),
+            acme.token,
+            name="acme/m",
+            version="1",
+        )
+    assert hub.db.claims() == [] and hub.db.release("acme/m", "1") is None
+    page = publisher_page(hub, acme.key_id)
+    assert "not a release on this hub" not in page
+    assert "<code>acme/m@1</code>, logged by this hub for a publish that did not complete" in page
+    own = publisher_page(hub, hub.attester_id)  # the hub's scan was logged too
+    assert "not a release on this hub" not in own and "did not complete" in own

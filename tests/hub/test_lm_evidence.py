@@ -2,8 +2,8 @@
 
 The attestations are signed for real by the lm part (``attest_lineage``, ``attest_probes``)
 over the real model directories that are published; the probe *results* and the lineage score
-are written here (running a language model is the lm part's tests' job, not the hub's), so
-the pages can be checked against known values: the verdict, the base linked to its hub page,
+are written here (``test_lm_real.py`` publishes real runs on tiny models), so the pages can
+be checked against known values: the verdict, the base linked to its hub page,
 the score, the suite digest, pass/fail counts, which checks failed, and the drift the lm part's
 ``diff_runs`` reports between two versions. A row edited in the database after the publish
 shows as a failed signature, since the pages verify at render time.

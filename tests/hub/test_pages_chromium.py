@@ -131,3 +131,59 @@ def test_model_publisher_log_and_search_pages(
 
     assert requests and all(r.startswith(served.url) for r in requests), requests
     page.close()
+
+
+def test_rescan_and_unfinished_publish_pages(
+    hub: Hub, served: Served, browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release newly flagged by a re-scan shows it in red (and its attestation verified in
+    green); a publish that logged and then failed shows orange on the publisher page, with no
+    stolen-key alarm."""
+    from glassbox.hub.bulk import dask_client, rescan_all
+    from glassbox.hub.client import HubError
+    from glassbox.hub.db import HubDB
+    from tests.hub.test_rescan import _publish_with_zip
+
+    acme, _model = _publish_with_zip(hub, served, tmp_path)
+    with dask_client(workers=1, processes=False) as client:
+        rescan_all(hub.db.url, str(tmp_path / "blobs"), log_key=tmp_path / "hub.key", client=client)
+        rescan_all(
+            hub.db.url,
+            str(tmp_path / "blobs"),
+            log_key=tmp_path / "hub.key",
+            fail_on="medium",
+            client=client,
+        )
+    monkeypatch.setattr(HubDB, "insert_release", lambda self, *a, **k: False)
+    with pytest.raises(HubError):
+        publish_model(
+            make_model(tmp_path / "v2", seed=2),
+            served.url,
+            load_private_key(acme.key),
+            acme.token,
+            name="acme/z",
+            version="2",
+        )
+
+    page = browser.new_page(viewport={"width": 1200, "height": 1400}, java_script_enabled=False)
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(served.url + "/models/acme/z")
+    assert "FAIL" in check_badges(page)
+    flagged = page.locator(".newly-flagged")
+    assert flagged.is_visible() and "Newly flagged" in flagged.inner_text()
+    assert flagged.locator(".verdict").inner_text() == "FAIL"
+    assert page.locator(".flagged .verdict").inner_text() == "FAIL"
+    assert page.locator(".rescan .sig .verdict").inner_text() == "PASS"
+    assert "GBX-ZIP-004" in page.locator(".rescan .blocking").inner_text()
+
+    page.goto(served.url + f"/publishers/{acme.key_id}")
+    check_badges(page)
+    unfinished = page.locator(".unfinished")
+    assert unfinished.is_visible() and unfinished.locator(".verdict").inner_text() == "UNKNOWN"
+    assert "acme/z@2, logged by this hub for a publish that did not complete" in (
+        unfinished.inner_text()
+    )
+    assert page.locator(".fork").count() == 0
+    assert requests and all(r.startswith(served.url) for r in requests), requests
+    page.close()

@@ -286,23 +286,55 @@ def _size(note: str) -> int:
 @hub.command()
 @DB_OPT
 @BLOBS_OPT
+@LOGKEY_OPT
+@click.option(
+    "--attest-key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The hub's attestation key (default: beside the log key).",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["critical", "high", "medium", "low"]),
+    default="high",
+    show_default=True,
+    help="The severity that flags a release.",
+)
 @click.option("--scheduler", help="A Dask scheduler address (default: a LocalCluster).")
 @click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @guarded
 def rescan(
-    db: str | None, blobs: str | None, scheduler: str | None, workers: int, as_json: bool
+    db: str | None,
+    blobs: str | None,
+    log_key: str | None,
+    attest_key: str | None,
+    fail_on: str,
+    scheduler: str | None,
+    workers: int,
+    as_json: bool,
 ) -> None:
-    """Re-scan every hosted release on Dask distributed (after a scanner update)."""
+    """Re-scan every hosted release on Dask distributed (after a scanner update); each result
+    is signed by the hub's attestation key and logged in the hub's log."""
     from glassbox.hub.bulk import rescan_all
 
-    done = rescan_all(_db(db), _blobs(blobs), scheduler=scheduler, workers=workers)
+    done = rescan_all(
+        _db(db),
+        _blobs(blobs),
+        log_key=_log_key(log_key),
+        attest_key=attest_key,
+        fail_on=fail_on,
+        scheduler=scheduler,
+        workers=workers,
+    )
     if as_json:
         emit_json(done)
     else:
         click.echo(
             f"re-scanned {done['releases']} release(s): {done['failing']} with blocking findings"
+            f" at {done['fail_on']}; {len(done['attested'])} attestation(s) logged"
         )
+        for line in done["changed"]:
+            click.echo(f"  {line}")
     if done["failing"]:
         raise SystemExit(1)
 
@@ -434,6 +466,13 @@ def pull(
             if scanned
             else "; no hub scan attestation"
         )
+        latest = result.latest_scan
+        if latest:
+            said += (
+                f"; latest re-scan: log entry {latest['log_index']}, "
+                f"{latest['findings']} finding(s), worst {latest['max_severity'] or 'none'}"
+                + (" (FLAGGED at your policy's fail-on)" if latest["flagged"] else "")
+            )
         click.echo(
             f"verified {result.name}@{result.version} (publisher {result.gate.get('publisher')}) "
             f"-> {result.path}{said}"

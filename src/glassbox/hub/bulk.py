@@ -58,11 +58,19 @@ def scan_release(
     blob_dir: str, files: list[tuple[str, str]], fail_on: str = "high"
 ) -> dict[str, Any]:
     """Scan one release's files, laid out under their names (hard links to the blobs, so
-    nothing is copied; a copy where links are impossible). Runs on a Dask worker."""
+    nothing is copied; a copy where links are impossible). Runs on a Dask worker.
+
+    Each linked file is hashed too (``sha256``: the digests of the bytes scanned, which the
+    hub's signed attestation names), and a blob whose bytes are not the release's is itself
+    a blocking finding. Blobs are never rewritten in place (``BlobStore.adopt`` renames), so
+    the hard link is the inode both hashed and scanned."""
+    from glassbox.digest import hash_file
     from glassbox.scan import Severity, scan_path
 
     threshold = Severity.parse(fail_on)
     root = Path(tempfile.mkdtemp(prefix="glassbox-rescan-"))
+    digests: dict[str, str] = {}
+    damaged: list[str] = []
     try:
         for path, sha in files:
             target = root / "model" / path
@@ -72,13 +80,20 @@ def scan_release(
                 os.link(source, target)
             except OSError:
                 shutil.copyfile(source, target)
+            digests[path] = hash_file(target, "sha256").hex()
+            if digests[path] != sha:
+                damaged.append(f"blob store: {path} is not the release's bytes (sha256 {sha[:16]})")
         report = scan_path(root / "model", workers=1)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     doc = report.to_dict()
-    doc["blocking"] = [
-        f"{f.rule_id} in {f.location}" for f in report.findings if f.severity >= threshold
-    ] + [f"not scanned: {e}" for e in report.errors]
+    doc["blocking"] = (
+        damaged
+        + [f"{f.rule_id} in {f.location}" for f in report.findings if f.severity >= threshold]
+        + [f"not scanned: {e}" for e in report.errors]
+    )
+    doc["fail_on"] = str(threshold)
+    doc["sha256"] = digests
     return doc
 
 
@@ -115,13 +130,24 @@ def rescan_all(
     db_url: str,
     blob_dir: str,
     *,
+    log_key: str | os.PathLike[str] | None = None,
+    attest_key: str | os.PathLike[str] | None = None,
+    fail_on: str = "high",
     scheduler: str | None = None,
     workers: int = 2,
     processes: bool = True,
     client: Any = None,
 ) -> dict[str, Any]:
-    """Re-scan every hosted release on Dask; store each report; count the failing ones."""
-    db = HubDB(db_url)
+    """Re-scan every hosted release on Dask; store each report; count the failing ones.
+
+    With ``log_key`` (the hub's log key; its attestation key beside it, or ``attest_key``)
+    each result becomes the hub's signed scan attestation, logged in the hub's log
+    (``Hub.record_rescan``); the workers never see a key."""
+    from glassbox.scan import Severity
+
+    threshold = str(Severity.parse(fail_on))
+    hub = _open_for_attesting(db_url, blob_dir, log_key, attest_key) if log_key else None
+    db = hub.db if hub is not None else HubDB(db_url)
     try:
         rows = [(r, db.files(r.id)) for r in db.all_releases() if r.hosted]
         jobs = [(r, [(f.path, f.sha256) for f in files]) for r, files in rows]
@@ -130,24 +156,60 @@ def rescan_all(
             dask.run(_warm_up)  # imports on every worker: start-up, not the work
             started = time.perf_counter()  # the work, not the cluster's start-up
             futures = dask.map(
-                scan_release, [blob_dir] * len(jobs), [files for _r, files in jobs], pure=False
+                scan_release,
+                [blob_dir] * len(jobs),
+                [files for _r, files in jobs],
+                [threshold] * len(jobs),
+                pure=False,
             )
             reports = dask.gather(futures)
             elapsed = time.perf_counter() - started
-        failing = []
+        failing, changed, logged = [], [], []
+        started = time.perf_counter()
         for (release, _files), report in zip(jobs, reports, strict=True):
-            db.put_scan(release.id, report)
+            digests = report.pop("sha256")
+            if hub is not None:
+                row = hub.record_rescan(release, report, digests, threshold)
+                if row.log_index is not None:
+                    logged.append(row.log_index)
+            else:
+                row = db.put_scan(release.id, report, fail_on=threshold, published=release.created)
+            ref = f"{release.name}@{release.version}"
+            if row.changed:
+                changed.append(f"{ref}: {row.changed}")
             if report["blocking"]:
-                failing.append(f"{release.name}@{release.version}: {report['blocking'][0]}")
+                failing.append(f"{ref}: {report['blocking'][0]}")
+        recorded = time.perf_counter() - started
         return {
             "releases": len(jobs),
             "failing": len(failing),
             "failures": failing,
+            "changed": changed,
+            "fail_on": threshold,
+            "attested": logged,
             "bytes": total,
             "seconds": elapsed,
+            "record_seconds": recorded,  # storing (and signing and logging) every result
         }
     finally:
-        db.close()
+        if hub is not None:
+            hub.close()
+        else:
+            db.close()
+
+
+def _open_for_attesting(
+    db_url: str,
+    blob_dir: str,
+    log_key: str | os.PathLike[str],
+    attest_key: str | os.PathLike[str] | None,
+) -> Any:
+    from glassbox.errors import InputError
+    from glassbox.hub.service import open_hub
+
+    if not Path(log_key).is_file():
+        raise InputError(f"{log_key}: no hub log key (the re-scans are logged in the hub's log)")
+    return open_hub(db_url, blob_dir, log_key, attest_key=attest_key, recover=False)
 
 
 def reverify_all(

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from glassbox.errors import InputError, VerificationError
-from glassbox.hub.hubscan import HUB_SCAN_SUFFIX
+from glassbox.hub.hubscan import HUB_RESCAN_SUFFIX, HUB_SCAN_SUFFIX
 from glassbox.hub.names import check_upload_path, parse_ref, split_model_name
 from glassbox.hub.swap import restore_aside, swap_into_place
 
@@ -117,6 +117,8 @@ class PullResult:
     seconds_gate: float = 0.0
     gate: dict[str, Any] = field(default_factory=dict)
     hub_scan: dict[str, Any] | None = None
+    #: The hub's most recent re-scan, verified like ``hub_scan`` (``None``: never re-scanned).
+    latest_scan: dict[str, Any] | None = None
     swap: str = ""  # how OUT was put in place: rename, exchange (atomic) or aside
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,6 +131,7 @@ class PullResult:
             "resumed": self.resumed,
             "gate": self.gate,
             "hub_scan": self.hub_scan,
+            "latest_scan": self.latest_scan,
             "swap": self.swap,
         }
 
@@ -236,6 +239,15 @@ def pull_model(
         scan_proof = stage / ("model" + HUB_SCAN_SUFFIX)
         scan_proof.write_text(json.dumps(doc["hub_scan"]["proof"]))
         extra.append((scan_proof, HUB_SCAN_SUFFIX))
+    if doc.get("latest_scan") is not None:
+        try:
+            result.latest_scan = _check_latest_scan(doc, policy, gate, pinned)
+        except VerificationError:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        rescan_proof = stage / ("model" + HUB_RESCAN_SUFFIX)
+        rescan_proof.write_text(json.dumps(doc["latest_scan"]["proof"]))
+        extra.append((rescan_proof, HUB_RESCAN_SUFFIX))
     result.swap = _move_into_place(model_dir, proof, dest, extra)
     shutil.rmtree(stage, ignore_errors=True)
     result.verified = True
@@ -260,6 +272,30 @@ def _check_hub_scan(doc: dict[str, Any], policy: Any, gate: Any, pinned: str | N
     if files is None:
         raise VerificationError("hub scan: the release is not signed by whole-file SHA-256")
     return verify_hub_scan(doc["hub_scan"], policy, files, pinned_key_id=pinned)
+
+
+def _check_latest_scan(doc: dict[str, Any], policy: Any, gate: Any, pinned: str | None) -> Any:
+    """The hub's most recent re-scan holds like its publish-time scan (``verify_hub_scan``:
+    logged under a checkpoint the policy trusts, by the pinned key when given, about exactly
+    these files). What it found is reported with the hub's verdict and, judged here at the
+    policy's own threshold, ``flagged``; the gate's local scan stays what decides."""
+    from glassbox.hub.hubscan import verify_hub_scan
+    from glassbox.scan import Severity
+    from glassbox.trust.gate import sha256_of
+
+    carried = doc["latest_scan"]
+    files = sha256_of(gate.manifest) if gate.manifest is not None else None
+    if files is None:
+        raise VerificationError("latest scan: the release is not signed by whole-file SHA-256")
+    try:
+        checked = verify_hub_scan(carried, policy, files, pinned_key_id=pinned)
+    except VerificationError as exc:
+        raise VerificationError(f"latest {exc}") from None
+    worst = checked.get("max_severity")
+    checked["flagged"] = worst is not None and Severity.parse(str(worst)) >= policy.fail_on
+    for key in ("scanned", "fail_on", "verdict", "changed"):
+        checked[key] = carried.get(key)  # the hub's word, not signed
+    return checked
 
 
 def _download(

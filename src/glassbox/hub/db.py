@@ -17,6 +17,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,8 +49,25 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS hub_claim (name TEXT NOT NULL, version TEXT NOT NULL,"
     " created DOUBLE PRECISION NOT NULL, owner TEXT NOT NULL DEFAULT '',"
     " PRIMARY KEY (name, version))",
+    # Every log entry a publish writes, recorded under its claim *before* it is appended: an
+    # entry that never became part of a release is then known as the hub's own (a publish
+    # that did not complete), not taken for a stolen key's (``interrupted``: when it stopped).
+    "CREATE TABLE IF NOT EXISTS hub_claim_entry (leaf_hash TEXT NOT NULL, name TEXT NOT NULL,"
+    " version TEXT NOT NULL, owner TEXT NOT NULL, logged DOUBLE PRECISION NOT NULL,"
+    " interrupted DOUBLE PRECISION)",
+    "CREATE INDEX IF NOT EXISTS hub_claim_entry_leaf ON hub_claim_entry (leaf_hash)",
+    "CREATE INDEX IF NOT EXISTS hub_claim_entry_name ON hub_claim_entry (name, version)",
     "CREATE TABLE IF NOT EXISTS hub_scan (release_id TEXT PRIMARY KEY, scanned DOUBLE PRECISION"
     " NOT NULL, report TEXT NOT NULL)",
+    # Every re-scan of a release (``glassbox hub rescan``), kept: its verdict at the threshold
+    # used, the verdict before it, and the hub's signed scan attestation with its log entry
+    # (``leaf_hash`` is recorded before the entry is appended, as for a publish's entries).
+    "CREATE TABLE IF NOT EXISTS hub_rescan (id TEXT PRIMARY KEY, release_id TEXT NOT NULL,"
+    " scanned DOUBLE PRECISION NOT NULL, fail_on TEXT NOT NULL, verdict TEXT NOT NULL,"
+    " previous TEXT NOT NULL, previous_at DOUBLE PRECISION NOT NULL, report TEXT NOT NULL,"
+    " attestation TEXT, leaf_hash TEXT, log_index {BIGINT})",
+    "CREATE INDEX IF NOT EXISTS hub_rescan_release ON hub_rescan (release_id, scanned)",
+    "CREATE INDEX IF NOT EXISTS hub_rescan_leaf ON hub_rescan (leaf_hash)",
     "CREATE TABLE IF NOT EXISTS hub_mirror (origin TEXT PRIMARY KEY, vkey TEXT NOT NULL,"
     " source TEXT NOT NULL, size {BIGINT} NOT NULL, checkpoint TEXT NOT NULL,"
     " updated DOUBLE PRECISION NOT NULL)",
@@ -112,6 +130,44 @@ class FileRow:
 
 
 @dataclass(frozen=True)
+class ClaimEntry:
+    """A log entry the hub wrote for a publish of ``name@version`` that has not committed:
+    still in progress (``interrupted`` is ``None`` and the claim is held) or stopped."""
+
+    name: str
+    version: str
+    owner: str
+    logged: float
+    interrupted: float | None
+
+
+@dataclass(frozen=True)
+class RescanRow:
+    """One re-scan of a release: its verdict (``fail`` when a finding reached ``fail_on``),
+    the verdict before it (the previous re-scan's, or the publish gate's when
+    ``previous_rescan`` is false) and the hub's signed attestation with its log entry."""
+
+    id: str
+    release_id: str
+    scanned: float
+    fail_on: str
+    verdict: str
+    previous: str
+    previous_at: float
+    previous_rescan: bool
+    report: dict[str, Any]
+    attestation: dict[str, Any] | None
+    log_index: int | None
+
+    @property
+    def changed(self) -> str:
+        """``newly flagged``, ``no longer flagged`` or ``""``."""
+        if self.verdict == self.previous:
+            return ""
+        return "newly flagged" if self.verdict == "fail" else "no longer flagged"
+
+
+@dataclass(frozen=True)
 class EvidenceRow:
     seq: int
     kind: str
@@ -142,7 +198,18 @@ class HubDB:
             self._migrate(cur)
 
     def _migrate(self, cur: Any) -> None:
-        """Columns added since a table was first created (claims gained an owner)."""
+        """Changes since a table was first created: claims gained an owner; re-scans, once
+        one row per release in ``hub_scan``, are kept in ``hub_rescan`` (moved over)."""
+        for release_id, scanned, report in cur.execute(
+            "SELECT release_id, scanned, report FROM hub_scan"
+        ):
+            verdict = "fail" if json.loads(report).get("blocking") else "pass"
+            cur.execute(
+                "INSERT INTO hub_rescan (id, release_id, scanned, fail_on, verdict, previous,"
+                " previous_at, report) VALUES (?, ?, ?, 'high', ?, 'publish:pass', 0, ?)",
+                (uuid.uuid4().hex, release_id, scanned, verdict, report),
+            )
+        cur.execute("DELETE FROM hub_scan")
         if self.postgres:
             cur.execute(
                 "ALTER TABLE hub_claim ADD COLUMN IF NOT EXISTS owner TEXT NOT NULL DEFAULT ''"
@@ -314,11 +381,41 @@ class HubDB:
                 " AND created = ? RETURNING name",
                 (name, version, owner, created),
             )
+            if rows:  # the owner's last sign of life: its claim's latest renewal
+                _interrupt(cur, name, version, created, owner)
         return bool(rows)
 
     def unclaim(self, name: str, version: str) -> None:
+        """Give up a claim whose publish failed in this process (what it logged stays in the
+        log, now marked as a publish that did not complete)."""
         with self.transaction() as cur:
             cur.execute("DELETE FROM hub_claim WHERE name = ? AND version = ?", (name, version))
+            _interrupt(cur, name, version, time.time())
+
+    def note_claim_entries(
+        self, name: str, version: str, owner: str, leaf_hashes: Sequence[str]
+    ) -> None:
+        """Record log entries (their RFC 9162 leaf hashes, hex) about to be appended for this
+        owner's publish of ``name@version``; call before appending them."""
+        now = time.time()
+        with self.transaction() as cur:
+            cur.executemany(
+                "INSERT INTO hub_claim_entry (leaf_hash, name, version, owner, logged)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(h, name, version, owner, now) for h in leaf_hashes],
+            )
+
+    def claim_entry(self, leaf_hash: str) -> ClaimEntry | None:
+        """Whether the hub wrote this log entry for a publish that has not committed."""
+        rows = self.query(
+            "SELECT name, version, owner, logged, interrupted FROM hub_claim_entry"
+            " WHERE leaf_hash = ? ORDER BY logged LIMIT 1",
+            (leaf_hash,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return ClaimEntry(r[0], r[1], str(r[2]), float(r[3]), None if r[4] is None else float(r[4]))
 
     def insert_release(
         self, release: ReleaseRow, files: list[FileRow], evidence: list[EvidenceRow]
@@ -331,6 +428,12 @@ class HubDB:
             )
             if exists:
                 return False
+            # This publish's entries are the release's now (earlier, interrupted tries stay).
+            cur.execute(
+                "DELETE FROM hub_claim_entry WHERE name = ? AND version = ?"
+                " AND interrupted IS NULL",
+                (release.name, release.version),
+            )
             cur.execute(
                 "INSERT INTO hub_release (id, name, version, org, key_id, root_digest, hosted,"
                 " signature, log_index, verdict, checks, audit, created)"
@@ -462,19 +565,98 @@ class HubDB:
             out[table] = int(self.query(f"SELECT COUNT(*) FROM {table}")[0][0])  # noqa: S608
         return out
 
-    def put_scan(self, release_id: str, report: dict[str, Any]) -> None:
+    def put_scan(
+        self,
+        release_id: str,
+        report: dict[str, Any],
+        *,
+        fail_on: str = "high",
+        published: float = 0.0,
+        attestation: dict[str, Any] | None = None,
+        leaf_hash: str | None = None,
+    ) -> RescanRow:
+        """Record a re-scan (``report`` carries ``blocking``: the findings at ``fail_on``)
+        with the verdict it replaces: the previous re-scan's, else the publish gate's pass
+        (at ``published``). With an attestation, ``leaf_hash`` is its log entry's, recorded
+        before it is appended (``rescan_logged`` adds the index once it is)."""
         with self.transaction() as cur:
-            cur.execute("DELETE FROM hub_scan WHERE release_id = ?", (release_id,))
-            cur.execute(
-                "INSERT INTO hub_scan (release_id, scanned, report) VALUES (?, ?, ?)",
-                (release_id, time.time(), json.dumps(report, sort_keys=True)),
+            rows = cur.execute(
+                "SELECT verdict, scanned FROM hub_rescan WHERE release_id = ?"
+                " ORDER BY scanned DESC LIMIT 1",
+                (release_id,),
             )
+            previous, previous_at = (str(rows[0][0]), float(rows[0][1])) if rows else ("", 0.0)
+            row = RescanRow(
+                uuid.uuid4().hex,
+                release_id,
+                max(time.time(), previous_at + 1e-6),
+                fail_on,
+                "fail" if report.get("blocking") else "pass",
+                previous or "pass",
+                previous_at if previous else published,
+                bool(previous),
+                report,
+                attestation,
+                None,
+            )
+            cur.execute(
+                "INSERT INTO hub_rescan (id, release_id, scanned, fail_on, verdict, previous,"
+                " previous_at, report, attestation, leaf_hash, log_index)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                (
+                    row.id,
+                    release_id,
+                    row.scanned,
+                    fail_on,
+                    row.verdict,
+                    previous or "publish:pass",
+                    row.previous_at,
+                    json.dumps(report, sort_keys=True),
+                    None if attestation is None else json.dumps(attestation, sort_keys=True),
+                    leaf_hash,
+                ),
+            )
+        return row
 
-    def latest_scan(self, release_id: str) -> tuple[float, dict[str, Any]] | None:
+    def rescan_logged(self, rescan_id: str, log_index: int) -> None:
+        with self.transaction() as cur:
+            cur.execute("UPDATE hub_rescan SET log_index = ? WHERE id = ?", (log_index, rescan_id))
+
+    def latest_scan(self, release_id: str) -> RescanRow | None:
+        """The most recent re-scan of a release, ``None`` if it was never re-scanned."""
         rows = self.query(
-            "SELECT scanned, report FROM hub_scan WHERE release_id = ?", (release_id,)
+            "SELECT id, release_id, scanned, fail_on, verdict, previous, previous_at, report,"
+            " attestation, log_index FROM hub_rescan WHERE release_id = ?"
+            " ORDER BY scanned DESC LIMIT 1",
+            (release_id,),
         )
-        return (float(rows[0][0]), json.loads(rows[0][1])) if rows else None
+        if not rows:
+            return None
+        r = rows[0]
+        previous = str(r[5])
+        return RescanRow(
+            r[0],
+            r[1],
+            float(r[2]),
+            r[3],
+            r[4],
+            previous.removeprefix("publish:"),
+            float(r[6]),
+            not previous.startswith("publish:"),
+            json.loads(r[7]),
+            None if r[8] is None else json.loads(r[8]),
+            None if r[9] is None else int(r[9]),
+        )
+
+    def is_rescan_entry(self, leaf_hash: str) -> bool:
+        """Whether the hub recorded this log entry as one of its re-scan attestations."""
+        return bool(
+            self.query("SELECT 1 FROM hub_rescan WHERE leaf_hash = ? LIMIT 1", (leaf_hash,))
+        )
+
+    def rescan_indexes(self) -> set[int]:
+        rows = self.query("SELECT log_index FROM hub_rescan WHERE log_index IS NOT NULL")
+        return {int(r[0]) for r in rows}
 
     # -- forks seen (mirrors and gossip) -------------------------------------------------
     def record_fork(self, origin: str, first: str, second: str, detail: str) -> None:
@@ -487,6 +669,20 @@ class HubDB:
     def forks(self) -> list[tuple[str, float, str, str, str]]:
         rows = self.query("SELECT origin, seen, first, second, detail FROM hub_fork ORDER BY seen")
         return [(r[0], float(r[1]), r[2], r[3], r[4]) for r in rows]
+
+
+def _interrupt(cur: Any, name: str, version: str, when: float, owner: str | None = None) -> None:
+    """Mark the entries a publish of ``name@version`` logged as a publish that did not
+    complete, stopped at ``when`` (only ``owner``'s, when given)."""
+    sql = (
+        "UPDATE hub_claim_entry SET interrupted = ? WHERE name = ? AND version = ?"
+        " AND interrupted IS NULL"
+    )
+    params: tuple[Any, ...] = (when, name, version)
+    if owner is not None:
+        sql += " AND owner = ?"
+        params += (owner,)
+    cur.execute(sql, params)
 
 
 class _Cursor:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 HUB_SCAN_KIND = "hub-scan"
 HUB_SCAN_SUFFIX = ".hub-scan.proof.json"
+HUB_RESCAN_SUFFIX = ".hub-rescan.proof.json"  # the most recent re-scan (``hub rescan``)
 
 
 def attest_key_path(log_key: str | os.PathLike[str]) -> Path:

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from glassbox.audit.report_html import COLOURS
 from glassbox.audit.verdict import Verdict
-from glassbox.hub.db import ReleaseRow
+from glassbox.hub.db import ReleaseRow, RescanRow
 from glassbox.hub.lmevidence import Checked, LineageView, ProbeView, lm_evidence, probe_drift
 from glassbox.hub.service import Hub
 
@@ -42,6 +42,9 @@ code { font: 13px ui-monospace, monospace; word-break: break-all; }
 ul.details { margin: 4px 0 0 0; padding-left: 18px; color: var(--muted); font-size: 13px; }
 .lineage, .probes { border-left: 3px solid var(--line); padding-left: 12px; margin: 8px 0; }
 p.sig { font-size: 13px; color: var(--muted); margin: 2px 0; }
+.unfinished { border: 2px solid #9a6700; background: #fff8c5; padding: 8px 16px;
+  border-radius: 8px; margin: 8px 0; }
+.rescan { border-left: 3px solid var(--line); padding-left: 12px; margin: 8px 0; }
 .fork { border: 2px solid #b3261e; background: #fce8e6; padding: 8px 16px; border-radius: 8px; }
 """
 
@@ -309,12 +312,7 @@ def _release_block(
     if lm is not None:
         parts.append(_lineage_html(lm[0]) + _probe_html(lm[1], lm[2]))
     if rescan is not None:
-        when, report = rescan
-        findings = report.get("findings", [])
-        verdict = "fail" if report.get("blocking") else "pass"
-        parts.append(
-            f"<p>Re-scanned {_when(when)}: {badge(verdict)} {len(findings)} finding(s)</p>"
-        )
+        parts.append(_rescan_html(hub, release, rescan))
     rows = "".join(
         f"<tr><td><code>{escape(f.path)}</code></td><td>{f.size}</td>"
         f"<td><code>{escape(f.sha256)}</code></td></tr>"
@@ -325,6 +323,55 @@ def _release_block(
         f"<th>sha256</th></tr>{rows}</table></details></section>"
     )
     return "".join(parts)
+
+
+def _rescan_html(hub: Hub, release: ReleaseRow, row: RescanRow) -> str:
+    """The latest re-scan: when, which scanner, its verdict at its threshold, whether that
+    changed the verdict before it, and its attestation, whose signature (by the hub's key)
+    and log entry are checked now, as the page renders."""
+    report = row.report
+    findings = report.get("findings", [])
+    scanner = (report.get("scanner") or {}).get("version", "?")
+    worst = report.get("max_severity") or "none"
+    head = (
+        f'<p>{badge(row.verdict)} <b>Latest scan</b> <span class="scanned">{_when(row.scanned)}'
+        f'</span> · scanner glassbox <span class="scanner">{escape(str(scanner))}</span> · '
+        f"fails on {escape(row.fail_on)} · {len(findings)} finding(s), worst {escape(str(worst))}"
+        "</p>"
+    )
+    before = "an earlier re-scan" if row.previous_rescan else "the scan at publish"
+    change = ""
+    if row.changed:
+        change = (
+            f'<p class="{escape(row.changed.replace(" ", "-"))}">'
+            f"{badge(row.verdict)} <b>{escape(row.changed.capitalize())}</b>: {before} "
+            f"({_when(row.previous_at)}) {'passed' if row.previous == 'pass' else 'failed'}.</p>"
+        )
+    items = "".join(f"<li>{escape(str(b))}</li>" for b in report.get("blocking", [])[:20])
+    blocking = f'<ul class="details blocking">{items}</ul>' if items else ""
+    return (
+        f'<div class="rescan" id="rescan-{escape(release.version)}">{head}{change}{blocking}'
+        f"{_rescan_signature(hub, row)}</div>"
+    )
+
+
+def _rescan_signature(hub: Hub, row: RescanRow) -> str:
+    if row.attestation is None or row.log_index is None:
+        return f'<p class="sig">{badge("unknown")} not attested (no signed statement)</p>'
+    from glassbox.errors import InputError, VerificationError
+    from glassbox.tlog import make_submission, parse_entry
+
+    where = f" · log entry {row.log_index}"
+    try:
+        entry = parse_entry(make_submission(row.attestation, hub.attester_pem), where="re-scan")
+        if hub.log.get(row.log_index).leaf != entry.leaf:
+            raise VerificationError(f"log entry {row.log_index} holds another statement")
+    except (InputError, VerificationError) as exc:
+        return f'<p class="sig">{badge("fail")} attestation did not verify: {escape(str(exc))}</p>'
+    return (
+        f'<p class="sig">{badge("pass")} signed by the hub\'s key '
+        f"{_key_link(hub.attester_id)}, signature verified now{where}</p>"
+    )
 
 
 def _changes(releases: list[ReleaseRow], lm: dict[str, Any] | None = None) -> str:
@@ -364,6 +411,7 @@ def model_page(hub: Hub, name: str) -> str:
         raise LookupError(f"{name} is not on this hub")
     versions = " ".join(
         f'<a href="#v-{escape(r.version)}">{escape(r.version)}</a> {badge(r.verdict)}'
+        + _flagged(hub, r)
         for r in releases
     )
     lm = _lm_views(hub, releases)
@@ -374,6 +422,13 @@ def model_page(hub: Hub, name: str) -> str:
         + "".join(_release_block(hub, r, lm[r.id]) for r in releases)
     )
     return page(name, body)
+
+
+def _flagged(hub: Hub, release: ReleaseRow) -> str:
+    latest = hub.db.latest_scan(release.id)
+    if latest is None or latest.verdict != "fail":
+        return ""
+    return f' <span class="flagged">{badge("fail")} flagged by the latest scan</span>'
 
 
 def publisher_page(hub: Hub, key_id: str) -> str:
@@ -391,8 +446,8 @@ def publisher_page(hub: Hub, key_id: str) -> str:
     if own:  # the hub's attestation key signs the hub's scans, which are not releases
         from glassbox.hub.hubscan import HUB_SCAN_KIND
 
-        known |= hub.db.evidence_indexes(HUB_SCAN_KIND)
-    unknown = [i for i in logged if i not in known]
+        known |= hub.db.evidence_indexes(HUB_SCAN_KIND) | hub.db.rescan_indexes()
+    foreign, unfinished = _unfinished(hub, [i for i in logged if i not in known])
     if own:
         about = (
             "<p>This is the hub's own attestation key: it signs the hub's scan of each "
@@ -408,13 +463,51 @@ def publisher_page(hub: Hub, key_id: str) -> str:
     head = f"<h1>Publisher key <code>{escape(key_id[:16])}</code></h1>" + about
     body = head + "<h2>Releases</h2>" + _release_rows(releases)
     body += f"<h2>Log entries signed by this key</h2><p>{len(logged)} entr(y/ies) in the log.</p>"
-    if unknown:
-        items = "".join(f"<li>entry {i}</li>" for i in unknown)
+    if unfinished:
+        items = "".join(f'<li class="unfinished-entry">{line}</li>' for line in unfinished)
+        body += (
+            f'<div class="unfinished">{badge("unknown")} Logged by this hub for a publish that '
+            f"did not commit (no release holds them): <ul>{items}</ul>If you did not try to "
+            "publish these, check the key.</div>"
+        )
+    if foreign:
+        items = "".join(f"<li>entry {i}</li>" for i in foreign)
         body += (
             f'<div class="fork">{badge("fail")} Signed by this key but not a release on this '
             f"hub: <ul>{items}</ul>Check the key has not been stolen.</div>"
         )
     return page("Publisher", body)
+
+
+def _unfinished(hub: Hub, indexes: list[int]) -> tuple[list[int], list[str]]:
+    """Split log entries that are no release's into those the hub itself wrote for a publish
+    that did not commit (it recorded each under the publish's claim before appending it:
+    ``HubDB.note_claim_entries``), described one line each, and the rest: entries nobody
+    logged through this hub, which is what a stolen key looks like."""
+    foreign: list[int] = []
+    lines: list[str] = []
+    for index in indexes:
+        leaf = hub.log.get(index).leaf_hash.hex()
+        if hub.db.is_rescan_entry(leaf):
+            continue  # a re-scan attestation recorded before it was appended
+        found = hub.db.claim_entry(leaf)
+        if found is None:
+            foreign.append(index)
+            continue
+        release = f"<code>{escape(found.name)}@{escape(found.version)}</code>"
+        held = hub.db.claim_of(found.name, found.version)
+        if found.interrupted is None and held is not None and held[0] == found.owner:
+            lines.append(
+                f"entry {index}: {release}, logged by this hub for a publish in progress "
+                f"(since {_when(found.logged)})"
+            )
+            continue
+        stopped = found.interrupted if found.interrupted is not None else found.logged
+        lines.append(
+            f"entry {index}: {release}, logged by this hub for a publish that did not "
+            f"complete (interrupted at {_when(stopped)})"
+        )
+    return foreign, lines
 
 
 def log_page(hub: Hub) -> str:

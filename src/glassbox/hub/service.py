@@ -29,7 +29,7 @@ from typing import IO, Any
 
 from glassbox.errors import GlassboxError, InputError, VerificationError
 from glassbox.files import parse_json
-from glassbox.hub.db import EvidenceRow, FileRow, HubDB, KeyRow, ReleaseRow
+from glassbox.hub.db import EvidenceRow, FileRow, HubDB, KeyRow, ReleaseRow, RescanRow
 from glassbox.hub.hubscan import HUB_SCAN_KIND
 from glassbox.hub.lmevidence import LM_PREDICATES
 from glassbox.hub.names import MAX_FILES, check_upload_path, check_version, split_model_name
@@ -363,14 +363,16 @@ class Hub:
     ) -> Published:
         from glassbox.hub.recovery import owner_token
 
+        owner = owner_token()
+        self._note_entries(name, version, owner, [entry, *ev_entries.values()])
         appended = self.log.add(entry)
         for seq, entry in ev_entries.items():
             done = self.log.add(entry)
             ev_rows[seq] = EvidenceRow(**{**ev_rows[seq].__dict__, "log_index": done.index})
-        self.db.renew_claim(name, version, owner_token())
+        self.db.renew_claim(name, version, owner)
         hub_scan = None
         if hosted and scan_report is not None and self.attester is not None:
-            hub_scan = self._attest_scan(scan_report, len(ev_rows), files)
+            hub_scan = self._attest_scan(scan_report, len(ev_rows), files, (name, version, owner))
             ev_rows.append(hub_scan)
         bundle = self.log.proof_bundle(appended.index)
         audit_doc = None
@@ -395,7 +397,7 @@ class Hub:
                 model_dir, sig_path, proof_path, key_path, vkey_path, evidence_paths
             )
             ev_rows = _judge_evidence(ev_rows, audit_doc)
-            self.db.renew_claim(name, version, owner_token())
+            self.db.renew_claim(name, version, owner)
         verdict = _verdict(hosted, audit_doc)
         release = ReleaseRow(
             uuid.uuid4().hex,
@@ -421,14 +423,26 @@ class Hub:
             carried = self._hub_scan_doc(hub_scan, None)
         return Published(release, files, ev_rows, bundle.to_dict(), hub_scan=carried)
 
-    def _attest_scan(self, report: Any, seq: int, files: list[FileRow]) -> EvidenceRow:
-        """Sign the gate's scan report with the hub's key and log it (``glassbox.hub.hubscan``)."""
+    def _note_entries(self, name: str, version: str, owner: str, entries: list[Any]) -> None:
+        """Record, before appending them, the entries this publish is about to log: if it
+        never commits, they are known as the hub's own, not a stolen key's (publisher page)."""
+        from glassbox.digest.merkle import leaf_hash
+
+        hashes = [leaf_hash(e.leaf).hex() for e in entries]
+        self.db.note_claim_entries(name, version, owner, hashes)
+
+    def _attest_scan(
+        self, report: Any, seq: int, files: list[FileRow], claim: tuple[str, str, str]
+    ) -> EvidenceRow:
+        """Sign the gate's scan report with the hub's key and log it (``glassbox.hub.hubscan``)
+        under the publish's claim (``name``, ``version``, ``owner``)."""
         from glassbox.hub.hubscan import HUB_SCAN_KIND, attest_hub_scan
         from glassbox.scan import SCAN_PREDICATE_TYPE
         from glassbox.tlog import make_submission, parse_entry
 
         attestation = attest_hub_scan(report, self.attester, {f.path: f.sha256 for f in files})
         entry = parse_entry(make_submission(attestation, self.attester_pem), where="hub scan")
+        self._note_entries(*claim, [entry])
         done = self.log.add(entry)
         worst = report.max_severity
         detail = (
@@ -449,13 +463,54 @@ class Hub:
         """What a pull gets of the hub's scan: the attestation and its log proof bundle (whose
         entry body is the attestation, so the bundle alone is enough offline)."""
         assert row.log_index is not None
+        return self._attested_doc(row.log_index, json.loads(row.document), since)
+
+    def _attested_doc(
+        self, log_index: int, attestation: dict[str, Any], since: int | None
+    ) -> dict[str, Any]:
         return {
-            "log_index": row.log_index,
+            "log_index": log_index,
             "key_id": self.attester_id,
             "public_key": self.attester_pem,
-            "attestation": json.loads(row.document),
-            "proof": self.log.proof_bundle(row.log_index, since).to_dict(),
+            "attestation": attestation,
+            "proof": self.log.proof_bundle(log_index, since).to_dict(),
         }
+
+    def record_rescan(
+        self,
+        release: ReleaseRow,
+        report: dict[str, Any],
+        digests: dict[str, str],
+        fail_on: str = "high",
+    ) -> RescanRow:
+        """Keep one re-scan of ``release`` (a ``bulk.scan_release`` result) and, with the hub's
+        attestation key, sign it in the scan part's format and log it like the publish-time
+        scan (``hubscan``). ``digests`` are the SHA-256 of the bytes the worker scanned (it
+        hashed them itself), so the attestation names exactly what was scanned. The entry is
+        recorded as the hub's before it is appended, so a re-scan killed in between is never
+        taken for a stolen key's signature."""
+        from glassbox.digest.merkle import leaf_hash
+        from glassbox.hub.hubscan import attest_hub_scan
+        from glassbox.scan.report import ScanReport
+        from glassbox.tlog import make_submission, parse_entry
+
+        attestation = entry = None
+        if self.attester is not None and report.get("files"):  # nothing scanned: no statement
+            attestation = attest_hub_scan(ScanReport.from_dict(report), self.attester, digests)
+            entry = parse_entry(make_submission(attestation, self.attester_pem), where="re-scan")
+        row = self.db.put_scan(
+            release.id,
+            report,
+            fail_on=fail_on,
+            published=release.created,
+            attestation=attestation,
+            leaf_hash=None if entry is None else leaf_hash(entry.leaf).hex(),
+        )
+        if entry is not None:
+            done = self.log.add(entry)
+            self.db.rescan_logged(row.id, done.index)
+            row = RescanRow(**{**row.__dict__, "log_index": done.index})
+        return row
 
     def _receive(self, model_dir: Path, upload: Upload) -> FileRow:
         """Copy one upload into the staging model, hashing as it goes (never executed)."""
@@ -528,8 +583,25 @@ class Hub:
             ],
             "proof": bundle.to_dict(),
             "hub_scan": None if hub_scan is None else self._hub_scan_doc(hub_scan, since),
+            "latest_scan": self._latest_scan_doc(release, since),
             "log": {"origin": self.log.origin, "vkey": self.log.vkey},
         }
+
+    def _latest_scan_doc(self, release: ReleaseRow, since: int | None) -> dict[str, Any] | None:
+        """The most recent attested re-scan, as the publish-time scan is carried, with what
+        the hub concluded (its threshold and verdict; the signed part is the attestation)."""
+        row = self.db.latest_scan(release.id)
+        if row is None or row.log_index is None or row.attestation is None:
+            return None
+        doc = self._attested_doc(row.log_index, row.attestation, since)
+        doc.update(
+            scanned=row.scanned,
+            fail_on=row.fail_on,
+            verdict=row.verdict,
+            previous=row.previous,
+            changed=row.changed,
+        )
+        return doc
 
     def blob(self, sha256: str) -> Path:
         path = self.blobs.path(sha256)

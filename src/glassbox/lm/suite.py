@@ -31,7 +31,7 @@ from typing import Any
 
 from glassbox.errors import InputError
 from glassbox.files import read_small_file
-from glassbox.tomlkeys import line_for, parse_toml
+from glassbox.tomlkeys import TomlValidator, is_integer, is_string_list, line_for, parse_toml
 
 SUITE_SCHEMA = 1
 CHECKS = ("contains", "regex", "refusal", "topic", "exact", "logprob")
@@ -167,26 +167,20 @@ def parse_suite(data: bytes, source: Path) -> Suite:
     return _Validator(source, table, lines, hashlib.sha256(data).hexdigest()).suite()
 
 
-class _Validator:
+class _Validator(TomlValidator):
+    error = SuiteError
+    name_key = True
+
     def __init__(
         self, source: Path, data: dict[str, Any], lines: dict[str, int], digest: str
     ) -> None:
-        self.source = source
-        self.data = data
-        self.lines = lines
+        super().__init__(source, data, lines)
         self.digest = digest
 
-    def fail(self, path: Sequence[str | int], message: str) -> SuiteError:
-        key = ".".join(str(p) for p in path)
-        where = f"{self.source}:{line_for(self.lines, path)}"
-        return SuiteError(f"{where}: {key}: {message}" if key else f"{where}: {message}")
-
-    def unknown(self, table: Mapping[str, Any], allowed: set[str], path: list[str | int]) -> None:
-        for key in table:
-            if key not in allowed:
-                raise self.fail(
-                    [*path, key], f"unknown key (allowed: {', '.join(sorted(allowed))})"
-                )
+    def unknown_message(
+        self, key: str, close: str | None, allowed: set[str], path: Sequence[str | int]
+    ) -> str:
+        return f"unknown key (allowed: {', '.join(sorted(allowed))})"
 
     def string(
         self, table: Mapping[str, Any], key: str, path: list[str | int], *, empty: bool = False
@@ -198,11 +192,7 @@ class _Validator:
 
     def strings(self, table: Mapping[str, Any], key: str, path: list[str | int]) -> tuple[str, ...]:
         value = table.get(key)
-        if (
-            not isinstance(value, list)
-            or not value
-            or not all(isinstance(v, str) and v for v in value)
-        ):
+        if not is_string_list(value) or not value:
             raise self.fail([*path, key], "must be a non-empty list of non-empty strings")
         return tuple(value)
 
@@ -210,7 +200,7 @@ class _Validator:
         self, table: Mapping[str, Any], key: str, path: list[str | int], low: int, high: int
     ) -> int:
         value = table[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        if not is_integer(value) or not low <= value <= high:
             raise self.fail([*path, key], f"must be an integer from {low} to {high}")
         return value
 

@@ -49,7 +49,6 @@ Schema (buildType ``https://glassbox.dev/build/recipe/v1``)::
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,8 +56,8 @@ from pathlib import Path
 from typing import Any
 
 from glassbox.errors import InputError
+from glassbox.tomlkeys import TomlValidator, is_integer, parse_toml, read_toml
 from glassbox.tomlkeys import line_for as _line_for
-from glassbox.tomlkeys import parse_toml, read_toml
 
 BUILD_TYPE = "https://glassbox.dev/build/recipe/v1"
 MAX_RECIPE_BYTES = 1 << 20
@@ -223,28 +222,15 @@ def parse_recipe(text: str, source: Path) -> Recipe:
     return _Validator(source, data, lines).recipe()
 
 
-class _Validator:
-    def __init__(self, source: Path, data: dict[str, Any], lines: dict[str, int]) -> None:
-        self.source = source
-        self.data = data
-        self.lines = lines
+class _Validator(TomlValidator):
+    error = RecipeError
 
-    def fail(self, path: Sequence[str | int], message: str) -> RecipeError:
-        return RecipeError(f"{self.source}:{_line_for(self.lines, path)}: {message}")
-
-    def unknown(
-        self, table: Mapping[str, Any], allowed: set[str], path: Sequence[str | int]
-    ) -> None:
-        for key in table:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, sorted(allowed), n=1)
-                hint = (
-                    f"did you mean '{close[0]}'?"
-                    if close
-                    else f"allowed: {', '.join(sorted(allowed))}"
-                )
-                where = ".".join(str(p) for p in path if not isinstance(p, int)) or "top level"
-                raise self.fail([*path, key], f"unknown key '{key}' in {where} ({hint})")
+    def unknown_message(
+        self, key: str, close: str | None, allowed: set[str], path: Sequence[str | int]
+    ) -> str:
+        hint = f"did you mean '{close}'?" if close else f"allowed: {', '.join(sorted(allowed))}"
+        where = ".".join(str(p) for p in path if not isinstance(p, int)) or "top level"
+        return f"unknown key '{key}' in {where} ({hint})"
 
     def table(self, key: str, *, required: bool) -> dict[str, Any]:
         value = self.data.get(key)
@@ -284,7 +270,7 @@ class _Validator:
         value = table.get(key, default)
         if value is None:
             raise self.fail(path, f"missing '{key}' in [{'.'.join(map(str, path))}]: add {key} = N")
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        if not is_integer(value) or value < minimum:
             raise self.fail([*path, key], f"'{key}' must be an integer >= {minimum}, got {value!r}")
         return value
 

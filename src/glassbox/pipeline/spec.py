@@ -40,16 +40,22 @@ fine-tune names ``base = "STEP"``, an earlier train step whose model it starts f
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from glassbox.errors import InputError
 from glassbox.pipeline.recipe import CPU_CAPABILITIES
-from glassbox.tomlkeys import parse_toml, read_toml
+from glassbox.tomlkeys import (
+    TomlValidator,
+    is_integer,
+    is_string_list,
+    line_for,
+    parse_toml,
+    read_toml,
+)
 
 PIPELINE_TYPE = "https://glassbox.dev/pipeline/v1"
 SCHEMA_VERSION = 1
@@ -175,7 +181,7 @@ class Pipeline:
         raise KeyError(name)
 
     def where(self, *path: str | int) -> str:
-        return f"{self.source}:{_line(self.lines, path)}"
+        return f"{self.source}:{line_for(self.lines, path)}"
 
 
 def load_pipeline(path: str | Path) -> Pipeline:
@@ -193,33 +199,8 @@ def parse_pipeline(text: str, source: Path) -> Pipeline:
     return _Check(source, *parse_toml(text, source, "pipeline", PipelineError)).pipeline()
 
 
-def _line(lines: Mapping[str, int], path: Sequence[str | int]) -> int:
-    parts = [str(p) for p in path]
-    while parts:
-        found = lines.get(".".join(parts))
-        if found is not None:
-            return found
-        parts.pop()
-    return 1
-
-
-class _Check:
-    def __init__(self, source: Path, data: dict[str, Any], lines: dict[str, int]) -> None:
-        self.source, self.data, self.lines = source, data, lines
-
-    def fail(self, path: Sequence[str | int], message: str) -> PipelineError:
-        return PipelineError(f"{self.source}:{_line(self.lines, path)}: {message}")
-
-    def unknown(self, table: Mapping[str, Any], allowed: set[str], path: list[str | int]) -> None:
-        for key in table:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, sorted(allowed), n=1)
-                hint = (
-                    f"did you mean '{close[0]}'?"
-                    if close
-                    else f"allowed: {', '.join(sorted(allowed))}"
-                )
-                raise self.fail([*path, key], f"unknown key '{key}' ({hint})")
+class _Check(TomlValidator):
+    error = PipelineError
 
     def text(
         self, table: Mapping[str, Any], key: str, path: list[str | int], default: str | None = None
@@ -240,7 +221,7 @@ class _Check:
         minimum: int = 0,
     ) -> int:
         value = table.get(key, default)
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        if not is_integer(value) or value < minimum:
             raise self.fail([*path, key], f"'{key}' must be an integer >= {minimum}, got {value!r}")
         return value
 
@@ -274,7 +255,7 @@ class _Check:
 
     def strings(self, table: Mapping[str, Any], key: str, path: list[str | int]) -> tuple[str, ...]:
         value = table.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        if not is_string_list(value):
             raise self.fail([*path, key], f"'{key}' must be a list of strings")
         if len(set(value)) != len(value):
             raise self.fail([*path, key], f"'{key}' lists an entry twice")
@@ -395,7 +376,7 @@ class _Check:
             "name": name,
             "kind": kind,
             "inputs": dict(inputs),
-            "line": _line(self.lines, p),
+            "line": line_for(self.lines, p),
             "description": str(description),
         }
         if kind == "label":

@@ -45,7 +45,6 @@ not a silently ignored setting.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import fnmatch
 import os
 from collections.abc import Mapping, Sequence
@@ -57,7 +56,7 @@ from glassbox.errors import GlassboxError, InputError
 from glassbox.files import read_small_file
 from glassbox.scan.allowlist import AllowEntry, parse_allowlist
 from glassbox.scan.findings import Severity
-from glassbox.tomlkeys import line_for, parse_toml, read_toml
+from glassbox.tomlkeys import TomlValidator, is_string_list, parse_toml, read_toml
 from glassbox.trust.errors import PolicyError
 
 if TYPE_CHECKING:
@@ -184,23 +183,15 @@ _PUBLISHER = {"name", "models", "keys", "certificates"}
 _LOG = {"require", "keys", "witnesses", "witness-quorum"}
 
 
-class _Validator:
-    def __init__(self, source: Path, data: dict[str, Any], lines: dict[str, int]) -> None:
-        self.source = source
-        self.data = data
-        self.lines = lines
+class _Validator(TomlValidator):
+    error = PolicyError
+    name_key = True
 
-    def fail(self, path: Sequence[str | int], message: str) -> PolicyError:
-        key = ".".join(str(p) for p in path)
-        return PolicyError(f"{self.source}:{line_for(self.lines, path)}: {key}: {message}")
-
-    def unknown(self, table: Mapping[str, Any], allowed: set[str], path: list[str | int]) -> None:
-        for key in table:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, sorted(allowed), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                choices = ", ".join(sorted(allowed))
-                raise self.fail([*path, key], f"unknown key{hint}; allowed: {choices}")
+    def unknown_message(
+        self, key: str, close: str | None, allowed: set[str], path: Sequence[str | int]
+    ) -> str:
+        hint = f" (did you mean {close!r}?)" if close else ""
+        return f"unknown key{hint}; allowed: {', '.join(sorted(allowed))}"
 
     def table(self, name: str) -> dict[str, Any]:
         value = self.data.get(name, {})
@@ -216,7 +207,7 @@ class _Validator:
 
     def strings(self, table: Mapping[str, Any], key: str, path: list[str | int]) -> list[str]:
         value = table.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        if not is_string_list(value):
             raise self.fail([*path, key], "must be a list of non-empty strings")
         return list(value)
 
