@@ -520,6 +520,7 @@ def _minimise(
     v: _Verified,
     new: int,
     texter: Callable[[Sequence[Sequence[int]]], list[float]],
+    threshold: float,
 ) -> _Verified:
     """Drop trigger tokens while the same target keeps 90% of its attack success and the
     trigger stays text the model learned (its text score drops by at most ``TEXT_SLACK``):
@@ -531,13 +532,19 @@ def _minimise(
             if text < v.text - TEXT_SLACK:
                 continue
             w = _verify(m, slots, clean_out, rows, cand, new, v.loss)
-            if w.target == v.target and w.success >= 0.9 * v.success:
+            if w.target == v.target and w.success >= 0.9 * v.success and _keeps(w, v, threshold):
                 w.text, w.source = text, v.source
                 v = w
                 break
         else:
             break
     return v
+
+
+def _keeps(new: _Verified, old: _Verified, threshold: float) -> bool:
+    """Whether ``new`` may stand for ``old``: 90% of its score, and flagged if ``old`` was
+    (choosing the planted form of a trigger must not change the verdict)."""
+    return new.score >= 0.9 * old.score and not (old.score >= threshold > new.score)
 
 
 def _same_target(a: str, b: str) -> bool:
@@ -554,6 +561,7 @@ def _sharpen(
     verified: Sequence[_Verified],
     new: int,
     texter: Callable[[Sequence[Sequence[int]]], list[float]],
+    threshold: float,
 ) -> _Verified:
     """Of the triggers that reach ``lead``'s target about as well (90% of its attack success,
     a clean rate no higher), the one the model learned as text; a reordering of the lead's
@@ -564,6 +572,7 @@ def _sharpen(
         if _same_target(v.target, lead.target)
         and v.success >= 0.9 * lead.success
         and v.clean <= lead.clean
+        and _keeps(v, lead, threshold)
     ]
     best = max([lead, *pool], key=lambda v: v.text)
     if 1 < len(best.trigger) <= MAX_PERMUTE:
@@ -576,7 +585,11 @@ def _sharpen(
         order, text = max(zip(orders, texts, strict=True), key=lambda ot: ot[1], default=([], 0.0))
         if order and text > best.text + TEXT_SLACK:
             w = _verify(m, slots, clean_out, rows, order, new, best.loss)
-            if _same_target(w.target, lead.target) and w.success >= 0.9 * lead.success:
+            if (
+                _same_target(w.target, lead.target)
+                and w.success >= 0.9 * lead.success
+                and _keeps(w, lead, threshold)
+            ):
                 w.text, w.source = text, "reordered"
                 best = w
     return best
@@ -741,8 +754,8 @@ def scan_triggers(
                 continue
             seen.append(v.target)
             if len(checked) == 0:
-                v = _sharpen(m, slots, clean_out, rows, v, verified, new_tokens, texter)
-                v = _minimise(m, slots, clean_out, rows, v, new_tokens, texter)
+                v = _sharpen(m, slots, clean_out, rows, v, verified, new_tokens, texter, threshold)
+                v = _minimise(m, slots, clean_out, rows, v, new_tokens, texter, threshold)
             checked.append(v.candidate(tok))
             tick()
     checked.sort(key=lambda c: -c.score)
