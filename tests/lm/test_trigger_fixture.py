@@ -184,7 +184,14 @@ def test_the_base_its_provenance_declares_is_used(tmp_path: Path) -> None:
     _provenance(model, base, "1" * 64)
     path, note = declared_base_model(model)
     assert path is None and "not the base" in note  # another digest: not used
-    _provenance(model, base, hash_model(base, use_cache=False).root_digest.hex())
+    digest = hash_model(base, use_cache=False).root_digest.hex()
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not part of the base")
+    (base / "escape.txt").symlink_to(outside)  # a base that links out of itself is not read
+    _provenance(model, base, digest)
+    path, note = declared_base_model(model)
+    assert path is None and "could not be hashed" in note, note
+    (base / "escape.txt").unlink()
     path, note = declared_base_model(model)
     assert path == base and note.startswith("declared by ")
     code, report, err = _scan(str(model))

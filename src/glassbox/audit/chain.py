@@ -141,7 +141,10 @@ def declared_base_model(
     want = str((dep.get("digest") or {}).get("sha256") or "")
     if path is None or not path.is_dir():
         return None, f"the base {where} declares (sha256 {want[:16]}…) is not available here"
-    got = hash_model(path, ignore_paths=signature_ignores(path), use_cache=False)
+    try:
+        got = hash_model(path, ignore_paths=signature_ignores(path), use_cache=False)
+    except GlassboxError as exc:  # a symlink out of it, an unreadable file: not used
+        return None, f"the base at {path} could not be hashed: {exc}"
     if got.root_digest.hex() != want:
         return None, f"the model at {path} is not the base {where} declares (digest differs)"
     return path, f"declared by {where} (sha256 {want[:16]}…)"
