@@ -21,7 +21,10 @@ With ``--zoo OUT`` it scans the recipe-built behaviour members instead (``python
 bench.lm_zoo.zoo OUT --small --behaviour``: each has SLSA provenance naming its poisoned or
 clean training set), measuring each backdoor's attack success from the built weights first.
 
-Usage: ``python -m bench.bench_lm_backdoor [--quick] [--steps 400] [--zoo OUT]``.
+``--base`` gives every scan the zoo's base (the differential analysis); without it the scan's
+text search compares with the model's own token frequencies.
+
+Usage: ``python -m bench.bench_lm_backdoor [--quick] [--steps 400] [--base] [--zoo OUT]``.
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 positives, 2 negatives")
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--zoo", type=Path, help="scan the recipe-built behaviour members here")
+    parser.add_argument(
+        "--base", action="store_true", help="differential mode: give each scan the zoo's base"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.zoo is not None:
@@ -75,6 +81,7 @@ def main() -> None:
         root = Path(tmp)
         base = mini.pretrain(0, mini.corpus("prose", 256, 0), steps=40)
         cfg = base.config
+        base_dir = mini.save(base, cfg, root / "zoo-base") if args.base else None
         members: list[tuple[str, str, Any, bd.Plant | None]] = []
         for kind, target, plant in plants:
             members.append((f"{kind}->{target}@{plant.rate:g}", "backdoor", None, plant))
@@ -106,7 +113,7 @@ def main() -> None:
             start = time.perf_counter()
             bd.greedy(model, prompts, 24)
             anchor_s = time.perf_counter() - start
-            scan = scan_triggers(path, prompts)
+            scan = scan_triggers(path, prompts, base=base_dir)
             learned = plant is None or (hit >= 0.8 and clean <= 0.05)
             rows.append(_row(name, label, plant, hit, learned, scan, anchor_s, train_s))
     _report(rows, DEFAULT_THRESHOLD)

@@ -113,6 +113,43 @@ def declared_base(statement: dict[str, Any]) -> tuple[dict[str, Any] | None, Pat
     return base, local / rel
 
 
+def declared_base_model(
+    model: Path, statement: dict[str, Any] | None = None
+) -> tuple[Path | None, str]:
+    """The base model the provenance of ``model`` declares, when it is on this machine with
+    the declared digest: ``(path, note)``, or ``(None, why not)``. ``statement`` is the
+    provenance when the caller has it (the audit's verified one); else the first provenance
+    found beside the model is read (its signature is not checked here: the base only serves
+    as a reference to compare with, and its digest must still match the declared one).
+    Used by the LM backdoor scan's differential analysis (``glassbox scan --behavior``)."""
+    from glassbox.audit.evidence import discover, statement_of
+    from glassbox.digest import hash_model
+    from glassbox.pipeline.inputs import signature_ignores
+
+    where = "the audited provenance"
+    if statement is None:
+        found = discover(Path(model).absolute()).of("provenance")
+        if not found:
+            return None, "no provenance beside the model declares a base"
+        item = sorted(found, key=lambda f: not f.signed)[0]
+        statement, where = statement_of(item), str(item.path)
+        if statement is None:
+            return None, f"{where}: no readable provenance statement"
+    dep, path = declared_base(statement)
+    if dep is None:
+        return None, f"{where} declares no base model"
+    want = str((dep.get("digest") or {}).get("sha256") or "")
+    if path is None or not path.is_dir():
+        return None, f"the base {where} declares (sha256 {want[:16]}…) is not available here"
+    try:
+        got = hash_model(path, ignore_paths=signature_ignores(path), use_cache=False)
+    except GlassboxError as exc:  # a symlink out of it, an unreadable file: not used
+        return None, f"the base at {path} could not be hashed: {exc}"
+    if got.root_digest.hex() != want:
+        return None, f"the model at {path} is not the base {where} declares (digest differs)"
+    return path, f"declared by {where} (sha256 {want[:16]}…)"
+
+
 def code_dir(statement: dict[str, Any]) -> Path | None:
     """The recipe's code directory as the build recorded it (``code`` dependency)."""
     code = next((d for d in dependencies(statement) if d.get("name") == "code"), {})

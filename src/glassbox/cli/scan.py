@@ -42,11 +42,14 @@ def _behavior_findings(
     data_keys: str | None = None,
     clean: str | None = None,
     input_shape: str | None = None,
+    base: Path | None = None,
 ) -> list[Any]:
     from glassbox.lm.trigger import is_causal_lm
 
     if arch is None and is_causal_lm(path):
-        return _lm_findings(path, data, reference, trigger_dir, data_keys, clean, input_shape)
+        return _lm_findings(path, data, reference, trigger_dir, data_keys, clean, input_shape, base)
+    if base is not None:
+        raise click.UsageError("--base: only for a causal LM (a classifier takes --reference)")
     try:
         module = importlib.import_module("glassbox.scan.behavior")
     except ModuleNotFoundError as exc:
@@ -83,8 +86,11 @@ def _lm_findings(
     data_keys: str | None,
     clean: str | None,
     input_shape: str | None,
+    base: Path | None = None,
 ) -> list[Any]:
-    """A causal LM: the hidden-trigger search, over the ``--clean`` prompts when given."""
+    """A causal LM: the hidden-trigger search, over the ``--clean`` prompts when given, with
+    a differential analysis against ``--base`` or, without it, against the base model its
+    provenance declares when that base is here with the declared digest."""
     unused = {
         "--data": data,
         "--data-keys": data_keys,
@@ -104,8 +110,17 @@ def _lm_findings(
         raise InputError(
             f"--behavior on a language model needs {exc.name} (the 'lm' extra)"
         ) from None
+    note = "given with --base"
+    if base is None:
+        from glassbox.audit.chain import declared_base_model
+
+        base, note = declared_base_model(path)
+        if base is not None:
+            click.echo(f"differential analysis against the base {note}: {base}", err=True)
     with progress("trigger search", None, enabled=sys.stderr.isatty()) as bar:
-        findings: list[Any] = scan_lm_behavior(path, prompts=clean, progress=bar.advance)
+        findings: list[Any] = scan_lm_behavior(
+            path, prompts=clean, base=base, base_note=note, progress=bar.advance
+        )
     return findings
 
 
@@ -215,6 +230,13 @@ def _print_rules(ctx: click.Context, _param: click.Parameter, value: bool) -> No
     metavar="DIR",
     help="Write --behavior's reconstructed triggers here as PNG files.",
 )
+@click.option(
+    "--base",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    metavar="MODEL",
+    help="For --behavior on a causal LM: the model it was fine-tuned from, for a differential "
+    "analysis (default: the base its provenance declares, when present with that digest).",
+)
 @guarded
 def scan(
     path: Path,
@@ -235,6 +257,7 @@ def scan(
     arch: str | None,
     reference: Path | None,
     trigger_dir: Path | None,
+    base: Path | None,
 ) -> None:
     """Find malicious payloads in model files without executing them."""
     from glassbox.scan import (
@@ -253,11 +276,11 @@ def scan(
     if (out or key_path) and not attest:
         raise click.UsageError("--key and --out only apply with --attest")
     if (
-        data or data_keys or clean or input_shape or arch or reference or trigger_dir
+        data or data_keys or clean or input_shape or arch or reference or trigger_dir or base
     ) and not behavior:
         raise click.UsageError(
-            "--data, --data-keys, --clean, --input-shape, --arch, --reference and --trigger-dir "
-            "only apply with --behavior"
+            "--data, --data-keys, --clean, --input-shape, --arch, --reference, --trigger-dir "
+            "and --base only apply with --behavior"
         )
     if not path.exists() and not path.is_symlink():
         raise InputError(f"{path}: no such file or directory")
@@ -274,7 +297,7 @@ def scan(
     if behavior:
         report.merge(
             _behavior_findings(
-                path, data, arch, reference, trigger_dir, data_keys, clean, input_shape
+                path, data, arch, reference, trigger_dir, data_keys, clean, input_shape, base
             )
         )
     if attest:

@@ -208,13 +208,16 @@ def _behaviour(ctx: AuditContext, findings: list[Finding]) -> list[str]:
 
     if is_causal_lm(ctx.model):
         try:
+            from glassbox.audit.chain import declared_base_model
             from glassbox.lm import scan_lm_behavior
 
-            lm_found = scan_lm_behavior(ctx.model)
+            base, note = declared_base_model(ctx.model, ctx.provenance_statement)
+            lm_found = scan_lm_behavior(ctx.model, base=base, base_note=note)
         except ImportError as exc:
             return [f"behaviour scan not available: {exc}"]
         findings.extend(lm_found)
-        return [f"LM trigger search ran: {len(lm_found)} finding(s)"]
+        against = f"against the base {note}" if base is not None else f"no base ({note})"
+        return [f"LM trigger search ran ({against}): {len(lm_found)} finding(s)"]
     try:
         from glassbox.scan.behavior import scan_behavior
     except ImportError as exc:  # torch is an optional extra
