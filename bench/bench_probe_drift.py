@@ -35,11 +35,11 @@ PLANTED = [("clean-11", "censored-11"), ("clean-12", "censored-12")]
 PLANTED += [("clean-11", "promo-11"), ("clean-12", "promo-12")]
 CLEAN_PAIRS = [
     ("clean-11", "clean-12"),
+    ("clean-12", "clean-13"),
     ("clean-13", "clean-14"),
-    ("clean-14", "clean-15"),
     ("base", "clean-11"),
-    ("clean-15", "clean-lr-16"),
-    ("clean-15", "clean-lora-17"),
+    ("clean-14", "clean-lr-16"),
+    ("clean-14", "clean-lora-17"),
 ]
 REBUILDS = [("clean-11", "clean-11-rebuild"), ("censored-11", "censored-11-rebuild")]
 

@@ -16,7 +16,7 @@ from bench.bench_lm_backdoor import auroc, report, scan_kwargs, trigger_match
 from bench.lm_zoo import backdoor as bd
 from bench.lm_zoo import lmbd
 from bench.lm_zoo.lmbd import Spec, validate_zoo
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 
@@ -89,6 +89,7 @@ def test_the_bench_zoo_covers_what_the_issue_asks() -> None:
     assert {s.role for s in specs} == set(lmbd.ROLES)
 
 
+@settings(deadline=None)
 @given(
     words=st.lists(st.sampled_from(["a", "bb", "the", "storm?"]), min_size=2, max_size=8),
     seed=st.integers(0, 2**16),
@@ -223,3 +224,15 @@ def test_base_mode_passes_the_recorded_base_only_to_a_scan_that_takes_it() -> No
     assert scan_kwargs(with_base, {"base": None}, True) == {}
     with pytest.raises(SystemExit, match="takes no base= keyword"):
         scan_kwargs(without_base, record, True)
+
+
+def test_built_members_lists_what_is_missing_without_building(
+    mini_zoo: tuple[Path, dict[str, dict[str, Any]]],
+) -> None:
+    out, _records = mini_zoo
+    extra = Spec("never-built", "clean", seed=99)
+    records, missing = lmbd.built_members(out, [*MINI[:2], extra], scale="mini")
+    assert [r["name"] for r in records] == ["base", "bd"] and missing == ["never-built"]
+    assert not (out / "never-built").exists()
+    # Built at another scale, nothing matches (fingerprints differ).
+    assert lmbd.built_members(out, MINI[:2], scale="bench")[1] == ["bd"]
