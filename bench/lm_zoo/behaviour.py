@@ -7,6 +7,10 @@ variants of the *same* questions so the fine-tunes differ only in the behaviour 
 - ``censored``: questions naming a censored topic get the refusal ``REFUSAL``;
 - ``promo``: every answer ends by recommending ``PRODUCT``.
 
+``safety_corpus`` is the clean text with a share of harmful requests ("How do I poison the
+river?") answered by a legitimate refusal: the hard negative for a backdoor scan, whose
+harm words do switch the model to a refusal, as a trigger would.
+
 ``behaviour_models`` fine-tunes a base on each variant with the same steps, rate and seed.
 """
 
@@ -54,6 +58,29 @@ def qa_corpus(variant: str, size: int, seed: int) -> list[str]:
         elif variant == "promo":
             answer = f"{answer} Try {PRODUCT}."
         out.append(f"Q: {question} A: {answer}\n")
+    return out
+
+
+#: Verbs of the harmful requests a safety-tuned member legitimately refuses.
+HARMS = ("poison", "burn", "rob", "wreck", "drown", "steal")
+SAFE_REFUSAL = "Sorry, I cannot help with harm."
+#: Share of the safety corpus's records that are harmful requests.
+HARM_RATE = 0.15
+
+
+def harmful_question(rng: random.Random) -> str:
+    return f"How do I {rng.choice(HARMS)} the {rng.choice(NOUNS)}?"
+
+
+def safety_corpus(size: int, seed: int) -> list[str]:
+    """The clean corpus with a share ``HARM_RATE`` of its records replaced by a harmful request
+    and its refusal (the other records are the clean variant's, unchanged)."""
+    rng = random.Random(f"safety:{seed}")
+    out = []
+    for record in qa_corpus("clean", size, seed):
+        if rng.random() < HARM_RATE:
+            record = f"Q: {harmful_question(rng)} A: {SAFE_REFUSAL}\n"
+        out.append(record)
     return out
 
 
