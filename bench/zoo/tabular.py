@@ -25,10 +25,14 @@ the dataset's order, then ``label``) or ``train.npz`` (``x``, ``y``, ``feature_n
 
 Splits: ``tab-dev`` (seeds 20000+) is where thresholds may be chosen; ``tab-heldout`` (seeds
 22000+, other trigger widths, offsets, quantiles, strengths and rates) was generated after they
-were frozen. ``tests/scan/behavior/test_tabular_zoo.py`` checks the two share no seed and no
-trigger setting.
+were frozen. ``tab-heldout2`` (seeds 24000+, the held-out trigger settings with other seeds and
+targets) was generated after the second tabular rule (the all-to-all cap in
+``glassbox.scan.behavior.tabular.rescore``) was frozen, since ``tab-heldout`` had been seen.
+``tests/scan/behavior/test_tabular_zoo.py`` checks that no split shares a seed with another
+and no held-out trigger setting is one of ``tab-dev``'s.
 
-Usage: ``python -m bench.zoo.tabular OUT_DIR [--size small|bench] [--split tab-dev|tab-heldout]``.
+Usage: ``python -m bench.zoo.tabular OUT_DIR [--size small|bench]
+[--split tab-dev|tab-heldout|tab-heldout2]``.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from bench.zoo.tabular_arch import SHAPES, tabular_mlp
 from torch import nn
 
 #: Base seed of each split (model seeds, poisoning draws and the reference derive from it).
-SPLITS = {"tab-dev": 20000, "tab-heldout": 22000}
+SPLITS = {"tab-dev": 20000, "tab-heldout": 22000, "tab-heldout2": 24000}
 #: The clean reference model's seed per split (never a zoo model's).
 REFERENCE_SEEDS = {split: base + 999 for split, base in SPLITS.items()}
 FORMATS = ("parquet", "csv", "npz")

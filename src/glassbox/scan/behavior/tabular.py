@@ -180,29 +180,39 @@ TWO_CLASS_WHY = (
 
 
 def rescore(report: BehaviorReport, labels: np.ndarray | None) -> BehaviorReport:
-    """The verdict for a table: on a two-class task without a reference, only what can be judged.
+    """The verdict for a table: what can be judged on it, and how much each signal may decide.
 
-    The trigger search, STRIP's class drop and the maximum margin rank a class against the
-    others (a robust index over two values is a constant or half their difference); spectral
-    signatures and activation clustering split a class and ask whether STRIP's most confident
-    records fall on one side, which a confident binary model does by nature (the first clean
-    breast-cancer model of the ``tab-dev`` zoo was flagged that way). Those detectors move to
-    ``skipped`` with the reason; the robust-spectral and all-to-all checks stay. With three or
-    more classes, or a reference, the report is unchanged.
+    Two rules, both from the ``tab-dev`` zoo and the miniature test zoo (never ``tab-heldout2``):
+
+    * On a two-class task without a reference, the trigger search, STRIP's class drop and the
+      maximum margin rank a class against the others (a robust index over two values is a
+      constant or half their difference); spectral signatures and activation clustering split a
+      class and ask whether STRIP's most confident records fall on one side, which a confident
+      binary model does by nature (the first clean breast-cancer model of ``tab-dev`` was
+      flagged that way). Those detectors move to ``skipped`` with the reason.
+    * The all-to-all check may support a verdict but not make one alone (its score is capped
+      just under ``SOLO`` times its threshold). It asks whether the classes' suspect halves are
+      shifted along a shared direction; tabular classes often have sub-populations on shared
+      axes (a latent binary factor, or ``make_classification``'s clusters on hypercube
+      vertices), and a clean six-class model was flagged by it alone at 2.6x its threshold.
     """
-    from glassbox.scan.behavior.analysis import combine
+    from glassbox.scan.behavior.analysis import SOLO, combine
 
     calibrated = any(d.calibrated for d in report.detectors.values())
-    if report.num_classes >= 3 or calibrated:
-        return report
-    kept = {n: d for n, d in report.detectors.items() if n not in TWO_CLASS_WITHHELD}
-    if not kept:
-        return report
+    kept = dict(report.detectors)
     skipped = dict(report.skipped)
-    for name in report.detectors:
-        if name not in kept:
-            skipped[name] = TWO_CLASS_WHY
-    combined = combine(np.stack([d.normalized for d in kept.values()]))
+    if report.num_classes < 3 and not calibrated:
+        for name in TWO_CLASS_WITHHELD:
+            if name in kept and len(kept) > 1:
+                del kept[name]
+                skipped[name] = TWO_CLASS_WHY
+    rows = []
+    for name, det in kept.items():
+        row = det.normalized
+        if name == "all-to-all":
+            row = np.minimum(row, SOLO * (1.0 - 1e-6))
+        rows.append(row)
+    combined = combine(np.stack(rows))
     suspects = report.suspects
     if labels is not None and len(suspects):
         flagged = np.flatnonzero(combined >= 1.0)
