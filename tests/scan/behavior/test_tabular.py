@@ -182,6 +182,8 @@ def test_tables_and_images_are_told_apart() -> None:
     assert looks_tabular(signed)  # a square width, but negative values
     units = rng.random((40, 16)) * (10.0 ** (np.arange(16) % 5))[None]
     assert looks_tabular(LabeledData.from_arrays(units, np.zeros(40)))
+    rgb = LabeledData.from_arrays(rng.normal(size=(40, 3, 5, 7)), np.zeros(40))
+    assert not looks_tabular(rgb)  # multi-channel arrays are images, whatever their values
 
 
 def test_a_trigger_is_described_by_features_and_raw_values() -> None:

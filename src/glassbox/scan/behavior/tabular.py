@@ -20,13 +20,14 @@ unchanged.
 
 A dataset is read as tabular when its width is not a square (no 8x8 image), when it has negative
 values, or when its columns' ranges differ by more than ``SCALE_SPREAD`` times (pixels share
-one range); ``modality`` overrides the guess.
+one range); image directories and multi-channel arrays are images. ``modality`` overrides the
+guess (a flattened non-square image, or images normalised to negative values, need
+``--modality image``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -52,13 +53,22 @@ MASK_ON = 0.5
 
 
 def looks_tabular(data: LabeledData) -> bool:
-    """Whether ``data`` is a table of features rather than images (see the module docstring)."""
-    if data.classes is not None:  # a directory of class folders of images
+    """Whether ``data`` is a table of features rather than images (see the module docstring).
+
+    Class folders of images and multi-channel arrays ``(N, C, H, W)`` are images; a flat row
+    whose width is not a square is a table. A square width (pixels of a flattened 1-channel
+    image, or a table with 16, 25, 64... columns) is decided by the values: negative values, or
+    columns whose ranges differ by more than ``SCALE_SPREAD`` times, make it a table.
+    """
+    if data.classes is not None:
         return False
+    channels, height, width = (int(v) for v in data.images.shape[1:4])
+    if channels > 1 and height > 1 and width > 1:
+        return False
+    if height == 1:
+        return True
     flat = raw_features(data)
-    n = flat.shape[1]
-    side = math.isqrt(n)
-    if side * side != n or flat.min() < 0:
+    if flat.min() < 0:
         return True
     ranges = flat.max(0) - flat.min(0)
     ranges = ranges[ranges > 0]
