@@ -197,3 +197,17 @@ def test_a_trigger_is_described_by_features_and_raw_values() -> None:
     # b: data 10..20, box 7.5..22.5 (a quarter of the range past each end); u = 1 -> 22.5
     assert feats[0]["value"] == pytest.approx(22.5) and feats[0]["beyond_data"]
     assert feats[1]["value"] == pytest.approx(200.0) and not feats[1]["beyond_data"]
+
+
+def test_a_clean_unlabelled_sample_is_scaled_as_a_table(
+    tab_zoo: dict[str, Any], tmp_path: Path
+) -> None:
+    """No training data: the trigger search and STRIP run on a clean sample, in table units."""
+    sample = tmp_path / "sample.npz"
+    np.savez(sample, x=table_split("synth")[2][:300])
+    entry = tab_zoo["root"] / "bad"
+    by = _by_rule(scan_behavior(entry / "model.safetensors", clean=sample, arch=ARCH))
+    assert by[RULE_SUMMARY][0].evidence["modality"] == "tabular"
+    nodata = by[RULE_NODATA][0]
+    assert set(nodata.evidence["ran"]) == {"max-margin", "trigger", "strip"}
+    assert "unlabelled" in nodata.message
