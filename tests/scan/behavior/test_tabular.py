@@ -211,3 +211,14 @@ def test_a_clean_unlabelled_sample_is_scaled_as_a_table(
     nodata = by[RULE_NODATA][0]
     assert set(nodata.evidence["ran"]) == {"max-margin", "trigger", "strip"}
     assert "unlabelled" in nodata.message
+
+
+def test_cli_modality_reaches_the_scan(tab_zoo: dict[str, Any]) -> None:
+    entry = tab_zoo["root"] / "clean"
+    args = ["scan", str(entry / "model.safetensors"), "--behavior", "--arch", ARCH, "--json"]
+    args += ["--data", str(entry / "train.csv"), "--modality", "image"]
+    result = CliRunner().invoke(cli, args)
+    summary = next(f for f in json.loads(result.output)["findings"] if f["rule_id"] == RULE_SUMMARY)
+    assert "modality" not in summary["evidence"] and not summary["message"].startswith("tabular")
+    code = CliRunner().invoke(cli, ["scan", str(entry), "--modality", "tabular"]).exit_code
+    assert code == 2  # --modality only applies with --behavior
