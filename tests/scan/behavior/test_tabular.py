@@ -222,3 +222,23 @@ def test_cli_modality_reaches_the_scan(tab_zoo: dict[str, Any]) -> None:
     assert "modality" not in summary["evidence"] and not summary["message"].startswith("tabular")
     code = CliRunner().invoke(cli, ["scan", str(entry), "--modality", "tabular"]).exit_code
     assert code == 2  # --modality only applies with --behavior
+
+
+def test_strip_blends_feature_vectors_instead_of_adding_them() -> None:
+    """Blending a record with itself leaves it as it is; the image rule (sum, clipped) does not."""
+    from torch import nn
+
+    from glassbox.scan.behavior import wrap_module
+    from glassbox.scan.behavior.perturbation import strip_entropy
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(10.0)  # confident enough that doubling the input changes the entropy
+    model = wrap_module(net, 5)
+    one = np.full((1, 1, 1, 5), 0.4, dtype=np.float32)
+    probs = model.predict(one)[0].astype(np.float64)
+    alone = float(-(probs * np.log(probs)).sum())
+    assert strip_entropy(model, one, mix=0.5)[0] == pytest.approx(alone, rel=1e-5)
+    assert strip_entropy(model, one)[0] != pytest.approx(alone, rel=1e-3)
