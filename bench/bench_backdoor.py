@@ -59,6 +59,9 @@ measured with ART 1.20.1).
 Timings are wall-clock on a loaded shared machine (2 CPU cores shared with other engineers'
 builds and tests, 1 torch thread): compare the ratio, not the seconds.
 
+``--modality tabular`` runs the same detectors and ART on the tabular zoo instead
+(``bench/bench_backdoor_tabular.py``, splits ``tab-dev`` and ``tab-heldout``).
+
 Usage: ``python bench/bench_backdoor.py [--zoo DIR] [--size small|medium|bench]
 [--split dev|heldout|heldout2|heldout3|hard|hard-dev] [--reference-data same|disjoint] [--plain]
 [--no-reference] [--no-art] [--json FILE]``
@@ -92,6 +95,7 @@ from bench.zoo.generate import (  # noqa: E402
     zoo_specs,
 )
 from bench.zoo.recipes import build_recipe_entry  # noqa: E402
+from bench.zoo.tabular import SPLITS as TAB_SPLITS  # noqa: E402
 
 from glassbox.scan.behavior import (  # noqa: E402
     BehaviorReport,
@@ -155,18 +159,21 @@ def art_scores(model: ProbedModel, data: LabeledData) -> dict[str, Any]:
         model.module,
         loss=torch.nn.CrossEntropyLoss(),
         input_shape=shape,
-        nb_classes=10,
+        nb_classes=model.num_classes,
         clip_values=(0.0, 1.0),
     )
     x = data.images.reshape((len(data), *shape))
-    y = np.eye(10, dtype=np.float32)[data.labels]
+    y = np.eye(model.num_classes, dtype=np.float32)[data.labels]
     out: dict[str, Any] = {}
 
     t0 = time.perf_counter()
     ac = ActivationDefence(clf, x, y)
     _, clean = ac.detect_poison(nb_clusters=2, nb_dims=10, reduce="PCA")
     flagged = np.flatnonzero(np.asarray(clean) == 0)
-    share = [float(np.isin(np.flatnonzero(data.labels == c), flagged).mean()) for c in range(10)]
+    share = [
+        float(np.isin(np.flatnonzero(data.labels == c), flagged).mean())
+        for c in range(model.num_classes)
+    ]
     out["art-ac"] = {
         "score": max(share),
         "flag": bool(len(flagged) > 0),
@@ -181,7 +188,7 @@ def art_scores(model: ProbedModel, data: LabeledData) -> dict[str, Any]:
     feats = clf.get_activations(x, layer=len(clf.layer_names) - 1, batch_size=256)
     ratio = 0.0
     record_scores = np.zeros(len(data))
-    for c in range(10):
+    for c in range(model.num_classes):
         idx = np.flatnonzero(data.labels == c)
         scores = SpectralSignatureDefense.spectral_signature_scores(feats[idx]).ravel()
         record_scores[idx] = scores
@@ -277,7 +284,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--zoo", type=Path, default=None, help="zoo directory (built if missing)")
     ap.add_argument("--size", default="bench", choices=["small", "medium", "bench"])
-    ap.add_argument("--split", default="dev", choices=sorted(SPLITS), help="zoo split")
+    ap.add_argument(
+        "--split",
+        default=None,
+        choices=sorted(SPLITS) + sorted(TAB_SPLITS),
+        help="zoo split (default: dev, or tab-dev with --modality tabular)",
+    )
+    ap.add_argument(
+        "--modality",
+        default="image",
+        choices=["image", "tabular"],
+        help="the digits zoo, or the tabular zoo (bench/bench_backdoor_tabular.py)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write per-model rows here")
     ap.add_argument("--plain", action="store_true", help="plain PyTorch zoo, not recipes")
     ap.add_argument("--no-art", action="store_true")
@@ -301,6 +319,14 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     np.random.seed(0)  # ART's k-means draws from NumPy's global generator
+    if args.modality == "tabular":
+        from bench.bench_backdoor_tabular import run_tabular
+
+        run_tabular(args)
+        return
+    args.split = args.split or "dev"
+    if args.split not in SPLITS:
+        ap.error(f"--split {args.split} is a tabular split: add --modality tabular")
 
     zoo = args.zoo or Path(tempfile.mkdtemp(prefix="glassbox-zoo-"))
     t0 = time.perf_counter()

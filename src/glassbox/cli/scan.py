@@ -43,6 +43,7 @@ def _behavior_findings(
     clean: str | None = None,
     input_shape: str | None = None,
     base: Path | None = None,
+    modality: str | None = None,
 ) -> list[Any]:
     from glassbox.lm.trigger import is_causal_lm
 
@@ -66,7 +67,7 @@ def _behavior_findings(
         if not shape or min(shape) < 1:
             raise InputError(f"--input-shape {input_shape!r}: sizes must be positive")
     # The newer options are passed only when given, so the call stays the one older scanners take.
-    extra = {"data_keys": data_keys, "clean": clean, "input_shape": shape}
+    extra = {"data_keys": data_keys, "clean": clean, "input_shape": shape, "modality": modality}
     findings: list[Any] = module.scan_behavior(
         path,
         data=data,
@@ -218,6 +219,13 @@ def _print_rules(ctx: click.Context, _param: click.Parameter, value: bool) -> No
 )
 @click.option("--arch", metavar="MODULE:FUNCTION", help="Model architecture for --behavior.")
 @click.option(
+    "--modality",
+    type=click.Choice(["auto", "image", "tabular"]),
+    default=None,
+    help="For --behavior: probe the data as images or as a table of features (per-feature "
+    "scale); auto guesses from the data.",
+)
+@click.option(
     "--reference",
     type=click.Path(path_type=Path, exists=True),
     metavar="MODEL",
@@ -255,6 +263,7 @@ def scan(
     clean: str | None,
     input_shape: str | None,
     arch: str | None,
+    modality: str | None,
     reference: Path | None,
     trigger_dir: Path | None,
     base: Path | None,
@@ -276,11 +285,19 @@ def scan(
     if (out or key_path) and not attest:
         raise click.UsageError("--key and --out only apply with --attest")
     if (
-        data or data_keys or clean or input_shape or arch or reference or trigger_dir or base
+        data
+        or data_keys
+        or clean
+        or input_shape
+        or arch
+        or reference
+        or trigger_dir
+        or base
+        or modality
     ) and not behavior:
         raise click.UsageError(
-            "--data, --data-keys, --clean, --input-shape, --arch, --reference, --trigger-dir "
-            "and --base only apply with --behavior"
+            "--data, --data-keys, --clean, --input-shape, --arch, --modality, --reference, "
+            "--trigger-dir and --base only apply with --behavior"
         )
     if not path.exists() and not path.is_symlink():
         raise InputError(f"{path}: no such file or directory")
@@ -297,7 +314,16 @@ def scan(
     if behavior:
         report.merge(
             _behavior_findings(
-                path, data, arch, reference, trigger_dir, data_keys, clean, input_shape, base
+                path,
+                data,
+                arch,
+                reference,
+                trigger_dir,
+                data_keys,
+                clean,
+                input_shape,
+                base,
+                modality,
             )
         )
     if attest:

@@ -62,6 +62,8 @@ THRESHOLDS = {
 #: Two independently trained clean models need triggers of different size for the same class
 #: (10-30% apart on digits), so a spread of log ratios narrower than this is noise, not signal.
 LOG_RATIO_FLOOR = 0.15
+#: STRIP on feature vectors blends instead of adding (see ``perturbation``): this much overlay.
+TABULAR_STRIP_MIX = 0.5
 #: Without a reference, a record whose STRIP entropy is under this share of the median marks it.
 STRIP_MARK = 0.25
 #: Combined verdict: two detectors past their thresholds, or one this many times past its own.
@@ -429,13 +431,14 @@ def _strip_detector(
 ) -> tuple[DetectorResult, np.ndarray]:
     t0 = time.perf_counter()
     k = model.num_classes
-    ent = strip_entropy(model, images, seed=seed)
+    mix = TABULAR_STRIP_MIX if model.modality == "tabular" else None
+    ent = strip_entropy(model, images, seed=seed, mix=mix)
     q = class_low_quantile(ent, labels, k)
     details: dict[str, Any] = {"class_entropy_q20": [round(float(v), 4) for v in q]}
     q_ref = None
     if reference is not None and ref_dis is not None and (~ref_dis).any():
         agree = ~ref_dis
-        ref_ent = strip_entropy(reference, images[agree], overlays=images, seed=seed)
+        ref_ent = strip_entropy(reference, images[agree], overlays=images, seed=seed, mix=mix)
         q_ref = class_low_quantile(ref_ent, labels[agree], k)
         details["reference_entropy_q20"] = [round(float(v), 4) for v in q_ref]
     strip = DetectorResult(

@@ -35,6 +35,8 @@ class LabeledData:
     commitment: Any = None  # glassbox.digest.DatasetCommitment of ``path``, when read from one
     sha256: str | None = None  # of the whole file, for array files (records named by row)
     classes: list[str] | None = None  # class names by label, for an image directory
+    divisor: float = 1.0  # what the loader divided the raw values by (raw = images * divisor)
+    columns: list[str] | None = None  # feature names in column order (CSV header, Parquet)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -86,7 +88,9 @@ def _label(value: float, where: str) -> int:
     return int(value)
 
 
-def _from_json(obj: Any, where: str) -> tuple[list[float], int]:
+def _from_json(
+    obj: Any, where: str, columns: Sequence[str] | None = None
+) -> tuple[list[float], int]:
     if isinstance(obj, list) and len(obj) >= 2:
         values = [_as_number(v) for v in obj]
         if any(v is None for v in values):
@@ -109,19 +113,28 @@ def _from_json(obj: Any, where: str) -> tuple[list[float], int]:
         if isinstance(value, str) and value.isascii() and value.isalnum():
             # One character per value (the digits example writes pixels 0..16 in base 17).
             return [float(int(ch, 36)) for ch in value], _label(obj[label_key], where)
-    scalars = [float(v) for k, v in obj.items() if k != label_key and _numeric(v)]
+    keys: Iterable[Any] = obj
+    if columns is not None and set(columns) == set(obj):
+        keys = columns
+    scalars = [float(obj[k]) for k in keys if k != label_key and _numeric(obj[k])]
     if not scalars:
         raise InputError(f"{where}: no numeric features in the record")
     return scalars, _label(obj[label_key], where)
 
 
 def decode_records(
-    records: Iterable[bytes], where: str, *, header: Sequence[str] | None = None
+    records: Iterable[bytes],
+    where: str,
+    *,
+    header: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Turn canonical record bytes (JSON object, or array as CSV rows are) into features, labels.
 
     For array records the ``header`` (a CSV commitment's metadata) names the label column; a
     non-numeric first record is read as a header too; otherwise the last column is the label.
+    ``columns`` orders the scalar fields of object records (a Parquet schema's order; canonical
+    JSON sorts keys).
     """
     xs: list[list[float]] = []
     ys: list[int] = []
@@ -140,7 +153,7 @@ def decode_records(
                 raise InputError(f"{where} record {i}: malformed JSON: {exc.msg}") from None
             if isinstance(obj, list) and label_col != -1 and 0 <= label_col < len(obj):
                 obj = [*obj[:label_col], *obj[label_col + 1 :], obj[label_col]]
-            feats, label = _from_json(obj, f"{where} record {i}")
+            feats, label = _from_json(obj, f"{where} record {i}", columns)
         else:
             row = next(csv.reader(io.StringIO(text)))
             try:
@@ -195,9 +208,9 @@ def load_inputs(
     if path.suffix.lower() in ARRAY_SUFFIXES:
         x, y = read_arrays(path, keys=keys, labelled=False)
         if y is None:
-            data = LabeledData.from_arrays(
-                x / _divisor(path, x, scale), np.full(len(x), -1), path=path
-            )
+            divisor = _divisor(path, x, scale)
+            data = LabeledData.from_arrays(x / divisor, np.full(len(x), -1), path=path)
+            data.divisor = divisor
             return _with_digest(data, path), False
         return _array_dataset(path, x, y, scale), True
     return load_dataset(path, fmt=fmt, scale=scale, keys=keys), True
@@ -212,7 +225,9 @@ def _with_digest(data: LabeledData, path: Path) -> LabeledData:
 
 
 def _array_dataset(path: Path, x: np.ndarray, y: np.ndarray, scale: float | None) -> LabeledData:
-    data = LabeledData.from_arrays(x / _divisor(path, x, scale), y, path=path)
+    divisor = _divisor(path, x, scale)
+    data = LabeledData.from_arrays(x / divisor, y, path=path)
+    data.divisor = divisor
     return _with_digest(data, path)
 
 
@@ -260,9 +275,27 @@ def load_dataset(
 
     commitment = commit_dataset(path, fmt=fmt)
     header = commitment.metadata.get("header") if isinstance(commitment.metadata, dict) else None
-    x, y = decode_records(iter_records(path, commitment.fmt), str(path), header=header)
+    columns = _parquet_columns(path) if commitment.fmt == "parquet" else header
+    x, y = decode_records(
+        iter_records(path, commitment.fmt), str(path), header=header, columns=columns
+    )
     divisor = _divisor(path, x, scale)
     data = LabeledData.from_arrays((x / divisor).astype(np.float32), y, path=path)
     data.fmt = commitment.fmt
     data.commitment = commitment
+    data.divisor = divisor
+    if columns is not None:
+        label = _label_column(columns)
+        data.columns = [str(c) for i, c in enumerate(columns) if i != label]
     return data
+
+
+def _parquet_columns(path: Path) -> list[str] | None:
+    """The Parquet schema's column order: a record's canonical JSON sorts its keys, so without
+    this ``x10`` would come before ``x2`` and features would reach the model out of order."""
+    try:
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    except Exception:  # the commitment already read the file; no schema means no order
+        return None

@@ -107,6 +107,7 @@ class ProbedModel:
     image_shape: tuple[int, int, int]
     num_classes: int
     feature_module: nn.Module
+    modality: str = "image"  # or "tabular": feature vectors in a per-feature unit box
 
     def _to_input(self, images: torch.Tensor) -> torch.Tensor:
         return images.reshape((images.shape[0], *self.input_shape))

@@ -37,6 +37,7 @@ from glassbox.scan.findings import Finding, Severity
 
 if TYPE_CHECKING:
     from glassbox.digest import DatasetCommitment, RecordProof
+    from glassbox.scan.behavior.tabular import FeatureScale
 
 RULE_BACKDOOR = "GBX-BEHAVIOR-BACKDOOR"
 RULE_TRIGGER = "GBX-BEHAVIOR-TRIGGER"
@@ -150,6 +151,7 @@ def scan_behavior(
     trigger_steps: int = 300,
     trigger_dir: str | Path | None = None,
     max_proofs: int = 256,
+    modality: str = "auto",
 ) -> list[Finding]:
     """Probe the classifier at ``model_path`` for backdoors; findings as the file scanner's.
 
@@ -162,6 +164,8 @@ def scan_behavior(
     neither, only the data-free detector runs.
     ``reference`` is a clean model of the same task (a rebuild from the declared sources);
     without one, scores are ranked within the model only, and said so.
+    ``modality`` (``auto``, ``image`` or ``tabular``): a table of features is probed through a
+    per-feature scale fitted on the data (see ``tabular``); ``auto`` guesses from the data.
     """
     model_path = Path(model_path)
     where = str(model_path)
@@ -188,7 +192,13 @@ def scan_behavior(
         sample, sample_labelled = load_inputs(Path(clean), scale=scale, keys=data_keys)
     shaped = dataset if dataset is not None else sample
     n_features = int(np.prod(shaped.images.shape[1:])) if shaped is not None else None
-    model = _load(model_path, arch, n_features, input_shape, "model")
+    table = _tabular_scale(shaped, modality)
+    if table is not None:
+        from glassbox.scan.behavior.tabular import to_unit_data
+
+        dataset = to_unit_data(dataset, table) if dataset is not None else None
+        sample = to_unit_data(sample, table) if sample is not None else None
+    model = _tabular(_load(model_path, arch, n_features, input_shape, "model"), table)
     if sample is not None and not sample_labelled:
         images = sample.images.reshape((len(sample.images), *model.image_shape))
         sample.labels = model.predict(images).argmax(1).astype(np.int64)
@@ -201,6 +211,7 @@ def scan_behavior(
             input_shape,
             "reference model",
         )
+        ref_model = _tabular(ref_model, table)
     report = analyze(
         model,
         dataset,
@@ -209,6 +220,10 @@ def scan_behavior(
         seed=seed,
         trigger_steps=trigger_steps,
     )
+    if table is not None:
+        from glassbox.scan.behavior.tabular import rescore
+
+        report = rescore(report, dataset.labels if dataset is not None else None)
     findings = report_findings(
         report,
         where=where,
@@ -217,8 +232,15 @@ def scan_behavior(
         trigger_dir=Path(trigger_dir) if trigger_dir is not None else None,
         max_proofs=max_proofs,
     )
+    if table is not None:
+        from glassbox.scan.behavior.tabular import annotate_findings
+
+        assert shaped is not None
+        findings = annotate_findings(findings, report, table, shaped.columns)
     if report.skipped:
         have = "no training data" + ("" if sample is not None else " and no clean sample")
+        if dataset is not None:
+            have = "training data given"
         if sample is not None and not sample_labelled:
             have += " (the clean sample is unlabelled: labelled with the model's predictions)"
         findings.append(
@@ -237,6 +259,33 @@ def scan_behavior(
             )
         )
     return findings
+
+
+def _tabular_scale(shaped: LabeledData | None, modality: str) -> FeatureScale | None:
+    """The per-feature scale to probe a table through, or ``None`` for images (``tabular``)."""
+    from glassbox.scan.behavior.tabular import (
+        FeatureScale,
+        check_modality,
+        looks_tabular,
+        raw_features,
+    )
+
+    check_modality(modality)
+    if shaped is None:
+        if modality == "tabular":
+            raise InputError("--modality tabular needs data (--data or --clean) to scale features")
+        return None
+    if modality == "image" or (modality == "auto" and not looks_tabular(shaped)):
+        return None
+    return FeatureScale.fit(raw_features(shaped))
+
+
+def _tabular(model: ProbedModel, table: FeatureScale | None) -> ProbedModel:
+    if table is None:
+        return model
+    from glassbox.scan.behavior.tabular import adapt_model
+
+    return adapt_model(model, table)
 
 
 def _weights_name(model_path: Path) -> str | None:
