@@ -182,7 +182,14 @@ def describe_trigger(
 
 
 #: Detectors withheld from the verdict on a two-class table without a reference (``rescore``).
-TWO_CLASS_WITHHELD = ("trigger", "strip", "max-margin", "spectral", "activation-clustering")
+TWO_CLASS_WITHHELD = (
+    "trigger",
+    "strip",
+    "max-margin",
+    "neighbours",
+    "spectral",
+    "activation-clustering",
+)
 TWO_CLASS_WHY = (
     "two classes and no reference model: ranking a class against the only other one, or "
     "splitting it by STRIP confidence, cannot tell a naturally bimodal class from a poisoned one"
@@ -196,10 +203,12 @@ def rescore(report: BehaviorReport, labels: np.ndarray | None) -> BehaviorReport
 
     * On a two-class task without a reference, the trigger search, STRIP's class drop and the
       maximum margin rank a class against the others (a robust index over two values is a
-      constant or half their difference); spectral signatures and activation clustering split a
-      class and ask whether STRIP's most confident records fall on one side, which a confident
-      binary model does by nature (the first clean breast-cancer model of ``tab-dev`` was
-      flagged that way). Those detectors move to ``skipped`` with the reason.
+      constant or half their difference), and so does the neighbours detector (each class's
+      share of records whose input-space neighbours disagree, as a robust index); spectral
+      signatures and activation clustering split a class and ask whether STRIP's most
+      confident records fall on one side, which a confident binary model does by nature (the
+      first clean breast-cancer model of ``tab-dev`` was flagged that way).
+      Those detectors move to ``skipped`` with the reason.
     * The all-to-all check may support a verdict but not make one alone (its score is capped
       just under ``SOLO`` times its threshold). It asks whether the classes' suspect halves are
       shifted along a shared direction; tabular classes often have sub-populations on shared
