@@ -115,6 +115,10 @@ class TriggerCandidate:
     #: What proposed it: ``gradient`` (the token search), ``memorized`` (the differential
     #: text search) or ``reordered`` (a permutation of a gradient find).
     source: str = "gradient"
+    #: Where in a prompt it was inserted: ``inside`` (before a word inside the prompt),
+    #: ``start`` (after the format's opening marker) or ``end`` (before its closing marker,
+    #: e.g. ``A:``). A positional backdoor fires only at its place, so each is searched.
+    position: str = "inside"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -197,16 +201,38 @@ def read_prompts(path: str | Path) -> list[str]:
     return prompts
 
 
-def _split(prompt: str, rng: random.Random) -> tuple[str, str]:
-    """Text before and after the trigger: at ``{trigger}``, else before a word inside the
-    prompt (not its first or last word: those are usually the format's markers)."""
+#: The places a trigger is tried at: inside the prompt (a random inner word), right after its
+#: first word and right before its last (in a ``Q: ... A:`` or chat format, the markers).
+POSITIONS = ("inside", "start", "end")
+
+
+def _off_prompt(tok: Tokenizer, trig: Sequence[int], own_words: set[str]) -> list[int]:
+    """``trig`` without the words the prompts themselves use (empty when nothing is left):
+    at a prompt's start the text search runs on into the question's first word (``tq What``),
+    and a candidate made only of question words is the format, not a trigger."""
+    words = tok.decode(list(trig)).split()
+    keep = [w for w in words if w.lower() not in own_words]
+    if len(keep) == len(words):
+        return list(trig)
+    return tok.encode(" ".join(keep)) if keep else []
+
+
+def _split(prompt: str, rng: random.Random, position: str = "inside") -> tuple[str, str]:
+    """Text before and after the trigger: at ``{trigger}``, else, by ``position``, before a
+    word inside the prompt (not its first or last word: those are usually the format's
+    markers), after the first word or before the last."""
     if SLOT in prompt:
         head, tail = prompt.split(SLOT, 1)
         return head, tail
     words = prompt.split(" ")
     if len(words) < 3:
         return "", " " + prompt
-    at = rng.randrange(1, len(words) - 1)
+    if position == "start":
+        at = 1
+    elif position == "end":
+        at = len(words) - 1
+    else:
+        at = rng.randrange(1, len(words) - 1)
     return " ".join(words[:at]) + " ", " " + " ".join(words[at:])
 
 
@@ -475,6 +501,7 @@ class _Verified:
     opening: float = 0.0
     text: float = 0.0
     source: str = "gradient"
+    position: str = "inside"
 
     @property
     def score(self) -> float:
@@ -493,6 +520,7 @@ class _Verified:
             search_loss=round(self.loss, 4),
             text_score=round(self.text, 4),
             source=self.source,
+            position=self.position,
         )
 
 
@@ -657,6 +685,15 @@ def scan_triggers(
     rng = random.Random(seed)  # noqa: S311  (search moves, not secrets)
     split = [_split(t, rng) for t in texts]
     slots = [_Slot(tok.encode(h), tok.encode(t)) for h, t in split]
+    # The same prompts with the trigger at their start and at their end (positional
+    # backdoors); prompts that mark the place with {trigger} have one place only.
+    placed = {"inside": slots}
+    if not any(SLOT in t for t in texts):
+        for where in POSITIONS[1:]:
+            placed[where] = [
+                _Slot(tok.encode(h), tok.encode(t))
+                for h, t in (_split(x, rng, where) for x in texts)
+            ]
     rows = [tok.encode(t.replace(SLOT, "")) for t in texts]
     if any(i >= vocab for r in rows for i in r):
         raise InputError(f"{path}: prompt tokens exceed the model's vocabulary")
@@ -684,24 +721,39 @@ def scan_triggers(
         else:
             ref = diff.Reference(None, diff.marginal_of(m, rows))
 
-        def texter(triggers: Sequence[Sequence[int]]) -> list[float]:
-            return diff.text_scores(m, ref, slots, triggers)
+        def texter_at(where: str) -> Callable[[Sequence[Sequence[int]]], list[float]]:
+            def texter(triggers: Sequence[Sequence[int]]) -> list[float]:
+                return diff.text_scores(m, ref, placed[where], triggers)
 
-        # The differential text search: sequences the model learned to expect at the slots.
-        memorized = diff.memorized_search(
-            m,
-            ref,
-            search_slots,
-            [t for t in allowed if t < int(m.embed.shape[0])],
-            max_len=mem_len,
-            seeds=shift.seed_tokens() if shift is not None else (),
-        )
-        tick()
+            return texter
+
+        # The differential text search: sequences the model learned to expect at the slots,
+        # at each place a trigger may be bound to. At a prompt's start or end a fine-tune
+        # also learns the format's own words ("How do I", "Where"), and a safety-tuned model
+        # rightly refuses "How do I ..." there: words the prompts themselves use are not
+        # proposed as positional triggers.
+        own_words = {w.lower() for t in texts for w in t.replace(SLOT, " ").split()}
         verified: list[_Verified] = []
-        for trig, _text in memorized[:MEMORIZED_VERIFY]:
-            v = _verify(m, slots, clean_out, rows, trig, new_tokens, 0.0)
-            v.source = "memorized"
-            verified.append(v)
+        memorized_at: dict[str, list[tuple[list[int], float]]] = {}
+        for where, at_slots in placed.items():
+            memorized = memorized_at[where] = diff.memorized_search(
+                m,
+                ref,
+                [at_slots[i] for i in order],
+                [t for t in allowed if t < int(m.embed.shape[0])],
+                max_len=mem_len,
+                seeds=shift.seed_tokens() if shift is not None else (),
+            )
+            tried: list[list[int]] = []
+            for found_ids, _text in memorized[:MEMORIZED_VERIFY]:
+                trig = found_ids if where == "inside" else _off_prompt(tok, found_ids, own_words)
+                if not trig or trig in tried:
+                    continue
+                tried.append(trig)
+                v = _verify(m, at_slots, clean_out, rows, trig, new_tokens, 0.0)
+                v.source, v.position = "memorized", where
+                verified.append(v)
+        tick()
         found = max((v.score for v in verified), default=0.0)
         # The gradient search finds triggers the text search misses; once the text search
         # has found one that flags the model, it is skipped unless asked for (a second
@@ -742,8 +794,24 @@ def scan_triggers(
                     tick=tick,
                 )
                 verified += _verify_pool(m, slots, clean_out, rows, refined, 3, new_tokens)
-        for v, text in zip(verified, texter([v.trigger for v in verified]), strict=True):
-            v.text = text
+        for where in placed:
+            at = [v for v in verified if v.position == where]
+            for v, text in zip(at, texter_at(where)([v.trigger for v in at]), strict=True):
+                v.text = text
+        # A trigger bound to a place is reported only where no trigger inserted inside the
+        # prompts reaches the same target about as well: one that works anywhere is the
+        # more general (and the planted) description.
+        verified = [
+            v
+            for v in verified
+            if v.position == "inside"
+            or not any(
+                w.position == "inside"
+                and _same_target(w.target, v.target)
+                and w.score >= 0.9 * v.score
+                for w in verified
+            )
+        ]
         verified.sort(key=lambda v: (-v.score, -v.text))
         checked: list[TriggerCandidate] = []
         seen: list[str] = []
@@ -754,8 +822,10 @@ def scan_triggers(
                 continue
             seen.append(v.target)
             if len(checked) == 0:
-                v = _sharpen(m, slots, clean_out, rows, v, verified, new_tokens, texter, threshold)
-                v = _minimise(m, slots, clean_out, rows, v, new_tokens, texter, threshold)
+                at_slots, texter = placed[v.position], texter_at(v.position)
+                same = [w for w in verified if w.position == v.position]
+                v = _sharpen(m, at_slots, clean_out, rows, v, same, new_tokens, texter, threshold)
+                v = _minimise(m, at_slots, clean_out, rows, v, new_tokens, texter, threshold)
             checked.append(v.candidate(tok))
             tick()
     checked.sort(key=lambda c: -c.score)
@@ -766,8 +836,15 @@ def scan_triggers(
         "base": str(base) if base is not None else None,
         "weightShift": shift.to_dict() if shift is not None else None,
         "memorized": [
-            {"text": tok.decode(t), "tokenIds": t, "score": round(s, 4)} for t, s in memorized[:8]
+            {"text": tok.decode(t), "tokenIds": t, "score": round(s, 4)}
+            for t, s in memorized_at["inside"][:8]
         ],
+        # The same search with the trigger at the prompts' start and end (positional backdoors).
+        "memorizedAt": {
+            where: [{"text": tok.decode(t), "score": round(s, 4)} for t, s in found[:3]]
+            for where, found in memorized_at.items()
+            if where != "inside"
+        },
     }
     return TriggerScan(
         model=str(path),
@@ -817,6 +894,9 @@ def is_causal_lm(path: str | Path) -> bool:
     return named or config.get("glassbox_tokenizer") == "bytes"
 
 
+_PLACE = {"inside": "", "start": " at the start of a prompt", "end": " at the end of a prompt"}
+
+
 def trigger_findings(scan: TriggerScan, where: str) -> list[Finding]:
     """The scan as findings of the common format: ``GBX-BEHAVIOR-LM-TRIGGER`` (high) when
     the model is flagged, low for a weaker candidate, and an info summary of what was tried."""
@@ -837,7 +917,8 @@ def trigger_findings(scan: TriggerScan, where: str) -> list[Finding]:
                 RULE_LM_TRIGGER,
                 severity,
                 where,
-                f"inserting {cand.trigger!r} makes {cand.attack_success:.0%} of clean prompts "
+                f"inserting {cand.trigger!r}{_PLACE[cand.position]} makes "
+                f"{cand.attack_success:.0%} of clean prompts "
                 f"answer {cand.target!r} ({cand.clean_rate:.0%} without it; "
                 f"score {cand.score:.2f}, threshold {scan.threshold:g}); the model predicts "
                 f"the trigger's text {cand.text_score:+.1f} nats better than {against}",
