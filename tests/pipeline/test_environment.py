@@ -15,9 +15,10 @@ def reference() -> dict[str, str]:
     """What ``importlib.metadata`` itself says (the e-mail parser over each whole file)."""
     packages: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"]
+        meta = dist.metadata
+        name = (meta.get_all("Name") or [None])[0]
         if name:
-            packages[str(name).lower()] = str(dist.version)
+            packages[str(name).lower()] = str((meta.get_all("Version") or [None])[0])
     return dict(sorted(packages.items()))
 
 

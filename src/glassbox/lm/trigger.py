@@ -736,6 +736,8 @@ def scan_triggers(
         verified: list[_Verified] = []
         memorized_at: dict[str, list[tuple[list[int], float]]] = {}
         for where, at_slots in placed.items():
+            if where != "inside" and max((v.score for v in verified), default=0.0) >= threshold:
+                break  # a trigger that works inside the prompts already flags the model
             memorized = memorized_at[where] = diff.memorized_search(
                 m,
                 ref,

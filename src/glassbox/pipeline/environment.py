@@ -66,8 +66,17 @@ def _name_and_version(dist: importlib.metadata.Distribution) -> tuple[str | None
             version = line[8:].strip()
         if name is not None and version is not None:
             return name, version
-    found = dist.metadata["Name"]
-    return (str(found) if found else None), str(dist.version)
+    # Asked with ``get_all``: where ``importlib_metadata`` (the backport) is installed and has
+    # put its finder first, a missing header raises KeyError instead of giving None.
+    meta = dist.metadata
+    found = _header(meta, "Name")
+    version = _header(meta, "Version")
+    return (str(found) if found else None), str(version)
+
+
+def _header(meta: importlib.metadata.PackageMetadata, name: str) -> str | None:
+    values = meta.get_all(name)
+    return str(values[0]) if values else None
 
 
 def capture(threads: int) -> dict[str, Any]:
