@@ -86,3 +86,39 @@ def test_scheduler_address_is_used_as_given(
         done = rescan_all(hub.db.url, str(tmp_path / "blobs"), scheduler=address)
         assert done["releases"] == 3 and done["failing"] == 0
         assert reverify_all(hub.db.url, scheduler=address)["failed"] == []
+
+
+def test_rescan_of_a_blob_another_worker_links_at_the_same_time(tmp_path: Path) -> None:
+    """Releases share blobs (the same README in every version), and each re-scan task
+    hard-links its files: a link moves the shared inode's ctime while another task hashes it.
+    That must not be taken for a changed file (it failed the re-scan once, in CI)."""
+    import hashlib
+    import os
+    import threading
+
+    from glassbox.hub.bulk import scan_release
+
+    data = b"# a shared README\n" * 200_000
+    sha = hashlib.sha256(data).hexdigest()
+    blob = tmp_path / "blobs" / "sha256" / sha
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(data)
+    stop = threading.Event()
+
+    def churn() -> None:
+        n = 0
+        while not stop.is_set():
+            link = tmp_path / f"link{n % 2}"
+            os.link(blob, link)
+            link.unlink()
+            n += 1
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    try:
+        for _ in range(10):
+            doc = scan_release(str(tmp_path / "blobs"), [("README.md", sha)])
+            assert doc["sha256"] == {"README.md": sha} and doc["blocking"] == []
+    finally:
+        stop.set()
+        worker.join()
