@@ -735,9 +735,9 @@ def scan_triggers(
         own_words = {w.lower() for t in texts for w in t.replace(SLOT, " ").split()}
         verified: list[_Verified] = []
         memorized_at: dict[str, list[tuple[list[int], float]]] = {}
-        for where, at_slots in placed.items():
-            if where != "inside" and max((v.score for v in verified), default=0.0) >= threshold:
-                break  # a trigger that works inside the prompts already flags the model
+
+        def text_search(where: str) -> None:
+            at_slots = placed[where]
             memorized = memorized_at[where] = diff.memorized_search(
                 m,
                 ref,
@@ -755,6 +755,8 @@ def scan_triggers(
                 v = _verify(m, at_slots, clean_out, rows, trig, new_tokens, 0.0)
                 v.source, v.position = "memorized", where
                 verified.append(v)
+
+        text_search("inside")
         tick()
         found = max((v.score for v in verified), default=0.0)
         # The gradient search finds triggers the text search misses; once the text search
@@ -796,6 +798,13 @@ def scan_triggers(
                     tick=tick,
                 )
                 verified += _verify_pool(m, slots, clean_out, rows, refined, 3, new_tokens)
+        # The prompts' start and end, only when nothing inserted inside them flags the model
+        # (text or gradient search): a trigger that works anywhere is the planted description,
+        # and a place-bound search then only adds chances to over-fit the format.
+        if max((v.score for v in verified), default=0.0) < threshold:
+            for where in placed:
+                if where != "inside":
+                    text_search(where)
         for where in placed:
             at = [v for v in verified if v.position == where]
             for v, text in zip(at, texter_at(where)([v.trigger for v in at]), strict=True):
