@@ -253,7 +253,7 @@ def _read_one(
 ) -> tuple[VerifiedBuffer, tuple[bytes, ...] | None, FileKey]:
     """Read ``f`` into private memory from one descriptor: the buffer, the digests of its
     bytes (None when not hashed) and the file's identity, the same before and after."""
-    src = _open_listed(f)
+    src = open_listed(f)
     try:
         before = os.fstat(src)
         buffer, digests = read_into_memory(src, before.st_size, method if hash_it else None)
@@ -268,8 +268,9 @@ def _read_one(
     return buffer, digests, key
 
 
-def _open_listed(f: ModelFile) -> int:
-    """Open the file that was listed, read-only; refuse if it is no longer that file."""
+def open_listed(f: ModelFile) -> int:
+    """Open the file that was listed, read-only; refuse if it is no longer that file (the
+    private copy and the verified store both read the user's file through this)."""
     try:
         src = os.open(f.path, os.O_RDONLY | _O_CLOEXEC)
     except OSError as exc:
@@ -291,7 +292,7 @@ def _copy_one(
 ) -> tuple[tuple[bytes, ...] | None, FileKey]:
     """Copy ``f`` to ``dest`` from one descriptor; the digests of the bytes written (None when
     not hashed) and the source's identity, the same before and after the copy."""
-    src = _open_listed(f)
+    src = open_listed(f)
     try:
         before = os.fstat(src)
         dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -63,6 +63,7 @@ from typing import TYPE_CHECKING
 
 from glassbox.digest.cache import DigestCache, FileKey
 from glassbox.errors import InputError
+from glassbox.trust.copy import open_listed
 from glassbox.trust.errors import Reason
 from glassbox.trust.memory import ShardHasher
 
@@ -258,27 +259,9 @@ def materialize(
     return out
 
 
-def _open_source(f: ModelFile) -> int:
-    """The user's file that was listed, opened read-only; refused if it is no longer that file."""
-    try:
-        fd = os.open(f.path, os.O_RDONLY | _O_CLOEXEC)
-    except OSError as exc:
-        raise InputError(f"cannot read {f.path}: {exc.strerror or exc}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise InputError(f"{f.path} is not a regular file")
-        if (st.st_dev, st.st_ino) != (f.stat.st_dev, f.stat.st_ino):
-            raise InputError(f"{f.path} was replaced while the model was being verified")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
 def _hash_source(f: ModelFile, method: HashMethod) -> tuple[tuple[bytes, ...] | None, FileKey]:
     """The digests of the user's file (None if it changed while read) and its identity."""
-    fd = _open_source(f)
+    fd = open_listed(f)
     try:
         before = os.fstat(fd)
         digests = _hash_fd(fd, before.st_size, method)
@@ -313,7 +296,7 @@ def _write_entry(
             f"cannot write the verified store {parent}: {exc.strerror or exc}"
         ) from None
     tmp = parent / f".{dest.name}.{os.getpid()}-{os.urandom(6).hex()}.tmp"
-    src = _open_source(f)
+    src = open_listed(f)
     try:
         try:
             before = os.fstat(src)
@@ -386,7 +369,7 @@ def _reverify_entry(
         held = os.fstat(dst)
         if (held.st_dev, held.st_ino, held.st_size) != (entry.dev, entry.ino, entry.size):
             return None
-        src = _open_source(f)
+        src = open_listed(f)
         try:
             before = os.fstat(src)
             if before.st_size != held.st_size:
